@@ -1,0 +1,94 @@
+"""The gate kinds: a registry built once from our modules and the ``model_gates.gates`` entry point.
+
+A gate kind is a :class:`GateKind`: its config section's JSON Schema, a ``validate`` hook for
+semantics the schema cannot say (unknown metric names, missing files), ``declares_blocking`` (does
+the section contain at least one blocking check) and ``run`` (context + section -> results). Gates
+are pure: they never import a CI, registry or report module and never print.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import import_module, metadata, resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gates.errors import UserError
+from gates.policy import DataSpec, Task
+
+if TYPE_CHECKING:
+    from gates.context import EvalContext
+    from gates.results import CheckResult
+
+Spec = Mapping[str, Any]
+
+#: built-in gate modules, in run order
+BUILTIN = ("data", "regression", "fairness", "robustness")
+ENTRY_POINT_GROUP = "model_gates.gates"
+
+
+@dataclass(frozen=True)
+class GateSetup:
+    """What a gate's ``validate`` hook may know about the policy, and how to point into the file.
+
+    ``where(*keypath)`` returns ``file:line`` of a key under ``gates``; ``error(keypath, msg)``
+    returns the UserError to raise.
+    """
+
+    task: Task
+    base_dir: Path
+    data: DataSpec
+    where: Callable[..., str]
+    error: Callable[[tuple[str | int, ...], str], UserError]
+
+
+@dataclass(frozen=True)
+class GateKind:
+    name: str
+    schema_file: str
+    validate: Callable[[Spec, GateSetup], None]
+    declares_blocking: Callable[[Spec], bool]
+    run: Callable[["EvalContext", Spec], list["CheckResult"]]
+
+    def schema(self) -> dict[str, Any]:
+        """Return this gate's config-section JSON Schema (a fresh copy)."""
+        module, _, name = self.schema_file.rpartition(":")
+        text = resources.files(module or "gates").joinpath("schemas", name).read_text(encoding="utf-8")
+        return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def gate_registry() -> Mapping[str, GateKind]:
+    """Return every gate kind by name: built-ins first (in run order), then third-party ones."""
+    kinds: dict[str, GateKind] = {}
+    for name in BUILTIN:
+        kinds[name] = import_module(f"gates.checks.{name}").GATE
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in kinds:
+            kinds[ep.name] = ep.load()
+    return kinds
+
+
+def declares_blocking_default(spec: Spec, check_keys: tuple[str, ...]) -> bool:
+    """Return True when a section declares a check whose effective severity is ``block``.
+
+    The gate's own ``severity`` (default block) is inherited by every check under
+    ``check_keys``; a check mapping's own ``severity`` wins.
+    """
+    gate_blocks = spec.get("severity", "block") == "block"
+
+    def walk(node: Any, inherited: bool) -> bool:
+        if isinstance(node, Mapping):
+            own = node.get("severity")
+            here = inherited if own is None else own == "block"
+            children = [v for k, v in node.items() if k != "severity"]
+            if not any(isinstance(c, (Mapping, list)) for c in children):
+                return here
+            return any(walk(c, here) for c in children if isinstance(c, (Mapping, list)))
+        if isinstance(node, list):
+            return inherited and len(node) > 0
+        return inherited
+
+    return any(walk(spec[k], gate_blocks) for k in check_keys if spec.get(k))

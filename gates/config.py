@@ -1,0 +1,434 @@
+"""Load gates.yaml: parse, interpolate ``${VAR}``, validate against the shipped schema, build a Policy.
+
+Every error is a :class:`~gates.errors.UserError` whose location is ``FILE:LINE`` and whose
+message starts with the dotted key path, e.g.
+``gates.yaml:14: gates.regression.metrics.roc_auc: unknown threshold 'max_dorp' (did you mean 'max_drop'?)``.
+YAML node marks (``yaml.compose``) give the line of every key and list item.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import getpass
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from gates.errors import UserError
+from gates.policy import (
+    DEFAULT_REGISTRY_URI,
+    DEFAULT_SEED,
+    DataSpec,
+    KeyPath,
+    ModelSource,
+    ModelSpec,
+    Policy,
+    RegistrySpec,
+    Waiver,
+)
+
+MSG_NOT_FOUND = "config file not found"
+MSG_YAML = "invalid YAML: {problem}"
+MSG_NOT_MAPPING = "expected a mapping at the top level"
+MSG_DUPLICATE_KEY = "duplicate key '{key}'"
+MSG_UNKNOWN_KEY = "unknown {what} '{key}'{hint}"
+MSG_MISSING_KEY = "missing required key '{key}'"
+MSG_EXPECTED = "expected {expected}, got {got}"
+MSG_UNSET_VAR = "environment variable '{var}' is not set"
+MSG_MISSING_FILE = "file not found: {path}"
+MSG_PICKLE = (
+    "'{path}' is a pickle file, which can run arbitrary code when loaded; save the model with "
+    "skops (.skops) or set model.trust_pickle: true if you trust its origin"
+)
+MSG_MODEL_FORMAT = "unsupported model file '{path}': expected .skops, .joblib or .pkl"
+MSG_BASELINE = "expected registry:<alias>, registry:<version>, none, a model file or prediction columns, got {got!r}"
+MSG_VACUOUS = (
+    "the policy has no blocking check, so it would pass every candidate; add a check with "
+    "severity: block or set mode: shadow"
+)
+MSG_WAIVER_EXPIRED = "waiver for '{check}' expired on {date}"
+MSG_BAD_DATE = "expected a date YYYY-MM-DD, got {got!r}"
+MSG_SENSITIVE_TARGET = "the target column '{col}' cannot also be a model feature"
+
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+MODEL_SUFFIXES = (".skops", *PICKLE_SUFFIXES)
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TYPE_NAMES = {
+    "number": "a number",
+    "integer": "an integer",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def gate_names() -> tuple[str, ...]:
+    """Return the gate kinds the schema accepts, in run order."""
+    from gates.checks import gate_registry
+
+    return tuple(gate_registry())
+
+
+@lru_cache(maxsize=1)
+def policy_schema() -> dict[str, Any]:
+    """Return the full JSON Schema of gates.yaml, with every gate's section filled in."""
+    from gates.checks import gate_registry
+
+    schema = _read_schema("policy.schema.json")
+    props = schema["properties"]["gates"]["properties"]
+    for name, gate in gate_registry().items():
+        props[name] = gate.schema()
+    return schema
+
+
+def _read_schema(name: str) -> dict[str, Any]:
+    text = resources.files("gates").joinpath("schemas", name).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def load_policy(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
+                today: dt.date | None = None) -> Policy:
+    """Load and validate a policy file.
+
+    Parameters
+    ----------
+    path : the gates.yaml to read.
+    env : variables for ``${VAR}`` interpolation (default: ``os.environ``).
+    today : the date waivers are checked against (default: today, UTC).
+
+    Returns
+    -------
+    Policy
+        Raises :class:`UserError` naming file, line and key on any problem.
+    """
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(MSG_NOT_FOUND, location=str(file)) from None
+    doc = _Document(file, raw.decode("utf-8", errors="replace"))
+    data = doc.interpolate(env if env is not None else os.environ)
+    doc.validate(data)
+    policy = _build_policy(doc, data, hashlib.sha256(raw).hexdigest())
+    _check_semantics(doc, policy, today or dt.datetime.now(dt.timezone.utc).date())
+    return policy
+
+
+class _Document:
+    """A YAML file with its parsed data and the line of every key path."""
+
+    def __init__(self, file: Path, text: str) -> None:
+        self.file = file
+        self.lines: dict[KeyPath, int] = {}
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            line = f"{file.name}:{mark.line + 1}" if mark else file.name
+            raise UserError(MSG_YAML.format(problem=problem), location=line) from None
+        if not isinstance(self.data, dict):
+            raise UserError(MSG_NOT_MAPPING, location=f"{file.name}:1")
+        self._index(node, ())
+
+    def _index(self, node: yaml.Node, path: KeyPath) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for knode, vnode in node.value:
+                key = knode.value
+                if key in seen:
+                    raise UserError(
+                        _at(path + (key,), MSG_DUPLICATE_KEY.format(key=key)),
+                        location=f"{self.file.name}:{knode.start_mark.line + 1}",
+                    )
+                seen.add(key)
+                self.lines[path + (key,)] = knode.start_mark.line + 1
+                self._index(vnode, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.lines[path + (i,)] = item.start_mark.line + 1
+                self._index(item, path + (i,))
+
+    def where(self, path: Sequence[str | int]) -> str:
+        for end in range(len(path), 0, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return f"{self.file.name}:{line}"
+        return f"{self.file.name}:1"
+
+    def error(self, path: Sequence[str | int], message: str) -> UserError:
+        return UserError(_at(path, message), location=self.where(path))
+
+    def interpolate(self, env: Mapping[str, str]) -> Any:
+        def sub(value: Any, path: KeyPath) -> Any:
+            if isinstance(value, dict):
+                return {k: sub(v, path + (k,)) for k, v in value.items()}
+            if isinstance(value, list):
+                return [sub(v, path + (i,)) for i, v in enumerate(value)]
+            if isinstance(value, str) and "${" in value:
+                return _VAR.sub(lambda m: self._lookup(m, env, path), value)
+            return value
+
+        return sub(self.data, ())
+
+    def _lookup(self, match: re.Match[str], env: Mapping[str, str], path: KeyPath) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise self.error(path, MSG_UNSET_VAR.format(var=name))
+
+    def validate(self, data: Any) -> None:
+        validator = jsonschema.Draft7Validator(policy_schema())
+        errors = [_deepest(e) for e in validator.iter_errors(data)]
+        if not errors:
+            return
+        located = [(self._error_path(e), e) for e in errors]
+        located.sort(key=lambda pe: (self._line_of(pe[0]), len(pe[0])))
+        path, err = located[0]
+        raise self.error(path, _describe(err, path))
+
+    def _error_path(self, err: jsonschema.ValidationError) -> KeyPath:
+        path = tuple(err.absolute_path)
+        extra = _extra_keys(err)
+        if extra:
+            return path + (extra[0],)
+        return path
+
+    def _line_of(self, path: KeyPath) -> int:
+        loc = self.where(path)
+        return int(loc.rsplit(":", 1)[1])
+
+
+def _at(path: Sequence[str | int], message: str) -> str:
+    return f"{_dotted(path)}: {message}" if path else message
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Descend into oneOf/anyOf to the alternative that got furthest, for a precise message."""
+    while err.context:
+        best = jsonschema.exceptions.best_match(err.context)
+        if best is None or len(best.absolute_path) < len(err.absolute_path):
+            break
+        if len(best.absolute_path) == len(err.absolute_path) and best.validator == "type":
+            break
+        err = best
+    return err
+
+
+def _extra_keys(err: jsonschema.ValidationError) -> list[str]:
+    if err.validator != "additionalProperties" or not isinstance(err.instance, dict):
+        return []
+    allowed = set(err.schema.get("properties", {}))
+    return sorted(k for k in err.instance if k not in allowed)
+
+
+def _describe(err: jsonschema.ValidationError, path: KeyPath) -> str:
+    """Say what was expected, in the words of the failed keyword."""
+    kind, schema, got = err.validator, err.schema, err.instance
+    if kind == "additionalProperties":
+        key = str(path[-1])
+        allowed = sorted(schema.get("properties", {}))
+        what = "threshold" if len(path) >= 3 and path[-3] == "metrics" else "key"
+        return MSG_UNKNOWN_KEY.format(what=what, key=key, hint=_did_you_mean(key, allowed))
+    if kind == "required":
+        missing = [k for k in err.validator_value if k not in got]
+        return MSG_MISSING_KEY.format(key=missing[0])
+    if kind == "type":
+        return MSG_EXPECTED.format(expected=_type_phrase(err.validator_value), got=_show(got))
+    if kind == "enum":
+        options = ", ".join(str(v) for v in err.validator_value)
+        hint = _did_you_mean(str(got), [str(v) for v in err.validator_value])
+        return MSG_EXPECTED.format(expected=f"one of {options}", got=_show(got)) + hint
+    if kind == "const":
+        return MSG_EXPECTED.format(expected=_show(err.validator_value), got=_show(got))
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
+        return MSG_EXPECTED.format(expected=f"a number {op} {err.validator_value}", got=_show(got))
+    if kind in ("minItems", "minProperties", "minLength"):
+        return MSG_EXPECTED.format(expected=f"at least {err.validator_value} item(s)", got=_show(got))
+    if kind == "pattern":
+        return MSG_EXPECTED.format(expected=f"a value matching {err.validator_value}", got=_show(got))
+    if kind == "uniqueItems":
+        return MSG_EXPECTED.format(expected="a list without duplicates", got=_show(got))
+    if kind in ("oneOf", "anyOf"):
+        return MSG_EXPECTED.format(expected=_alternatives(err.validator_value), got=_show(got))
+    return err.message
+
+
+def _type_phrase(types: str | list[str]) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_NAMES.get(t, t) for t in names)
+
+
+def _alternatives(options: list[dict[str, Any]]) -> str:
+    words = []
+    for opt in options:
+        if "type" in opt:
+            words.append(_type_phrase(opt["type"]))
+        elif "enum" in opt:
+            words.append("one of " + ", ".join(map(str, opt["enum"])))
+        elif "$ref" in opt:
+            words.append("a mapping")
+    return " or ".join(dict.fromkeys(words)) or "a different value"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# ---------------------------------------------------------------- building the Policy
+
+
+def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
+    base = doc.file.parent
+    model = data["model"]
+    task = model["task"]
+    candidate = _source(doc, model["candidate"], ("model", "candidate"), base, baseline=False)
+    baseline = _source(doc, model.get("baseline", "registry:production"), ("model", "baseline"),
+                       base, baseline=True)
+    for role, src in (("candidate", candidate), ("baseline", baseline)):
+        _check_model_file(doc, src, ("model", role), bool(model.get("trust_pickle", False)))
+    spec = ModelSpec(
+        name=model["name"], task=task, candidate=candidate, baseline=baseline,
+        positive_label=model.get("positive_label", 1),
+        threshold=float(model.get("threshold", 0.5)),
+        trust_pickle=bool(model.get("trust_pickle", False)),
+        trusted_types=tuple(model.get("trusted_types", ())),
+    )
+    d = data["data"]
+    dspec = DataSpec(
+        eval=_existing(doc, base, d["eval"], ("data", "eval")),
+        target=d["target"],
+        reference=_existing(doc, base, d["reference"], ("data", "reference")) if d.get("reference") else None,
+        features=tuple(d["features"]) if d.get("features") else None,
+        sensitive=tuple(d.get("sensitive", ())),
+    )
+    if dspec.features and dspec.target in dspec.features:
+        raise doc.error(("data", "features"), MSG_SENSITIVE_TARGET.format(col=dspec.target))
+    return Policy(
+        path=doc.file.resolve(), sha256=sha256, model=spec, data=dspec,
+        registry=_registry(data.get("registry", {}), base),
+        seed=int(data.get("seed", DEFAULT_SEED)), mode=data.get("mode", "enforce"),
+        gates=data.get("gates", {}) or {}, waivers=_waivers(doc, data.get("waivers", [])),
+        lines=dict(doc.lines),
+    )
+
+
+def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: bool) -> ModelSource:
+    if isinstance(value, dict):
+        scores = value.get("scores")
+        return ModelSource("columns", predictions=value.get("predictions"),
+                           scores=tuple(scores) if isinstance(scores, list) else scores)
+    if value is None or value == "none":
+        return ModelSource("none")
+    if value.startswith("registry:"):
+        ref = value.split(":", 1)[1]
+        if not ref:
+            raise doc.error(path, MSG_BASELINE.format(got=value))
+        return ModelSource("registry", ref=ref)
+    return ModelSource("file", path=_existing(doc, base, value, path))
+
+
+def _check_model_file(doc: _Document, src: ModelSource, path: KeyPath, trust_pickle: bool) -> None:
+    if src.kind != "file" or src.path is None:
+        return
+    suffix = src.path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise doc.error(path, MSG_MODEL_FORMAT.format(path=src.path.name))
+    if suffix in PICKLE_SUFFIXES and not trust_pickle:
+        raise doc.error(path, MSG_PICKLE.format(path=src.path.name))
+
+
+def _existing(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
+    resolved = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+    if not resolved.exists():
+        raise doc.error(path, MSG_MISSING_FILE.format(path=value))
+    return resolved
+
+
+def _registry(reg: dict[str, Any], base: Path) -> RegistrySpec:
+    backend = reg.get("backend", "local")
+    uri = reg.get("uri", DEFAULT_REGISTRY_URI)
+    if backend == "local" and "://" not in uri and not Path(uri).is_absolute():
+        uri = str((base / uri).resolve())
+    on_pass = reg.get("on_pass", {})
+    return RegistrySpec(backend=backend, uri=uri, register_on_pass=on_pass.get("register", True),
+                        alias_on_pass=on_pass.get("alias", "staging"))
+
+
+def _waivers(doc: _Document, items: list[dict[str, Any]]) -> tuple[Waiver, ...]:
+    out = []
+    for i, w in enumerate(items):
+        try:
+            expires = dt.date.fromisoformat(str(w["expires"]))
+        except ValueError:
+            raise doc.error(("waivers", i, "expires"), MSG_BAD_DATE.format(got=w["expires"])) from None
+        out.append(Waiver(check=w["check"], reason=w["reason"], by=w.get("by") or _who(),
+                          expires=expires, source=f"{doc.file.name}:{doc.lines.get(('waivers', i), 1)}"))
+    return tuple(out)
+
+
+def _who() -> str:
+    try:
+        return os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
+    except OSError:
+        return "unknown"
+
+
+def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
+    from gates.checks import GateSetup, gate_registry
+
+    for i, w in enumerate(policy.waivers):
+        if w.expires is not None and w.expires < today:
+            raise doc.error(("waivers", i, "expires"),
+                            MSG_WAIVER_EXPIRED.format(check=w.check, date=w.expires.isoformat()))
+    registry = gate_registry()
+    setup = GateSetup(task=policy.model.task, base_dir=policy.base_dir, data=policy.data,
+                      where=lambda *p: doc.where(("gates", *p)),
+                      error=lambda p, msg: doc.error(("gates", *p), msg))
+    blocking = False
+    for name, spec in policy.gates.items():
+        registry[name].validate(spec, setup)
+        blocking = blocking or registry[name].declares_blocking(spec)
+    if not blocking and not policy.is_shadow:
+        raise UserError(MSG_VACUOUS, location=doc.where(("gates",)))
+
+
+def cli_waiver(check: str, reason: str) -> Waiver:
+    """Return a waiver given on the command line (``--waive CHECK --reason ...``)."""
+    return Waiver(check=check, reason=reason, by=_who(), expires=None, source="command line")

@@ -1,0 +1,313 @@
+"""EvalContext: the eval data loaded once and each model's predictions computed once.
+
+Every gate reads data and predictions from here; robustness asks for predictions on perturbed
+copies through :meth:`EvalContext.predict`, the only extra inference a run does.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from gates.errors import UserError
+from gates.loading import LoadedModel, load_model, read_table, sha256_file
+from gates.policy import ModelSource, Policy
+
+Role = Literal["candidate", "baseline"]
+
+MSG_MISSING_COLUMN = "column '{col}' is not in {what} ({path})"
+MSG_NO_FEATURES = (
+    "cannot tell which columns the model takes: it has no feature_names_in_; list them in data.features"
+)
+MSG_POSITIVE_LABEL = "positive_label {label!r} is not one of the model's classes {classes}"
+MSG_PREDICT_FAILED = "the {role} model raised on predict: {problem}"
+MSG_EMPTY_EVAL = "the eval data has no rows"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's output on a frame.
+
+    ``labels`` are predicted labels (regression: predicted values). ``scores`` is the positive
+    class's probability for binary tasks (shape ``(n,)``), class probabilities in ``classes``
+    order for multiclass (``(n, k)``), or None when the model gives no scores.
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray | None
+    classes: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A baseline found in the registry: a verified local copy of its bytes and its identity."""
+
+    path: Path
+    format: str
+    uri: str
+    sha256: str
+    version: int | None = None
+
+
+#: resolves ``registry:<ref>`` (an alias or a version) to a model, or None when nothing is there
+BaselineResolver = Callable[[str], ResolvedModel | None]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the report and lineage say about one model."""
+
+    uri: str
+    sha256: str | None
+    format: str
+    version: int | None = None
+
+
+class EvalContext:
+    """Data and cached predictions for one gate run.
+
+    Parameters
+    ----------
+    policy : the loaded policy.
+    resolve_baseline : turns ``registry:<ref>`` into a model; None means no registry is consulted
+        (a registry baseline is then absent).
+    """
+
+    def __init__(self, policy: Policy, resolve_baseline: BaselineResolver | None = None) -> None:
+        self.policy = policy
+        self._resolve = resolve_baseline
+        self._predictions: dict[Role, Predictions] = {}
+        self._resolved_baseline: ResolvedModel | None = None
+
+    # ------------------------------------------------------------------ data
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The eval data, with the target and every referenced column checked."""
+        spec = self.policy.data
+        df = read_table(spec.eval, self.policy.where("data", "eval"))
+        if len(df) == 0:
+            raise UserError(MSG_EMPTY_EVAL, location=self.policy.where("data", "eval"))
+        self._require(df, [spec.target], ("data", "target"), "the eval data")
+        self._require(df, list(spec.sensitive), ("data", "sensitive"), "the eval data")
+        for role in ("candidate", "baseline"):
+            src: ModelSource = getattr(self.policy.model, role)
+            if src.kind == "columns":
+                cols = [src.predictions] if src.predictions else []
+                cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
+                self._require(df, cols, ("model", role), "the eval data")
+        return df
+
+    @cached_property
+    def reference(self) -> pd.DataFrame | None:
+        """The reference (training) snapshot, or None when the policy has none."""
+        ref = self.policy.data.reference
+        return None if ref is None else read_table(ref, self.policy.where("data", "reference"))
+
+    @cached_property
+    def y_true(self) -> np.ndarray:
+        return self.frame[self.policy.data.target].to_numpy()
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
+
+    @cached_property
+    def data_info(self) -> dict[str, dict[str, Any]]:
+        """sha256 and row counts of the eval and reference files (for the report and lineage)."""
+        out = {"eval": {"uri": str(self.policy.data.eval), "sha256": sha256_file(self.policy.data.eval),
+                        "rows": self.n_rows}}
+        if self.policy.data.reference is not None:
+            ref = self.reference
+            out["reference"] = {"uri": str(self.policy.data.reference),
+                                "sha256": sha256_file(self.policy.data.reference),
+                                "rows": 0 if ref is None else len(ref)}
+        return out
+
+    def _require(self, df: pd.DataFrame, cols: list[str], keypath: tuple[str, ...], what: str) -> None:
+        for col in cols:
+            if col not in df.columns:
+                path = self.policy.data.eval.name
+                raise UserError(f"{'.'.join(keypath)}: " + MSG_MISSING_COLUMN.format(col=col, what=what, path=path),
+                                location=self.policy.where(*keypath))
+
+    # ------------------------------------------------------------------ models
+
+    @cached_property
+    def candidate_model(self) -> LoadedModel | None:
+        return self._load("candidate")
+
+    @cached_property
+    def baseline_model(self) -> LoadedModel | None:
+        return self._load("baseline")
+
+    def model(self, role: Role) -> LoadedModel | None:
+        """Return the loaded model object of ``role``, or None for prediction columns / no baseline."""
+        return self.candidate_model if role == "candidate" else self.baseline_model
+
+    def _load(self, role: Role) -> LoadedModel | None:
+        src: ModelSource = getattr(self.policy.model, role)
+        spec = self.policy.model
+        if src.kind == "file" and src.path is not None:
+            return load_model(src.path, trusted_types=spec.trusted_types, trust_pickle=spec.trust_pickle,
+                              location=self.policy.where("model", role))
+        if src.kind == "registry" and self.resolved_baseline is not None:
+            found = self.resolved_baseline
+            return load_model(found.path, trusted_types=spec.trusted_types,
+                              trust_pickle=spec.trust_pickle or found.format != "skops",
+                              location=found.uri)
+        return None
+
+    @cached_property
+    def resolved_baseline(self) -> ResolvedModel | None:
+        src = self.policy.model.baseline
+        if src.kind != "registry" or self._resolve is None or src.ref is None:
+            return None
+        return self._resolve(src.ref)
+
+    @property
+    def has_baseline(self) -> bool:
+        """True when a baseline exists (a file, prediction columns, or a registry version)."""
+        src = self.policy.model.baseline
+        if src.kind in ("file", "columns"):
+            return True
+        return src.kind == "registry" and self.resolved_baseline is not None
+
+    def model_info(self, role: Role) -> ModelInfo | None:
+        """Return uri, sha256, format and registry version of ``role``'s model (None if absent)."""
+        if role == "baseline" and not self.has_baseline:
+            return None
+        src: ModelSource = getattr(self.policy.model, role)
+        if src.kind == "columns":
+            return ModelInfo(uri=src.uri, sha256=None, format="columns")
+        if src.kind == "registry" and self.resolved_baseline is not None:
+            r = self.resolved_baseline
+            return ModelInfo(uri=r.uri, sha256=r.sha256, format=r.format, version=r.version)
+        loaded = self.model(role)
+        assert loaded is not None
+        return ModelInfo(uri=str(loaded.path), sha256=loaded.sha256, format=loaded.format)
+
+    @cached_property
+    def features(self) -> list[str]:
+        """The columns fed to the model: ``data.features`` or the model's ``feature_names_in_``."""
+        if self.policy.data.features:
+            self._require(self.frame, list(self.policy.data.features), ("data", "features"), "the eval data")
+            return list(self.policy.data.features)
+        for role in ("candidate", "baseline"):
+            loaded = self.model(role)  # type: ignore[arg-type]
+            names = getattr(getattr(loaded, "estimator", None), "feature_names_in_", None)
+            if names is not None:
+                names = [str(n) for n in names]
+                self._require(self.frame, names, ("model", role), "the eval data")
+                return names
+        raise UserError(MSG_NO_FEATURES, location=self.policy.where("data"))
+
+    # ------------------------------------------------------------------ predictions
+
+    def predictions(self, role: Role) -> Predictions | None:
+        """Return ``role``'s predictions on the eval data, computed once; None if there is no such model."""
+        if role not in self._predictions:
+            if role == "baseline" and not self.has_baseline:
+                return None
+            src: ModelSource = getattr(self.policy.model, role)
+            if src.kind == "columns":
+                self._predictions[role] = self._from_columns(src)
+            else:
+                self._predictions[role] = self.predict(role, self.frame)
+        return self._predictions[role]
+
+    def predict(self, role: Role, frame: pd.DataFrame) -> Predictions:
+        """Run ``role``'s model on ``frame`` (one batched call); raises UserError if it has none."""
+        loaded = self.model(role)
+        if loaded is None:
+            raise UserError(f"the {role} is given as prediction columns, so it cannot be re-scored",
+                            location=self.policy.where("model", role))
+        est = loaded.estimator
+        X = frame[self.features]
+        task = self.policy.model.task
+        if task == "regression":
+            return Predictions(labels=np.asarray(est.predict(X), dtype=float), scores=None)
+        if hasattr(est, "predict_proba"):
+            proba = np.asarray(est.predict_proba(X), dtype=float)
+            classes = tuple(est.classes_)
+            return self._from_proba(proba, classes)
+        labels = np.asarray(est.predict(X))
+        scores = None
+        if task == "binary_classification" and hasattr(est, "decision_function"):
+            scores = np.asarray(est.decision_function(X), dtype=float)
+        return Predictions(labels=labels, scores=scores, classes=tuple(getattr(est, "classes_", ())) or None)
+
+    def _from_proba(self, proba: np.ndarray, classes: tuple[Any, ...]) -> Predictions:
+        if self.policy.model.task == "binary_classification":
+            pos = self.policy.model.positive_label
+            if pos not in classes:
+                raise UserError(MSG_POSITIVE_LABEL.format(label=pos, classes=list(classes)),
+                                location=self.policy.where("model", "positive_label"))
+            idx = classes.index(pos)
+            neg = classes[1 - idx] if len(classes) == 2 else self.negative_label
+            scores = proba[:, idx]
+            labels = np.where(scores >= self.policy.model.threshold, pos, neg)
+            return Predictions(labels=labels, scores=scores, classes=classes)
+        labels = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+        return Predictions(labels=_tighten(labels), scores=proba, classes=classes)
+
+    def _from_columns(self, src: ModelSource) -> Predictions:
+        df = self.frame
+        task = self.policy.model.task
+        scores: np.ndarray | None = None
+        if isinstance(src.scores, str):
+            scores = df[src.scores].to_numpy(dtype=float)
+        elif src.scores:
+            scores = df[list(src.scores)].to_numpy(dtype=float)
+        classes = self.classes if task != "regression" else None
+        if src.predictions:
+            labels = df[src.predictions].to_numpy()
+        elif task == "binary_classification" and scores is not None:
+            labels = np.where(scores >= self.policy.model.threshold, self.policy.model.positive_label,
+                              self.negative_label)
+        elif scores is not None and classes is not None:
+            labels = np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]
+        else:
+            labels = df[src.scores].to_numpy()  # type: ignore[index]
+        return Predictions(labels=_tighten(labels), scores=scores, classes=classes)
+
+    @cached_property
+    def classes(self) -> tuple[Any, ...]:
+        """The sorted labels seen in the target (the class order of score columns)."""
+        return tuple(sorted(pd.unique(self.y_true).tolist()))
+
+    @cached_property
+    def negative_label(self) -> Any:
+        """For binary tasks: the target's label that is not ``positive_label``."""
+        pos = self.policy.model.positive_label
+        others = [c for c in self.classes if c != pos]
+        return others[0] if others else (0 if pos != 0 else 1)
+
+    # ------------------------------------------------------------------ randomness
+
+    def rng(self, *names: str) -> np.random.Generator:
+        """Return a generator seeded by the policy's seed and a stable hash of ``names``."""
+        return make_rng(self.policy.seed, *names)
+
+
+def make_rng(seed: int, *names: str) -> np.random.Generator:
+    """Return a generator derived from ``seed`` and ``names`` (stable across processes)."""
+    key = hashlib.sha256("\x1f".join(names).encode()).digest()
+    words = [int.from_bytes(key[i:i + 4], "little") for i in range(0, 16, 4)]
+    return np.random.default_rng(np.random.SeedSequence([seed, *words]))
+
+
+def _tighten(values: np.ndarray) -> np.ndarray:
+    """Give an object array of uniform numbers a numeric dtype, so comparisons with y are exact."""
+    if values.dtype == object:
+        try:
+            return np.asarray(values.tolist())
+        except (ValueError, TypeError):
+            return values
+    return values

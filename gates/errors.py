@@ -1,0 +1,38 @@
+"""Exception types that tell a user's mistake from an environment problem from a bug."""
+from __future__ import annotations
+
+
+class GateError(Exception):
+    """Base class of every error model-gates raises on purpose."""
+
+    exit_code = 3
+
+
+class UserError(GateError):
+    """A mistake the user can fix (bad config, missing file, bad argument): exit code 2.
+
+    ``location`` is a ``file:line`` or ``file`` prefix shown before the message.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class EnvironmentProblem(GateError):
+    """Something outside the user's config stops the run (missing extra, I/O, corrupt registry): exit 3."""
+
+    exit_code = 3
+
+
+def missing_extra(extra: str, purpose: str) -> EnvironmentProblem:
+    """Return the error for an optional dependency group that is not installed."""
+    return EnvironmentProblem(
+        f"{purpose} needs the '{extra}' extra: pip install 'model-gates[{extra}]'"
+    )

@@ -1,0 +1,171 @@
+"""Paired resampling and analytic intervals shared by every gate.
+
+A gate says *what* to measure; this module says *how sure* we are. Every interval check produces
+an :class:`Estimate` (a point value plus either bootstrap replicates or a standard error), from
+which an interval at any confidence level and a one-sided p-value can be read. That lets
+:mod:`gates.decisions` adjust levels for multiple testing after all estimates are known.
+
+Resampling methods:
+
+* ``multinomial``: confusion-matrix metrics are functions of joint cell counts over (group or
+  slice, y, candidate label, baseline label). One multinomial draw of the cell counts per
+  replicate is exactly the distribution of a row bootstrap of those counts (Efron & Tibshirani,
+  1993, ch. 6), in milliseconds for 1000 replicates.
+* ``row bootstrap``: score-mean metrics (log loss, brier, mae, rmse) resample per-row values with
+  vectorised index matrices in chunks, giving the sums each metric needs per replicate.
+* ``delong``: the paired DeLong et al. (1988) variance of a difference of ROC AUCs, using the
+  O(n log n) midrank formulation of Sun & Xu (2014).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+#: replicate chunk size for row resampling; bounds memory at chunk x rows int32 indices
+ROW_CHUNK_CELLS = 20_000_000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with the sampling distribution needed to build intervals.
+
+    Exactly one of ``replicates`` (bootstrap values, shape ``(B,)``) and ``se`` (a normal
+    approximation's standard error) is set, unless the estimate is undefined (``value`` NaN).
+    """
+
+    value: float
+    method: str
+    replicates: np.ndarray | None = None
+    se: float | None = None
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        """Return the two-sided ``confidence`` interval (percentile or normal)."""
+        alpha = 1.0 - confidence
+        if self.replicates is not None:
+            finite = self.replicates[np.isfinite(self.replicates)]
+            if finite.size == 0:
+                return (float("nan"), float("nan"))
+            lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+            return (float(lo), float(hi))
+        if self.se is None or not np.isfinite(self.value):
+            return (float("nan"), float("nan"))
+        z = float(stats.norm.ppf(1 - alpha / 2))
+        return (self.value - z * self.se, self.value + z * self.se)
+
+    def p_below(self, bound: float) -> float:
+        """Return the one-sided p-value of H0 "true value < bound" (small p: value >= bound shown)."""
+        if self.replicates is not None:
+            finite = self.replicates[np.isfinite(self.replicates)]
+            if finite.size == 0:
+                return float("nan")
+            return float((np.count_nonzero(finite < bound) + 1) / (finite.size + 1))
+        if self.se is None or not np.isfinite(self.value):
+            return float("nan")
+        if self.se == 0:
+            return 0.0 if self.value >= bound else 1.0
+        return float(stats.norm.sf((self.value - bound) / self.se))
+
+    @property
+    def is_defined(self) -> bool:
+        return bool(np.isfinite(self.value))
+
+
+def negate(est: Estimate) -> Estimate:
+    """Return the estimate of ``-value`` (to orient lower-is-better metrics as higher-is-better)."""
+    reps = None if est.replicates is None else -est.replicates
+    return Estimate(-est.value, est.method, reps, est.se)
+
+
+def multinomial_counts(counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Return ``n_boot`` bootstrap replicates of a table of cell counts.
+
+    ``counts`` has any shape; the result has shape ``(n_boot, *counts.shape)``. Each replicate is
+    one multinomial draw of ``counts.sum()`` rows with the observed cell frequencies, which is the
+    row bootstrap's exact distribution of the table.
+    """
+    flat = np.asarray(counts, dtype=np.float64).ravel()
+    total = int(round(flat.sum()))
+    if total == 0:
+        return np.zeros((n_boot, *np.shape(counts)), dtype=np.int64)
+    draws = rng.multinomial(total, flat / flat.sum(), size=n_boot)
+    return draws.reshape((n_boot, *np.shape(counts)))
+
+
+def row_resample_sums(
+    values: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Return per-replicate column sums of a row bootstrap of ``values`` (shape ``(n, p)``).
+
+    Rows are drawn with replacement (an index matrix per chunk of replicates, never a Python loop
+    over rows). Result shape: ``(n_boot, p)``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    n, p = values.shape
+    out = np.empty((n_boot, p))
+    if n == 0:
+        out.fill(np.nan)
+        return out
+    chunk = max(1, min(n_boot, ROW_CHUNK_CELLS // (n * p)))
+    dtype = np.int32 if n < 2**31 else np.int64
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = rng.integers(0, n, size=(stop - start, n), dtype=dtype)
+        out[start:stop] = values[idx].sum(axis=1)
+    return out
+
+
+def _midranks(x: np.ndarray) -> np.ndarray:
+    return stats.rankdata(x, method="average")
+
+
+def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (AUCs, V10, V01) for ``k`` score vectors (shape ``(k, n)``) over binary ``y``.
+
+    V10 has shape ``(k, m)`` (one structural component per positive), V01 ``(k, n_neg)``.
+    Fast midrank formulation of Sun & Xu (2014), "Fast implementation of DeLong's algorithm".
+    """
+    y = np.asarray(y).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    pos, neg = scores[:, y], scores[:, ~y]
+    m, n = pos.shape[1], neg.shape[1]
+    k = scores.shape[0]
+    tx = np.empty((k, m))
+    ty = np.empty((k, n))
+    tz = np.empty((k, m + n))
+    for r in range(k):
+        tx[r] = _midranks(pos[r])
+        ty[r] = _midranks(neg[r])
+        tz[r] = _midranks(np.concatenate([pos[r], neg[r]]))
+    aucs = tz[:, :m].sum(axis=1) / m / n - (m + 1.0) / 2.0 / n
+    v01 = (tz[:, :m] - tx) / n
+    v10 = 1.0 - (tz[:, m:] - ty) / m
+    return aucs, v01, v10
+
+
+def delong_difference(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray) -> Estimate:
+    """Return the paired DeLong estimate of ``AUC(candidate) - AUC(baseline)``."""
+    y = np.asarray(y).astype(bool)
+    m, n = int(y.sum()), int((~y).sum())
+    if m < 2 or n < 2:
+        return Estimate(float("nan"), "delong")
+    aucs, v01, v10 = delong_components(y, np.vstack([candidate, baseline]))
+    sx = np.cov(v01)
+    sy = np.cov(v10)
+    cov = sx / m + sy / n
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    return Estimate(float(aucs[0] - aucs[1]), "delong", se=float(np.sqrt(max(var, 0.0))))
+
+
+def delong_single(y: np.ndarray, scores: np.ndarray) -> Estimate:
+    """Return the DeLong estimate of one model's ROC AUC with its standard error."""
+    y = np.asarray(y).astype(bool)
+    m, n = int(y.sum()), int((~y).sum())
+    if m < 2 or n < 2:
+        return Estimate(float("nan"), "delong")
+    aucs, v01, v10 = delong_components(y, scores)
+    var = float(np.var(v01[0], ddof=1) / m + np.var(v10[0], ddof=1) / n)
+    return Estimate(float(aucs[0]), "delong", se=float(np.sqrt(max(var, 0.0))))

@@ -1,0 +1,100 @@
+"""Read eval/reference tables and model files; hash their bytes."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gates.errors import UserError
+
+MSG_TABLE_FORMAT = "unsupported data file: expected .csv or .parquet"
+MSG_TABLE_READ = "cannot read data file: {problem}"
+MSG_SKOPS_UNTRUSTED = (
+    "the model file contains types that are not scikit-learn, numpy or scipy: {types}; "
+    "list them under model.trusted_types if you trust this file"
+)
+MSG_MODEL_READ = "cannot load model file: {problem}"
+
+#: modules whose types a .skops file may contain without being listed in trusted_types
+SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins", "collections")
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(path: Path, location: str | None = None) -> pd.DataFrame:
+    """Return a CSV or Parquet file as a DataFrame, or raise a UserError naming the file."""
+    where = location or str(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
+        raise UserError(MSG_TABLE_READ.format(problem=_first_line(exc)), location=where) from None
+    raise UserError(MSG_TABLE_FORMAT, location=where)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model object with the facts lineage needs about the bytes it came from."""
+
+    estimator: Any
+    path: Path
+    format: str
+    sha256: str
+
+
+def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle: bool = False,
+               location: str | None = None) -> LoadedModel:
+    """Load a ``.skops`` model safely, or a pickle-based one only when ``trust_pickle``.
+
+    skops refuses types outside its default trust list; we also trust every type from
+    scikit-learn, numpy and scipy, and whatever the user lists in ``trusted_types``.
+    """
+    where = location or str(path)
+    suffix = path.suffix.lower()
+    sha = sha256_file(path)
+    try:
+        if suffix == ".skops":
+            return LoadedModel(_load_skops(path, trusted_types, where), path, "skops", sha)
+        if suffix in (".joblib", ".pkl", ".pickle"):
+            if not trust_pickle:
+                from gates.config import MSG_PICKLE
+
+                raise UserError(MSG_PICKLE.format(path=path.name), location=where)
+            import joblib
+
+            return LoadedModel(joblib.load(path), path, suffix.lstrip("."), sha)
+    except UserError:
+        raise
+    except Exception as exc:  # a model file is user input: any failure to read it is theirs to fix
+        raise UserError(MSG_MODEL_READ.format(problem=_first_line(exc)), location=where) from None
+    from gates.config import MSG_MODEL_FORMAT
+
+    raise UserError(MSG_MODEL_FORMAT.format(path=path.name), location=where)
+
+
+def _load_skops(path: Path, trusted_types: tuple[str, ...], where: str) -> Any:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    unknown = [t for t in untrusted if t.split(".")[0] not in SAFE_MODULE_ROOTS and t not in trusted_types]
+    if unknown:
+        raise UserError(MSG_SKOPS_UNTRUSTED.format(types=", ".join(sorted(unknown))), location=where)
+    return sio.load(path, trusted=list(untrusted))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,116 @@
+"""The loaded policy: frozen dataclasses built from a validated gates.yaml."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+KeyPath = tuple[str | int, ...]
+
+DEFAULT_SEED = 20261122
+DEFAULT_REGISTRY_URI = ".model-gates/registry"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's predictions come from.
+
+    ``kind`` is ``file`` (a model file at ``path``), ``columns`` (prediction and/or score columns
+    of the eval data), ``registry`` (``ref`` is an alias or a version number) or ``none``.
+    """
+
+    kind: Literal["file", "columns", "registry", "none"]
+    path: Path | None = None
+    predictions: str | None = None
+    scores: str | tuple[str, ...] | None = None
+    ref: str | None = None
+
+    @property
+    def uri(self) -> str:
+        if self.kind == "file":
+            return str(self.path)
+        if self.kind == "registry":
+            return f"registry:{self.ref}"
+        if self.kind == "columns":
+            cols = [c for c in (self.predictions, self.scores) if c]
+            return "columns:" + ",".join(c if isinstance(c, str) else "+".join(c) for c in cols)
+        return "none"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: Task
+    candidate: ModelSource
+    baseline: ModelSource
+    positive_label: Any = 1
+    threshold: float = 0.5
+    trust_pickle: bool = False
+    trusted_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    eval: Path
+    target: str
+    reference: Path | None = None
+    features: tuple[str, ...] | None = None
+    sensitive: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    backend: Literal["local", "mlflow"] = "local"
+    uri: str = DEFAULT_REGISTRY_URI
+    register_on_pass: bool = True
+    alias_on_pass: str | None = "staging"
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A request to turn one check's failure into ``waived``; ``by`` says who or what asked."""
+
+    check: str
+    reason: str
+    by: str
+    expires: dt.date | None = None
+    source: str = "config"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated gates.yaml.
+
+    Gate sections stay as plain mappings (each gate parses its own); ``lines`` maps key paths to
+    line numbers so later errors can still point into the file.
+    """
+
+    path: Path
+    sha256: str
+    model: ModelSpec
+    data: DataSpec
+    registry: RegistrySpec
+    seed: int = DEFAULT_SEED
+    mode: Literal["enforce", "shadow"] = "enforce"
+    gates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    waivers: tuple[Waiver, ...] = ()
+    lines: Mapping[KeyPath, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.mode == "shadow"
+
+    def where(self, *keypath: str | int) -> str:
+        """Return ``file:line`` of the deepest known key on ``keypath`` (``file`` if none)."""
+        for end in range(len(keypath), 0, -1):
+            line = self.lines.get(tuple(keypath[:end]))
+            if line is not None:
+                return f"{self.path.name}:{line}"
+        return self.path.name

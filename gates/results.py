@@ -1,0 +1,85 @@
+"""Typed results: one CheckResult per check, one Verdict per run."""
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    INCONCLUSIVE = "inconclusive"
+    SKIPPED = "skipped"
+    WAIVED = "waived"
+    ERROR = "error"
+
+
+#: statuses that make a blocking check fail the verdict
+FAILING = frozenset({Status.FAIL, Status.INCONCLUSIVE, Status.ERROR})
+
+
+class Outcome(enum.StrEnum):
+    """What a check measured, before severity and ``on_inconclusive`` turn it into a Status."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The result of one check: a stable id, a status and the numbers behind it.
+
+    ``reason`` is a stable machine code (``threshold_breached``, ``no_baseline``, ...) beside the
+    human ``message``. ``details`` holds small JSON-able tables, never row-level arrays.
+    """
+
+    id: str
+    gate: str
+    status: Status
+    blocking: bool
+    message: str
+    reason: str = ""
+    observed: float | None = None
+    baseline: float | None = None
+    delta: float | None = None
+    threshold: Mapping[str, Any] = field(default_factory=dict)
+    ci: tuple[float, float] | None = None
+    ci_method: str | None = None
+    half_width: float | None = None
+    confidence: float | None = None
+    adjusted_confidence: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    waiver: Mapping[str, Any] | None = None
+
+    @property
+    def is_failing(self) -> bool:
+        """True when this check makes the verdict fail."""
+        return self.blocking and self.status in FAILING
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The run's outcome: ``pass`` iff no blocking check failed."""
+
+    checks: Sequence[CheckResult]
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.is_failing for c in self.checks)
+
+    @property
+    def value(self) -> str:
+        return "pass" if self.passed else "fail"
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of checks per status, every status listed."""
+        out = {s.value: 0 for s in Status}
+        for c in self.checks:
+            out[c.status.value] += 1
+        return out
