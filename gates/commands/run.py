@@ -1,0 +1,99 @@
+"""``model-gates run``: gate a candidate, write reports, publish, register on pass."""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gates.cli import EXIT_FAIL, EXIT_PASS
+from gates.commands import config_option
+from gates.config import cli_waiver, load_policy
+from gates.errors import UserError
+from gates.policy import Policy
+from gates.publishers import CI_CHOICES, Publisher, select_publisher
+from gates.reporters import write_all
+from gates.reporters.json_report import build_report
+from gates.reporters.terminal import render_terminal
+from gates.runner import RunOptions, RunResult, run_policy
+
+MSG_WAIVE_NEEDS_REASON = "--waive needs --reason saying why the check may fail"
+
+
+@click.command()
+@config_option
+@click.option("--report-dir", default="model-gates-report", show_default=True, type=click.Path(file_okay=False),
+              help="Where report.json, report.xml, report.md (and report.html) are written.")
+@click.option("--no-register", is_flag=True, help="Never register the candidate, even when it passes.")
+@click.option("--ci", type=click.Choice(CI_CHOICES), default="auto", show_default=True,
+              help="Publish to this CI platform (auto: detect from the environment).")
+@click.option("--require-baseline", is_flag=True,
+              help="Fail baseline-relative checks when there is no baseline, instead of skipping them.")
+@click.option("--waive", "waive", multiple=True, metavar="CHECK_ID", help="Waive this check's failure (repeatable).")
+@click.option("--reason", help="Why the waived checks may fail (recorded in the report and audit log).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
+def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseline: bool,
+        waive: tuple[str, ...], reason: str | None, quiet: bool) -> None:
+    """Run every gate of the policy on the candidate and decide."""
+    if waive and not reason:
+        raise UserError(MSG_WAIVE_NEEDS_REASON)
+    policy = load_policy(config)
+    publisher = select_publisher(ci)
+    options = RunOptions(require_baseline=require_baseline,
+                         waivers=tuple(cli_waiver(c, reason or "") for c in waive))
+    warnings = publisher.started(policy.model.name) if publisher else []
+    result = run_policy(policy, resolve_baseline=_resolver(policy), options=options,
+                        progress=_progress if _interactive() else None)
+    report = build_report(result, ci=publisher.ci_info() if publisher else None)
+    report["registration"] = _record(policy, result, report, register=not no_register)
+    out = Path(report_dir)
+    write_all(report, out)
+    if publisher is not None:
+        warnings += publisher.publish(report, out)
+    _print(report, out, warnings, quiet)
+    raise click.exceptions.Exit(EXIT_PASS if result.verdict.passed or policy.is_shadow else EXIT_FAIL)
+
+
+def _resolver(policy: Policy) -> Any:
+    from gates.registrar import baseline_resolver
+
+    return baseline_resolver(policy)
+
+
+def _record(policy: Policy, result: RunResult, report: Mapping[str, Any], *, register: bool) -> dict[str, Any]:
+    from gates.registrar import record_run
+
+    return record_run(policy, result, report, register=register)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _progress(gate: str, index: int, total: int) -> None:
+    click.echo(f"\r[{index + 1}/{total}] {gate} gate…\033[K", err=True, nl=False)
+    if index + 1 == total:
+        click.echo("\r\033[K", err=True, nl=False)
+
+
+def _print(report: Mapping[str, Any], out: Path, warnings: list[str], quiet: bool) -> None:
+    for w in warnings:
+        click.echo(f"model-gates: warning: {w}", err=True)
+    text = render_terminal(report, colour=sys.stdout.isatty())
+    if quiet:
+        text = text.rstrip("\n").splitlines()[-1] + "\n"
+    click.echo(text, nl=False)
+    reg = report.get("registration") or {}
+    if reg.get("registered"):
+        again = " (already registered: same model bytes)" if reg.get("already_registered") else ""
+        click.echo(f"registered: {report['model']['name']} version {reg.get('version')}{again}")
+    elif reg.get("reason") and not quiet:
+        click.echo(f"not registered: {reg['reason']}")
+    if not quiet:
+        click.echo(f"reports: {out / 'report.json'} (also report.xml, report.md)")
+
+
+COMMANDS = [run]

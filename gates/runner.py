@@ -1,0 +1,123 @@
+"""Run a policy: every configured gate over one EvalContext, waivers applied, one Verdict.
+
+The CLI and the pytest plugin both drive :func:`run_policy`; nothing here prints or renders.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gates.checks import gate_registry
+from gates.context import BaselineResolver, EvalContext
+from gates.errors import GateError
+from gates.policy import Policy, Waiver
+from gates.results import CheckResult, Status, Verdict
+
+MSG_GATE_CRASHED = "the {gate} gate could not run: {problem}"
+WAIVABLE = frozenset({Status.FAIL, Status.INCONCLUSIVE, Status.ERROR, Status.WARN})
+
+#: called with (gate name, index, total) before each gate runs, for progress display
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run switches that are not part of the policy file."""
+
+    require_baseline: bool = False
+    waivers: Sequence[Waiver] = ()
+    only_gates: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    policy: Policy
+    context: EvalContext
+    verdict: Verdict
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    waivers: Sequence[Waiver] = ()
+    unused_waivers: Sequence[Waiver] = field(default_factory=tuple)
+
+
+def make_context(policy: Policy, resolve_baseline: BaselineResolver | None = None,
+                 options: RunOptions = RunOptions()) -> EvalContext:
+    """Return the EvalContext a run (or a pytest session) shares across gates."""
+    ctx = EvalContext(policy, resolve_baseline)
+    ctx.require_baseline = options.require_baseline
+    return ctx
+
+
+def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = None,
+               options: RunOptions = RunOptions(), context: EvalContext | None = None,
+               progress: Progress | None = None) -> RunResult:
+    """Run every gate of ``policy`` and return the verdict.
+
+    User mistakes found while running (a missing column, an unreadable model) raise
+    :class:`~gates.errors.UserError`; a gate that fails for any other reason yields one blocking
+    ``error`` check instead of aborting the others.
+    """
+    started = _now()
+    ctx = context or make_context(policy, resolve_baseline, options)
+    ctx.frame  # noqa: B018 -- load and check the data before any gate, so data errors come first
+    results = run_gates(ctx, policy, options.only_gates, progress)
+    waivers = (*policy.waivers, *options.waivers)
+    results, unused = apply_waivers(results, waivers)
+    return RunResult(policy=policy, context=ctx, verdict=Verdict(tuple(results)), started_at=started,
+                     finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused))
+
+
+def run_gates(ctx: EvalContext, policy: Policy, only: Sequence[str] | None = None,
+              progress: Progress | None = None) -> list[CheckResult]:
+    """Return the results of every configured gate, in the registry's order."""
+    names = [n for n in gate_registry() if n in policy.gates and (only is None or n in only)]
+    results: list[CheckResult] = []
+    for i, name in enumerate(names):
+        if progress is not None:
+            progress(name, i, len(names))
+        results.extend(_run_one(ctx, name, policy.gates[name]))
+    return results
+
+
+def _run_one(ctx: EvalContext, name: str, spec: Any) -> list[CheckResult]:
+    try:
+        return list(gate_registry()[name].run(ctx, spec))
+    except GateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- one broken gate must not hide the others' results
+        return [CheckResult(
+            id=f"{name}.gate_error", gate=name, status=Status.ERROR, blocking=True,
+            message=MSG_GATE_CRASHED.format(gate=name, problem=f"{type(exc).__name__}: {exc}"),
+            reason="gate_error",
+            details={"traceback": traceback.format_exc(limit=8).splitlines()[-8:]},
+        )]
+
+
+def apply_waivers(results: Sequence[CheckResult], waivers: Sequence[Waiver]
+                  ) -> tuple[list[CheckResult], list[Waiver]]:
+    """Turn each waived check's failure into ``waived``; return the results and unused waivers."""
+    by_id = {w.check: w for w in waivers}
+    used: set[str] = set()
+    out = []
+    for r in results:
+        w = by_id.get(r.id)
+        if w is None:
+            out.append(r)
+            continue
+        used.add(r.id)
+        record = {"reason": w.reason, "by": w.by, "source": w.source,
+                  "expires": w.expires.isoformat() if w.expires else None,
+                  "original_status": r.status.value}
+        if r.status in WAIVABLE:
+            out.append(dataclasses.replace(r, status=Status.WAIVED, waiver=record))
+        else:
+            out.append(dataclasses.replace(r, waiver=record))
+    return out, [w for w in waivers if w.check not in used]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
