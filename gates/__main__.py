@@ -1,0 +1,4 @@
+"""``python -m gates`` runs the model-gates command."""
+from gates.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Shared fixtures: small policies on prediction columns, written to tmp folders."""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACTS = (REPO / ".." / "shared" / "contracts").resolve()
+
+BASE_POLICY = """\
+version: 1
+model:
+  name: demo
+  task: binary_classification
+  candidate: {{predictions: cand_pred, scores: cand_score}}
+  baseline: {{predictions: base_pred, scores: base_score}}
+  positive_label: 1
+data:
+  eval: eval.csv
+  target: label
+seed: 7
+gates:
+  regression:
+    bootstrap: 500
+    metrics:
+{metrics}
+"""
+
+
+def scored_frame(n: int = 2000, *, cand_shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Return labels plus two correlated scorers; ``cand_shift`` < 0 makes the candidate worse."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    signal = rng.normal(size=n)
+    base = 1 / (1 + np.exp(-(1.2 * (2 * y - 1) + signal)))
+    cand = 1 / (1 + np.exp(-((1.2 + cand_shift) * (2 * y - 1) + signal + 0.3 * rng.normal(size=n))))
+    return pd.DataFrame({
+        "label": y, "x": signal, "group": np.where(rng.random(n) < 0.5, "a", "b"),
+        "cand_score": cand, "cand_pred": (cand >= 0.5).astype(int),
+        "base_score": base, "base_pred": (base >= 0.5).astype(int),
+    })
+
+
+@pytest.fixture
+def write_policy(tmp_path: Path) -> Callable[..., Path]:
+    """Write eval.csv and a gates.yaml (regression metrics given as YAML lines); return its path."""
+
+    def write(metrics: str = "accuracy: {min: 0.5, max_drop: 0.05}", *, frame: pd.DataFrame | None = None,
+              text: str | None = None) -> Path:
+        (frame if frame is not None else scored_frame()).to_csv(tmp_path / "eval.csv", index=False)
+        body = text if text is not None else BASE_POLICY.format(
+            metrics=textwrap.indent(metrics, " " * 6))
+        path = tmp_path / "gates.yaml"
+        path.write_text(body, encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,133 @@
+"""The CLI end to end, in a subprocess, as a user runs it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import scored_frame
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gates", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "CI": "true"})
+
+
+def without_run(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "run"}
+
+
+def test_better_candidate_passes(write_policy):
+    path = write_policy("accuracy: {min: 0.6, max_drop: 0.02}\nroc_auc: {max_drop: 0.01}",
+                        frame=scored_frame(4000, cand_shift=0.4))
+    res = cli("run", "-c", str(path), "--no-register", cwd=path.parent)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "verdict: PASS" in res.stdout
+    report = json.loads((path.parent / "model-gates-report" / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    ids = {c["id"] for c in report["checks"]}
+    assert {"regression.accuracy.min", "regression.accuracy.max_drop", "regression.roc_auc.max_drop"} <= ids
+
+
+def test_breached_threshold_fails_and_is_named_everywhere(write_policy):
+    path = write_policy("accuracy: {min: 0.99}", frame=scored_frame(2000))
+    res = cli("run", "-c", str(path), "--no-register", "--report-dir", "out", cwd=path.parent)
+    assert res.returncode == 1, res.stdout + res.stderr
+    check = "regression.accuracy.min"
+    assert check in res.stdout and "FAIL" in res.stdout
+    out = path.parent / "out"
+    report = json.loads((out / "report.json").read_text())
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert [c["id"] for c in failed] == [check]
+    junit = ET.parse(out / "report.xml").getroot()
+    case = next(tc for tc in junit.iter("testcase") if tc.get("name") == check)
+    assert case.find("failure") is not None and "threshold min 0.99" in case.find("failure").text
+    md = (out / "report.md").read_text()
+    assert f"`{check}`" in md and "❌" in md.splitlines()[0]
+
+
+def test_same_inputs_give_identical_reports(write_policy):
+    path = write_policy("accuracy: {min: 0.5, max_drop: 0.05}\nroc_auc: {max_drop: 0.01}\nf1: {max_drop: 0.05}")
+    reports = []
+    for out in ("a", "b"):
+        assert cli("run", "-c", str(path), "--no-register", "--report-dir", out, cwd=path.parent).returncode in (0, 1)
+        reports.append(json.loads((path.parent / out / "report.json").read_text()))
+    assert reports[0]["run"]["id"] != reports[1]["run"]["id"]
+    assert json.dumps(without_run(reports[0]), sort_keys=True) == json.dumps(without_run(reports[1]), sort_keys=True)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda t: t.replace("max_drop: 0.05", "max_drop: abc"), "expected a number, got 'abc'"),
+    (lambda t: t.replace("max_drop: 0.05", "max_dorp: 0.05"), "did you mean 'max_drop'"),
+    (lambda t: t.replace("task: binary_classification", "task: [oops"), "invalid YAML"),
+    (lambda t: t.replace("eval: eval.csv", "eval: missing.csv"), "file not found: missing.csv"),
+    (lambda t: t.replace("accuracy:", "acuracy:"), "unknown metric"),
+    (lambda t: t.replace("{min: 0.5, max_drop: 0.05}", "{min: 0.5, severity: warn}"), "no blocking check"),
+])
+def test_config_errors_exit_2_with_one_line(write_policy, edit, needle):
+    path = write_policy()
+    path.write_text(edit(path.read_text()))
+    res = cli("run", "-c", str(path), cwd=path.parent)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("model-gates: error: gates.yaml:") and needle in lines[0]
+    assert "Traceback" not in res.stderr
+    assert not (path.parent / "model-gates-report").exists()
+
+
+def test_validate_and_schema(write_policy):
+    path = write_policy()
+    ok = cli("validate", "-c", str(path), cwd=path.parent)
+    assert ok.returncode == 0 and "valid" in ok.stdout
+    schema = json.loads(cli("schema", cwd=path.parent).stdout)
+    assert schema["properties"]["version"] == {"const": 1, "description": "Policy format version."}
+
+
+def test_report_rerenders_from_json(write_policy):
+    path = write_policy("accuracy: {min: 0.99}")
+    cli("run", "-c", str(path), "--no-register", cwd=path.parent)
+    report = path.parent / "model-gates-report" / "report.json"
+    md = cli("report", str(report), "--format", "md", cwd=path.parent)
+    assert md.returncode == 0 and md.stdout == (report.parent / "report.md").read_text()
+    junit = cli("report", str(report), "--format", "junit", "-o", "j.xml", cwd=path.parent)
+    assert junit.returncode == 0
+    assert (path.parent / "j.xml").read_text() == (report.parent / "report.xml").read_text()
+    bad = cli("report", str(path), "--format", "md", cwd=path.parent)
+    assert bad.returncode == 2 and "not a model-gates report.json" in bad.stderr
+
+
+def test_waiver_from_command_line_turns_failure_into_waived(write_policy):
+    path = write_policy("accuracy: {min: 0.99}")
+    res = cli("run", "-c", str(path), "--no-register", "--waive", "regression.accuracy.min",
+              "--reason", "threshold being recalibrated", cwd=path.parent)
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads((path.parent / "model-gates-report" / "report.json").read_text())
+    check = next(c for c in report["checks"] if c["id"] == "regression.accuracy.min")
+    assert check["status"] == "waived"
+    assert check["waiver"]["reason"] == "threshold being recalibrated"
+    assert check["waiver"]["original_status"] == "fail"
+    assert "threshold being recalibrated" in (path.parent / "model-gates-report" / "report.md").read_text()
+    assert cli("run", "-c", str(path), "--waive", "x", cwd=path.parent).returncode == 2
+
+
+def test_init_writes_a_starter_that_parses(tmp_path):
+    res = cli("init", "-d", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 0 and (tmp_path / "gates.yaml").exists()
+    again = cli("init", "-d", str(tmp_path), cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    # the starter names files the user has yet to provide: validation says which one, with its line
+    val = cli("validate", "-c", str(tmp_path / "gates.yaml"), cwd=tmp_path)
+    assert val.returncode == 2 and "model.candidate: file not found: models/candidate.skops" in val.stderr
+
+
+def test_internal_error_is_one_line_exit_3_and_debug_shows_traceback(write_policy):
+    path = write_policy()
+    (path.parent / "eval.csv").write_bytes(b"\x00\x01garbage")
+    res = cli("run", "-c", str(path), "--no-register", cwd=path.parent)
+    assert res.returncode in (2, 3)
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
