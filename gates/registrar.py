@@ -1,0 +1,98 @@
+"""Where the verdict takes effect: resolve the baseline from the registry, register on pass, audit every run.
+
+``model-gates run`` calls :func:`baseline_resolver` before the gates and :func:`record_run` after;
+the pytest plugin does the same at session end. Nothing here decides anything about the model:
+the verdict is final when it arrives.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gates.context import BaselineResolver, ResolvedModel
+from gates.errors import EnvironmentProblem
+from gates.lineage import build_lineage, current_actor, run_entry
+from gates.policy import Policy, RegistrySpec
+from gates.registry import open_backend
+from gates.registry.base import RegistryBackend
+from gates.runner import RunResult
+
+REASON_NO_REGISTER = "--no-register was given"
+REASON_SHADOW = "mode: shadow never registers"
+REASON_DISABLED = "registry.on_pass.register is false"
+REASON_FAILED = "the verdict is fail"
+REASON_COLUMNS = "the candidate is given as prediction columns, so there is no model file to register"
+
+
+def open_registry(spec: RegistrySpec) -> RegistryBackend:
+    """Return the backend a policy's ``registry`` section names."""
+    return open_backend(spec.backend, spec.uri)
+
+
+def baseline_resolver(policy: Policy) -> BaselineResolver | None:
+    """Return a resolver of ``registry:<ref>`` baselines, or None when the baseline is not in a registry.
+
+    The backend is opened on the first call only, and kept open so the fetched file stays valid
+    while the run uses it.
+    """
+    if policy.model.baseline.kind != "registry":
+        return None
+    opened: list[RegistryBackend] = []
+
+    def resolve(ref: str) -> ResolvedModel | None:
+        if not opened:
+            opened.append(open_registry(policy.registry))
+        backend = opened[0]
+        found = backend.resolve(policy.model.name, ref)
+        if found is None:
+            return None
+        path = backend.fetch(policy.model.name, found.version)
+        return ResolvedModel(path=path, format=found.format, uri=f"registry:{ref} (v{found.version})",
+                             sha256=found.model_sha256, version=found.version)
+
+    return resolve
+
+
+def why_not_register(policy: Policy, result: RunResult, *, register: bool) -> str | None:
+    """Return why this run must not register its candidate, or None when it should."""
+    if not register:
+        return REASON_NO_REGISTER
+    if policy.is_shadow:
+        return REASON_SHADOW
+    if not policy.registry.register_on_pass:
+        return REASON_DISABLED
+    if not result.verdict.passed:
+        return REASON_FAILED
+    if policy.model.candidate.kind != "file":
+        return REASON_COLUMNS
+    return None
+
+
+def record_run(policy: Policy, result: RunResult, report: Mapping[str, Any], *, register: bool) -> dict[str, Any]:
+    """Append the run to the audit log and register the candidate when the verdict passes.
+
+    Returns the report's ``registration`` block.
+    """
+    backend = open_registry(policy.registry)
+    try:
+        reason = why_not_register(policy, result, register=register)
+        who = current_actor()
+        if reason is not None:
+            backend.record_run(policy.model.name, run_entry(report, by=who, not_registered=reason))
+            return {"registered": False, "reason": reason}
+        return _register(backend, policy, result, report, who)
+    finally:
+        backend.close()
+
+
+def _register(backend: RegistryBackend, policy: Policy, result: RunResult, report: Mapping[str, Any],
+              who: str) -> dict[str, Any]:
+    candidate = result.context.candidate_model
+    if candidate is None:
+        raise EnvironmentProblem(REASON_COLUMNS)
+    lineage = build_lineage(report, model_sha256=candidate.sha256, model_format=candidate.format, by=who)
+    reg = backend.register(policy.model.name, candidate.path, format=candidate.format, lineage=lineage, by=who,
+                           verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
+                           run=run_entry(report, by=who), expected_sha256=candidate.sha256)
+    return {"registered": True, "backend": backend.kind, "version": reg.version.version,
+            "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
