@@ -1,0 +1,435 @@
+"""Paired estimates of registry metrics on slices: point values plus their sampling distributions.
+
+For every metric and every slice of a :class:`Slicing`, :func:`paired_estimates` returns the
+candidate's value, the baseline's, an :class:`~gates.intervals.Estimate` of the candidate's value
+and one of the difference ``candidate - baseline``, with both models resampled on the same rows.
+Each metric family uses the cheapest method that is exact or standard (DESIGN section 11):
+
+* ``confusion`` and ``churn``: one multinomial draw per replicate over the joint cell counts
+  (slice, y, candidate label, baseline label): the row bootstrap's exact distribution of every
+  confusion metric at once (``bootstrap-multinomial``).
+* ``auc``: paired DeLong (binary) or its influence-function form for one-vs-rest averages
+  (``delong``); no resampling.
+* ``row_mean`` and ``ranking``: a Poisson(1) weight per row and replicate (the Poisson bootstrap,
+  Hanley & MacGibbon 2006; mergeable across partitions, DESIGN section 12), applied as one matrix
+  product per chunk of replicates (``bootstrap-rows``).
+
+No Python loop runs over replicates x rows; loops are over chunks of replicates or over slices.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from gates.intervals import Estimate, delong_components, delong_paired, delong_single, multinomial_counts
+from gates.metrics import Metric, RankedScores, binary_auc, encode_labels
+
+if TYPE_CHECKING:
+    from gates.context import Predictions
+
+METHOD_MULTINOMIAL = "bootstrap-multinomial"
+METHOD_DELONG = "delong"
+METHOD_ROWS = "bootstrap-rows"
+
+#: cells per chunk of replicates (bounds memory at a few tens of MB per chunk)
+CELL_BUDGET = 4_000_000
+ROW_BUDGET = 8_000_000
+
+#: rng factory: family name -> Generator (one stream per family keeps results stable when metrics change)
+RngFor = Callable[[str], np.random.Generator]
+
+
+def _poisson_table(bits: int = 16) -> np.ndarray:
+    """Return a lookup from a uniform ``bits``-bit integer to a Poisson(1) count (inverse CDF)."""
+    size = 1 << bits
+    cdf, term, edges = 0.0, math.exp(-1.0), []
+    for k in range(32):
+        cdf += term
+        term /= k + 1
+        edges.append(round(cdf * size))
+    return np.searchsorted(np.asarray(edges), np.arange(size), side="right").astype(np.float32)
+
+
+_POISSON = _poisson_table()
+
+
+def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
+                    budget: int = ROW_BUDGET) -> Iterator[np.ndarray]:
+    """Yield Poisson(1) row weights in chunks of shape ``(c, n)`` (float32), ``n_boot`` rows in all.
+
+    Probabilities are quantised to 2**-16, far below the Monte Carlo error of any interval.
+    """
+    chunk = max(1, min(n_boot, budget // max(n, 1)))
+    for start in range(0, n_boot, chunk):
+        c = min(chunk, n_boot - start)
+        yield _POISSON[rng.integers(0, len(_POISSON), size=(c, n), dtype=np.uint16)]
+
+
+# --------------------------------------------------------------------------- slicing
+
+
+@dataclass(frozen=True)
+class Slicing:
+    """A partition of the eval rows by the values of ``columns`` (``()``: one slice of all rows)."""
+
+    columns: tuple[str, ...]
+    codes: np.ndarray
+    keys: tuple[tuple[Any, ...], ...]
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.keys)
+
+    @cached_property
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=self.n_slices)
+
+    @cached_property
+    def rows(self) -> list[np.ndarray]:
+        """Row indices of each slice, in slice order."""
+        if self.n_slices == 1:
+            return [np.arange(len(self.codes))]
+        order = np.argsort(self.codes, kind="stable")
+        return np.split(order, np.cumsum(self.sizes)[:-1])
+
+    def values(self, s: int) -> dict[str, Any]:
+        """Return slice ``s`` as ``{column: value}`` (JSON-friendly; a missing value is None)."""
+        return {c: _plain(v) for c, v in zip(self.columns, self.keys[s])}
+
+    def label(self, s: int) -> str:
+        """Return the check-id scope of slice ``s``: ``region=EU&channel=web``."""
+        return "&".join(f"{c}={'null' if v is None else v}" for c, v in self.values(s).items())
+
+
+def whole(n: int) -> Slicing:
+    """Return the slicing with one slice holding every row."""
+    return Slicing((), np.zeros(n, dtype=np.int64), ((),))
+
+
+def slice_by(frame: pd.DataFrame, columns: Sequence[str]) -> Slicing:
+    """Return the slicing of ``frame`` by ``columns`` (missing values form their own slice)."""
+    cols = list(columns)
+    try:
+        grouped = frame.groupby(cols, dropna=False, sort=True)
+        sizes = grouped.size()
+    except TypeError:
+        grouped = frame.groupby(cols, dropna=False, sort=False)
+        sizes = grouped.size()
+    codes = grouped.ngroup().to_numpy(dtype=np.int64)
+    keys = tuple(k if isinstance(k, tuple) else (k,) for k in sizes.index.tolist())
+    return Slicing(tuple(cols), codes, keys)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SliceEstimate:
+    """One metric on one slice: point values and the estimates decisions are made from."""
+
+    candidate: float
+    baseline: float | None
+    observed: Estimate
+    difference: Estimate | None
+
+
+def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
+                     metrics: Sequence[Metric], slicing: Slicing, *, n_boot: int, rng: RngFor,
+                     positive_label: Any = None, classes: tuple[Any, ...] | None = None,
+                     ) -> dict[str, list[SliceEstimate]]:
+    """Return, per metric name, one :class:`SliceEstimate` per slice of ``slicing``.
+
+    ``baseline`` None (or a baseline without scores, for a score metric) gives estimates of the
+    candidate only (``baseline`` and ``difference`` None). ``churn`` needs a baseline. The caller
+    checks that every score metric's candidate has scores of the right shape.
+    """
+    y = np.asarray(y)
+    out: dict[str, list[SliceEstimate]] = {}
+    counted = [m for m in metrics if m.family in ("confusion", "churn")]
+    if counted:
+        out.update(_confusion_family(y, candidate, baseline, counted, slicing, n_boot, rng("confusion"),
+                                     positive_label, classes))
+    for m in metrics:
+        if m.family == "auc":
+            base = baseline if baseline is not None and baseline.scores is not None else None
+            out[m.name] = _auc_metric(y, candidate, base, m, slicing, positive_label, classes)
+    rowwise = [m for m in metrics if m.family in ("row_mean", "ranking")]
+    if rowwise:
+        out.update(_row_family(y, candidate, baseline, rowwise, slicing, n_boot, rng("rows"),
+                               positive_label, classes))
+    return out
+
+
+def _per_slice(point_c: np.ndarray, point_b: np.ndarray | None, reps_c: np.ndarray,
+               reps_b: np.ndarray | None, method: str) -> list[SliceEstimate]:
+    out = []
+    for s in range(len(point_c)):
+        observed = Estimate(float(point_c[s]), method, np.ascontiguousarray(reps_c[:, s]))
+        diff = None
+        if point_b is not None and reps_b is not None:
+            diff = Estimate(float(point_c[s] - point_b[s]), method,
+                            np.ascontiguousarray(reps_c[:, s] - reps_b[:, s]))
+        out.append(SliceEstimate(float(point_c[s]), None if point_b is None else float(point_b[s]),
+                                 observed, diff))
+    return out
+
+
+# --------------------------------------------------------------------------- confusion family
+
+
+def joint_cells(slice_codes: np.ndarray, y: np.ndarray, cand: np.ndarray, base: np.ndarray | None,
+                n_slices: int, k: int) -> np.ndarray:
+    """Return joint counts of shape ``(S, K, K, Kb)`` over (slice, y, candidate, baseline) codes.
+
+    Without a baseline ``Kb`` is 1. Candidate tables are ``cells.sum(-1)``, baseline tables
+    ``cells.sum(-2)`` and the candidate-by-baseline table (churn) ``cells.sum(-3)``.
+    """
+    kb = k if base is not None else 1
+    b = base if base is not None else np.zeros_like(y)
+    flat = ((slice_codes * k + y) * k + cand) * kb + b
+    return np.bincount(flat, minlength=n_slices * k * k * kb).reshape(n_slices, k, k, kb).astype(np.float64)
+
+
+def multinomial_tables(cells: np.ndarray, n_boot: int, rng: np.random.Generator,
+                       budget: int = CELL_BUDGET) -> Iterator[np.ndarray]:
+    """Yield bootstrap replicates of a cell table in chunks of shape ``(c, *cells.shape)``.
+
+    Only non-empty cells are drawn (an empty cell stays empty in every replicate), so the cost
+    grows with the number of distinct (slice, y, labels) combinations seen, not with K**3.
+    """
+    flat = cells.ravel()
+    nonzero = np.flatnonzero(flat)
+    chunk = max(1, min(n_boot, budget // max(flat.size, 1)))
+    for start in range(0, n_boot, chunk):
+        c = min(chunk, n_boot - start)
+        dense = np.zeros((c, flat.size))
+        dense[:, nonzero] = multinomial_counts(flat[nonzero], c, rng)
+        yield dense.reshape((c, *cells.shape))
+
+
+def _table_values(tables: np.ndarray, metrics: Sequence[Metric], positive: int,
+                  paired: bool) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    cand = tables.sum(axis=-1)
+    base = tables.sum(axis=-2) if paired else None
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for m in metrics:
+        if m.family == "churn":
+            value = 1.0 - _trace_share(tables.sum(axis=-3)) if paired else np.full(cand.shape[:-2], np.nan)
+            out[m.name] = (value, None)
+        else:
+            assert m.counts is not None
+            out[m.name] = (m.counts(cand, positive), None if base is None else m.counts(base, positive))
+    return out
+
+
+def _trace_share(table: np.ndarray) -> np.ndarray:
+    total = table.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.trace(table, axis1=-2, axis2=-1) / total
+
+
+def _confusion_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
+                      slicing: Slicing, n_boot: int, rng: np.random.Generator, positive_label: Any,
+                      classes: tuple[Any, ...] | None) -> dict[str, list[SliceEstimate]]:
+    arrays = [y, cand.labels] + ([base.labels] if base is not None else [])
+    enc = encode_labels(*arrays, positive_label=positive_label, classes=classes)
+    b = enc.codes[2] if base is not None else None
+    cells = joint_cells(slicing.codes, enc.codes[0], enc.codes[1], b, slicing.n_slices, enc.k)
+    paired = base is not None
+    point = _table_values(cells, metrics, enc.positive, paired)
+    chunks = [_table_values(t, metrics, enc.positive, paired) for t in multinomial_tables(cells, n_boot, rng)]
+    out = {}
+    for m in metrics:
+        reps_c = np.concatenate([ch[m.name][0] for ch in chunks])
+        has_b = point[m.name][1] is not None
+        reps_b = np.concatenate([ch[m.name][1] for ch in chunks]) if has_b else None  # type: ignore[misc]
+        out[m.name] = _per_slice(point[m.name][0], point[m.name][1], reps_c, reps_b, METHOD_MULTINOMIAL)
+    return out
+
+
+# --------------------------------------------------------------------------- AUC family
+
+
+def ovr_delong(y: np.ndarray, scores: Sequence[np.ndarray], classes: Sequence[Any],
+               weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Return one-vs-rest averaged AUCs of ``r`` models and their per-row influence values.
+
+    ``scores`` holds ``r`` matrices ``(n, K)`` (columns in ``classes`` order). Result: AUCs ``(r,)``
+    and influences ``(r, n)`` such that ``AUC_hat - AUC ~ sum(influence)``, so the variance of any
+    linear combination ``c`` of models is ``sum((c @ influence)**2)``. Each class contributes its
+    DeLong structural components (DeLong et al. 1988), centred and divided by its positives or
+    negatives; classes absent from ``y`` are left out, as sklearn does. NaN when a present class
+    has fewer than 2 positives or 2 negatives.
+    """
+    y = np.asarray(y)
+    r, n = len(scores), len(y)
+    total_w, aucs, infl = 0.0, np.zeros(r), np.zeros((r, n))
+    for j, c in enumerate(classes):
+        is_c = y == c
+        m = int(is_c.sum())
+        if m == 0:
+            continue
+        if m < 2 or n - m < 2:
+            return np.full(r, np.nan), np.full((r, n), np.nan)
+        a, v_pos, v_neg = delong_components(is_c, np.vstack([s[:, j] for s in scores]))
+        w = float(m) if weighted else 1.0
+        infl[:, is_c] += w * (v_pos - a[:, None]) / m
+        infl[:, ~is_c] += w * (v_neg - a[:, None]) / (n - m)
+        aucs += w * a
+        total_w += w
+    if total_w == 0:
+        return np.full(r, np.nan), np.full((r, n), np.nan)
+    return aucs / total_w, infl / total_w
+
+
+def _auc_metric(y: np.ndarray, cand: Predictions, base: Predictions | None, metric: Metric, slicing: Slicing,
+                positive_label: Any, classes: tuple[Any, ...] | None) -> list[SliceEstimate]:
+    sc = np.asarray(cand.scores, dtype=np.float64)
+    sb = None if base is None else np.asarray(base.scores, dtype=np.float64)
+    out = []
+    for rows in slicing.rows:
+        if sc.ndim == 1:
+            value_c, value_b, observed, diff = _binary_estimates(y[rows] == positive_label, sc[rows],
+                                                                 None if sb is None else sb[rows])
+        else:
+            value_c, value_b, observed, diff = _ovr_estimates(y[rows], sc[rows], None if sb is None else sb[rows],
+                                                              tuple(cand.classes or classes or ()),
+                                                              metric.average == "weighted")
+        observed = Estimate(value_c, METHOD_DELONG, se=observed.se)
+        if diff is not None and value_b is not None:
+            diff = Estimate(value_c - value_b, METHOD_DELONG, se=diff.se)
+        out.append(SliceEstimate(value_c, value_b, observed, diff))
+    return out
+
+
+def _binary_estimates(y_pos: np.ndarray, sc: np.ndarray, sb: np.ndarray | None,
+                      ) -> tuple[float, float | None, Estimate, Estimate | None]:
+    """Return both AUCs and the DeLong estimates; AUCs stay defined with a single positive or negative."""
+    if sb is None:
+        observed, diff = delong_single(y_pos, sc), None
+    else:
+        observed, diff = delong_paired(y_pos, sc, sb)
+    if observed.is_defined:
+        value_c = observed.value
+        value_b = None if diff is None else observed.value - diff.value
+    else:
+        value_c = binary_auc(y_pos, sc)
+        value_b = None if sb is None else binary_auc(y_pos, sb)
+    return value_c, value_b, observed, diff
+
+
+def _ovr_estimates(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, classes: tuple[Any, ...],
+                   weighted: bool) -> tuple[float, float | None, Estimate, Estimate | None]:
+    aucs, infl = ovr_delong(y, [sc] if sb is None else [sc, sb], classes, weighted)
+    observed = Estimate(float(aucs[0]), METHOD_DELONG, se=float(np.sqrt(np.sum(infl[0] ** 2))))
+    if sb is None:
+        return float(aucs[0]), None, observed, None
+    diff = Estimate(float(aucs[0] - aucs[1]), METHOD_DELONG, se=float(np.sqrt(np.sum((infl[0] - infl[1]) ** 2))))
+    return float(aucs[0]), float(aucs[1]), observed, diff
+
+
+# --------------------------------------------------------------------------- row-resampled families
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Where one metric's per-row statistics sit in the stacked value matrix."""
+
+    metric: Metric
+    cand: slice
+    base: slice | None
+
+
+def _stack_rows(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
+                positive_label: Any, classes: tuple[Any, ...] | None) -> tuple[np.ndarray, list[_Block]]:
+    """Return the ``(n, P)`` matrix of every row-mean metric's statistics (column 0: ones) and its layout."""
+    columns: list[np.ndarray] = [np.ones((len(y), 1))]
+    blocks, width = [], 1
+    for m in metrics:
+        if m.family != "row_mean":
+            continue
+        assert m.row_stats is not None
+        own = m.row_stats(y, cand, positive_label, classes)
+        columns.append(own)
+        cand_cols, width = slice(width, width + own.shape[1]), width + own.shape[1]
+        base_cols = None
+        if base is not None and (m.needs == "labels" or base.scores is not None):
+            other = m.row_stats(y, base, positive_label, classes)
+            columns.append(other)
+            base_cols, width = slice(width, width + other.shape[1]), width + other.shape[1]
+        blocks.append(_Block(m, cand_cols, base_cols))
+    return np.hstack(columns), blocks
+
+
+def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
+                slicing: Slicing, n_boot: int, rng: np.random.Generator, positive_label: Any,
+                classes: tuple[Any, ...] | None) -> dict[str, list[SliceEstimate]]:
+    """Resample rows with Poisson weights once for every row-mean and ranking metric together."""
+    values, blocks = _stack_rows(y, cand, base, metrics, positive_label, classes)
+    rankers = _rankers(y, cand, base, metrics, slicing, positive_label)
+    centre = values.mean(axis=0)
+    centre[0] = 0.0  # the ones column counts rows; centring the others keeps float32 sums exact enough
+    centred = (values - centre).astype(np.float32)
+    point_means = np.stack([values[rows].mean(axis=0) for rows in slicing.rows])
+    ones = np.ones((1, len(y)))
+    ap_point = {key: _ap_by_slice(ranked, slicing, ones) for key, ranked in rankers.items()}
+    mean_chunks: list[np.ndarray] = []
+    ap_chunks: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in rankers}
+    for w in poisson_weights(len(y), n_boot, rng):
+        sums = np.stack([w @ centred if slicing.n_slices == 1 else w[:, rows] @ centred[rows]
+                         for rows in slicing.rows], axis=1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_chunks.append(centre + sums / sums[..., :1])
+        for key, ranked in rankers.items():
+            ap_chunks[key].append(_ap_by_slice(ranked, slicing, w))
+    means = np.concatenate(mean_chunks)
+    out = {}
+    for b in blocks:
+        assert b.metric.from_means is not None
+        f = b.metric.from_means
+        point_b = None if b.base is None else f(point_means[:, b.base])
+        reps_b = None if b.base is None else f(means[..., b.base])
+        out[b.metric.name] = _per_slice(f(point_means[:, b.cand]), point_b, f(means[..., b.cand]), reps_b,
+                                        METHOD_ROWS)
+    for m in metrics:
+        if m.family == "ranking":
+            kc, kb = (m.name, "candidate"), (m.name, "baseline")
+            paired = kb in rankers
+            out[m.name] = _per_slice(ap_point[kc][0], ap_point[kb][0] if paired else None,
+                                     np.concatenate(ap_chunks[kc]),
+                                     np.concatenate(ap_chunks[kb]) if paired else None, METHOD_ROWS)
+    return out
+
+
+def _rankers(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
+             slicing: Slicing, positive_label: Any) -> dict[tuple[str, str], list[RankedScores]]:
+    """Return the per-slice score rankings of each (ranking metric, role) that has scores."""
+    y_pos = np.asarray(y) == positive_label
+    out = {}
+    for m in metrics:
+        if m.family != "ranking":
+            continue
+        for role, pred in (("candidate", cand), ("baseline", base)):
+            if pred is not None and pred.scores is not None:
+                scores = np.asarray(pred.scores, dtype=np.float64)
+                out[(m.name, role)] = [RankedScores.of(y_pos[rows], scores[rows]) for rows in slicing.rows]
+    return out
+
+
+def _ap_by_slice(ranked: list[RankedScores], slicing: Slicing, weights: np.ndarray) -> np.ndarray:
+    """Return average precision per weight row and slice, shape ``(c, S)``."""
+    if slicing.n_slices == 1:
+        return ranked[0].average_precision(weights)[:, None]
+    return np.stack([r.average_precision(weights[:, rows]) for r, rows in zip(ranked, slicing.rows)], axis=1)
