@@ -77,10 +77,14 @@ class EvalContext:
     policy : the loaded policy.
     resolve_baseline : turns ``registry:<ref>`` into a model; None means no registry is consulted
         (a registry baseline is then absent).
+    require_baseline : baseline-relative checks fail (instead of being skipped) when there is no
+        baseline (``--require-baseline``).
     """
 
-    def __init__(self, policy: Policy, resolve_baseline: BaselineResolver | None = None) -> None:
+    def __init__(self, policy: Policy, resolve_baseline: BaselineResolver | None = None, *,
+                 require_baseline: bool = False) -> None:
         self.policy = policy
+        self.require_baseline = require_baseline
         self._resolve = resolve_baseline
         self._predictions: dict[Role, Predictions] = {}
         self._resolved_baseline: ResolvedModel | None = None

@@ -125,7 +125,8 @@ def _midranks(x: np.ndarray) -> np.ndarray:
 def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (AUCs, V10, V01) for ``k`` score vectors (shape ``(k, n)``) over binary ``y``.
 
-    V10 has shape ``(k, m)`` (one structural component per positive), V01 ``(k, n_neg)``.
+    V10 has shape ``(k, m)`` (one structural component per positive: the share of negatives it
+    outranks), V01 ``(k, n_neg)`` (per negative: the share of positives that outrank it).
     Fast midrank formulation of Sun & Xu (2014), "Fast implementation of DeLong's algorithm".
     """
     y = np.asarray(y).astype(bool)
@@ -141,23 +142,31 @@ def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
         ty[r] = _midranks(neg[r])
         tz[r] = _midranks(np.concatenate([pos[r], neg[r]]))
     aucs = tz[:, :m].sum(axis=1) / m / n - (m + 1.0) / 2.0 / n
-    v01 = (tz[:, :m] - tx) / n
-    v10 = 1.0 - (tz[:, m:] - ty) / m
-    return aucs, v01, v10
+    v10 = (tz[:, :m] - tx) / n
+    v01 = 1.0 - (tz[:, m:] - ty) / m
+    return aucs, v10, v01
 
 
 def delong_difference(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray) -> Estimate:
     """Return the paired DeLong estimate of ``AUC(candidate) - AUC(baseline)``."""
+    return delong_paired(y, candidate, baseline)[1]
+
+
+def delong_paired(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray) -> tuple[Estimate, Estimate]:
+    """Return DeLong estimates of ``AUC(candidate)`` and of ``AUC(candidate) - AUC(baseline)``.
+
+    One pass over the midranks serves both (a regression check reports the candidate's interval
+    and decides on the difference's).
+    """
     y = np.asarray(y).astype(bool)
     m, n = int(y.sum()), int((~y).sum())
     if m < 2 or n < 2:
-        return Estimate(float("nan"), "delong")
-    aucs, v01, v10 = delong_components(y, np.vstack([candidate, baseline]))
-    sx = np.cov(v01)
-    sy = np.cov(v10)
-    cov = sx / m + sy / n
+        return Estimate(float("nan"), "delong"), Estimate(float("nan"), "delong")
+    aucs, v_pos, v_neg = delong_components(y, np.vstack([candidate, baseline]))
+    cov = np.cov(v_pos) / m + np.cov(v_neg) / n
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
-    return Estimate(float(aucs[0] - aucs[1]), "delong", se=float(np.sqrt(max(var, 0.0))))
+    single = Estimate(float(aucs[0]), "delong", se=float(np.sqrt(max(cov[0, 0], 0.0))))
+    return single, Estimate(float(aucs[0] - aucs[1]), "delong", se=float(np.sqrt(max(var, 0.0))))
 
 
 def delong_single(y: np.ndarray, scores: np.ndarray) -> Estimate:
@@ -166,6 +175,6 @@ def delong_single(y: np.ndarray, scores: np.ndarray) -> Estimate:
     m, n = int(y.sum()), int((~y).sum())
     if m < 2 or n < 2:
         return Estimate(float("nan"), "delong")
-    aucs, v01, v10 = delong_components(y, scores)
-    var = float(np.var(v01[0], ddof=1) / m + np.var(v10[0], ddof=1) / n)
+    aucs, v10, v01 = delong_components(y, scores)
+    var = float(np.var(v10[0], ddof=1) / m + np.var(v01[0], ddof=1) / n)
     return Estimate(float(aucs[0]), "delong", se=float(np.sqrt(max(var, 0.0))))
