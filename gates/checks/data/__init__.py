@@ -1,1 +1,203 @@
-"""data."""
+"""The data gate: is the eval (and training) data what we expect?
+
+One verdict from every engine a team uses, each (column, rule) one check:
+
+* ``pandera``             a pandera schema (YAML file or ``pkg.mod:schema``)      -> :mod:`.pandera_engine`
+* ``great_expectations``  a GX 1.x expectation suite (JSON)                      -> :mod:`.gx_engine`
+* ``checks``              built-in rules declared in gates.yaml                   -> :mod:`.builtin`
+* ``drift``               each column against ``data.reference``                  -> :mod:`.drift`
+* ``overlap``             eval rows found verbatim in the reference               -> :mod:`.overlap`
+* ``leakage``             a feature that alone predicts the target                -> :mod:`.leakage`
+
+``apply_to: [eval, reference]`` runs the schema engines (pandera, GX, built-in checks) on the
+reference data too, with ids ``data.reference.<rest>``. The gate reads only ``ctx.frame`` and
+``ctx.reference``: it never needs a model.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gates.checks import GateKind, GateSetup, declares_blocking_default
+from gates.checks.data._common import DEFAULT_MAX_FAILURE_CASES, GATE_NAME, Settings, Target, is_blocking
+from gates.checks.data.builtin import run_builtin
+from gates.checks.data.drift import HAS_P_VALUE, drift_columns, run_drift
+from gates.checks.data.leakage import run_leakage
+from gates.checks.data.overlap import run_overlap
+from gates.results import CheckResult
+
+if TYPE_CHECKING:
+    from gates.context import EvalContext
+
+__all__ = ["GATE", "run", "validate"]
+
+MSG_PANDERA = "cannot use the pandera schema: {problem}"
+MSG_GX_MISSING = "file not found: {path}"
+MSG_NEEDS_REFERENCE = "{what} needs data.reference (a reference snapshot to compare with)"
+MSG_MIN_ABOVE_MAX = "min {lo} is above max {hi}"
+MSG_BAD_REGEX = "invalid regular expression {pattern!r}: {problem}"
+MSG_NO_P_VALUE = "min_p_value needs method ks or chi2; {method} has no p-value"
+MSG_DEFAULT_NO_P_VALUE = "min_p_value needs method ks or chi2 (set default.method)"
+
+#: sections that hold checks (for "does this policy block on anything")
+CHECK_KEYS = ("pandera", "great_expectations", "checks", "drift", "overlap", "leakage")
+#: sections whose empty form still declares checks
+DEFAULTED_KEYS = ("drift", "overlap", "leakage")
+
+
+def engine_ref(value: str | Mapping[str, Any], key: str) -> tuple[str, str | None]:
+    """Return (file or reference, severity) of ``pandera: REF`` / ``pandera: {schema: REF, severity}``."""
+    if isinstance(value, str):
+        return value, None
+    return str(value[key]), value.get("severity")
+
+
+# ---------------------------------------------------------------- validate
+
+
+def validate(spec: Mapping[str, Any], setup: GateSetup) -> None:
+    """Raise a located UserError for what the schema cannot say: missing files, impossible rules."""
+    if spec.get("pandera") is not None:
+        _validate_pandera(spec["pandera"], setup)
+    if spec.get("great_expectations") is not None:
+        _validate_gx(spec["great_expectations"], setup)
+    needs_reference = [("apply_to", "apply_to: reference")] if "reference" in (spec.get("apply_to") or ()) else []
+    needs_reference += [(k, k) for k in ("drift", "overlap") if spec.get(k) is not None]
+    if setup.data.reference is None and needs_reference:
+        key, what = needs_reference[0]
+        raise setup.error((GATE_NAME, key), MSG_NEEDS_REFERENCE.format(what=what))
+    _validate_checks(spec.get("checks") or {}, setup)
+    _validate_drift(spec.get("drift") or {}, setup)
+
+
+def _validate_pandera(value: str | Mapping[str, Any], setup: GateSetup) -> None:
+    from gates.checks.data.pandera_engine import schema_problem
+
+    ref, _ = engine_ref(value, "schema")
+    problem = schema_problem(ref, setup.base_dir)
+    if problem is not None:
+        raise setup.error((GATE_NAME, "pandera"), MSG_PANDERA.format(problem=problem))
+
+
+def _validate_gx(value: str | Mapping[str, Any], setup: GateSetup) -> None:
+    from gates.checks.data.gx_engine import read_suite
+
+    ref, _ = engine_ref(value, "suite")
+    path = setup.base_dir / ref
+    if not path.is_file():
+        raise setup.error((GATE_NAME, "great_expectations"), MSG_GX_MISSING.format(path=ref))
+    try:
+        read_suite(path)
+    except ValueError as exc:
+        raise setup.error((GATE_NAME, "great_expectations"), str(exc)) from None
+
+
+def _validate_checks(checks: Mapping[str, Any], setup: GateSetup) -> None:
+    rows = checks.get("row_count") or {}
+    if rows.get("min") is not None and rows.get("max") is not None and rows["min"] > rows["max"]:
+        raise setup.error((GATE_NAME, "checks", "row_count"), MSG_MIN_ABOVE_MAX.format(lo=rows["min"], hi=rows["max"]))
+    for col, rules in (checks.get("columns") or {}).items():
+        where = (GATE_NAME, "checks", "columns", col)
+        if rules.get("min") is not None and rules.get("max") is not None and rules["min"] > rules["max"]:
+            raise setup.error(where, MSG_MIN_ABOVE_MAX.format(lo=rules["min"], hi=rules["max"]))
+        if rules.get("regex") is not None:
+            try:
+                re.compile(rules["regex"])
+            except re.error as exc:
+                raise setup.error((*where, "regex"), MSG_BAD_REGEX.format(pattern=rules["regex"], problem=exc)) from None
+
+
+def _validate_drift(drift: Mapping[str, Any], setup: GateSetup) -> None:
+    default = drift.get("default") or {}
+    if default.get("min_p_value") is not None and default.get("method") not in HAS_P_VALUE:
+        msg = MSG_NO_P_VALUE.format(method=default["method"]) if default.get("method") else MSG_DEFAULT_NO_P_VALUE
+        raise setup.error((GATE_NAME, "drift", "default"), msg)
+    for col, rule in (drift.get("columns") or {}).items():
+        method = rule.get("method") or (default.get("method") if "method" not in rule else None)
+        if rule.get("min_p_value") is not None and method not in HAS_P_VALUE:
+            msg = MSG_NO_P_VALUE.format(method=method) if method else MSG_DEFAULT_NO_P_VALUE
+            raise setup.error((GATE_NAME, "drift", "columns", col), msg)
+
+
+def declares_blocking(spec: Mapping[str, Any]) -> bool:
+    """True when some check of the section blocks (a rule's severity wins over the gate's).
+
+    An empty ``drift: {}``, ``overlap: {}`` or ``leakage: {}`` still runs with its defaults.
+    """
+    if declares_blocking_default(spec, CHECK_KEYS):
+        return True
+    return spec.get("severity", "block") == "block" and any(spec.get(k) == {} for k in DEFAULTED_KEYS)
+
+
+# ---------------------------------------------------------------- run
+
+
+def run(ctx: EvalContext, spec: Mapping[str, Any]) -> list[CheckResult]:
+    """Return every data check of the section, eval data first, then reference, drift, overlap, leakage."""
+    settings = Settings(severity=spec.get("severity", "block"),
+                        max_failure_cases=int(spec.get("max_failure_cases", DEFAULT_MAX_FAILURE_CASES)))
+    base_dir = ctx.policy.base_dir
+    reference = ctx.reference if ctx.policy.data.reference is not None else None
+    targets = [Target("eval", ctx.frame)]
+    if "reference" in (spec.get("apply_to") or ()) and reference is not None:
+        targets.append(Target("reference", reference))
+    out: list[CheckResult] = []
+    for target in targets:
+        out.extend(_schema_checks(target, spec, base_dir, settings))
+    skip = _model_columns(ctx)
+    if spec.get("drift") is not None and reference is not None:
+        cols = drift_columns(spec["drift"], ctx.frame, reference, ctx.policy.data.features, skip)
+        out.extend(run_drift(ctx.frame, reference, spec["drift"], cols, settings))
+    if spec.get("overlap") is not None and reference is not None:
+        out.extend(run_overlap(ctx.frame, reference, spec["overlap"], skip, settings))
+    if spec.get("leakage") is not None:
+        out.extend(_leakage(ctx, spec["leakage"], skip, settings))
+    return out
+
+
+def _schema_checks(target: Target, spec: Mapping[str, Any], base_dir: Path, settings: Settings) -> list[CheckResult]:
+    """Run pandera, Great Expectations and the built-in checks (whichever are configured) on one frame."""
+    out: list[CheckResult] = []
+    if spec.get("pandera") is not None:
+        from gates.checks.data.pandera_engine import run_pandera
+
+        ref, severity = engine_ref(spec["pandera"], "schema")
+        out.extend(run_pandera(target, ref, base_dir, is_blocking(severity, settings.severity), settings))
+    if spec.get("great_expectations") is not None:
+        from gates.checks.data.gx_engine import run_gx
+
+        ref, severity = engine_ref(spec["great_expectations"], "suite")
+        out.extend(run_gx(target, base_dir / ref, is_blocking(severity, settings.severity), settings))
+    if spec.get("checks") is not None:
+        out.extend(run_builtin(target, spec["checks"], settings))
+    return out
+
+
+def _leakage(ctx: EvalContext, spec: Mapping[str, Any], skip: set[str], settings: Settings) -> list[CheckResult]:
+    target = ctx.policy.data.target
+    columns = spec.get("columns") or list(ctx.policy.data.features or
+                                          [str(c) for c in ctx.frame.columns if c != target and c not in skip])
+    return run_leakage(ctx.frame, target, ctx.policy.model.task, spec, list(columns), ctx.rng("data.leakage"),
+                       settings)
+
+
+def _model_columns(ctx: EvalContext) -> set[str]:
+    """Return the eval columns that hold model outputs: never data to check for drift or leakage."""
+    out: set[str] = set()
+    for role in ("candidate", "baseline"):
+        src = getattr(ctx.policy.model, role)
+        if src.kind == "columns":
+            out.update(c for c in [src.predictions, *([src.scores] if isinstance(src.scores, str) else src.scores or ())]
+                       if c)
+    return out
+
+
+GATE = GateKind(
+    name=GATE_NAME,
+    schema_file="gate_data.schema.json",
+    validate=validate,
+    declares_blocking=declares_blocking,
+    run=run,
+)

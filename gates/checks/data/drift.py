@@ -1,0 +1,368 @@
+"""Drift of each column of the eval data against the reference snapshot.
+
+Methods, one check ``data.drift.max[col]`` per column (plus ``data.drift.min_p_value[col]`` when a
+p-value floor is set); ``observed`` is the statistic, never a p-value; ``ci_method`` and
+``details.method`` name the method:
+
+* ``psi``  population stability index ``sum((q - p) * ln(q / p))`` over bins (p: reference
+  shares, q: eval shares); an empty bin's share is floored at ``PSI_FLOOR`` so PSI stays finite.
+* ``js``   Jensen-Shannon distance, base 2 (in [0, 1]): ``sqrt(KL(p||m)/2 + KL(q||m)/2)``, m = (p+q)/2.
+* ``chi2`` chi-square test of homogeneity on the 2 x bins table of counts (no continuity
+  correction, as ``scipy.stats.chi2_contingency(correction=False)``); details hold p and dof.
+* ``ks``   two-sample Kolmogorov-Smirnov statistic on the raw values; asymptotic p-value
+  ``kstwo.sf(D, round(n*m/(n+m)))`` as ``scipy.stats.ks_2samp(method="asymp")``. Numeric only.
+* ``wasserstein``  first Wasserstein distance on the raw values divided by the reference's
+  standard deviation (ddof 0), so 0.1 means "moved a tenth of a standard deviation". Numeric only.
+
+Binning (psi, js, chi2) is fixed by the reference alone, so it is reproducible and the counts of
+data partitions add up (DESIGN section 12). Numeric columns: cut points are the reference's
+quantiles at 1/b, ..., (b-1)/b (numpy's "linear" method), de-duplicated; when the reference has at
+most b distinct values each value starts its own bin. Bins are [lo, hi); the outer ones are open,
+so eval values beyond the reference's range land in the first or last bin. Categorical columns:
+the reference's ``max_categories`` most frequent values (ties by text) are bins, its other values
+share ``(other)``, and eval values never seen in the reference share ``(unseen)``. Nulls are left
+out of every statistic (their shares are in details; the null checks judge them). Default method:
+psi for numeric columns, js for categorical ones (bool, string, category).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from gates.checks.data._common import (
+    REASON_MISSING_COLUMN,
+    REASON_THRESHOLD,
+    REASON_TOO_FEW_ROWS,
+    REASON_TYPE_MISMATCH,
+    REASON_UNDEFINED,
+    Settings,
+    first_line,
+    is_blocking,
+    make_result,
+)
+from gates.results import CheckResult, Outcome
+
+METHODS = ("psi", "js", "wasserstein", "ks", "chi2")
+NUMERIC_ONLY = frozenset({"ks", "wasserstein"})
+HAS_P_VALUE = frozenset({"ks", "chi2"})
+DEFAULT_METHOD = {"numeric": "psi", "categorical": "js"}
+#: thresholds used when a rule names none: PSI 0.2 is the usual "significant shift" line; JS
+#: distance and normalised Wasserstein 0.1 follow Evidently's defaults; chi2 tests at 5%.
+DEFAULT_MAX = {"psi": 0.2, "js": 0.1, "wasserstein": 0.1, "ks": 0.1}
+DEFAULT_MIN_P = {"chi2": 0.05}
+DEFAULT_BINS = 10
+DEFAULT_MIN_ROWS = 100
+DEFAULT_MAX_CATEGORIES = 50
+PSI_FLOOR = 1e-4
+OTHER, UNSEEN = "(other)", "(unseen)"
+
+MSG_TOO_FEW = "not checked: {what} has {n} non-null values of '{col}', fewer than min_rows {min_rows}"
+MSG_MISSING = "column '{col}' is missing from the {where} data"
+MSG_NUMERIC_ONLY = "{method} needs a numeric column; '{col}' is {kind} ({dtype})"
+MSG_KIND_CHANGED = "column '{col}' is {ref_kind} in the reference ({ref_dtype}) but {eval_kind} in the eval data ({eval_dtype})"
+MSG_CONSTANT = "normalised Wasserstein is undefined: every reference value is the same"
+MSG_FAILED = "cannot compute {method} drift of '{col}': {problem}"
+MSG_MAX = "{method} drift of '{col}' is {value:.4g}{verdict} {limit}"
+MSG_MIN_P = "{method} test of '{col}': p = {p:.3g}{verdict} {limit} (statistic {value:.4g})"
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """The resolved rule of one column: method, thresholds and whether it blocks."""
+
+    method: str
+    max: float | None
+    min_p_value: float | None
+    blocking: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of the reference and eval values per bin; bins come from the reference only."""
+
+    labels: list[str]
+    reference: np.ndarray
+    eval: np.ndarray
+    binning: str
+
+
+@dataclass(frozen=True)
+class Statistic:
+    value: float
+    p_value: float | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+def column_kind(series: pd.Series) -> str:
+    """Return ``numeric`` for numbers (not bool), ``categorical`` for anything else."""
+    dtype = series.dtype
+    return "numeric" if ptypes.is_numeric_dtype(dtype) and not ptypes.is_bool_dtype(dtype) else "categorical"
+
+
+def resolve_rule(spec: Mapping[str, Any], col: str, kind: str, gate_severity: str) -> DriftRule:
+    """Return one column's rule: its own entry, else ``default``, else the method for its kind.
+
+    Thresholds belong to a method: a column that names its own method does not inherit the
+    default's thresholds; a default method a column's kind cannot use falls back to the kind's.
+    """
+    default: Mapping[str, Any] = spec.get("default") or {}
+    own: Mapping[str, Any] = (spec.get("columns") or {}).get(col) or {}
+    base = default if "method" not in own else {}
+    method = own.get("method") or base.get("method") or DEFAULT_METHOD[kind]
+    note = ""
+    if "method" not in own and method in NUMERIC_ONLY and kind != "numeric":
+        note = f"default method {method} needs numbers; used {DEFAULT_METHOD[kind]}"
+        method, base = DEFAULT_METHOD[kind], {}
+    hi = own.get("max", base.get("max"))
+    lo_p = own.get("min_p_value", base.get("min_p_value"))
+    if hi is None and lo_p is None:
+        hi, lo_p = DEFAULT_MAX.get(method), DEFAULT_MIN_P.get(method)
+    blocking = is_blocking(own.get("severity"), default.get("severity"), spec.get("severity"), gate_severity)
+    return DriftRule(method, hi, lo_p, blocking, note)
+
+
+def drift_columns(spec: Mapping[str, Any], eval_frame: pd.DataFrame, reference: pd.DataFrame,
+                  features: tuple[str, ...] | None, skip: set[str]) -> list[str]:
+    """Return the columns to check: ``data.features`` (else every column both frames share, less
+    ``skip``), plus every column named under ``drift.columns``, less ``drift.exclude``."""
+    if features:
+        base = list(features)
+    else:
+        shared = set(reference.columns)
+        base = [str(c) for c in eval_frame.columns if c in shared and c not in skip]
+    named = list((spec.get("columns") or {}))
+    excluded = set(spec.get("exclude") or ())
+    return [c for c in dict.fromkeys([*base, *named]) if c not in excluded]
+
+
+def run_drift(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[str, Any], columns: list[str],
+              settings: Settings) -> list[CheckResult]:
+    """Return the drift checks of ``columns``: eval data against the reference."""
+    out: list[CheckResult] = []
+    for col in columns:
+        out.extend(_column(eval_frame, reference, spec, col, settings))
+    return out
+
+
+def _ids(col: str, rule: DriftRule) -> list[tuple[str, str, float]]:
+    kinds = [("max", rule.max), ("min_p_value", rule.min_p_value)]
+    return [(f"data.drift.{k}[{col}]", k, float(v)) for k, v in kinds if v is not None]
+
+
+def _column(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[str, Any], col: str,
+            settings: Settings) -> list[CheckResult]:
+    min_rows = int(spec.get("min_rows", DEFAULT_MIN_ROWS))
+    missing = [w for w, f in (("eval", eval_frame), ("reference", reference)) if col not in f.columns]
+    source = reference if col in reference.columns else eval_frame
+    kind = column_kind(source[col]) if col in source.columns else "numeric"
+    rule = resolve_rule(spec, col, kind, settings.severity)
+
+    def every(outcome: Outcome, reason: str, message: str) -> list[CheckResult]:
+        return [make_result(cid, outcome=outcome, blocking=rule.blocking, reason=reason, message=message,
+                            threshold={k: v}, ci_method=rule.method, details={"method": rule.method})
+                for cid, k, v in _ids(col, rule)]
+
+    if missing:
+        return every(Outcome.ERROR, REASON_MISSING_COLUMN, MSG_MISSING.format(col=col, where=missing[0]))
+    ref, ev = reference[col], eval_frame[col]
+    problem = _kind_problem(col, ref, ev, rule.method)
+    if problem is not None:
+        return every(Outcome.ERROR, REASON_TYPE_MISMATCH, problem)
+    ref_n, ev_n = int(ref.notna().sum()), int(ev.notna().sum())
+    for what, n in (("the reference", ref_n), ("the eval data", ev_n)):
+        if n < min_rows:
+            return every(Outcome.SKIPPED, REASON_TOO_FEW_ROWS,
+                         MSG_TOO_FEW.format(what=what, n=n, col=col, min_rows=min_rows))
+    try:
+        stat, hist = measure(ref, ev, rule.method, kind, spec)
+    except (ValueError, FloatingPointError, ZeroDivisionError) as exc:
+        return every(Outcome.ERROR, REASON_UNDEFINED,
+                     MSG_FAILED.format(method=rule.method, col=col, problem=str(exc) or first_line(exc)))
+    details = _details(rule, stat, hist, ref, ev, settings.max_failure_cases)
+    return [_decide(cid, k, limit, col, rule, stat, details) for cid, k, limit in _ids(col, rule)]
+
+
+def _kind_problem(col: str, ref: pd.Series, ev: pd.Series, method: str) -> str | None:
+    ref_kind, ev_kind = column_kind(ref), column_kind(ev)
+    if ref_kind != ev_kind and ev.notna().any() and ref.notna().any():
+        return MSG_KIND_CHANGED.format(col=col, ref_kind=ref_kind, ref_dtype=ref.dtype,
+                                       eval_kind=ev_kind, eval_dtype=ev.dtype)
+    if method in NUMERIC_ONLY and ref_kind != "numeric":
+        return MSG_NUMERIC_ONLY.format(method=method, col=col, kind=ref_kind, dtype=ref.dtype)
+    return None
+
+
+def _decide(check_id: str, kind: str, limit: float, col: str, rule: DriftRule, stat: Statistic,
+            details: Mapping[str, Any]) -> CheckResult:
+    if kind == "max":
+        ok = stat.value <= limit
+        message = MSG_MAX.format(method=rule.method, col=col, value=stat.value, limit=limit,
+                                 verdict=" <=" if ok else ", above the maximum")
+    else:
+        p = stat.p_value if stat.p_value is not None else math.nan
+        ok = p >= limit
+        message = MSG_MIN_P.format(method=rule.method, col=col, p=p, value=stat.value, limit=limit,
+                                   verdict=" >=" if ok else ", below the minimum")
+    outcome = Outcome.PASS if ok else Outcome.FAIL
+    if not math.isfinite(stat.value):
+        outcome = Outcome.ERROR
+    return make_result(check_id, outcome=outcome, blocking=rule.blocking, observed=stat.value,
+                       threshold={kind: limit}, reason=REASON_THRESHOLD, message=message,
+                       ci_method=rule.method, details=details)
+
+
+def _details(rule: DriftRule, stat: Statistic, hist: Histogram | None, ref: pd.Series, ev: pd.Series,
+             limit: int) -> dict[str, Any]:
+    details: dict[str, Any] = {"method": rule.method, "statistic": stat.value}
+    if stat.p_value is not None:
+        details["p_value"] = stat.p_value
+    details.update(stat.extra or {})
+    details.update({"reference_rows": int(ref.notna().sum()), "eval_rows": int(ev.notna().sum()),
+                    "reference_null_fraction": float(ref.isna().mean()) if len(ref) else 0.0,
+                    "eval_null_fraction": float(ev.isna().mean()) if len(ev) else 0.0})
+    if rule.note:
+        details["note"] = rule.note
+    if hist is not None:
+        details["binning"] = hist.binning
+        details["bins"] = _bin_table(hist, limit)
+    return details
+
+
+def _bin_table(hist: Histogram, limit: int) -> list[dict[str, Any]]:
+    """Return the ``limit`` bins whose share moved most, with both shares."""
+    p, q = _shares(hist.reference), _shares(hist.eval)
+    order = sorted(range(len(p)), key=lambda i: (-abs(q[i] - p[i]), i))[:limit]
+    return [{"bin": hist.labels[i], "reference": float(p[i]), "eval": float(q[i])} for i in order]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def measure(ref: pd.Series, ev: pd.Series, method: str, kind: str,
+            spec: Mapping[str, Any] | None = None) -> tuple[Statistic, Histogram | None]:
+    """Return the drift statistic of ``method`` between the non-null values of two columns."""
+    spec = spec or {}
+    if method in NUMERIC_ONLY:
+        r, e = _floats(ref), _floats(ev)
+        return (ks(r, e) if method == "ks" else wasserstein(r, e)), None
+    if kind == "numeric":
+        hist = numeric_histogram(_floats(ref), _floats(ev), int(spec.get("bins", DEFAULT_BINS)))
+    else:
+        hist = categorical_histogram(ref, ev, int(spec.get("max_categories", DEFAULT_MAX_CATEGORIES)))
+    stat = {"psi": psi, "js": js, "chi2": chi2}[method](hist.reference, hist.eval)
+    return stat, hist
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    return values[~np.isnan(values)]
+
+
+def numeric_edges(ref: np.ndarray, bins: int) -> np.ndarray:
+    """Return the interior cut points of the reference (see the module docstring)."""
+    distinct = np.unique(ref)
+    if len(distinct) <= bins:
+        return distinct[1:]
+    return np.unique(np.quantile(ref, np.arange(1, bins) / bins))
+
+
+def numeric_histogram(ref: np.ndarray, ev: np.ndarray, bins: int) -> Histogram:
+    edges = numeric_edges(ref, bins)
+    k = len(edges) + 1
+    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k)
+    e = np.bincount(np.searchsorted(edges, ev, side="right"), minlength=k)
+    bounds = [-np.inf, *edges.tolist(), np.inf]
+    labels = [f"[{bounds[i]:.6g}, {bounds[i + 1]:.6g})" for i in range(k)]
+    return Histogram(labels, r, e, f"reference quantiles, {k} bins")
+
+
+def categorical_histogram(ref: pd.Series, ev: pd.Series, max_categories: int) -> Histogram:
+    """Bin by the reference's most frequent values; the rest share ``(other)``/``(unseen)``."""
+    ref_v, ev_v = ref.dropna(), ev.dropna()
+    codes, uniques = pd.factorize(pd.concat([ref_v.astype(object), ev_v.astype(object)], ignore_index=True))
+    ref_codes, ev_codes = codes[:len(ref_v)], codes[len(ref_v):]
+    ref_counts = np.bincount(ref_codes, minlength=len(uniques))
+    seen = np.flatnonzero(ref_counts)
+    text = [str(u) for u in uniques]
+    ranked = sorted(seen.tolist(), key=lambda c: (-ref_counts[c], text[c]))
+    kept = ranked[:max_categories]
+    slot = np.full(len(uniques), len(kept) + 1)  # unseen by default
+    slot[seen] = len(kept)  # seen but not kept: other
+    slot[kept] = np.arange(len(kept))
+    k = len(kept) + 2
+    r = np.bincount(slot[ref_codes], minlength=k)
+    e = np.bincount(slot[ev_codes], minlength=k)
+    labels = [text[c] for c in kept] + [OTHER, UNSEEN]
+    return Histogram(labels, r, e, f"reference categories, top {len(kept)} of {len(seen)}")
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else np.zeros(len(counts))
+
+
+def psi(ref_counts: np.ndarray, ev_counts: np.ndarray) -> Statistic:
+    p = np.maximum(_shares(ref_counts), PSI_FLOOR)
+    q = np.maximum(_shares(ev_counts), PSI_FLOOR)
+    return Statistic(float(np.sum((q - p) * np.log(q / p))))
+
+
+def js(ref_counts: np.ndarray, ev_counts: np.ndarray) -> Statistic:
+    p, q = _shares(ref_counts), _shares(ev_counts)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return Statistic(math.sqrt(max(0.0, (kl(p) + kl(q)) / 2)))
+
+
+def chi2(ref_counts: np.ndarray, ev_counts: np.ndarray) -> Statistic:
+    """Pearson's chi-square on the 2 x k table; bins empty in both samples are dropped."""
+    from scipy.stats import chi2 as chi2_dist
+
+    table = np.vstack([ref_counts, ev_counts]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    dof = table.shape[1] - 1
+    if dof < 1:
+        return Statistic(0.0, 1.0, {"dof": 0})
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    stat = float(np.sum((table - expected) ** 2 / expected))
+    return Statistic(stat, float(chi2_dist.sf(stat, dof)), {"dof": int(dof)})
+
+
+def ks(ref: np.ndarray, ev: np.ndarray) -> Statistic:
+    """Two-sample KS: the largest gap between the two empirical CDFs, at every observed value."""
+    from scipy.stats import kstwo
+
+    r, e = np.sort(ref), np.sort(ev)
+    points = np.concatenate([r, e])
+    gap = np.abs(np.searchsorted(r, points, side="right") / len(r)
+                 - np.searchsorted(e, points, side="right") / len(e))
+    d = float(gap.max())
+    en = len(r) * len(e) / (len(r) + len(e))
+    return Statistic(d, float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0)))
+
+
+def wasserstein(ref: np.ndarray, ev: np.ndarray) -> Statistic:
+    """W1 = integral of |F_ref - F_eval|, divided by the reference's standard deviation."""
+    r, e = np.sort(ref), np.sort(ev)
+    points = np.sort(np.concatenate([r, e]), kind="stable")  # two sorted runs: a merge
+    widths = np.diff(points)
+    cdf_r = np.searchsorted(r, points[:-1], side="right") / len(r)
+    cdf_e = np.searchsorted(e, points[:-1], side="right") / len(e)
+    distance = float(np.sum(np.abs(cdf_r - cdf_e) * widths))
+    scale = float(np.std(r))
+    if scale == 0.0:
+        if distance == 0.0:
+            return Statistic(0.0, None, {"distance": 0.0, "reference_std": 0.0})
+        raise ValueError(MSG_CONSTANT)
+    return Statistic(distance / scale, None, {"distance": distance, "reference_std": scale})

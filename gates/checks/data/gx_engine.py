@@ -1,0 +1,250 @@
+"""Run a Great Expectations 1.x expectation suite (its exported JSON) as data checks.
+
+The suite runs through an ephemeral context (no files, no analytics, no progress bars) on a
+pandas data source with one dataframe asset whose batch definition is the whole DataFrame. Each
+expectation becomes ``data.gx.<expectation_type>[<column>]`` with GX's unexpected count as
+``observed`` (its observed value for aggregate expectations), a few unexpected values and row
+indices as examples, and GX's severity mapped to ours: ``critical`` blocks, ``warning`` and
+``info`` warn; an expectation without one takes the gate's severity.
+great_expectations is imported only here (it takes seconds), only when a policy uses it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gates.checks.data._common import (
+    REASON_BAD_ROWS,
+    REASON_CHECK_ERROR,
+    REASON_MISSING_COLUMN,
+    REASON_SCHEMA_ERROR,
+    Settings,
+    Target,
+    examples,
+    first_line,
+    is_blocking,
+    json_value,
+    make_result,
+)
+from gates.results import CheckResult, Outcome
+
+MSG_SUITE_READ = "cannot read the expectation suite {path}: {problem}"
+MSG_SUITE_SHAPE = "{path} is not a Great Expectations 1.x suite: {problem}"
+MSG_BAD_EXPECTATION = "expectation {type!r} is not valid: {problem}"
+MSG_RAISED = "{type} raised on {label}: {problem}"
+MSG_MISSING = "{type}: column '{col}' is missing from {label}"
+MSG_PASS = "{label} meets {type}{scope}"
+MSG_FAIL_ROWS = "{n} of {total} rows of {label} fail {type}{scope}"
+MSG_FAIL_VALUE = "{label} fails {type}{scope}: observed {observed}"
+MSG_NOT_RUN = "Great Expectations could not run the suite on {label}: {problem}"
+
+#: GX 1.x severities and whether they block
+SEVERITY_BLOCKS = {"critical": True, "warning": False, "info": False}
+#: kwargs that say where an expectation looks, not what it expects
+_SCOPE_KWARGS = ("column", "column_A", "column_B", "column_list", "batch_id")
+_MARK = "model_gates_index"
+#: column-wide type expectations: when one fails, every non-null value of the column is of the wrong type
+_TYPE_EXPECTATIONS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
+
+
+def read_suite(path: Path) -> list[dict[str, Any]]:
+    """Return the suite's expectations (``{type, kwargs, meta, severity?}``); raise ValueError if malformed."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(MSG_SUITE_READ.format(path=path.name, problem=first_line(exc))) from None
+    items = doc.get("expectations") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(MSG_SUITE_SHAPE.format(path=path.name, problem="no 'expectations' list"))
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            hint = " (GX 0.x 'expectation_type'?)" if isinstance(item, dict) and "expectation_type" in item else ""
+            raise ValueError(MSG_SUITE_SHAPE.format(path=path.name, problem=f"expectation {i} has no 'type'{hint}"))
+        if item.get("severity") is not None and item["severity"] not in SEVERITY_BLOCKS:
+            raise ValueError(MSG_SUITE_SHAPE.format(
+                path=path.name, problem=f"expectation {i} has severity {item['severity']!r}; "
+                                        f"expected one of {', '.join(SEVERITY_BLOCKS)}"))
+    return items
+
+
+def check_names(items: list[dict[str, Any]]) -> list[str]:
+    """Return ``<type>[<scope>]`` per expectation; a name used twice gets ``#<position>``."""
+    names = [f"{item['type']}{_scope(item.get('kwargs') or {})}" for item in items]
+    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+
+
+def _scope(kwargs: Mapping[str, Any]) -> str:
+    if kwargs.get("column") is not None:
+        return f"[{kwargs['column']}]"
+    if kwargs.get("column_A") is not None:
+        return f"[{kwargs['column_A']}&{kwargs.get('column_B')}]"
+    if isinstance(kwargs.get("column_list"), list):
+        return "[" + "&".join(map(str, kwargs["column_list"])) + "]"
+    return ""
+
+
+def run_gx(target: Target, suite_path: Path, gate_blocking: bool, settings: Settings) -> list[CheckResult]:
+    """Validate ``target``'s frame against the suite and return one result per expectation."""
+    try:
+        items = read_suite(suite_path)
+    except ValueError as exc:
+        return [make_result(target.check_id("gx.suite"), outcome=Outcome.ERROR, blocking=gate_blocking,
+                            reason=REASON_SCHEMA_ERROR, message=str(exc))]
+    names = check_names(items)
+    blocking = [is_blocking(_our_severity(item.get("severity")), "block" if gate_blocking else "warn")
+                for item in items]
+    built, invalid = _build(items)
+    out: dict[int, CheckResult] = {}
+    for i, problem in invalid.items():
+        out[i] = make_result(target.check_id(f"gx.{names[i]}"), outcome=Outcome.ERROR, blocking=blocking[i],
+                             reason=REASON_SCHEMA_ERROR,
+                             message=MSG_BAD_EXPECTATION.format(type=items[i]["type"], problem=problem))
+    try:
+        results = _validate(target.frame, built, settings.max_failure_cases)
+    except Exception as exc:  # noqa: BLE001 -- GX can fail on data it cannot load; report, do not crash
+        for i in built:
+            out[i] = make_result(target.check_id(f"gx.{names[i]}"), outcome=Outcome.ERROR, blocking=blocking[i],
+                                 reason=REASON_CHECK_ERROR,
+                                 message=MSG_NOT_RUN.format(label=target.label, problem=first_line(exc)))
+        results = {}
+    for i, res in results.items():
+        out[i] = _result(target, names[i], items[i], res, blocking[i], settings)
+    return [out[i] for i in sorted(out)]
+
+
+def _our_severity(gx_severity: str | None) -> str | None:
+    if gx_severity is None:
+        return None
+    return "block" if SEVERITY_BLOCKS.get(gx_severity, True) else "warn"
+
+
+def _build(items: list[dict[str, Any]]) -> tuple[dict[int, Any], dict[int, str]]:
+    """Return GX Expectation objects by position, and the problem of each one GX rejects."""
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    built: dict[int, Any] = {}
+    invalid: dict[int, str] = {}
+    for i, item in enumerate(items):
+        meta = {**(item.get("meta") or {}), _MARK: i}
+        config = {"type": item["type"], "kwargs": dict(item.get("kwargs") or {}), "meta": meta}
+        if item.get("severity") is not None:
+            config["severity"] = item["severity"]
+        try:
+            built[i] = ExpectationConfiguration(**config).to_domain_obj()
+        except Exception as exc:  # noqa: BLE001 -- GX raises many types for a bad expectation
+            invalid[i] = first_line(exc).splitlines()[0]
+    return built, invalid
+
+
+def _validate(frame: pd.DataFrame, built: dict[int, Any], limit: int) -> dict[int, Any]:
+    """Run the expectations as one suite on the whole DataFrame; return GX's results by position."""
+    if not built:
+        return {}
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(analytics_enabled=False, store_backend_defaults=InMemoryStoreBackendDefaults(),
+                               progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False))
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    asset = context.data_sources.add_pandas("model_gates").add_dataframe_asset("frame")
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+    suite = gx.ExpectationSuite(name="model_gates", expectations=list(built.values()))
+    run = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": limit})
+    return {int(r.expectation_config.meta[_MARK]): r for r in run.results}
+
+
+def _result(target: Target, name: str, item: dict[str, Any], res: Any, blocking: bool,
+            settings: Settings) -> CheckResult:
+    """Turn one GX ExpectationValidationResult into a check."""
+    check_id = target.check_id(f"gx.{name}")
+    kwargs = dict(item.get("kwargs") or {})
+    threshold = {k: v for k, v in kwargs.items() if k not in _SCOPE_KWARGS}
+    scope = _scope(kwargs)
+    fmt = {"label": target.label, "type": item["type"], "scope": f" on '{scope[1:-1]}'" if scope else ""}
+    missing = [c for c in _columns(kwargs) if c not in target.frame.columns]
+    if missing:
+        return make_result(check_id, outcome=Outcome.FAIL, blocking=blocking, observed=len(target.frame),
+                           threshold=threshold, reason=REASON_MISSING_COLUMN,
+                           message=MSG_MISSING.format(col=missing[0], **fmt))
+    problem = _raised(res.exception_info)
+    if problem is not None:
+        return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, threshold=threshold,
+                           reason=REASON_CHECK_ERROR, message=MSG_RAISED.format(problem=problem, **fmt))
+    result = dict(res.result or {})
+    observed, details = _observed(result, bool(res.success), settings.max_failure_cases)
+    if not res.success and observed is None and item["type"] in _TYPE_EXPECTATIONS:
+        observed = int(target.frame[kwargs["column"]].notna().sum())
+    if res.success:
+        message = MSG_PASS.format(**fmt)
+    elif "unexpected_count" in result:
+        message = MSG_FAIL_ROWS.format(n=observed, total=result.get("element_count"), **fmt)
+    else:
+        message = MSG_FAIL_VALUE.format(observed=details.get("observed_value"), **fmt)
+    return make_result(check_id, outcome=Outcome.PASS if res.success else Outcome.FAIL, blocking=blocking,
+                       observed=observed, threshold=threshold, reason=REASON_BAD_ROWS, details=details,
+                       message=message)
+
+
+def _columns(kwargs: Mapping[str, Any]) -> list[str]:
+    cols = [kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")]
+    cols += list(kwargs.get("column_list") or [])
+    return [c for c in cols if c is not None]
+
+
+def _raised(info: Any) -> str | None:
+    """Return the message of an exception GX caught while computing a metric, or None."""
+    if not isinstance(info, Mapping):
+        return None
+    if "raised_exception" in info:
+        return str(info.get("exception_message")) if info.get("raised_exception") else None
+    for value in info.values():
+        if isinstance(value, Mapping) and value.get("raised_exception"):
+            return str(value.get("exception_message") or "unknown error").splitlines()[0]
+    return None
+
+
+def _observed(result: Mapping[str, Any], success: bool, limit: int) -> tuple[float | None, dict[str, Any]]:
+    """Return ``observed`` (unexpected count, else a numeric observed value) and the details."""
+    details: dict[str, Any] = {}
+    for key in ("element_count", "missing_count", "unexpected_count", "unexpected_percent"):
+        if key in result:
+            details[key] = json_value(result[key])
+    if "observed_value" in result:
+        details["observed_value"] = _jsonish(result["observed_value"])
+    if "unexpected_count" in result:
+        index = list(result.get("partial_unexpected_index_list") or [])
+        values = list(result.get("partial_unexpected_list") or [])
+        details["examples"] = examples(index, values if len(values) == len(index) else None, limit)
+        details["unexpected_values"] = _merged_counts(result.get("partial_unexpected_counts") or [], limit)
+        return int(result["unexpected_count"] or 0), details
+    value = result.get("observed_value")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value, details
+    return (0 if success else None), details
+
+
+def _merged_counts(counts: list[Mapping[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Return GX's partial value counts with equal values merged (GX lists each NaN apart)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for c in counts:
+        value = json_value(c.get("value"))
+        entry = merged.setdefault(json.dumps(value), {"value": value, "count": 0})
+        entry["count"] += int(c.get("count", 0))
+    return sorted(merged.values(), key=lambda e: (-e["count"], str(e["value"])))[:limit]
+
+
+def _jsonish(value: Any) -> Any:
+    """Return GX's observed value in JSON-safe form (lists and small dicts kept)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonish(v) for k, v in list(value.items())[:50]}
+    if isinstance(value, (list, tuple)):
+        return [_jsonish(v) for v in list(value)[:50]]
+    return json_value(value)
