@@ -1,0 +1,261 @@
+"""Resampling and analytic intervals against slow, explicit paired bootstrap loops."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from gates.context import Predictions
+from gates.estimates import (
+    _POISSON,
+    multinomial_tables,
+    ovr_delong,
+    paired_estimates,
+    poisson_weights,
+    slice_by,
+    whole,
+)
+from gates.intervals import Estimate, delong_difference, delong_paired, delong_single, multinomial_counts, negate
+from gates.metrics import binary_auc, metric_registry, ovr_auc
+
+QUANTILES = [0.025, 0.25, 0.5, 0.75, 0.975]
+
+
+def rngs(seed: int):
+    return lambda family: np.random.default_rng([seed, len(family)])
+
+
+def scored(n: int, seed: int, k: int = 2):
+    """Labels, a candidate and a correlated, slightly worse baseline (binary or k classes)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    shared = rng.normal(size=(n, k))
+    onehot = np.eye(k)[y]
+    logits_c = 1.3 * onehot + shared + 0.4 * rng.normal(size=(n, k))
+    logits_b = 1.1 * onehot + shared + 0.4 * rng.normal(size=(n, k))
+    if k == 2:
+        pc = 1 / (1 + np.exp(-(logits_c[:, 1] - logits_c[:, 0])))
+        pb = 1 / (1 + np.exp(-(logits_b[:, 1] - logits_b[:, 0])))
+        return y, Predictions((pc >= 0.5).astype(int), pc, (0, 1)), Predictions((pb >= 0.5).astype(int), pb, (0, 1))
+    pc = np.exp(logits_c) / np.exp(logits_c).sum(1, keepdims=True)
+    pb = np.exp(logits_b) / np.exp(logits_b).sum(1, keepdims=True)
+    classes = tuple(range(k))
+    return y, Predictions(pc.argmax(1), pc, classes), Predictions(pb.argmax(1), pb, classes)
+
+
+def slow_paired_bootstrap(y, cand, base, fn, n_boot, seed):
+    """The textbook paired bootstrap: one index draw per replicate, both models scored on it."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    out = np.empty((n_boot, 2))
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        out[b] = fn(y[idx], cand, idx), fn(y[idx], base, idx)
+    return out
+
+
+def assert_same_distribution(ours: np.ndarray, theirs: np.ndarray, tol_sd: float = 0.35):
+    sd = theirs.std()
+    assert ours.std() == pytest.approx(sd, rel=0.12)
+    diff = np.abs(np.quantile(ours, QUANTILES) - np.quantile(theirs, QUANTILES))
+    assert np.all(diff < tol_sd * sd), (np.quantile(ours, QUANTILES), np.quantile(theirs, QUANTILES))
+
+
+def f1_rows(yy, pred):
+    tp = np.sum((yy == 1) & (pred == 1))
+    return 2 * tp / (np.sum(yy == 1) + np.sum(pred == 1))
+
+
+def balanced_accuracy_rows(yy, pred):
+    return np.mean([np.mean(pred[yy == c] == c) for c in (0, 1)])
+
+
+# the slow loops score each replicate with plain numpy on rows (the formulas are checked against
+# sklearn in test_metrics.py); what is under test here is the resampling
+@pytest.mark.parametrize("name,fn", [
+    ("accuracy", lambda yy, p, idx: np.mean(yy == p.labels[idx])),
+    ("f1", lambda yy, p, idx: f1_rows(yy, p.labels[idx])),
+    ("balanced_accuracy", lambda yy, p, idx: balanced_accuracy_rows(yy, p.labels[idx])),
+])
+def test_multinomial_paired_bootstrap_matches_a_slow_loop(name, fn):
+    y, cand, base = scored(1500, seed=1)
+    est = paired_estimates(y, cand, base, [metric_registry()[name]], whole(len(y)), n_boot=3000, rng=rngs(1),
+                           positive_label=1, classes=(0, 1))[name][0]
+    slow = slow_paired_bootstrap(y, cand, base, fn, 600, seed=2)
+    assert est.candidate == pytest.approx(fn(y, cand, np.arange(len(y))))
+    assert est.difference.method == "bootstrap-multinomial"
+    assert_same_distribution(est.observed.replicates, slow[:, 0])
+    assert_same_distribution(est.difference.replicates, slow[:, 0] - slow[:, 1])
+
+
+def test_churn_replicates_match_a_slow_loop():
+    y, cand, base = scored(1500, seed=3)
+    est = paired_estimates(y, cand, base, [metric_registry()["churn"]], whole(len(y)), n_boot=3000, rng=rngs(3),
+                           positive_label=1, classes=(0, 1))["churn"][0]
+    rng = np.random.default_rng(4)
+    slow = np.array([np.mean(cand.labels[i] != base.labels[i]) for i in rng.integers(0, len(y), (600, len(y)))])
+    assert est.candidate == pytest.approx(np.mean(cand.labels != base.labels), rel=1e-12)
+    assert est.difference is None
+    assert_same_distribution(est.observed.replicates, slow)
+
+
+def log_loss_rows(yy, scores):
+    return -np.mean(np.log(np.where(yy == 1, scores, 1 - scores)))
+
+
+def average_precision_rows(yy, scores):
+    """Mean precision at the rank of each positive (no tied scores here)."""
+    hits = yy[np.argsort(-scores)] == 1
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return precision[hits].mean()
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("log_loss", lambda yy, p, idx: log_loss_rows(yy, p.scores[idx])),
+    ("brier", lambda yy, p, idx: np.mean((yy - p.scores[idx]) ** 2)),
+    ("average_precision", lambda yy, p, idx: average_precision_rows(yy, p.scores[idx])),
+])
+def test_row_bootstrap_matches_a_slow_loop(name, fn):
+    y, cand, base = scored(1200, seed=5)
+    est = paired_estimates(y, cand, base, [metric_registry()[name]], whole(len(y)), n_boot=2000, rng=rngs(5),
+                           positive_label=1, classes=(0, 1))[name][0]
+    slow = slow_paired_bootstrap(y, cand, base, fn, 400, seed=6)
+    assert est.candidate == pytest.approx(fn(y, cand, np.arange(len(y))), rel=1e-9)
+    assert est.baseline == pytest.approx(fn(y, base, np.arange(len(y))), rel=1e-9)
+    assert est.difference.method == "bootstrap-rows"
+    assert_same_distribution(est.observed.replicates, slow[:, 0])
+    assert_same_distribution(est.difference.replicates, slow[:, 0] - slow[:, 1])
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("rmse", lambda yy, p, idx: np.sqrt(np.mean((yy - p.labels[idx]) ** 2))),
+    ("r2", lambda yy, p, idx: 1 - np.sum((yy - p.labels[idx]) ** 2) / np.sum((yy - yy.mean()) ** 2)),
+    ("mape", lambda yy, p, idx: np.mean(np.abs(yy - p.labels[idx]) / np.abs(yy))),
+])
+def test_regression_metrics_row_bootstrap_matches_a_slow_loop(name, fn):
+    rng = np.random.default_rng(7)
+    y = 50 + 10 * rng.normal(size=1000)
+    cand = Predictions(y + rng.normal(size=1000) * 3, None)
+    base = Predictions(y + rng.normal(size=1000) * 3.3, None)
+    est = paired_estimates(y, cand, base, [metric_registry()[name]], whole(len(y)), n_boot=2000, rng=rngs(7))[name][0]
+    slow = slow_paired_bootstrap(y, cand, base, fn, 600, seed=8)
+    assert est.candidate == pytest.approx(fn(y, cand, np.arange(len(y))), rel=1e-9)
+    assert_same_distribution(est.difference.replicates, slow[:, 0] - slow[:, 1])
+
+
+def test_delong_agrees_with_a_paired_bootstrap_of_roc_auc():
+    y, cand, base = scored(1500, seed=9)
+    observed, diff = delong_paired(y == 1, cand.scores, base.scores)
+    want_c, want_b = skm.roc_auc_score(y, cand.scores), skm.roc_auc_score(y, base.scores)
+    assert observed.value == pytest.approx(want_c, rel=1e-12)
+    assert diff.value == pytest.approx(want_c - want_b, rel=1e-9)
+    assert delong_difference(y == 1, cand.scores, base.scores) == diff
+    assert delong_single(y == 1, cand.scores).se == pytest.approx(observed.se, rel=1e-12)
+    slow = slow_paired_bootstrap(y, cand, base, lambda yy, p, idx: binary_auc(yy == 1, p.scores[idx]), 400, 10)
+    assert observed.se == pytest.approx(slow[:, 0].std(), rel=0.12)
+    assert diff.se == pytest.approx((slow[:, 0] - slow[:, 1]).std(), rel=0.12)
+    lo, hi = diff.interval(0.95)
+    b_lo, b_hi = np.quantile(slow[:, 0] - slow[:, 1], [0.025, 0.975])
+    assert abs(lo - b_lo) < 0.3 * diff.se and abs(hi - b_hi) < 0.3 * diff.se
+
+
+def test_delong_matches_the_textbook_pairwise_formula():
+    """DeLong et al. (1988): structural components from the explicit pairwise kernel."""
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 120).astype(bool)
+    sc, sb = np.round(rng.random(120) + 0.4 * y, 1), rng.random(120) + 0.2 * y
+    kernels = []
+    for s in (sc, sb):
+        pos, neg = s[y][:, None], s[~y][None, :]
+        kernels.append((pos > neg) + 0.5 * (pos == neg))
+    v10 = np.array([k.mean(axis=1) for k in kernels])
+    v01 = np.array([k.mean(axis=0) for k in kernels])
+    cov = np.cov(v10) / y.sum() + np.cov(v01) / (~y).sum()
+    _, diff = delong_paired(y, sc, sb)
+    assert diff.se ** 2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ovr_delong_agrees_with_sklearn_and_a_bootstrap(weighted):
+    y, cand, base = scored(1000, seed=12, k=3)
+    avg = "weighted" if weighted else "macro"
+    aucs, infl = ovr_delong(y, [cand.scores, base.scores], (0, 1, 2), weighted)
+    assert aucs[0] == pytest.approx(skm.roc_auc_score(y, cand.scores, multi_class="ovr", average=avg), rel=1e-12)
+    slow = slow_paired_bootstrap(y, cand, base, lambda yy, p, idx: ovr_auc(yy, p.scores[idx], (0, 1, 2), weighted),
+                                 300, 13)
+    assert np.sqrt(np.sum(infl[0] ** 2)) == pytest.approx(slow[:, 0].std(), rel=0.15)
+    assert np.sqrt(np.sum((infl[0] - infl[1]) ** 2)) == pytest.approx((slow[:, 0] - slow[:, 1]).std(), rel=0.15)
+
+
+def test_ovr_delong_of_one_class_is_delong():
+    y, cand, base = scored(800, seed=14)
+    aucs, infl = ovr_delong(y == 1, [np.column_stack([1 - cand.scores, cand.scores])], (False, True), False)
+    single = delong_single(y == 1, cand.scores)
+    assert aucs[0] == pytest.approx(single.value)
+    n_pos, n_neg = (y == 1).sum(), (y == 0).sum()
+    # ddof 0 vs DeLong's ddof 1: equal up to (m - 1) / m
+    assert np.sqrt(np.sum(infl[0] ** 2)) == pytest.approx(single.se, rel=2.0 / min(n_pos, n_neg))
+
+
+def test_slices_resample_jointly_and_match_per_slice_values():
+    y, cand, base = scored(3000, seed=15)
+    frame = pd.DataFrame({"g": np.random.default_rng(16).choice(["a", "b", "c"], 3000, p=[0.5, 0.3, 0.2])})
+    slicing = slice_by(frame, ["g"])
+    reg = metric_registry()
+    names = ["accuracy", "f1", "roc_auc", "log_loss", "churn"]
+    est = paired_estimates(y, cand, base, [reg[n] for n in names], slicing, n_boot=400, rng=rngs(17),
+                           positive_label=1, classes=(0, 1))
+    assert [slicing.label(s) for s in range(3)] == ["g=a", "g=b", "g=c"]
+    for s, rows in enumerate(slicing.rows):
+        assert np.array_equal(np.sort(rows), np.flatnonzero(frame["g"].to_numpy() == "abc"[s]))
+        sub = lambda p: Predictions(p.labels[rows], p.scores[rows], (0, 1))  # noqa: E731
+        for n in names:
+            want = reg[n].compute(y[rows], sub(cand), positive_label=1, classes=(0, 1), baseline=sub(base))
+            assert est[n][s].candidate == pytest.approx(want, rel=1e-9), (n, s)
+    # a smaller slice has a wider interval
+    widths = [np.diff(est["accuracy"][s].difference.interval(0.95))[0] for s in range(3)]
+    assert widths[0] < widths[1] < widths[2]
+
+
+def test_estimates_are_deterministic_per_seed():
+    y, cand, base = scored(500, seed=18)
+    metrics = [metric_registry()[n] for n in ("f1", "brier")]
+    one = paired_estimates(y, cand, base, metrics, whole(500), n_boot=200, rng=rngs(1), positive_label=1, classes=(0, 1))
+    two = paired_estimates(y, cand, base, metrics, whole(500), n_boot=200, rng=rngs(1), positive_label=1, classes=(0, 1))
+    three = paired_estimates(y, cand, base, metrics, whole(500), n_boot=200, rng=rngs(2), positive_label=1, classes=(0, 1))
+    for n in ("f1", "brier"):
+        assert np.array_equal(one[n][0].difference.replicates, two[n][0].difference.replicates)
+        assert not np.array_equal(one[n][0].difference.replicates, three[n][0].difference.replicates)
+
+
+def test_multinomial_tables_chunk_and_keep_empty_cells_empty():
+    cells = np.array([[5.0, 0.0], [3.0, 12.0]])
+    chunks = list(multinomial_tables(cells, 250, np.random.default_rng(0), budget=8))
+    assert sum(len(c) for c in chunks) == 250 and len(chunks) > 1
+    draws = np.concatenate(chunks)
+    assert np.all(draws.sum(axis=(1, 2)) == 20) and np.all(draws[:, 0, 1] == 0)
+    assert draws.mean(axis=0) == pytest.approx(cells, rel=0.1)
+    direct = multinomial_counts(cells, 4000, np.random.default_rng(1))
+    assert direct.shape == (4000, 2, 2) and direct.mean(axis=0) == pytest.approx(cells, rel=0.05)
+
+
+def test_poisson_weights_have_poisson_moments_and_cover_every_replicate():
+    assert _POISSON.mean() == pytest.approx(1.0, abs=1e-4) and _POISSON.var() == pytest.approx(1.0, abs=1e-3)
+    chunks = list(poisson_weights(1000, 30, np.random.default_rng(0), budget=7000))
+    assert [c.shape for c in chunks] == [(7, 1000)] * 4 + [(2, 1000)]
+    w = np.concatenate(chunks)
+    assert w.mean() == pytest.approx(1.0, abs=0.02) and w.var() == pytest.approx(1.0, abs=0.05)
+
+
+def test_estimate_intervals_and_p_values():
+    reps = np.random.default_rng(0).normal(0.01, 0.02, 20000)
+    est = Estimate(0.01, "bootstrap", reps)
+    lo, hi = est.interval(0.9)
+    assert lo == pytest.approx(0.01 - 1.645 * 0.02, abs=0.002) and hi == pytest.approx(0.01 + 1.645 * 0.02, abs=0.002)
+    assert est.p_below(-0.02) == pytest.approx(0.0668, abs=0.005)  # P(N(0.01, 0.02) < -0.02)
+    normal = Estimate(0.01, "delong", se=0.02)
+    assert normal.p_below(-0.02) == pytest.approx(0.0668, abs=1e-3)
+    assert negate(normal).interval(0.9) == pytest.approx(tuple(-x for x in reversed(normal.interval(0.9))))
+    assert all(np.isnan(Estimate(float("nan"), "delong").interval(0.95)))
+    assert not Estimate(float("nan"), "delong").is_defined
