@@ -49,6 +49,7 @@ MSG_REPORT_SHADOW = "it comes from a shadow-mode run, which never registers"
 MSG_REPORT_OTHER_MODEL = "it gates model {got!r}, not {name!r}"
 MSG_REPORT_OTHER_BYTES = "it gated different bytes (sha256 {gated}, this file has {actual})"
 MSG_MODEL_FORMAT = "unsupported model file {path}: expected one of " + ", ".join(MODEL_SUFFIXES)
+MSG_FILE_NOT_FOUND = "file not found"
 MSG_NO_VERSIONS = "no version registered yet"
 MSG_ALIAS_UNSET = "model {name!r} has no alias {alias!r}"
 
@@ -211,7 +212,7 @@ def _read_report(path: Path, *, required: bool) -> dict[str, Any] | None:
 
 def _model_format(path: Path) -> str:
     if not path.is_file():
-        raise UserError("file not found", location=str(path))
+        raise UserError(MSG_FILE_NOT_FOUND, location=str(path))
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UserError(MSG_MODEL_FORMAT.format(path=path.name))
     return path.suffix.lower().lstrip(".")
@@ -313,7 +314,8 @@ def event_row(e: AuditEvent) -> list[str]:
             detail += f"; waived: {', '.join(waived)}"
     elif e.kind in ("register", "forced_register"):
         what = f"{'FORCED ' if e.kind == 'forced_register' else ''}register v{e.version}"
-        detail = f"sha256 {str(r.get('model_sha256', ''))[:12]}" + (f"; reason: {r['reason']}" if r.get("reason") else "")
+        detail = f"sha256 {str(r.get('model_sha256', ''))[:12]}"
+        detail += f"; reason: {r['reason']}" if r.get("reason") else ""
     elif e.kind in ("alias", "rollback"):
         was = f"v{r['from_version']}" if r.get("from_version") is not None else "unset"
         what = f"{'rollback' if e.kind == 'rollback' else r.get('move', 'alias')} {e.alias}"
@@ -338,7 +340,7 @@ def show(name: str, version: str, as_json: bool, config: str, registry_uri: str 
         else:
             found = reg.resolve(name, check_alias(version))
             if found is None:
-                reg.list_versions(name)
+                reg.list_versions(name)  # an unknown model is reported as such, before the alias
                 raise UserError(MSG_ALIAS_UNSET.format(name=name, alias=version))
             mv = found
     if as_json:

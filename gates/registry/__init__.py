@@ -5,6 +5,7 @@ one place that constructs them, so the MLflow client is imported only when a pol
 """
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.util import find_spec
 
 from gates.errors import UserError, missing_extra
@@ -32,7 +33,7 @@ def open_backend(backend: str, uri: str) -> RegistryBackend:
     if backend == "mlflow":
         if find_spec("mlflow") is None:
             raise missing_extra("mlflow", "the mlflow registry backend")
-        from gates.registry.mlflow_backend import MlflowRegistry  # type: ignore[import-not-found]
-
-        return MlflowRegistry(uri)  # type: ignore[no-any-return]
+        module = import_module("gates.registry.mlflow_backend")
+        backend_object: RegistryBackend = module.MlflowRegistry(uri)
+        return backend_object
     raise UserError(MSG_UNKNOWN_BACKEND.format(backend=backend))

@@ -12,27 +12,25 @@ transaction, so a crash leaves the registry as before or fully updated (at worst
 blob). Version numbers are allocated inside ``BEGIN IMMEDIATE``, which serialises writers, so
 concurrent CI jobs never share a number. Blobs are verified against their sha256 on every read.
 The audit log is append-only (triggers refuse UPDATE and DELETE) and hash-chained, so a
-rewritten entry is detected by :meth:`LocalRegistry.verify`.
+rewritten entry is detected by :meth:`LocalRegistry.verify`. Blobs: :mod:`gates.registry.blobs`;
+the index's schema and integrity checks: :mod:`gates.registry.local_index`.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from gates.errors import EnvironmentProblem, UserError
 from gates.registry.base import (
     MSG_BYTES_CHANGED,
-    MSG_UNKNOWN_ALIAS,
     MSG_UNKNOWN_MODEL,
     MSG_UNKNOWN_VERSION,
     AliasMove,
@@ -46,52 +44,26 @@ from gates.registry.base import (
     is_version_ref,
     rollback_target,
 )
+from gates.registry.blobs import BlobStore
+from gates.registry.local_index import (
+    AUDIT_FIELDS,
+    GENESIS,
+    SCHEMA_VERSION,
+    chain_hash,
+    dumps,
+    integrity_problems,
+    schema_statements,
+    stored_schema_version,
+)
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 120.0
-STALE_TMP_S = 24 * 3600
 _FORMAT = re.compile(r"[a-z0-9]{1,16}")
-_GENESIS = "0" * 64
 
 MSG_CORRUPT_INDEX = "the registry index {path} is damaged or not a model-gates registry: {problem}"
 MSG_NEWER_SCHEMA = "the registry at {path} was written by a newer model-gates (schema {found} > {ours}); upgrade"
-MSG_BLOB_MISSING = "model bytes of {name} v{version} are missing from the registry: {path}"
-MSG_BLOB_CORRUPT = (
-    "model bytes of {name} v{version} are corrupted: {path} has sha256 {actual}, the registry recorded {expected}"
-)
 MSG_BUSY = "the registry at {path} stayed locked by another writer for {seconds:.0f} s: {problem}"
 MSG_BAD_FORMAT = "invalid model format {format!r}: expected a file suffix such as skops or joblib"
 MSG_NOT_A_FOLDER = "the registry path {path} exists and is not a folder"
-MSG_READ_MODEL = "cannot read the model file {path}: {problem}"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS models (
-    name TEXT PRIMARY KEY, created_at TEXT NOT NULL, created_by TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-    name TEXT NOT NULL REFERENCES models(name), version INTEGER NOT NULL CHECK (version >= 1),
-    model_sha256 TEXT NOT NULL, format TEXT NOT NULL, size INTEGER NOT NULL,
-    created_at TEXT NOT NULL, created_by TEXT NOT NULL, verdict TEXT NOT NULL, lineage TEXT NOT NULL,
-    PRIMARY KEY (name, version), UNIQUE (name, model_sha256));
-CREATE TABLE IF NOT EXISTS aliases (
-    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL,
-    PRIMARY KEY (name, alias), FOREIGN KEY (name, version) REFERENCES versions(name, version));
-CREATE TABLE IF NOT EXISTS alias_moves (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL,
-    from_version INTEGER, to_version INTEGER NOT NULL, kind TEXT NOT NULL, by TEXT NOT NULL,
-    at TEXT NOT NULL, reason TEXT);
-CREATE TABLE IF NOT EXISTS tags (
-    name TEXT NOT NULL, version INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (name, version, key), FOREIGN KEY (name, version) REFERENCES versions(name, version));
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    by TEXT NOT NULL, version INTEGER, alias TEXT, verdict TEXT, ci_url TEXT, record TEXT NOT NULL,
-    prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
 
 
 class LocalRegistry:
@@ -102,6 +74,7 @@ class LocalRegistry:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
         self.uri = str(self.root)
+        self.blobs = BlobStore(self.root)
         self._conn: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------------ connection
@@ -135,14 +108,14 @@ class LocalRegistry:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        row = self._schema_version(conn)
-        if row is not None and row >= SCHEMA_VERSION:
-            if row > SCHEMA_VERSION:
-                raise EnvironmentProblem(MSG_NEWER_SCHEMA.format(path=self.root, found=row, ours=SCHEMA_VERSION))
+        found = stored_schema_version(conn)
+        if found is not None and found > SCHEMA_VERSION:
+            raise EnvironmentProblem(MSG_NEWER_SCHEMA.format(path=self.root, found=found, ours=SCHEMA_VERSION))
+        if found == SCHEMA_VERSION:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(_SCHEMA):
+            for statement in schema_statements():
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
@@ -151,20 +124,12 @@ class LocalRegistry:
             conn.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _schema_version(conn: sqlite3.Connection) -> int | None:
-        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-        if not has_meta:
-            return None
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else None
-
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> LocalRegistry:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -205,57 +170,12 @@ class LocalRegistry:
 
     def blob_path(self, sha256: str, format: str) -> Path:
         """Return where the bytes with this digest live: ``blobs/sha256/ab/abcd....<format>``."""
-        return self.root / "blobs" / "sha256" / sha256[:2] / f"{sha256}.{format}"
-
-    def _store_blob(self, source: Path, format: str) -> tuple[str, int]:
-        """Copy ``source`` into the blob store; return (sha256, size) of exactly the bytes stored."""
-        self._make_folders()
-        self._sweep_tmp()
-        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.part"
-        digest, size = hashlib.sha256(), 0
-        try:
-            with source.open("rb") as src, tmp.open("wb") as dst:
-                for block in iter(lambda: src.read(1 << 20), b""):
-                    digest.update(block)
-                    size += len(block)
-                    dst.write(block)
-                dst.flush()
-                os.fsync(dst.fileno())
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise UserError(MSG_READ_MODEL.format(path=source, problem=exc.strerror or exc)) from None
-        sha = digest.hexdigest()
-        dest = self.blob_path(sha, format)
-        if dest.exists() and _file_sha256(dest) == sha:
-            tmp.unlink()
-            return sha, size
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-        return sha, size
-
-    def _sweep_tmp(self) -> None:
-        """Remove partial blobs left by writers that died long ago (live writers' files are young)."""
-        cutoff = time.time() - STALE_TMP_S
-        for part in (self.root / "tmp").glob("*.part"):
-            try:
-                if part.stat().st_mtime < cutoff:
-                    part.unlink()
-            except OSError:
-                continue
+        return self.blobs.path(sha256, format)
 
     def fetch(self, name: str, version: int) -> Path:
         """Return the blob of ``name`` v``version`` after checking its sha256."""
         mv = self.get_version(name, version)
-        path = self.blob_path(mv.model_sha256, mv.format)
-        if not path.is_file():
-            raise EnvironmentProblem(MSG_BLOB_MISSING.format(name=name, version=version, path=path))
-        actual = _file_sha256(path)
-        if actual != mv.model_sha256:
-            raise EnvironmentProblem(MSG_BLOB_CORRUPT.format(name=name, version=version, path=path,
-                                                             actual=actual, expected=mv.model_sha256))
-        return path
+        return self.blobs.verified(mv.model_sha256, mv.format, name, mv.version)
 
     # ------------------------------------------------------------------ writes
 
@@ -268,7 +188,8 @@ class LocalRegistry:
             check_alias(alias)
         if not _FORMAT.fullmatch(format):
             raise UserError(MSG_BAD_FORMAT.format(format=format))
-        sha, size = self._store_blob(Path(model), format)
+        self._make_folders()
+        sha, size = self.blobs.put(Path(model), format)
         if expected_sha256 is not None and sha != expected_sha256:
             raise EnvironmentProblem(MSG_BYTES_CHANGED.format(path=model, expected=expected_sha256, actual=sha))
         with self._transaction(write=True) as conn:
@@ -304,7 +225,7 @@ class LocalRegistry:
         conn.execute(
             "INSERT INTO versions (name, version, model_sha256, format, size, created_at, created_by, verdict, "
             "lineage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, version, sha, format, size, now, by, verdict, _dumps(lineage)))
+            (name, version, sha, format, size, now, by, verdict, dumps(lineage)))
         return version
 
     def _audit_registration(self, conn: sqlite3.Connection, name: str, version: int, sha: str, format: str,
@@ -366,7 +287,8 @@ class LocalRegistry:
         previous = int(row["version"]) if row else None
         if expect_from is not None and previous != expect_from:
             raise EnvironmentProblem(MSG_CORRUPT_INDEX.format(
-                path=self.index_path, problem=f"alias {alias!r} holds v{previous} but its history ends at v{expect_from}"))
+                path=self.index_path,
+                problem=f"alias {alias!r} holds v{previous} but its history ends at v{expect_from}"))
         move = AliasMove(name=name, alias=alias, from_version=previous, to_version=version, kind=kind, by=by, at=at,
                          reason=reason)
         if not move.moved:
@@ -387,12 +309,12 @@ class LocalRegistry:
                       ci_url: str | None = None, record: Mapping[str, Any] | None = None) -> int:
         last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq = (int(last["seq"]) if last else 0) + 1
-        prev_hash = last["hash"] if last else _GENESIS
-        body = _dumps(record or {})
-        fields = (seq, at, kind, name, by, version, alias, verdict, ci_url, body)
-        digest = _chain_hash(prev_hash, fields)
-        conn.execute("INSERT INTO audit (seq, at, kind, name, by, version, alias, verdict, ci_url, record, "
-                     "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*fields, prev_hash, digest))
+        prev_hash = last["hash"] if last else GENESIS
+        fields = (seq, at, kind, name, by, version, alias, verdict, ci_url, dumps(record or {}))
+        digest = chain_hash(prev_hash, fields)
+        columns = ", ".join((*AUDIT_FIELDS, "prev_hash", "hash"))
+        conn.execute(f"INSERT INTO audit ({columns}) VALUES ({', '.join('?' * (len(AUDIT_FIELDS) + 2))})",
+                     (*fields, prev_hash, digest))
         return seq
 
     # ------------------------------------------------------------------ reads
@@ -492,13 +414,6 @@ class LocalRegistry:
                                                       (name,))]
             raise UserError(MSG_UNKNOWN_VERSION.format(name=name, version=version, known=", ".join(known) or "none"))
 
-    def require_alias(self, name: str, alias: str) -> int:
-        """Return the version ``alias`` points at, or raise UserError listing the aliases there are."""
-        found = self.aliases(name)
-        if alias not in found:
-            raise UserError(MSG_UNKNOWN_ALIAS.format(name=name, alias=alias, known=", ".join(sorted(found)) or "none"))
-        return found[alias]
-
     # ------------------------------------------------------------------ integrity
 
     def verify(self) -> list[str]:
@@ -510,60 +425,7 @@ class LocalRegistry:
         alias points where its last recorded move put it.
         """
         with self._transaction(write=False) as conn:
-            if conn is None:
-                return []
-            problems = [f"sqlite: {r[0]}" for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-            problems += self._verify_versions(conn)
-            problems += self._verify_audit(conn)
-            problems += self._verify_aliases(conn)
-        return problems
-
-    def _verify_versions(self, conn: sqlite3.Connection) -> list[str]:
-        problems = []
-        by_model: dict[str, list[int]] = {}
-        for r in conn.execute("SELECT * FROM versions ORDER BY name, version"):
-            by_model.setdefault(r["name"], []).append(int(r["version"]))
-            path = self.blob_path(r["model_sha256"], r["format"])
-            if not path.is_file():
-                problems.append(f"{r['name']} v{r['version']}: blob missing ({path})")
-            elif _file_sha256(path) != r["model_sha256"]:
-                problems.append(f"{r['name']} v{r['version']}: blob does not match its sha256")
-        for name, versions in by_model.items():
-            if versions != list(range(1, len(versions) + 1)):
-                problems.append(f"{name}: versions are not 1..{len(versions)}: {versions}")
-        registered = {(r["name"], r["version"]): r["n"] for r in conn.execute(
-            "SELECT name, version, COUNT(*) AS n FROM audit WHERE kind IN ('register', 'forced_register') "
-            "GROUP BY name, version")}
-        for name, versions in by_model.items():
-            for v in versions:
-                if registered.get((name, v)) != 1:
-                    problems.append(f"{name} v{v}: {registered.get((name, v), 0)} registration entries in the audit log")
-        return problems
-
-    def _verify_audit(self, conn: sqlite3.Connection) -> list[str]:
-        problems, prev, expected_seq = [], _GENESIS, 1
-        for r in conn.execute("SELECT * FROM audit ORDER BY seq"):
-            if r["seq"] != expected_seq:
-                problems.append(f"audit: entry {expected_seq} is missing (next is {r['seq']})")
-            fields = tuple(r[k] for k in ("seq", "at", "kind", "name", "by", "version", "alias", "verdict",
-                                          "ci_url", "record"))
-            if r["prev_hash"] != prev or r["hash"] != _chain_hash(prev, fields):
-                problems.append(f"audit: entry {r['seq']} does not match the hash chain")
-            prev, expected_seq = r["hash"], int(r["seq"]) + 1
-        return problems
-
-    def _verify_aliases(self, conn: sqlite3.Connection) -> list[str]:
-        problems = []
-        for r in conn.execute("SELECT * FROM aliases"):
-            last = conn.execute("SELECT to_version FROM alias_moves WHERE name = ? AND alias = ? ORDER BY seq DESC "
-                                "LIMIT 1", (r["name"], r["alias"])).fetchone()
-            if last is None or int(last[0]) != int(r["version"]):
-                problems.append(f"{r['name']}: alias {r['alias']!r} -> v{r['version']} disagrees with its history")
-        n_moves = conn.execute("SELECT COUNT(*) FROM alias_moves").fetchone()[0]
-        n_audited = conn.execute("SELECT COUNT(*) FROM audit WHERE kind IN ('alias', 'rollback')").fetchone()[0]
-        if n_moves != n_audited:
-            problems.append(f"audit: {n_moves} alias moves but {n_audited} alias entries in the audit log")
-        return problems
+            return [] if conn is None else integrity_problems(conn, self.blobs)
 
 
 def _event(r: sqlite3.Row) -> AuditEvent:
@@ -572,41 +434,5 @@ def _event(r: sqlite3.Row) -> AuditEvent:
                       record=json.loads(r["record"]))
 
 
-def _chain_hash(prev_hash: str, fields: tuple[Any, ...]) -> str:
-    payload = json.dumps([prev_hash, *fields], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _dumps(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, default=str)
-
-
-def _statements(script: str) -> list[str]:
-    """Split the schema script into statements (triggers hold ';' inside BEGIN ... END)."""
-    out, buf = [], ""
-    for line in script.strip().splitlines():
-        buf += line + "\n"
-        if buf.rstrip().endswith(";") and (buf.count("BEGIN") == buf.count("END;")):
-            out.append(buf.strip())
-            buf = ""
-    return out
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -188,6 +188,7 @@ def test_a_candidate_changed_after_gating_is_not_registered(project, tmp_path):
 
 def test_the_registry_section_picks_the_backend(project):
     policy = project()
-    other = dataclasses.replace(policy, model=dataclasses.replace(policy.model, baseline=ModelSource("registry", ref="2")))
+    by_version = dataclasses.replace(policy.model, baseline=ModelSource("registry", ref="2"))
+    other = dataclasses.replace(policy, model=by_version)
     assert baseline_resolver(other)("2") is None
     assert open_registry(policy.registry).kind == "local"

@@ -15,11 +15,8 @@ import pytest
 
 from gates.errors import EnvironmentProblem
 from gates.registry.base import RunEntry
-from gates.registry.local import (
-    MSG_BLOB_CORRUPT,
-    MSG_BLOB_MISSING,
-    LocalRegistry,
-)
+from gates.registry.blobs import MSG_BLOB_CORRUPT, MSG_BLOB_MISSING
+from gates.registry.local import LocalRegistry
 
 WRITER = Path(__file__).with_name("registry_writer.py")
 CRASHES = 60
