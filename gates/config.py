@@ -177,6 +177,8 @@ class _Document:
                 return {k: sub(v, path + (k,)) for k, v in value.items()}
             if isinstance(value, list):
                 return [sub(v, path + (i,)) for i, v in enumerate(value)]
+            if isinstance(value, (dt.date, dt.datetime)):
+                return value.isoformat()
             if isinstance(value, str) and "${" in value:
                 return _VAR.sub(lambda m: self._lookup(m, env, path), value)
             return value

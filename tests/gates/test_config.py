@@ -50,10 +50,10 @@ def test_unknown_threshold_suggests_the_right_one(write_policy):
 
 def test_unknown_top_level_key(write_policy):
     path = write_policy()
-    path.write_text(path.read_text() + "modle: {}\n")
+    path.write_text(path.read_text() + "registy: {}\n")
     msg = error_of(path)
-    assert msg.startswith(f"gates.yaml:{line_of(path.read_text(), 'modle')}: modle: unknown key 'modle'")
-    assert "did you mean 'model'" in msg
+    assert msg.startswith(f"gates.yaml:{line_of(path.read_text(), 'registy')}: registy: unknown key 'registy'")
+    assert "did you mean 'registry'" in msg
 
 
 def test_yaml_syntax_error_has_line(write_policy):
