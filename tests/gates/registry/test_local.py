@@ -168,6 +168,18 @@ def check_sound(root: Path, committed: dict[int, str], fetched: set[int]) -> int
         reg.close()
 
 
+def read_until(proc: subprocess.Popen[str], prefix: str) -> str:
+    """Return the writer's output up to and including its first line starting with ``prefix``."""
+    assert proc.stdout is not None
+    seen = ""
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"the writer ended before printing {prefix!r}: {seen}"
+        seen += line
+        if line.startswith(prefix):
+            return seen
+
+
 def test_sigkill_at_random_moments_never_damages_the_registry(tmp_path):
     """Kill busy writers with SIGKILL 60 times, two writers at a time so some kills land while the
     other holds or waits for the lock; after each round the registry must be whole."""
@@ -180,25 +192,27 @@ def test_sigkill_at_random_moments_never_damages_the_registry(tmp_path):
     for attempt in range(CRASHES // 2):
         procs = [subprocess.Popen([sys.executable, str(WRITER), "crash", str(root), str(work), f"{attempt}{w}"],
                                   stdout=subprocess.PIPE, text=True) for w in range(2)]
+        early = [""] * len(procs)
         if attempt % 5 == 0:
             time.sleep(rng.uniform(0.0, 0.15))          # sometimes while they open or create the registry
         else:
-            for proc in procs:
-                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            wait_for = "committed" if attempt % 2 else "ready"   # a slow machine still reaches real work
+            for i, proc in enumerate(procs):
+                early[i] = read_until(proc, wait_for)
         for proc in procs:
             time.sleep(rng.uniform(0.0, 0.1))
             proc.send_signal(signal.SIGKILL)
-        for proc in procs:
+        for i, proc in enumerate(procs):
             out, _ = proc.communicate(timeout=30)
             assert proc.returncode == -signal.SIGKILL
             kills += 1
-            lines = [line.split() for line in out.splitlines() if line.startswith("committed")]
+            lines = [line.split() for line in (early[i] + out).splitlines() if line.startswith("committed")]
             committed.update({int(v): digest for _, v, digest in lines})
             kills_after_commits += bool(lines)
         check_sound(root, committed, fetched)
     assert kills >= 50
     assert check_sound(root, committed, set()) >= 20
-    assert kills_after_commits >= kills // 3
+    assert kills_after_commits >= 20
 
 
 # ---------------------------------------------------------------- concurrent writers
