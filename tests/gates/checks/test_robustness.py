@@ -5,12 +5,14 @@ its documented draws, the model called directly, and sklearn's metrics.
 """
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from gates.checks.robustness import (
     GATE,
+    MSG_BASELINE_NO_MODEL,
     MSG_CHURN,
     MSG_DIRECTIONAL_TASK,
     MSG_EMPTY,
@@ -41,7 +44,9 @@ from gates.checks.robustness import (
 from gates.config import load_policy
 from gates.context import EvalContext, Predictions, make_rng
 from gates.errors import UserError
+from gates.reporters.json_report import build_report, dumps, report_schema
 from gates.results import CheckResult, Status
+from gates.runner import run_policy
 
 N = 3000
 SEED = 7
@@ -493,6 +498,54 @@ def test_no_worse_than_baseline_without_baseline_is_skipped(write: PolicyWriter,
     assert r.status is Status.SKIPPED and r.message == MSG_NO_BASELINE and r.reason == "no_baseline"
     assert results["robustness.flip_rate.max[gaussian_noise=0.1]"].status is Status.PASS
     assert ("baseline", N) not in ctx.calls
+
+
+def test_holm_adjusts_the_levels_of_the_baseline_comparisons(write: PolicyWriter, models: dict[str, Path]) -> None:
+    section = """\
+    perturbations:
+      gaussian_noise: {scale: [0.1, 0.3]}
+    metrics:
+      flip_rate: {no_worse_than_baseline: true, margin: 0.01}
+      score_shift: {no_worse_than_baseline: true, margin: 0.01}
+    """
+    results, _ = run_gate(write(section, candidate="hgb", baseline="lr", models=models))
+    levels = sorted(r.adjusted_confidence or r.confidence for r in results.values())
+    assert levels == pytest.approx([1 - 0.05 / k for k in (1, 2, 3, 4)])
+
+
+def test_baseline_given_as_columns_cannot_be_perturbed(write: PolicyWriter, models: dict[str, Path],
+                                                       frame: pd.DataFrame) -> None:
+    section = "perturbations: {gaussian_noise: {scale: 0.1}}\nmetrics: {flip_rate: {no_worse_than_baseline: true}}\n"
+    path = write(section, candidate="hgb", baseline="{predictions: label}", models=models, features=FEATURES)
+    results, ctx = run_gate(path)
+    r = results["robustness.flip_rate.no_worse_than_baseline[gaussian_noise=0.1]"]
+    assert r.status is Status.SKIPPED and r.reason == "no_model" and r.message == MSG_BASELINE_NO_MODEL
+    assert all(role == "candidate" for role, _ in ctx.calls)
+
+
+def test_columns_that_do_not_fit_the_model_are_check_errors(write: PolicyWriter, models: dict[str, Path]) -> None:
+    section = """\
+    perturbations:
+      gaussian_noise: {columns: [region]}
+      outliers: {columns: [height]}
+    metrics:
+      flip_rate: {max: 0.1}
+    directional: {region: increasing}
+    """
+    results, _ = run_gate(write(section, candidate="lr", models=models))
+    noise = results["robustness.flip_rate.max[gaussian_noise=0.1]"]
+    assert noise.status is Status.ERROR and noise.reason == "unknown_column" and "'region'" in noise.message
+    assert "gates.yaml:" in noise.message
+    assert results["robustness.flip_rate.max[outliers=0.01]"].status is Status.ERROR
+    assert results["robustness.directional[region]"].reason == "not_numeric"
+
+
+def test_results_render_into_a_schema_valid_report(write: PolicyWriter, models: dict[str, Path]) -> None:
+    section = GAUSSIAN + "invariance: [customer_id]\ndirectional: {income: increasing}\n"
+    policy = load_policy(write(section, candidate="hgb", baseline="lr", models=models))
+    report = build_report(run_policy(policy))
+    jsonschema.validate(json.loads(dumps(report)), report_schema())
+    assert {c["gate"] for c in report["checks"]} == {"robustness"}
 
 
 # ---------------------------------------------------------------- config validation
