@@ -17,7 +17,7 @@ from gates.registry.base import RunEntry
 from gates.reporters.json_report import dumps, environment_versions
 
 #: keys of report["run"]["ci"] that may hold the CI run's URL, most specific first
-CI_URL_KEYS = ("run_url", "job_url", "pipeline_url", "url")
+CI_URL_KEYS = ("url", "run_url", "job_url", "pipeline_url")
 
 
 def current_actor(env: Mapping[str, str] | None = None) -> str:

@@ -92,7 +92,8 @@ def test_the_same_bytes_again_are_already_registered(project):
 def test_lineage_records_what_design_section_5_lists(project, tmp_path, monkeypatch):
     monkeypatch.setenv("MODEL_GATES_GIT_SHA", "0123abcd")
     monkeypatch.setenv("MODEL_GATES_ACTOR", "ci-bot")
-    ci = {"platform": "github", "run_url": "https://github.example/acme/churn/actions/runs/7"}
+    ci = {"platform": "gitlab", "url": "https://gitlab.example/acme/churn/-/jobs/7",
+          "pipeline_url": "https://gitlab.example/acme/churn/-/pipelines/3"}
     _, report, _ = gate(project(), ci=ci)
     mv = open_registry(project().registry).get_version("churn", 1)
     lin = mv.lineage
@@ -101,7 +102,7 @@ def test_lineage_records_what_design_section_5_lists(project, tmp_path, monkeypa
     assert lin["data"]["eval"]["rows"] == len(pd.read_csv(tmp_path / "eval.csv"))
     assert lin["policy"]["sha256"] == sha(tmp_path / "gates.yaml")
     assert lin["git_sha"] == "0123abcd"
-    assert lin["ci_url"] == mv.ci_url == ci["run_url"]
+    assert lin["ci_url"] == mv.ci_url == ci["url"]
     assert lin["environment"]["python"] == platform.python_version()
     assert lin["environment"]["scikit-learn"] == metadata.version("scikit-learn")
     assert lin["metrics"] == {c["id"]: c["observed"] for c in report["checks"]}
