@@ -20,7 +20,8 @@ def test_ci_url_prefers_the_report_then_the_ci_variables():
         "https://x/job/1"
     github = {"GITHUB_SERVER_URL": "https://gh.example", "GITHUB_REPOSITORY": "acme/m", "GITHUB_RUN_ID": "42"}
     assert ci_url(REPORT, env=github) == "https://gh.example/acme/m/actions/runs/42"
-    assert ci_url(REPORT, env={"CI_JOB_URL": "https://gl.example/acme/m/-/jobs/9"}) == "https://gl.example/acme/m/-/jobs/9"
+    job = "https://gl.example/acme/m/-/jobs/9"
+    assert ci_url(REPORT, env={"CI_JOB_URL": job}) == job
     assert ci_url(REPORT, env={}) is None
 
 
