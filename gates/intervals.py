@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 #: replicate chunk size for row resampling; bounds memory at chunk x rows int32 indices
 ROW_CHUNK_CELLS = 20_000_000
@@ -51,7 +53,7 @@ class Estimate:
             return (float(lo), float(hi))
         if self.se is None or not np.isfinite(self.value):
             return (float("nan"), float("nan"))
-        z = float(stats.norm.ppf(1 - alpha / 2))
+        z = NormalDist().inv_cdf(1 - alpha / 2)
         return (self.value - z * self.se, self.value + z * self.se)
 
     def p_below(self, bound: float) -> float:
@@ -65,7 +67,7 @@ class Estimate:
             return float("nan")
         if self.se == 0:
             return 0.0 if self.value >= bound else 1.0
-        return float(stats.norm.sf((self.value - bound) / self.se))
+        return normal_sf((self.value - bound) / self.se)
 
     @property
     def is_defined(self) -> bool:
@@ -118,8 +120,20 @@ def row_resample_sums(
     return out
 
 
-def _midranks(x: np.ndarray) -> np.ndarray:
-    return stats.rankdata(x, method="average")
+def normal_sf(z: float) -> float:
+    """Return P(Z > z) for a standard normal Z, accurate in the far tail (no ``1 - cdf`` cancellation)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def midranks(x: np.ndarray) -> np.ndarray:
+    """Return 1-based ranks of ``x`` with ties given their average rank (``scipy.stats.rankdata``)."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="mergesort")
+    starts = np.flatnonzero(np.r_[True, x[order][1:] != x[order][:-1], True])
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts[:-1] + starts[1:] + 1) / 2.0, np.diff(starts))
+    return ranks
+
 
 
 def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,9 +152,9 @@ def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     ty = np.empty((k, n))
     tz = np.empty((k, m + n))
     for r in range(k):
-        tx[r] = _midranks(pos[r])
-        ty[r] = _midranks(neg[r])
-        tz[r] = _midranks(np.concatenate([pos[r], neg[r]]))
+        tx[r] = midranks(pos[r])
+        ty[r] = midranks(neg[r])
+        tz[r] = midranks(np.concatenate([pos[r], neg[r]]))
     aucs = tz[:, :m].sum(axis=1) / m / n - (m + 1.0) / 2.0 / n
     v10 = (tz[:, :m] - tx) / n
     v01 = 1.0 - (tz[:, m:] - ty) / m

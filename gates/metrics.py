@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+
+from gates.intervals import midranks
 
 if TYPE_CHECKING:
     from gates.context import Predictions
@@ -276,7 +277,7 @@ def binary_auc(y_pos: np.ndarray, scores: np.ndarray) -> float:
     m, n = int(y_pos.sum()), int((~y_pos).sum())
     if m == 0 or n == 0:
         return float("nan")
-    ranks = rankdata(scores, method="average")
+    ranks = midranks(scores)
     return float((ranks[y_pos].sum() - m * (m + 1) / 2.0) / (m * n))
 
 
@@ -328,13 +329,17 @@ class RankedScores:
         w = np.atleast_2d(np.asarray(weights))
         if len(self.k) == 0:
             return np.full(w.shape[0], np.nan)
-        n = len(self.order)
-        dtype = np.float32 if n < (1 << 22) else np.float64  # integer weights: float32 sums stay exact
-        w_sorted = w[:, self.order].astype(dtype, copy=False)
-        seen = np.cumsum(w_sorted, axis=1)[:, self.ends]
-        tp = np.cumsum(w_sorted[:, self.y_sorted], axis=1)[:, self.k - 1].astype(np.float64)
-        step = np.diff(tp, axis=1, prepend=0.0)
-        return _div((step * _div(tp, seen)).sum(axis=1), tp[:, -1], np.nan)
+        # bootstrap weights (float32 integers) keep exact float32 running sums below 2**24 rows;
+        # float64 weights (the point estimate) are summed in float64
+        acc = np.float32 if w.dtype == np.float32 and len(self.order) < (1 << 22) else np.float64
+        w_sorted = np.take(w, self.order, axis=1).astype(acc, copy=False)
+        seen = np.cumsum(w_sorted, axis=1, dtype=acc)[:, self.ends]
+        tp = np.cumsum(w_sorted[:, self.y_sorted], axis=1, dtype=acc)[:, self.k - 1]
+        total = tp[:, -1].astype(np.float64)
+        step = np.diff(tp, axis=1, prepend=0)
+        np.divide(tp, seen, out=tp, where=seen > 0)  # precision; tp <= seen, so 0 where nothing is seen
+        ap = np.einsum("ij,ij->i", step, tp, dtype=np.float64)
+        return _div(ap, total, np.nan)
 
 
 def weighted_average_precision(y_pos: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
