@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gates.reporters._format import STATUS_ICON, STATUS_WORD, counts_line, interval, num, sort_checks, threshold
+from gates.reporters.mermaid import mermaid_charts
 
 #: status words that make a check worth a detail section
 ATTENTION = frozenset({"fail", "inconclusive", "error", "warn", "waived"})
@@ -15,20 +16,22 @@ def render_markdown(report: Mapping[str, Any], *, max_chars: int | None = None) 
     """Return the report as Markdown, failed checks first.
 
     With ``max_chars``, passing rows are dropped (and counted in a note) until the text fits,
-    then detail sections; the verdict line and failing rows are always kept.
+    then the Mermaid charts, then detail sections; the verdict line and failing rows are always kept.
     """
     head = _header(report)
     checks = sort_checks(report["checks"])
     details = _details(checks)
+    charts = mermaid_charts(report)
     tail = _footer(report)
-    body = head + _table(checks) + details + tail
+    body = head + _table(checks) + details + charts + tail
     if max_chars is None or len(body) <= max_chars:
         return body
     keep = [c for c in checks if c["status"] != "pass"]
     dropped = len(checks) - len(keep)
-    body = head + _table(keep) + (TRUNCATED.format(n=dropped) if dropped else "") + details + tail
-    if len(body) <= max_chars:
-        return body
+    for extra in (charts, ""):
+        body = head + _table(keep) + (TRUNCATED.format(n=dropped) if dropped else "") + details + extra + tail
+        if len(body) <= max_chars:
+            return body
     body = head + _table(keep) + (TRUNCATED.format(n=dropped) if dropped else "") + tail
     return body if len(body) <= max_chars else body[: max_chars - 40] + "\n\n_…report truncated._\n"
 

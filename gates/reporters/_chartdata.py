@@ -1,0 +1,364 @@
+"""What the charts show, read from report dicts: interval rows, fairness panels, robustness curves.
+
+Shared by the HTML report (matplotlib) and the Markdown report (Mermaid), so both draw the same
+numbers. Nothing here recomputes a statistic; it only reads the report and places threshold lines
+in the units of the plotted quantity.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gates.reporters._format import STATUS_ORDER, num
+
+#: threshold kinds whose ``ci`` is the interval of ``delta`` (candidate - baseline)
+RELATIVE_KINDS = ("no_worse_than_baseline", "max_drop", "max_relative_drop", "min_gain")
+_ID = re.compile(r"^(?P<gate>[^.]+)\.(?P<name>[^.\[]+)(?:\.(?P<kind>[^\[]+))?(?P<scope>\[.*\])?$")
+
+
+@dataclass(frozen=True)
+class CheckId:
+    """A check id split as ``GATE.NAME.KIND[SCOPE]`` (KIND and SCOPE may be empty)."""
+
+    gate: str
+    name: str
+    kind: str
+    scope: str
+
+
+def split_id(check_id: str) -> CheckId:
+    """Return the parts of a check id; an id that does not parse keeps its text as ``name``."""
+    m = _ID.match(check_id)
+    if m is None:
+        return CheckId("", check_id, "", "")
+    return CheckId(m["gate"], m["name"], m["kind"] or "", m["scope"] or "")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A threshold drawn as a line: values on the ``bad_above`` side of ``value`` fail."""
+
+    value: float
+    bad_above: bool
+    label: str
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """One row of the forest plot: a point estimate, its interval and the line it must clear."""
+
+    check_id: str
+    status: str
+    point: float
+    low: float
+    high: float
+    limit: Limit | None
+    is_difference: bool
+    half_width: float | None
+
+
+def worst_status(statuses: Sequence[str]) -> str:
+    """Return the status that needs attention first (``fail`` before ``warn`` before ``pass``)."""
+    return min(statuses, key=lambda s: STATUS_ORDER.get(s, 9)) if statuses else "pass"
+
+
+def higher_is_better(check: Mapping[str, Any]) -> bool:
+    """Return whether a larger value of the check's plotted quantity is better.
+
+    Robustness baseline comparisons measure "badness" (drop, flip rate, shift) minus production's;
+    fairness differences are better small and ratios better large; other metrics follow the
+    metric registry (log_loss, rmse... are lower-is-better), defaulting to higher-is-better.
+    """
+    cid = split_id(check["id"])
+    th = check.get("threshold") or {}
+    if cid.gate == "robustness":
+        return "no_worse_than_baseline" not in th and _registry_direction(cid.name) > 0
+    if cid.gate == "fairness":
+        return cid.name.endswith("ratio")
+    return _registry_direction(cid.name) > 0
+
+
+def _registry_direction(name: str) -> int:
+    from gates.metrics import metric_registry
+
+    metric = metric_registry().get(name)
+    return 1 if metric is None else metric.direction
+
+
+def check_limit(check: Mapping[str, Any]) -> Limit | None:
+    """Return the check's threshold in the units of its ``delta`` (relative kinds) or ``observed``."""
+    th = check.get("threshold") or {}
+    higher = higher_is_better(check)
+    for kind in RELATIVE_KINDS:
+        if kind not in th:
+            continue
+        margin = _margin(kind, th, check.get("baseline"))
+        if margin is None:
+            return None
+        signed = -margin if (higher != (kind == "min_gain")) else margin
+        word = "gain" if kind == "min_gain" else "margin"
+        return Limit(signed, bad_above=not higher, label=f"{word} {num(signed)}")
+    for kind, bad_above in (("min", False), ("max", True)):
+        if isinstance(th.get(kind), (int, float)) and not isinstance(th.get(kind), bool):
+            return Limit(float(th[kind]), bad_above=bad_above, label=f"{kind} {num(th[kind])}")
+    return None
+
+
+def _margin(kind: str, th: Mapping[str, Any], baseline: Any) -> float | None:
+    if kind == "no_worse_than_baseline":
+        value = th.get("margin", 0.0)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    if kind == "max_relative_drop":
+        return None if baseline is None else float(th[kind]) * abs(float(baseline))
+    return float(th[kind])
+
+
+def is_relative(check: Mapping[str, Any]) -> bool:
+    """True when the check compares with the baseline (its ``ci`` is an interval of ``delta``)."""
+    return any(k in (check.get("threshold") or {}) for k in RELATIVE_KINDS)
+
+
+def interval_rows(checks: Sequence[Mapping[str, Any]]) -> list[IntervalRow]:
+    """Return a forest-plot row for every check with a finite two-sided interval, in report order."""
+    rows = []
+    for c in checks:
+        ci = c.get("ci")
+        relative = is_relative(c) and c.get("delta") is not None
+        point = c.get("delta") if relative else c.get("observed")
+        if not ci or ci[0] is None or ci[1] is None or point is None:
+            continue
+        rows.append(IntervalRow(c["id"], c["status"], float(point), float(ci[0]), float(ci[1]),
+                                check_limit(c), relative, c.get("half_width")))
+    return rows
+
+
+# ---------------------------------------------------------------- fairness
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One group of a fairness check: its label, size and rates (None = undefined)."""
+
+    label: str
+    size: int | None
+    positives: int | None
+    values: Mapping[str, float | None]
+    baseline: Mapping[str, float | None] | None
+    excluded: str | None
+
+
+@dataclass(frozen=True)
+class FairnessPanel:
+    """Every fairness check on one (metric, grouping): they share their groups and one chart."""
+
+    checks: tuple[Mapping[str, Any], ...]
+    metric: str
+    grouping: str
+    rates: tuple[str, ...]
+    groups: tuple[GroupRow, ...]
+    overall: Mapping[str, float | None]
+
+    @property
+    def status(self) -> str:
+        return worst_status([c["status"] for c in self.checks])
+
+    @property
+    def check_ids(self) -> tuple[str, ...]:
+        return tuple(c["id"] for c in self.checks)
+
+
+def group_label(group: Any) -> str:
+    """Return ``sex=F`` / ``race=b, sex=F`` for a group mapping (text as is otherwise)."""
+    if isinstance(group, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in group.items())
+    return str(group)
+
+
+def fairness_panels(checks: Sequence[Mapping[str, Any]]) -> list[FairnessPanel]:
+    """Return one panel per (metric, scope) of the fairness checks that list their groups."""
+    found: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for c in checks:
+        cid = split_id(c["id"])
+        if cid.gate == "fairness" and (c.get("details") or {}).get("groups"):
+            found.setdefault((cid.name, cid.scope), []).append(c)
+    return [_fairness_panel(name, scope, members) for (name, scope), members in found.items()]
+
+
+def _fairness_panel(name: str, scope: str, members: list[Mapping[str, Any]]) -> FairnessPanel:
+    details = members[0]["details"]
+    raw = details["groups"]
+    rates = tuple(details.get("metrics_involved") or sorted({k for g in raw for k in (g.get("metrics") or {})}))
+    groups = tuple(
+        GroupRow(group_label(g.get("group")), g.get("size"), g.get("positives"),
+                 {r: (g.get("metrics") or {}).get(r) for r in rates},
+                 {r: g["baseline_metrics"].get(r) for r in rates} if g.get("baseline_metrics") else None,
+                 str(g["excluded"]) if g.get("excluded") else None)
+        for g in raw)
+    grouping = ", ".join(details.get("grouping") or []) or scope.strip("[]")
+    return FairnessPanel(tuple(members), name, grouping, rates, groups, details.get("overall") or {})
+
+
+def spread(panel: FairnessPanel, rate: str) -> float:
+    """Return max - min of ``rate`` over the panel's included groups with a defined value."""
+    values = [g.values[rate] for g in panel.groups if g.excluded is None and g.values.get(rate) is not None]
+    return max(values) - min(values) if len(values) > 1 else 0.0  # type: ignore[type-var,operator]
+
+
+def widest_rate(panel: FairnessPanel) -> str | None:
+    """Return the rate with the largest gap between groups (the one driving the disparity)."""
+    return max(panel.rates, key=lambda r: spread(panel, r), default=None)
+
+
+# ---------------------------------------------------------------- robustness
+
+
+@dataclass(frozen=True)
+class Series:
+    """One measure along the severities: the candidate's values, production's, and the limits."""
+
+    measure: str
+    severities: tuple[float, ...]
+    candidate: tuple[float | None, ...]
+    baseline: tuple[float | None, ...] | None
+    limits: tuple[Limit, ...]
+    failing: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CurvePanel:
+    """Every robustness check of one perturbation, with its severity curves."""
+
+    checks: tuple[Mapping[str, Any], ...]
+    perturbation: str
+    columns: tuple[str, ...]
+    series: tuple[Series, ...]
+
+    @property
+    def status(self) -> str:
+        return worst_status([c["status"] for c in self.checks])
+
+    @property
+    def check_ids(self) -> tuple[str, ...]:
+        return tuple(c["id"] for c in self.checks)
+
+    @property
+    def title(self) -> str:
+        cols = ", ".join(self.columns)
+        return f"{self.perturbation} on {cols}" if cols else self.perturbation
+
+
+#: per-point measures a robustness curve may carry, besides the named metric
+OWN_MEASURES = ("flip_rate", "score_shift")
+FAILING = frozenset({"fail", "inconclusive", "error", "warn", "waived"})
+
+
+def robustness_panels(checks: Sequence[Mapping[str, Any]]) -> list[CurvePanel]:
+    """Return one panel per perturbation (name and columns) of the checks carrying a curve."""
+    found: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+    for c in checks:
+        details = c.get("details") or {}
+        if split_id(c["id"]).gate == "robustness" and details.get("curve"):
+            key = (str(details.get("perturbation") or split_id(c["id"]).scope), _columns(details))
+            found.setdefault(key, []).append(c)
+    return [CurvePanel(tuple(m), name, cols, _series(m)) for (name, cols), m in found.items()]
+
+
+def _columns(details: Mapping[str, Any]) -> tuple[str, ...]:
+    cols = details.get("columns") or ()
+    return (cols,) if isinstance(cols, str) else tuple(str(c) for c in cols)
+
+
+def _series(members: Sequence[Mapping[str, Any]]) -> tuple[Series, ...]:
+    details = members[0]["details"]
+    curve = sorted(details["curve"], key=lambda p: p.get("severity") or 0.0)
+    metric = details.get("metric")
+    out: list[Series] = []
+    judged = {split_id(c["id"]).name for c in members}
+    for measure in ([metric] if metric else []) + list(OWN_MEASURES):
+        key = "metric" if measure == metric else measure
+        cand = [p.get(key) for p in curve]
+        if all(v is None for v in cand) or (measure == "score_shift" and not _wanted_shift(judged, out)):
+            continue
+        base = [(p.get("baseline") or {}).get(key) for p in curve]
+        has_base = any(v is not None for v in base)
+        sev = [float(p.get("severity") or 0.0) for p in curve]
+        clean = _clean_point(measure == metric, details, curve)
+        if clean is not None:
+            sev, cand, base = [0.0] + sev, [clean[0]] + cand, [clean[1]] + base
+        out.append(Series(measure, tuple(sev), tuple(cand), tuple(base) if has_base else None,
+                          _curve_limits(members, measure, details.get("clean_metric")),
+                          _failing(members, measure)))
+    return tuple(out)
+
+
+def _wanted_shift(judged: set[str], drawn: Sequence[Series]) -> bool:
+    """Draw the score shift when a check judges it or nothing else was drawn (regression tasks)."""
+    return "score_shift" in judged or not any(s.measure == "flip_rate" for s in drawn)
+
+
+def _clean_point(is_metric: bool, details: Mapping[str, Any],
+                 curve: Sequence[Mapping[str, Any]]) -> tuple[float | None, float | None] | None:
+    """Return (candidate, production) at severity 0: the clean metric, or 0 flips/shift.
+
+    Production's clean metric is read back from any curve point as ``value + direction * drop``
+    (``drop`` is reported as ``direction * (clean - value)``).
+    """
+    if any((p.get("severity") or 0.0) == 0 for p in curve):
+        return None
+    if not is_metric:
+        return 0.0, 0.0
+    if details.get("clean_metric") is None:
+        return None
+    base_clean = None
+    for p in curve:
+        b = p.get("baseline") or {}
+        if b.get("metric") is not None and b.get("drop") is not None:
+            base_clean = b["metric"] + _registry_direction(str(details.get("metric"))) * b["drop"]
+            break
+    return float(details["clean_metric"]), base_clean
+
+
+def _curve_limits(members: Sequence[Mapping[str, Any]], measure: str, clean: float | None) -> tuple[Limit, ...]:
+    """Return the distinct absolute limits on ``measure`` set by the perturbation's checks."""
+    limits: dict[float, Limit] = {}
+    for c in members:
+        cid, th = split_id(c["id"]), c.get("threshold") or {}
+        if cid.name != measure or "no_worse_than_baseline" in th:
+            continue
+        lim = _absolute_limit(th, measure, clean)
+        if lim is not None:
+            limits.setdefault(round(lim.value, 12), lim)
+    return tuple(limits.values())
+
+
+def _absolute_limit(th: Mapping[str, Any], measure: str, clean: float | None) -> Limit | None:
+    if "max" in th:
+        return Limit(float(th["max"]), True, f"max {num(th['max'])}")
+    if "min" in th:
+        return Limit(float(th["min"]), False, f"min {num(th['min'])}")
+    if clean is None:
+        return None
+    direction = _registry_direction(measure)
+    if "max_drop" in th:
+        drop = float(th["max_drop"])
+        label = f"max_drop {num(drop)}"
+    elif "max_relative_drop" in th:
+        drop = float(th["max_relative_drop"]) * abs(clean)
+        label = f"max_relative_drop {num(th['max_relative_drop'])}"
+    else:
+        return None
+    return Limit(clean - direction * drop, bad_above=direction < 0, label=label)
+
+
+def _failing(members: Sequence[Mapping[str, Any]], measure: str) -> tuple[float, ...]:
+    """Return the severities at which a check on ``measure`` did not pass."""
+    out = {float((c.get("details") or {}).get("severity") or 0.0) for c in members
+           if split_id(c["id"]).name == measure and c["status"] in FAILING}
+    return tuple(sorted(out))
+
+
+def worst_first(panels: Sequence[Any]) -> list[Any]:
+    """Return panels ordered by their worst check's status (stable within a status)."""
+    return sorted(panels, key=lambda p: STATUS_ORDER.get(p.status, 9))

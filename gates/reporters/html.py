@@ -1,0 +1,435 @@
+"""report.html: one self-contained page with charts, rendered offline from report.json alone.
+
+No scripts, no network: styles are inline, charts are inline SVG (matplotlib, see
+:mod:`gates.reporters.charts`), and a Content-Security-Policy forbids loading anything, so the file
+can be published as a CI artifact and opened anywhere. Every text from the report is escaped.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+from gates.reporters import _chartdata as cd
+from gates.reporters import charts
+from gates.reporters._format import (
+    STATUS_ORDER,
+    STATUS_WORD,
+    counts_line,
+    interval,
+    num,
+    sort_checks,
+    threshold,
+)
+
+#: statuses of data checks whose examples are worth showing
+ATTENTION = frozenset({"fail", "inconclusive", "error", "warn", "waived"})
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """Return the whole report as one HTML document (deterministic for a given report)."""
+    checks = list(report["checks"])
+    body = "".join([
+        _banner(report),
+        _summary(report),
+        _checks_table(checks),
+        _intervals(cd.interval_rows(checks)),
+        _fairness(cd.fairness_panels(checks)),
+        _robustness(cd.robustness_panels(checks)),
+        _data_failures(checks),
+        _waivers(report.get("waivers") or []),
+        _lineage(report),
+    ])
+    title = f"model-gates: {report['model']['name']} {report['verdict']}"
+    return PAGE.format(title=e(title), csp=CSP, style=STYLE, body=body)
+
+
+def e(value: Any) -> str:
+    """Return ``value`` as escaped HTML text."""
+    return escape(str(value), quote=True)
+
+
+def code(text: Any) -> str:
+    """Return ``text`` as escaped ``<code>`` that may wrap after ``.``, ``/``, ``=``, ``&`` and before ``[``.
+
+    Check ids and paths have no spaces; without these break points a phone has to scroll.
+    """
+    out = []
+    for ch in str(text):
+        if ch == "[":
+            out.append("<wbr>")
+        out.append(escape(ch))
+        if ch in "./=&,":
+            out.append("<wbr>")
+    return f"<code>{''.join(out)}</code>"
+
+
+def status_chip(status: str) -> str:
+    return f'<span class="st st-{e(status)}">{e(STATUS_WORD.get(status, status))}</span>'
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """Return a scrollable table; cells are HTML already escaped by the caller."""
+    th = "".join(f"<th>{h}</th>" for h in head)
+    tr = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table></div>'
+
+
+def _anchor(check_id: str) -> str:
+    return "check-" + check_id
+
+
+def _link(check_id: str) -> str:
+    return f'<a href="#{e(_anchor(check_id))}">{code(check_id)}</a>'
+
+
+# ---------------------------------------------------------------- banner and summary
+
+
+def _banner(report: Mapping[str, Any]) -> str:
+    verdict = report["verdict"]
+    shadow = (report.get("policy") or {}).get("mode") == "shadow"
+    word = "PASSED" if verdict == "pass" else "FAILED"
+    note = " · shadow mode: reported, never blocks" if shadow else ""
+    reg = report.get("registration") or {}
+    if reg.get("registered"):
+        aliases = ", ".join(reg.get("aliases") or []) or "no alias"
+        outcome = f"Registered as version {e(reg.get('version'))} ({e(aliases)}) in the {e(reg.get('backend'))} registry."
+    else:
+        outcome = "Not registered" + (f": {e(reg['reason'])}." if reg.get("reason") else ".")
+    summary = report.get("summary") or {}
+    chips = "".join(f'<li>{status_chip(s)} {n}</li>' for s, n in
+                    sorted(summary.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)) if n)
+    return (f'<header class="banner banner-{e(verdict)}"><p class="verdict">{word}{e(note)}</p>'
+            f'<h1>model-gates · {e(report["model"]["name"])}</h1>'
+            f'<p>{e(counts_line(summary))}. {outcome}</p><ul class="chips">{chips}</ul></header>')
+
+
+def _summary(report: Mapping[str, Any]) -> str:
+    model = report["model"]
+    cand, base = model.get("candidate") or {}, model.get("baseline")
+    ident = "".join(f"<tr><th>{role}</th><td>{_model_line(m)}</td></tr>"
+                    for role, m in (("candidate", cand), ("production", base)))
+    ident = f'<div class="scroll"><table class="kv">{ident}</table></div>'
+    evaluation = report["data"]["eval"]
+    lead = (f"<p>{e(model.get('task', '').replace('_', ' '))} on <b>{e(num(evaluation['rows']))}</b> eval rows "
+            f"(<code>{e(evaluation['uri'])}</code>).</p>")
+    return f'<section id="summary"><h2>Candidate vs production</h2>{lead}{ident}{_metric_table(report["checks"])}</section>'
+
+
+def _model_line(m: Mapping[str, Any] | None) -> str:
+    if not m:
+        return "none (first model: checks against production are skipped)"
+    bits = [code(m["uri"])]
+    if m.get("version") is not None:
+        bits.append(f"version {e(m['version'])}")
+    if m.get("format"):
+        bits.append(e(m["format"]))
+    bits.append(f'sha256 <code class="hash">{e((m.get("sha256") or "—")[:12])}</code>')
+    return " · ".join(bits)
+
+
+def _metric_table(checks: Sequence[Mapping[str, Any]]) -> str:
+    """Return candidate and production side by side, one row per measured (metric, scope)."""
+    rows: dict[tuple[str, str, str], list[Any]] = {}
+    for c in checks:
+        if c.get("observed") is None or c.get("baseline") is None or c["gate"] not in ("regression", "fairness"):
+            continue
+        cid = cd.split_id(c["id"])
+        key = (cid.gate, cid.name, cid.scope)
+        row = rows.setdefault(key, [c, None])
+        if row[1] is None and c.get("delta") is not None:
+            row[1] = c
+    if not rows:
+        return ""
+    body = []
+    for (gate, name, scope), (c, rel) in rows.items():
+        delta = rel.get("delta") if rel else None
+        where = f'<div class="muted">{e(gate)} · {e(scope.strip("[]") or "all rows")}</div>'
+        body.append([code(name) + where, e(num(c["observed"])), e(num(c["baseline"])), _delta_cell(delta, rel)])
+    return "<h3>Metrics</h3>" + _table(["metric", "candidate", "production", "Δ"], body, "num")
+
+
+def _delta_cell(delta: float | None, check: Mapping[str, Any] | None) -> str:
+    if delta is None or check is None:
+        return "—"
+    better = (delta > 0) == cd.higher_is_better(check)
+    arrow, cls = ("▲", "better") if better and delta != 0 else (("▼", "worse") if delta != 0 else ("", ""))
+    return f'<span class="{cls}">{arrow} {e(num(delta))}</span>'
+
+
+def _checks_table(checks: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for c in sort_checks(checks):
+        warn_only = "" if c.get("blocking", True) else ' <span class="muted">(warn only)</span>'
+        rows.append(
+            f'<tr id="{e(_anchor(c["id"]))}"><td>{status_chip(c["status"])}</td>'
+            f'<td>{code(c["id"])}{warn_only}<div class="msg">{e(c.get("message", ""))}</div></td>'
+            + _labelled("observed", num(c.get("observed"))) + _labelled("baseline", num(c.get("baseline")))
+            + _labelled("Δ", num(c.get("delta"))) + _labelled("threshold", threshold(c.get("threshold") or {}))
+            + _labelled("interval", interval(c.get("ci")), _method(c)) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("status", "check", "observed", "baseline", "Δ", "threshold", "interval"))
+    return (f'<section id="checks"><h2>Checks</h2><div class="scroll"><table class="checks"><thead><tr>{head}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div></section>')
+
+
+def _labelled(label: str, text: str, extra: str = "") -> str:
+    """Return a cell that names itself on phones (where the table becomes one card per check)."""
+    empty = ' class="empty"' if text == "—" else ""
+    return f'<td data-label="{e(label)}"{empty}>{e(text)}{extra}</td>'
+
+
+def _method(c: Mapping[str, Any]) -> str:
+    bits = [str(c["ci_method"])] if c.get("ci_method") else []
+    level = c.get("adjusted_confidence") or c.get("confidence")
+    if level and c.get("ci"):
+        bits.append(f"{num(100 * level, 3)}%")
+    return f'<div class="muted">{e(" · ".join(bits))}</div>' if bits else ""
+
+
+# ---------------------------------------------------------------- charts
+
+
+def _intervals(rows: Sequence[cd.IntervalRow]) -> str:
+    if not rows:
+        return ""
+    svg = charts.forest_plot(rows, "iv")
+    caption = ("Each row is one check: the dot is the estimate (Δ = candidate − production for checks "
+               "against production), the bar its interval, the dashed line the threshold, and the shaded "
+               "side fails. An interval crossing the line is inconclusive; a bar wider than the distance to "
+               "the line means the data cannot show that margin.")
+    return (f'<section id="intervals" class="chart-section" data-kind="intervals"><h2>Intervals</h2>'
+            f'<figure class="chart">{svg}<figcaption>{e(caption)}</figcaption></figure></section>')
+
+
+def _fairness(panels: Sequence[cd.FairnessPanel]) -> str:
+    if not panels:
+        return ""
+    parts = [_fairness_panel(p, i) for i, p in enumerate(cd.worst_first(panels))]
+    return f'<section id="fairness"><h2>Fairness</h2>{"".join(parts)}</section>'
+
+
+def _fairness_panel(p: cd.FairnessPanel, i: int) -> str:
+    svg = charts.group_bars(p, f"fa{i}")
+    verdicts = "".join(f"<li>{status_chip(c['status'])} {_link(c['id'])}: {e(c.get('message', ''))}</li>"
+                       for c in p.checks)
+    hidden = len(p.groups) - charts.MAX_GROUPS
+    more = f"<p class=\"muted\">{hidden} more groups are in the table below, not drawn.</p>" if hidden > 0 else ""
+    return (f'<article class="chart-section" data-kind="fairness" id="fairness-{i}">'
+            f'<h3>{status_chip(p.status)} <code>{e(p.metric)}</code> by {e(p.grouping)}</h3><ul class="plain">{verdicts}</ul>'
+            f'<div class="panel"><figure class="chart">{svg}</figure><div>{more}{_group_table(p)}</div></div></article>')
+
+
+def _group_table(p: cd.FairnessPanel) -> str:
+    has_base = any(g.baseline for g in p.groups)
+    head = ["group", "size", "positives"] + [f"{e(r)}" + (" (prod.)" if has_base else "") for r in p.rates] + ["excluded"]
+    rows = []
+    for g in p.groups:
+        rates = [_rate_cell(g.values.get(r), (g.baseline or {}).get(r), has_base) for r in p.rates]
+        rows.append([e(g.label), e(num(g.size)), e(num(g.positives)), *rates,
+                     e(g.excluded) if g.excluded else ""])
+    return _table(head, rows, "num")
+
+
+def _rate_cell(value: float | None, base: float | None, has_base: bool) -> str:
+    text = "undefined" if value is None else num(value)
+    if has_base:
+        text += f" ({'undefined' if base is None else num(base)})"
+    return e(text)
+
+
+def _robustness(panels: Sequence[cd.CurvePanel]) -> str:
+    if not panels:
+        return ""
+    parts = [_curve_panel(p, i) for i, p in enumerate(cd.worst_first(panels))]
+    return f'<section id="robustness"><h2>Robustness</h2>{"".join(parts)}</section>'
+
+
+def _curve_panel(p: cd.CurvePanel, i: int) -> str:
+    svg = charts.severity_curves(p, f"ro{i}")
+    items = "".join(f"<li>{status_chip(c['status'])} {_link(c['id'])}: {e(c.get('message', ''))}</li>"
+                    for c in sort_checks(p.checks))
+    return (f'<article class="chart-section" data-kind="robustness" id="robustness-{i}">'
+            f'<h3>{status_chip(p.status)} {e(p.title)}</h3><div class="panel"><figure class="chart">{svg}</figure>'
+            f'<ul class="plain">{items}</ul></div></article>')
+
+
+# ---------------------------------------------------------------- data, waivers, lineage
+
+
+def _data_failures(checks: Sequence[Mapping[str, Any]]) -> str:
+    failing = [c for c in sort_checks(checks) if c["gate"] == "data" and c["status"] in ATTENTION]
+    if not failing:
+        return ""
+    parts = []
+    for c in failing:
+        details = c.get("details") or {}
+        parts.append(f'<article class="data-check"><h3>{status_chip(c["status"])} {_link(c["id"])}</h3>'
+                     f'<p>{e(c.get("message", ""))} <span class="muted">observed {e(num(c.get("observed")))}</span></p>'
+                     f'{_rows("Examples", details.get("examples"))}'
+                     f'{_rows("Unexpected values", details.get("unexpected_values"))}'
+                     f'{_rows("Failure cases", details.get("failure_cases"))}</article>')
+    return f'<section id="data"><h2>Data checks that need attention</h2>{"".join(parts)}</section>'
+
+
+def _rows(title: str, items: Any) -> str:
+    """Return example rows as a table: columns from dict rows, else one ``value`` column."""
+    if not items or not isinstance(items, list):
+        return ""
+    if all(isinstance(x, Mapping) for x in items):
+        cols = list(dict.fromkeys(k for x in items for k in x))
+        body = [[e(_cell(x.get(k))) for k in cols] for x in items]
+    else:
+        cols, body = ["value"], [[e(_cell(x))] for x in items]
+    return f"<h4>{e(title)}</h4>" + _table([e(c) for c in cols], body)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return num(value)
+    return str(value)
+
+
+def _waivers(waivers: Sequence[Mapping[str, Any]]) -> str:
+    if not waivers:
+        return ""
+    rows = [[_link(str(w.get("check"))) if w.get("used", True) else code(w.get("check")), e(w.get("reason", "")),
+             e(w.get("by") or "—"), e(w.get("source") or "—"), e(w.get("expires") or "never"),
+             "yes" if w.get("used", True) else "matched no check"] for w in waivers]
+    table = _table(["check", "reason", "by", "source", "expires", "used"], rows)
+    return f'<section id="waivers"><h2>Waivers</h2>{table}</section>'
+
+
+def _lineage(report: Mapping[str, Any]) -> str:
+    run, policy, model = report.get("run") or {}, report.get("policy") or {}, report["model"]
+    pairs: list[tuple[str, str]] = [("tool", e(f"{report['tool']['name']} {report['tool']['version']}"))]
+    pairs += [(f"{role} model", _artifact(m)) for role, m in (("candidate", model.get("candidate")),
+                                                               ("production", model.get("baseline"))) if m]
+    pairs += [(f"{name} data", _artifact(d)) for name, d in (report.get("data") or {}).items()]
+    if policy:
+        text = (f"{code(policy.get('path', '—'))} sha256 <code class=\"hash\">{e(policy.get('sha256', '—'))}</code>"
+                f" · seed {e(policy.get('seed'))} · mode {e(policy.get('mode', 'enforce'))}")
+        pairs.append(("policy", text))
+    pairs += [("git commit", f"<code class=\"hash\">{e(run.get('git_sha') or '—')}</code>"),
+              ("run", e(f"{run.get('id', '—')} · {run.get('started_at', '—')} → {run.get('finished_at', '—')}")),
+              ("CI", _ci(run.get("ci") or {}))]
+    reg = report.get("registration") or {}
+    pairs.append(("registration", _registration(reg)))
+    env = report.get("environment") or run.get("environment")
+    if isinstance(env, Mapping):
+        pairs.append(("environment", e(", ".join(f"{k} {v}" for k, v in env.items()))))
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in pairs)
+    return f'<section id="lineage"><h2>Lineage</h2><div class="scroll"><table class="kv">{rows}</table></div></section>'
+
+
+def _registration(reg: Mapping[str, Any]) -> str:
+    if not reg.get("registered"):
+        return "not registered" + (f": {e(reg['reason'])}" if reg.get("reason") else "")
+    extra = ", ".join(f"{k} {_cell(v)}" for k, v in reg.items() if k not in ("registered", "version", "backend"))
+    return e(f"version {reg.get('version')} in the {reg.get('backend')} registry" + (f" ({extra})" if extra else ""))
+
+
+def _artifact(m: Mapping[str, Any]) -> str:
+    bits = [code(m.get("uri", "—"))]
+    if m.get("version") is not None:
+        bits.append(f"version {e(m['version'])}")
+    if m.get("rows") is not None:
+        bits.append(f"{e(num(m['rows']))} rows")
+    if m.get("format"):
+        bits.append(e(m["format"]))
+    bits.append(f"sha256 <code class=\"hash\">{e(m.get('sha256') or '—')}</code>")
+    return " · ".join(bits)
+
+
+def _ci(ci: Mapping[str, Any]) -> str:
+    """Return the CI run as a link; only http(s) addresses become links (no ``javascript:``)."""
+    url = str(ci.get("url") or "")
+    platform = e(ci.get("platform") or "")
+    if url.startswith(("https://", "http://")):
+        return f'{platform} <a href="{e(url)}" rel="noopener noreferrer">{e(url)}</a>'
+    return f"{platform} {e(url)}".strip() or "—"
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>{title}</title>
+<style>{style}</style>
+</head>
+<body>
+<main>
+{body}
+</main>
+</body>
+</html>
+"""
+
+STYLE = """
+:root{--fg:#1b1f24;--muted:#5f6b76;--line:#d8dee4;--bg:#f6f8fa;--card:#fff;--pass:#2e7d32;--fail:#c62828;
+--inconclusive:#ad1457;--error:#6a1b9a;--warn:#e65100;--waived:#00838f;--skipped:#757575}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,
+"DejaVu Sans",Arial,sans-serif}
+main{max-width:1240px;margin:0 auto;padding:12px}
+section,header{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;margin:0 0 14px}
+h1{font-size:1.35rem;margin:.2rem 0;overflow-wrap:anywhere}
+h2{font-size:1.15rem;margin:.2rem 0 .6rem}
+h3{font-size:1rem;margin:1rem 0 .4rem;overflow-wrap:anywhere}
+h4{font-size:.9rem;margin:.8rem 0 .3rem}
+code{font:.86em/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;overflow-wrap:break-word}
+code.hash{word-break:break-all}
+a{color:#0b5cad}
+.banner{border-width:0 0 0 8px;border-style:solid}
+.banner-pass{border-color:var(--pass);background:#edf7ee}
+.banner-fail{border-color:var(--fail);background:#fdeeee}
+.verdict{font-weight:800;letter-spacing:.06em;margin:0;font-size:1.6rem}
+.banner-pass .verdict{color:var(--pass)}
+.banner-fail .verdict{color:var(--fail)}
+.chips,.plain{list-style:none;padding:0;margin:.4rem 0}
+.chips li{display:inline-block;margin:0 .6rem .3rem 0}
+.plain li{margin:.25rem 0;overflow-wrap:anywhere}
+.st{display:inline-block;min-width:4.6em;text-align:center;border-radius:4px;padding:0 .35em;color:#fff;
+font-size:.75rem;font-weight:700;letter-spacing:.03em;line-height:1.6;vertical-align:.08em}
+.st-pass{background:var(--pass)}.st-fail{background:var(--fail)}.st-inconclusive{background:var(--inconclusive)}
+.st-error{background:var(--error)}.st-warn{background:var(--warn)}.st-waived{background:var(--waived)}
+.st-skipped{background:var(--skipped)}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.3rem 0}
+table{border-collapse:collapse;font-size:.86rem;min-width:100%}
+th,td{border-bottom:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:var(--bg);font-weight:600;white-space:nowrap}
+table.num td{font-variant-numeric:tabular-nums}
+table.checks td:nth-child(2){min-width:18rem}
+table.checks td:nth-child(n+3){font-variant-numeric:tabular-nums}
+table.checks td:nth-child(-n+5){white-space:nowrap}
+table.checks td:nth-child(2){white-space:normal}
+table.kv th{width:9rem;background:none;vertical-align:top}
+.msg{color:var(--muted);font-size:.82rem;overflow-wrap:anywhere}
+.muted{color:var(--muted);font-size:.82rem}
+.better{color:var(--pass)}.worse{color:var(--fail)}
+figure.chart{margin:.6rem auto;text-align:center;max-width:640px}
+figure.chart svg{width:100%;height:auto}
+.panel figure.chart{margin:.3rem 0}
+figcaption{color:var(--muted);font-size:.82rem;text-align:left;margin-top:.3rem}
+.chart-section+.chart-section{border-top:1px solid var(--line);padding-top:.4rem}
+@media (min-width:900px){body{font-size:16px}main{padding:24px}section,header{padding:18px 24px}}
+@media (min-width:1180px){.panel{display:grid;grid-template-columns:minmax(0,600px) minmax(0,1fr);gap:20px;
+align-items:start}}
+@media (max-width:640px){main{padding:6px}section,header{padding:10px;border-radius:6px}.verdict{font-size:1.35rem}
+table.checks thead{display:none}
+table.checks,table.checks tbody,table.checks tr,table.checks td{display:block;min-width:0}
+table.checks tr{border-bottom:1px solid var(--line);padding:.45rem 0}
+table.checks td{border:0;padding:.1rem 0;white-space:normal!important}
+table.checks td[data-label]{display:inline-block;margin-right:.9rem}
+table.checks td[data-label]::before{content:attr(data-label) " ";color:var(--muted);font-size:.78rem}
+table.checks td.empty{display:none}
+table.checks td:first-child{float:right;margin-left:.5rem}}
+"""
