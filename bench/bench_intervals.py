@@ -71,7 +71,7 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
 
 def ours(y: np.ndarray, cand: Predictions, base: Predictions, names: list[str], n_boot: int) -> Callable[[], object]:
     metrics = [metric_registry()[n] for n in names]
-    rng = lambda family: np.random.default_rng([1, len(family)])  # noqa: E731
+    rng = lambda family: np.random.default_rng([1, len(family)])
     return lambda: paired_estimates(y, cand, base, metrics, whole(len(y)), n_boot=n_boot, rng=rng,
                                     positive_label=1, classes=(0, 1))
 

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from gates.intervals import Estimate, delong_components, delong_paired, delong_single, multinomial_counts
+from gates.intervals import (
+    Estimate,
+    delong_components,
+    delong_paired,
+    delong_single,
+    multinomial_counts,
+)
 from gates.metrics import Metric, RankedScores, binary_auc, encode_labels
 
 if TYPE_CHECKING:

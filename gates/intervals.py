@@ -18,9 +18,8 @@ Resampling methods:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -88,7 +87,7 @@ def multinomial_counts(counts: np.ndarray, n_boot: int, rng: np.random.Generator
     row bootstrap's exact distribution of the table.
     """
     flat = np.asarray(counts, dtype=np.float64).ravel()
-    total = int(round(flat.sum()))
+    total = round(float(flat.sum()))
     if total == 0:
         return np.zeros((n_boot, *np.shape(counts)), dtype=np.int64)
     draws = rng.multinomial(total, flat / flat.sum(), size=n_boot)

@@ -394,7 +394,7 @@ class Metric:
         if self.family == "confusion":
             enc = encode_labels(y_true, pred.labels, positive_label=positive_label, classes=classes)
             assert self.counts is not None
-            return float(self.counts(confusion_table(*enc.codes, enc.k), enc.positive))
+            return float(self.counts(confusion_table(enc.codes[0], enc.codes[1], enc.k), enc.positive))
         if self.family == "churn":
             if baseline is None:
                 return float("nan")

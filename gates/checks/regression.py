@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,14 @@ from gates.decisions import (
 )
 from gates.estimates import SliceEstimate, Slicing, paired_estimates, slice_by, whole
 from gates.intervals import Estimate, negate
-from gates.metrics import BINARY, MULTICLASS, Metric, metric_names, metric_registry
+from gates.metrics import (
+    BINARY,
+    MULTICLASS,
+    REGRESSION,
+    Metric,
+    metric_names,
+    metric_registry,
+)
 from gates.results import CheckResult, Outcome
 
 GATE_NAME = "regression"
@@ -96,7 +103,9 @@ class Settings:
 
     @classmethod
     def of(cls, spec: Spec) -> Settings:
-        get = lambda key: spec.get(key, DEFAULTS[key])  # noqa: E731
+        def get(key: str) -> Any:
+            return spec.get(key, DEFAULTS[key])
+
         slicings = tuple(tuple(s) if isinstance(s, list) else (s,) for s in spec.get("slices", ()))
         return cls(Rule(get("decision")), get("on_inconclusive"), float(get("confidence")),
                    int(get("bootstrap")), Correction(get("multiple_testing")), int(get("min_slice_size")),
@@ -105,7 +114,11 @@ class Settings:
 
 @dataclass(frozen=True)
 class Check:
-    """One planned check: a metric, a threshold kind and value, a slice."""
+    """One planned check: a metric, a threshold kind and value, and a slice of ``rows`` rows.
+
+    ``slicing`` indexes the gate's slicings (0: all rows); ``slice`` is the slice within it (-1
+    when the slicing's column is missing).
+    """
 
     metric: Metric
     kind: str
@@ -113,6 +126,7 @@ class Check:
     is_blocking: bool
     slicing: int
     slice: int
+    rows: int
     id: str
     scope: Mapping[str, Any]
 
@@ -167,6 +181,19 @@ def declares_blocking(spec: Spec) -> bool:
 # --------------------------------------------------------------------------- run
 
 
+@dataclass(frozen=True)
+class Measured:
+    """Everything measured before decisions: slicings, unusable scores, and the estimates."""
+
+    settings: Settings
+    slicings: list[Slicing | None]
+    missing: Mapping[int, str]
+    problems: Mapping[tuple[str, str], tuple[str, str]]
+    estimates: Mapping[tuple[int, str], list[SliceEstimate] | str]
+    has_baseline: bool
+    require_baseline: bool
+
+
 def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
     """Return one result per (metric, threshold kind, slice), in config order."""
     settings = Settings.of(spec)
@@ -174,63 +201,64 @@ def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
     assert candidate is not None
     baseline = ctx.predictions("baseline")
     slicings, missing = _slicings(ctx, settings)
-    checks = _plan(spec, settings, slicings, missing)
+    checks = _plan(spec, settings, slicings)
     problems = _problems(ctx, checks, candidate, baseline)
-    estimates = _estimate(ctx, settings, slicings, checks, problems, candidate, baseline)
-    return _decide(ctx, settings, slicings, checks, problems, estimates, baseline is not None)
+    measured = Measured(settings, slicings, missing, problems,
+                        _estimate(ctx, settings, slicings, checks, problems, candidate, baseline),
+                        baseline is not None, bool(getattr(ctx, "require_baseline", False)))
+    return _decide(measured, checks)
 
 
 def _slicings(ctx: EvalContext, settings: Settings) -> tuple[list[Slicing | None], dict[int, str]]:
-    """Return the slicings (index 0: all rows; None where a column is missing) and missing columns."""
+    """Return the slicings (index 0: all rows; None where a column is missing) and the missing columns."""
     out: list[Slicing | None] = [whole(ctx.n_rows)]
     missing: dict[int, str] = {}
     for i, cols in enumerate(settings.slicings, start=1):
         absent = [c for c in cols if c not in ctx.frame.columns]
         if absent:
             missing[i] = absent[0]
-            out.append(None)
-        else:
-            out.append(slice_by(ctx.frame, cols))
+        out.append(None if absent else slice_by(ctx.frame, cols))
     return out, missing
 
 
-def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None], missing: dict[int, str]) -> list[Check]:
-    registry = metric_registry()
+def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None]) -> list[Check]:
+    """Return every check of the section: metric x threshold kind x (all rows, then each slice)."""
     checks = []
     for name, thresholds in spec["metrics"].items():
-        metric = registry[name]
+        metric = metric_registry()[name]
         blocking = thresholds.get("severity", settings.severity) == "block"
         for kind, value in thresholds.items():
             if kind == "severity":
                 continue
             base_id = f"{GATE_NAME}.{name}.{kind}"
-            checks.append(Check(metric, kind, float(value), blocking, 0, 0, base_id, {}))
-            for i, slicing in enumerate(slicings[1:], start=1):
+            for i, slicing in enumerate(slicings):
                 if slicing is None:
-                    cols = "&".join(settings.slicings[i - 1])
-                    checks.append(Check(metric, kind, float(value), blocking, i, -1, f"{base_id}[{cols}]", {}))
+                    scope = "&".join(settings.slicings[i - 1])
+                    checks.append(Check(metric, kind, float(value), blocking, i, -1, 0, f"{base_id}[{scope}]", {}))
                     continue
                 for s in range(slicing.n_slices):
-                    checks.append(Check(metric, kind, float(value), blocking, i, s,
-                                        f"{base_id}[{slicing.label(s)}]", slicing.values(s)))
+                    cid = f"{base_id}[{slicing.label(s)}]" if slicing.columns else base_id
+                    checks.append(Check(metric, kind, float(value), blocking, i, s, int(slicing.sizes[s]), cid,
+                                        slicing.values(s)))
     return checks
 
 
 def _problems(ctx: EvalContext, checks: Sequence[Check], candidate: Predictions,
-              baseline: Predictions | None) -> dict[str, tuple[str, str]]:
-    """Return, per metric name and role, why its scores cannot be used: ``{(name, role): (reason, msg)}``."""
-    out: dict[Any, tuple[str, str]] = {}
+              baseline: Predictions | None) -> dict[tuple[str, str], tuple[str, str]]:
+    """Return why a (metric, role)'s scores cannot be used, as ``(reason, message)``."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    task = ctx.policy.model.task
+    n_classes = len(ctx.classes) if task == MULTICLASS else 0
     for metric in {c.metric.name: c.metric for c in checks}.values():
         for role, pred in (("candidate", candidate), ("baseline", baseline)):
-            if pred is None:
-                continue
-            msg = _score_problem(metric, pred, role, ctx.policy.model.task, ctx.n_rows)
+            msg = None if pred is None else _score_problem(metric, pred, role, task, ctx.n_rows, n_classes)
             if msg is not None:
+                assert pred is not None
                 out[(metric.name, role)] = (REASON_MISSING_SCORES if pred.scores is None else REASON_BAD_DATA, msg)
     return out
 
 
-def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: int) -> str | None:
+def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: int, n_classes: int) -> str | None:
     """Return why ``pred`` cannot feed ``metric``, or None when it can."""
     if metric.needs != "scores":
         return None
@@ -238,10 +266,10 @@ def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: i
         return MSG_NO_SCORES.format(metric=metric.name, role=role)
     scores = np.asarray(pred.scores, dtype=np.float64)
     if task == BINARY and scores.shape != (n,):
-        return MSG_SCORE_SHAPE.format(metric=metric.name, expected="one score per row", role=role,
-                                      shape=scores.shape)
-    if task == MULTICLASS and (scores.ndim != 2 or scores.shape[0] != n):
-        return MSG_SCORE_SHAPE.format(metric=metric.name, expected="one probability column per class",
+        return MSG_SCORE_SHAPE.format(metric=metric.name, expected="one score per row", role=role, shape=scores.shape)
+    width = len(pred.classes or ()) or n_classes
+    if task == MULTICLASS and scores.shape != (n, width):
+        return MSG_SCORE_SHAPE.format(metric=metric.name, expected=f"{width} probability columns, one per class",
                                       role=role, shape=scores.shape)
     if not np.isfinite(scores).all():
         return MSG_SCORES_MISSING_VALUES.format(role=role)
@@ -251,42 +279,52 @@ def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: i
 
 
 def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | None], checks: Sequence[Check],
-              problems: Mapping[Any, tuple[str, str]], candidate: Predictions,
+              problems: Mapping[tuple[str, str], tuple[str, str]], candidate: Predictions,
               baseline: Predictions | None) -> dict[tuple[int, str], list[SliceEstimate] | str]:
-    """Return estimates per (slicing, metric), or the message of the error that prevented them."""
+    """Return estimates per (slicing, metric), or the message of the error that prevented them.
+
+    Metrics whose baseline cannot be used (no scores) are estimated for the candidate alone, so
+    their floors still run. Each slicing draws from its own seeded stream.
+    """
     task = ctx.policy.model.task
     positive = ctx.policy.model.positive_label if task == BINARY else None
-    classes = ctx.classes if task != "regression" else None
+    classes = ctx.classes if task != REGRESSION else None
     out: dict[tuple[int, str], list[SliceEstimate] | str] = {}
     for i, slicing in enumerate(slicings):
         if slicing is None:
             continue
-        wanted = {c.metric.name: c.metric for c in checks if c.slicing == i}
-        usable = [m for m in wanted.values() if (m.name, "candidate") not in problems
+        wanted = {c.metric.name: c.metric for c in checks if c.slicing == i}.values()
+        usable = [m for m in wanted if (m.name, "candidate") not in problems
                   and not (m.needs_baseline and baseline is None)]
         paired = [m for m in usable if (m.name, "baseline") not in problems]
         alone = [m for m in usable if (m.name, "baseline") in problems and not m.needs_baseline]
-        key = "" if not slicing.columns else "&".join(slicing.columns)
+        key = "&".join(slicing.columns)
         for group, base in ((paired, baseline), (alone, None)):
             if not group:
                 continue
             try:
-                found = paired_estimates(ctx.y_true, candidate, base, group, slicing, n_boot=settings.n_boot,
-                                         rng=lambda fam: ctx.rng(GATE_NAME, fam, key), positive_label=positive,
-                                         classes=classes)
-            except (ValueError, TypeError) as exc:
+                found: Mapping[str, list[SliceEstimate] | str] = paired_estimates(
+                    ctx.y_true, candidate, base, group, slicing, n_boot=settings.n_boot,
+                    rng=_streams(ctx, key), positive_label=positive, classes=classes)
+            except (ValueError, TypeError, IndexError) as exc:
                 found = {m.name: MSG_BAD_DATA.format(metric=m.name, problem=str(exc).splitlines()[0]) for m in group}
-            for name, value in found.items():
-                out[(i, name)] = value
+            out.update({(i, name): value for name, value in found.items()})
     return out
+
+
+def _streams(ctx: EvalContext, key: str) -> Callable[[str], np.random.Generator]:
+    """Return the seeded stream factory of one slicing: family name -> Generator."""
+    return lambda family: ctx.rng(GATE_NAME, family, key)
 
 
 # --------------------------------------------------------------------------- decisions
 
 
-@dataclass
-class _Pending:
-    """A baseline-relative interval check waiting for the family's multiple-testing levels."""
+@dataclass(frozen=True)
+class Pending:
+    """A baseline-relative check waiting for its family's levels: the difference oriented so that
+    higher is better, and the margin ``m`` such that it passes when ``d >= -m`` (``min_gain g``
+    gives ``m = -g``)."""
 
     index: int
     check: Check
@@ -295,56 +333,51 @@ class _Pending:
     margin: float
 
 
-def _decide(ctx: EvalContext, settings: Settings, slicings: list[Slicing | None], checks: Sequence[Check],
-            problems: Mapping[Any, tuple[str, str]], estimates: Mapping[tuple[int, str], Any],
-            has_baseline: bool) -> list[CheckResult]:
+def _decide(m: Measured, checks: Sequence[Check]) -> list[CheckResult]:
     results: list[CheckResult | None] = [None] * len(checks)
-    family: list[_Pending] = []
+    family: list[Pending] = []
     for idx, check in enumerate(checks):
-        early = _early_result(ctx, settings, slicings, check, problems, estimates, has_baseline)
+        early = _early_result(m, check)
         if early is not None:
             results[idx] = early
             continue
-        est = estimates[(check.slicing, check.metric.name)][max(check.slice, 0)]
-        if check.is_relative and not check.metric.needs_baseline:
+        found = m.estimates[(check.slicing, check.metric.name)]
+        assert not isinstance(found, str)
+        est = found[check.slice]
+        if check.kind in RELATIVE:
             family.append(_pending(idx, check, est))
         else:
-            results[idx] = _bound_result(settings, check, est, slicings)
-    for idx, result in _decide_family(settings, family, slicings):
+            results[idx] = _bound_result(m.settings, check, est)
+    for idx, result in _decide_family(m.settings, family):
         results[idx] = result
     return [r for r in results if r is not None]
 
 
-def _early_result(ctx: EvalContext, settings: Settings, slicings: list[Slicing | None], check: Check,
-                  problems: Mapping[Any, tuple[str, str]], estimates: Mapping[tuple[int, str], Any],
-                  has_baseline: bool) -> CheckResult | None:
-    """Return the result of a check that is decided before any interval: skips and errors."""
-    slicing = slicings[check.slicing]
-    if slicing is None:
-        column = next(c for c in settings.slicings[check.slicing - 1] if c not in ctx.frame.columns)
-        return _result(check, settings, Outcome.ERROR, REASON_MISSING_COLUMN, MSG_MISSING_COLUMN.format(column=column))
-    rows = int(slicing.sizes[check.slice])
-    if check.slicing > 0 and rows < settings.min_slice_size:
-        msg = MSG_SLICE_TOO_SMALL.format(rows=rows, min=settings.min_slice_size)
-        return _result(check, settings, Outcome.SKIPPED, REASON_SLICE_TOO_SMALL, msg, details=_details(check, rows))
-    if (check.metric.name, "candidate") in problems:
-        reason, msg = problems[(check.metric.name, "candidate")]
-        return _result(check, settings, Outcome.ERROR, reason, msg)
-    if check.is_relative and not has_baseline:
-        if getattr(ctx, "require_baseline", False):
-            return _result(check, settings, Outcome.FAIL, REASON_BASELINE_REQUIRED, MSG_BASELINE_REQUIRED)
-        return _result(check, settings, Outcome.SKIPPED, REASON_NO_BASELINE, MSG_NO_BASELINE)
-    if check.is_relative and (check.metric.name, "baseline") in problems:
-        reason, msg = problems[(check.metric.name, "baseline")]
-        return _result(check, settings, Outcome.ERROR, reason, msg)
-    found = estimates.get((check.slicing, check.metric.name))
+def _early_result(m: Measured, check: Check) -> CheckResult | None:
+    """Return the result of a check decided before any interval (skips and errors), else None."""
+    s = m.settings
+    if check.slicing in m.missing:
+        msg = MSG_MISSING_COLUMN.format(column=m.missing[check.slicing])
+        return _result(check, s, Outcome.ERROR, REASON_MISSING_COLUMN, msg)
+    if check.slicing > 0 and check.rows < s.min_slice_size:
+        msg = MSG_SLICE_TOO_SMALL.format(rows=check.rows, min=s.min_slice_size)
+        return _result(check, s, Outcome.SKIPPED, REASON_SLICE_TOO_SMALL, msg, details=_details(check))
+    if (check.metric.name, "candidate") in m.problems:
+        return _result(check, s, Outcome.ERROR, *m.problems[(check.metric.name, "candidate")])
+    if check.is_relative and not m.has_baseline:
+        if m.require_baseline:
+            return _result(check, s, Outcome.FAIL, REASON_BASELINE_REQUIRED, MSG_BASELINE_REQUIRED)
+        return _result(check, s, Outcome.SKIPPED, REASON_NO_BASELINE, MSG_NO_BASELINE)
+    if check.is_relative and (check.metric.name, "baseline") in m.problems:
+        return _result(check, s, Outcome.ERROR, *m.problems[(check.metric.name, "baseline")])
+    found = m.estimates.get((check.slicing, check.metric.name))
     if isinstance(found, str):
-        return _result(check, settings, Outcome.ERROR, REASON_BAD_DATA, found)
+        return _result(check, s, Outcome.ERROR, REASON_BAD_DATA, found)
     return None
 
 
-def _pending(idx: int, check: Check, est: SliceEstimate) -> _Pending:
-    """Orient the difference so higher is better and turn the threshold into a margin m (pass: d >= -m)."""
+def _pending(idx: int, check: Check, est: SliceEstimate) -> Pending:
+    """Orient the difference so higher is better and turn the threshold into a margin."""
     assert est.difference is not None and est.baseline is not None
     oriented = est.difference if check.metric.direction > 0 else negate(est.difference)
     if check.kind == "max_drop":
@@ -353,26 +386,23 @@ def _pending(idx: int, check: Check, est: SliceEstimate) -> _Pending:
         margin = check.value * abs(est.baseline)
     else:
         margin = -check.value
-    return _Pending(idx, check, est, oriented, margin)
+    return Pending(idx, check, est, oriented, margin)
 
 
-def _decide_family(settings: Settings, family: Sequence[_Pending],
-                   slicings: list[Slicing | None]) -> list[tuple[int, CheckResult]]:
-    """Decide the baseline-relative checks together: levels adjusted over the family, then Holm's stop."""
+def _decide_family(settings: Settings, family: Sequence[Pending]) -> list[tuple[int, CheckResult]]:
+    """Decide the baseline-relative checks together: levels adjusted over the family, then Holm's stop.
+
+    Under ``point`` no interval decides, so no level is adjusted.
+    """
     decided = [p for p in family if p.oriented.is_defined]
-    is_interval = settings.rule is Rule.NON_INFERIORITY
-    correction = settings.correction if is_interval else Correction.NONE
-    levels = adjusted_levels([p.oriented for p in decided], [p.margin for p in decided],
-                             settings.confidence, correction)
+    correction = settings.correction if settings.rule is Rule.NON_INFERIORITY else Correction.NONE
+    estimates, margins = [p.oriented for p in decided], [p.margin for p in decided]
+    levels = adjusted_levels(estimates, margins, settings.confidence, correction)
     outcomes = [decide_margin(p.oriented.value, p.oriented.interval(level), p.margin, settings.rule)
                 for p, level in zip(decided, levels)]
-    gated = outcomes
-    if correction is Correction.HOLM:
-        gated = holm_gate(outcomes, holm_order([p.oriented for p in decided], [p.margin for p in decided]))
-    out = []
-    for p, level, before, after in zip(decided, levels, outcomes, gated):
-        out.append((p.index, _margin_result(settings, p, level, after, before is not after, len(decided),
-                                            slicings)))
+    gated = holm_gate(outcomes, holm_order(estimates, margins)) if correction is Correction.HOLM else outcomes
+    out = [(p.index, _margin_result(settings, correction, p, level, after, before is not after, len(decided)))
+           for p, level, before, after in zip(decided, levels, outcomes, gated)]
     for p in family:
         if not p.oriented.is_defined:
             msg = MSG_UNDEFINED.format(metric=p.check.metric.name)
@@ -381,67 +411,65 @@ def _decide_family(settings: Settings, family: Sequence[_Pending],
     return out
 
 
-def _margin_result(settings: Settings, p: _Pending, level: float, outcome: Outcome, stopped: bool,
-                   family_size: int, slicings: list[Slicing | None]) -> CheckResult:
+def _margin_result(settings: Settings, correction: Correction, p: Pending, level: float, outcome: Outcome,
+                   stopped: bool, family_size: int) -> CheckResult:
+    """Build the result of a baseline-relative check; ``ci`` is on the change as measured."""
     check, direction = p.check, p.check.metric.direction
     lo, hi = p.oriented.interval(level)
     ci = (lo, hi) if direction > 0 else (-hi, -lo)
     half_width = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else None
-    limit = -p.margin * direction
-    good, bad = ("above", "below") if direction > 0 else ("below", "above")
+    delta = p.est.difference.value if p.est.difference is not None else float("nan")
     threshold = f"{check.kind} {_fmt(check.value)}"
     if check.kind == "max_relative_drop":
         threshold += f" of baseline {_fmt(p.est.baseline)} = {_fmt(p.margin)}"
-    words = dict(ci=_fmt_ci(ci), limit=_fmt(limit), threshold=threshold, good=good, bad=bad,
-                 delta=_fmt(p.est.difference.value if p.est.difference else float("nan")))
-    if outcome is Outcome.ERROR:
-        message, reason = MSG_UNDEFINED.format(metric=check.metric.name), REASON_UNDEFINED
-    elif settings.rule is Rule.POINT:
-        message = (MSG_POINT_PASS if outcome is Outcome.PASS else MSG_POINT_FAIL).format(**words)
-        reason = REASON_PASS if outcome is Outcome.PASS else REASON_FAIL
-    elif outcome is Outcome.PASS:
-        message, reason = MSG_MARGIN_PASS.format(**words), REASON_PASS
-    elif outcome is Outcome.FAIL:
-        message, reason = MSG_MARGIN_FAIL.format(**words), REASON_FAIL
-    else:
-        message, reason = _inconclusive_message(words, half_width, p.margin, check.kind, stopped), REASON_INCONCLUSIVE
-    rows = int(slicings[check.slicing].sizes[check.slice])  # type: ignore[union-attr]
-    details = {**_details(check, rows), "decision": settings.rule.value, "margin": p.margin,
-               "multiple_testing": settings.correction.value, "family_size": family_size}
+    good, bad = ("above", "below") if direction > 0 else ("below", "above")
+    words = {"ci": _fmt_ci(ci), "limit": _fmt(-p.margin * direction), "threshold": threshold, "good": good,
+             "bad": bad, "delta": _fmt(delta)}
+    message, reason = _margin_message(settings.rule, outcome, words, half_width, p, stopped)
+    details = {**_details(check), "decision": settings.rule.value, "margin": p.margin,
+               "multiple_testing": correction.value, "family_size": family_size}
     if p.oriented.replicates is not None:
         details["replicates"] = int(p.oriented.replicates.size)
     return _result(check, settings, outcome, reason, message, observed=p.est.candidate, baseline=p.est.baseline,
-                   delta=p.est.difference.value if p.est.difference else None, ci=ci,
-                   ci_method=p.oriented.method, half_width=half_width, adjusted=level, details=details)
+                   delta=delta, ci=ci, ci_method=p.oriented.method, half_width=half_width, adjusted=level,
+                   details=details)
 
 
-def _inconclusive_message(words: Mapping[str, str], half_width: float | None, margin: float, kind: str,
-                          stopped: bool) -> str:
+def _margin_message(rule: Rule, outcome: Outcome, words: Mapping[str, str], half_width: float | None,
+                    p: Pending, stopped: bool) -> tuple[str, str]:
+    """Return (message, reason) saying why a baseline-relative check came out as it did."""
+    if outcome is Outcome.ERROR:
+        return MSG_UNDEFINED.format(metric=p.check.metric.name), REASON_UNDEFINED
+    if rule is Rule.POINT:
+        passed = outcome is Outcome.PASS
+        return (MSG_POINT_PASS if passed else MSG_POINT_FAIL).format(**words), REASON_PASS if passed else REASON_FAIL
+    if outcome is Outcome.PASS:
+        return MSG_MARGIN_PASS.format(**words), REASON_PASS
+    if outcome is Outcome.FAIL:
+        return MSG_MARGIN_FAIL.format(**words), REASON_FAIL
     hw = float("nan") if half_width is None else half_width
-    cmp = ">" if hw > margin else "<="
-    text = MSG_MARGIN_INCONCLUSIVE.format(hw=_fmt(hw), cmp=cmp, margin=_fmt(margin), **words)
-    if kind != "min_gain" and hw > margin:
-        text += MSG_TOO_FEW_ROWS.format(margin=_fmt(margin))
-    return text + (MSG_HOLM_STOPPED if stopped else "")
+    text = MSG_MARGIN_INCONCLUSIVE.format(hw=_fmt(hw), cmp=">" if hw > p.margin else "<=", margin=_fmt(p.margin),
+                                          **words)
+    if p.check.kind != "min_gain" and hw > p.margin:
+        text += MSG_TOO_FEW_ROWS.format(margin=_fmt(p.margin))
+    return text + (MSG_HOLM_STOPPED if stopped else ""), REASON_INCONCLUSIVE
 
 
-def _bound_result(settings: Settings, check: Check, est: SliceEstimate, slicings: list[Slicing | None]) -> CheckResult:
+def _bound_result(settings: Settings, check: Check, est: SliceEstimate) -> CheckResult:
     """Decide a ``min``/``max`` check on the candidate's point value (churn: the share of changed labels)."""
     value = est.candidate
-    kw = {"minimum": check.value} if check.kind == "min" else {"maximum": check.value}
-    outcome = decide_bounds(value, **kw)
+    outcome = decide_bounds(value, **({"minimum": check.value} if check.kind == "min" else {"maximum": check.value}))
     lo, hi = est.observed.interval(settings.confidence)
     half_width = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else None
-    rows = int(slicings[check.slicing].sizes[check.slice])  # type: ignore[union-attr]
-    words = dict(metric=check.metric.name, observed=_fmt(value), kind=check.kind, value=_fmt(check.value),
-                 ci=_fmt_ci((lo, hi)), side="below" if check.kind == "min" else "above")
+    words = {"metric": check.metric.name, "observed": _fmt(value), "kind": check.kind, "value": _fmt(check.value),
+             "ci": _fmt_ci((lo, hi)), "side": "below" if check.kind == "min" else "above"}
     if outcome is Outcome.ERROR:
         message, reason = MSG_UNDEFINED.format(metric=check.metric.name), REASON_UNDEFINED
     elif outcome is Outcome.PASS:
         message, reason = MSG_BOUND_PASS.format(**words), REASON_PASS
     else:
         message, reason = MSG_BOUND_FAIL.format(**words), REASON_FAIL
-    details = _details(check, rows)
+    details = _details(check)
     if est.observed.replicates is not None:
         details["replicates"] = int(est.observed.replicates.size)
     return _result(check, settings, outcome, reason, message, observed=value, baseline=est.baseline,
@@ -449,8 +477,8 @@ def _bound_result(settings: Settings, check: Check, est: SliceEstimate, slicings
                    adjusted=settings.confidence, details=details)
 
 
-def _details(check: Check, rows: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"rows": rows}
+def _details(check: Check) -> dict[str, Any]:
+    out: dict[str, Any] = {"rows": check.rows}
     if check.scope:
         out["slice"] = dict(check.scope)
     return out
@@ -461,14 +489,14 @@ def _result(check: Check, settings: Settings, outcome: Outcome, reason: str, mes
             ci: tuple[float, float] | None = None, ci_method: str | None = None,
             half_width: float | None = None, adjusted: float | None = None,
             details: Mapping[str, Any] | None = None) -> CheckResult:
-    status = to_status(outcome, check.is_blocking, settings.on_inconclusive)
+    has_ci = ci is not None and all(map(math.isfinite, ci))
     return CheckResult(
-        id=check.id, gate=GATE_NAME, status=status, blocking=check.is_blocking, message=message, reason=reason,
-        observed=_num(observed), baseline=_num(baseline), delta=_num(delta), threshold=check.threshold(),
-        ci=None if ci is None or not all(map(math.isfinite, ci)) else (float(ci[0]), float(ci[1])),
-        ci_method=ci_method, half_width=_num(half_width),
-        confidence=settings.confidence if ci_method else None, adjusted_confidence=adjusted if ci_method else None,
-        details=dict(details or {}),
+        id=check.id, gate=GATE_NAME, status=to_status(outcome, check.is_blocking, settings.on_inconclusive),
+        blocking=check.is_blocking, message=message, reason=reason, observed=_num(observed),
+        baseline=_num(baseline), delta=_num(delta), threshold=check.threshold(),
+        ci=(float(ci[0]), float(ci[1])) if has_ci and ci is not None else None, ci_method=ci_method,
+        half_width=_num(half_width), confidence=settings.confidence if ci_method else None,
+        adjusted_confidence=adjusted if ci_method else None, details=dict(details or {}),
     )
 
 

@@ -16,7 +16,14 @@ from gates.estimates import (
     slice_by,
     whole,
 )
-from gates.intervals import Estimate, delong_difference, delong_paired, delong_single, multinomial_counts, negate
+from gates.intervals import (
+    Estimate,
+    delong_difference,
+    delong_paired,
+    delong_single,
+    multinomial_counts,
+    negate,
+)
 from gates.metrics import binary_auc, metric_registry, ovr_auc
 
 QUANTILES = [0.025, 0.25, 0.5, 0.75, 0.975]
@@ -189,7 +196,7 @@ def test_ovr_delong_agrees_with_sklearn_and_a_bootstrap(weighted):
 
 
 def test_ovr_delong_of_one_class_is_delong():
-    y, cand, base = scored(800, seed=14)
+    y, cand, _ = scored(800, seed=14)
     aucs, infl = ovr_delong(y == 1, [np.column_stack([1 - cand.scores, cand.scores])], (False, True), False)
     single = delong_single(y == 1, cand.scores)
     assert aucs[0] == pytest.approx(single.value)
@@ -209,9 +216,9 @@ def test_slices_resample_jointly_and_match_per_slice_values():
     assert [slicing.label(s) for s in range(3)] == ["g=a", "g=b", "g=c"]
     for s, rows in enumerate(slicing.rows):
         assert np.array_equal(np.sort(rows), np.flatnonzero(frame["g"].to_numpy() == "abc"[s]))
-        sub = lambda p: Predictions(p.labels[rows], p.scores[rows], (0, 1))  # noqa: E731
+        cand_s, base_s = (Predictions(p.labels[rows], p.scores[rows], (0, 1)) for p in (cand, base))
         for n in names:
-            want = reg[n].compute(y[rows], sub(cand), positive_label=1, classes=(0, 1), baseline=sub(base))
+            want = reg[n].compute(y[rows], cand_s, positive_label=1, classes=(0, 1), baseline=base_s)
             assert est[n][s].candidate == pytest.approx(want, rel=1e-9), (n, s)
     # a smaller slice has a wider interval
     widths = [np.diff(est["accuracy"][s].difference.interval(0.95))[0] for s in range(3)]
