@@ -63,6 +63,7 @@ MSG_CORRUPT_INDEX = "the registry index {path} is damaged or not a model-gates r
 MSG_NEWER_SCHEMA = "the registry at {path} was written by a newer model-gates (schema {found} > {ours}); upgrade"
 MSG_BUSY = "the registry at {path} stayed locked by another writer for {seconds:.0f} s: {problem}"
 MSG_BAD_FORMAT = "invalid model format {format!r}: expected a file suffix such as skops or joblib"
+MSG_CANNOT_WRITE = "cannot write to the registry at {path}: {problem}"
 MSG_NOT_A_FOLDER = "the registry path {path} exists and is not a folder"
 
 
@@ -104,8 +105,11 @@ class LocalRegistry:
     def _make_folders(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise EnvironmentProblem(MSG_NOT_A_FOLDER.format(path=self.root))
-        for sub in ("blobs/sha256", "tmp"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("blobs/sha256", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentProblem(MSG_CANNOT_WRITE.format(path=self.root, problem=exc.strerror or exc)) from None
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         found = stored_schema_version(conn)
@@ -145,6 +149,8 @@ class LocalRegistry:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise EnvironmentProblem(MSG_BUSY.format(path=self.root, seconds=time.monotonic() - started,
                                                          problem=exc)) from exc
+            if "unable to open" in str(exc) or "readonly" in str(exc):
+                raise EnvironmentProblem(MSG_CANNOT_WRITE.format(path=self.index_path, problem=exc)) from exc
             raise EnvironmentProblem(MSG_CORRUPT_INDEX.format(path=self.index_path, problem=exc)) from exc
         except sqlite3.DatabaseError as exc:
             raise EnvironmentProblem(MSG_CORRUPT_INDEX.format(path=self.index_path, problem=exc)) from exc

@@ -258,3 +258,14 @@ def test_concurrent_writers_of_the_same_bytes_get_one_version(tmp_path):
     reg = LocalRegistry(root)
     assert len(reg.list_versions("crash")) == 1
     reg.close()
+
+
+def test_a_registry_path_that_is_a_file_is_an_environment_problem(tmp_path):
+    (tmp_path / "registry").write_text("not a folder")
+    with pytest.raises(EnvironmentProblem, match="exists and is not a folder"):
+        put(LocalRegistry(tmp_path / "registry"), tmp_path, b"v1")
+
+
+def test_a_location_that_cannot_be_created_is_an_environment_problem(tmp_path):
+    with pytest.raises(EnvironmentProblem, match="cannot write to the registry at /dev/null/registry"):
+        put(LocalRegistry("/dev/null/registry"), tmp_path, b"v1")
