@@ -35,10 +35,10 @@ from sklearn.tree import DecisionTreeClassifier
 
 from gates.checks import GateSetup
 from gates.checks import fairness as fx
+from gates.checks.fairness import eval_data
 from gates.config import load_policy
 from gates.context import EvalContext, Predictions, make_rng
 from gates.errors import UserError
-from gates.groups import eval_data
 from gates.results import Status
 
 CASES = json.loads((Path(__file__).resolve().parents[3] / ".." / "shared" / "reference"
@@ -798,3 +798,22 @@ def test_declares_blocking_follows_severity():
     assert fx.declares_blocking({"severity": "warn", "metrics": {"tpr_difference": {"max": 0.1, "severity": "block"}}})
     assert not fx.declares_blocking({"metrics": {"tpr_difference": {"no_worse_than_baseline": False, "max": 0.1,
                                                                     "severity": "warn"}}})
+
+
+def test_weighted_auc_with_bootstrap_counts_is_the_resample_auc():
+    from gates.checks.fairness._stats import weighted_auc, weighted_ovr_auc
+
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 300).astype(bool)
+    scores = np.round(rng.random(300), 2)  # ties count half, as in roc_auc_score
+    idx = rng.integers(0, 300, (3, 300))
+    weights = np.stack([np.bincount(i, minlength=300) for i in idx]).astype(float)
+    got = weighted_auc(y, scores, weights)
+    assert got == pytest.approx([roc_auc_score(y[i], scores[i]) for i in idx], abs=1e-12)
+    assert np.isnan(weighted_auc(np.zeros(5, bool), np.arange(5.0), np.ones((1, 5))))[0]
+    labels = rng.integers(0, 3, 300)
+    proba = rng.dirichlet(np.ones(3), 300)
+    for by_prevalence, avg in ((False, "macro"), (True, "weighted")):
+        got = weighted_ovr_auc(labels, proba, (0, 1, 2), weights, by_prevalence)
+        assert got == pytest.approx([roc_auc_score(labels[i], proba[i], multi_class="ovr", average=avg)
+                                     for i in idx], abs=1e-12)

@@ -1,0 +1,134 @@
+"""The fairness gate: per-group metrics, disparities between groups, and intervals on them.
+
+Each configured metric is a disparity (fairlearn's ``demographic_parity_difference``,
+``equalized_odds_ratio``, ..., or ``<group metric>_difference`` / ``_ratio``) measured over each
+grouping (a sensitive column, or an intersection written as a list). A threshold kind gives one
+check: ``min``/``max`` bound the candidate's disparity, ``no_worse_than_baseline`` compares it
+with the baseline's on the same rows, paired. Every disparity gets a paired bootstrap interval
+(:mod:`gates.groups`), decided like a regression check by :mod:`gates.decisions`, with multiple
+testing over the gate's interval checks.
+
+Small groups are honest: a group below ``min_group_size`` (or a rate whose denominator, such as
+the group's positives for ``tpr``, is below ``min_positives``) is listed in ``details.groups``
+with the reason and left out of the disparity; an undefined rate is ``null``, never 0.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gates.checks import GateKind, Spec
+from gates.checks.fairness._config import (
+    DEFAULT_MARGIN,
+    DEFAULTS,
+    GATE_NAME,
+    MSG_AGG,
+    MSG_AVERAGE_PER_CLASS,
+    MSG_AVERAGE_TASK,
+    MSG_MACRO_SELECTION,
+    MSG_MARGIN_ALONE,
+    MSG_NO_GROUPS,
+    MSG_NO_THRESHOLD,
+    MSG_UNKNOWN_METRIC,
+    NAMED,
+    MetricSpec,
+    Settings,
+    declares_blocking,
+    groupings,
+    metric_specs,
+    scope_of,
+    settings_of,
+    validate,
+)
+from gates.checks.fairness._decide import (
+    MSG_NO_BASELINE,
+    MSG_NO_BASELINE_REQUIRED,
+    Pending,
+    check_id,
+    decide,
+    pending_checks,
+)
+from gates.checks.fairness._measure import (
+    MSG_TOO_FEW_GROUPS,
+    MSG_WHY_FEW,
+    REASON_SIZE,
+    REASON_SUPPORT,
+    REASON_SUPPORT_MACRO,
+    REASON_UNDEFINED,
+    REASON_UNDEFINED_MACRO,
+    measure,
+    views,
+)
+from gates.checks.fairness._stats import EvalData, GroupStats, eval_data
+from gates.groups import group_index
+from gates.metrics import REGRESSION
+from gates.results import CheckResult, Outcome
+
+MSG_MISSING_COLUMN = "grouping column '{col}' is not in the eval data{hint}"
+
+
+def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..., np.random.Generator], *,
+           sensitive: Sequence[str] = (), require_baseline: bool = False) -> list[CheckResult]:
+    """Return the fairness gate's results for ``data`` grouped by columns of ``frame``.
+
+    ``rng_for(*names)`` returns a seeded generator per name (``EvalContext.rng``); each grouping
+    and statistic draws from its own, so results do not depend on which other checks exist.
+    """
+    settings = settings_of(spec)
+    metrics = metric_specs(spec, data.task)
+    pending: list[Pending] = []
+    for columns in groupings(spec, sensitive):
+        scope = scope_of(columns)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            pending += _missing_column_checks(metrics, scope, missing[0], frame, settings)
+            continue
+        index = group_index(frame, columns)
+        stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope))
+        for metric in metrics:
+            for view, label in views(data, metric):
+                measured = measure(stats, metric, view, label, settings)
+                pending += pending_checks(measured, settings, has_baseline=data.baseline is not None,
+                                          require_baseline=require_baseline)
+    return decide(pending, settings)
+
+
+def _missing_column_checks(metrics: Sequence[MetricSpec], scope: str, col: str, frame: pd.DataFrame,
+                           settings: Settings) -> list[Pending]:
+    close = difflib.get_close_matches(col, [str(c) for c in frame.columns], n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    text = MSG_MISSING_COLUMN.format(col=col, hint=hint)
+    return [Pending(check_id(m.name, kind, scope), m, kind, None,
+                    (m.severity or settings.severity) == "block",
+                    preset=Outcome.ERROR, message=text, reason="missing_column")
+            for m in metrics for kind in m.kinds]
+
+
+def run(ctx: Any, spec: Spec) -> list[CheckResult]:
+    """Run the fairness gate on an :class:`~gates.context.EvalContext`."""
+    policy = ctx.policy
+    candidate = ctx.predictions("candidate")
+    baseline = ctx.predictions("baseline")
+    task = policy.model.task
+    data = eval_data(task, ctx.y_true, candidate, baseline, policy.model.positive_label,
+                     None if task == REGRESSION else ctx.classes)
+    return assess(ctx.frame, data, spec, ctx.rng, sensitive=policy.data.sensitive,
+                  require_baseline=bool(getattr(ctx, "require_baseline", False)))
+
+
+GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validate=validate,
+                     declares_blocking=declares_blocking, run=run)
+
+
+__all__ = [
+    "DEFAULTS", "DEFAULT_MARGIN", "GATE", "GATE_NAME", "MSG_AGG", "MSG_AVERAGE_PER_CLASS", "MSG_AVERAGE_TASK",
+    "MSG_MACRO_SELECTION", "MSG_MARGIN_ALONE", "MSG_MISSING_COLUMN", "MSG_NO_BASELINE", "MSG_NO_BASELINE_REQUIRED",
+    "MSG_NO_GROUPS", "MSG_NO_THRESHOLD", "MSG_TOO_FEW_GROUPS", "MSG_UNKNOWN_METRIC", "MSG_WHY_FEW", "NAMED",
+    "REASON_SIZE", "REASON_SUPPORT", "REASON_SUPPORT_MACRO", "REASON_UNDEFINED", "REASON_UNDEFINED_MACRO",
+    "EvalData", "MetricSpec", "Settings", "assess", "declares_blocking", "eval_data", "run", "validate",
+]

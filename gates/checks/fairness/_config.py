@@ -1,0 +1,186 @@
+"""The fairness section of gates.yaml: settings, metric names, thresholds and their validation."""
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gates.checks import GateSetup, Spec
+from gates.checks.fairness._stats import group_metric_names, is_rate
+from gates.decisions import Correction, Rule
+from gates.metrics import MULTICLASS, REGRESSION
+
+GATE_NAME = "fairness"
+
+DEFAULTS: Mapping[str, Any] = {
+    "severity": "block", "decision": "non_inferiority", "on_inconclusive": "fail", "confidence": 0.95,
+    "bootstrap": 1000, "multiple_testing": "holm", "min_group_size": 30, "min_positives": 10,
+}
+#: the default allowed worsening of a disparity for ``no_worse_than_baseline``
+DEFAULT_MARGIN = 0.01
+KINDS = ("min", "max", "no_worse_than_baseline")
+
+#: fairlearn's named disparity metrics: the group rates they compare and how
+NAMED: Mapping[str, tuple[tuple[str, ...], str]] = {
+    "demographic_parity_difference": (("selection_rate",), "difference"),
+    "demographic_parity_ratio": (("selection_rate",), "ratio"),
+    "equalized_odds_difference": (("tpr", "fpr"), "difference"),
+    "equalized_odds_ratio": (("tpr", "fpr"), "ratio"),
+    "equal_opportunity_difference": (("tpr",), "difference"),
+    "equal_opportunity_ratio": (("tpr",), "ratio"),
+}
+#: per-group metrics shown beside the ones a check involves (binary tasks), as in DESIGN's report
+MSG_UNKNOWN_METRIC = (
+    "unknown fairness metric '{name}' for a {task} task{hint}; use one of fairlearn's "
+    "({named}) or <group metric>_difference / <group metric>_ratio, with a group metric among: {choices}"
+)
+MSG_NO_THRESHOLD = "no threshold: give min, max or no_worse_than_baseline: true"
+MSG_MARGIN_ALONE = "margin applies only with no_worse_than_baseline: true"
+MSG_AGG = "agg applies only to equalized_odds_difference and equalized_odds_ratio"
+MSG_AVERAGE_TASK = "average applies only to multiclass_classification tasks"
+MSG_AVERAGE_PER_CLASS = "average: per_class applies to one-vs-rest rates such as tpr or fpr, not to '{metric}'"
+MSG_MACRO_SELECTION = (
+    "selection_rate averaged over classes is 1/K in every group, so '{name}' would measure nothing; "
+    "set average: per_class"
+)
+MSG_NO_GROUPS = "no groups to compare: set gates.fairness.groups or data.sensitive"
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Gate-wide settings with their defaults applied."""
+
+    severity: str
+    rule: Rule
+    on_inconclusive: str
+    confidence: float
+    n_boot: int
+    correction: Correction
+    min_group_size: int
+    min_positives: int
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One configured fairness metric: what it compares and its thresholds."""
+
+    name: str
+    rates: tuple[str, ...]
+    kind: str
+    method: str = "between_groups"
+    agg: str = "worst_case"
+    average: str = "macro"
+    minimum: float | None = None
+    maximum: float | None = None
+    no_worse: bool = False
+    margin: float = DEFAULT_MARGIN
+    severity: str | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        found = {"min": self.minimum is not None, "max": self.maximum is not None,
+                 "no_worse_than_baseline": self.no_worse}
+        return [k for k in KINDS if found[k]]
+
+
+def settings_of(spec: Spec) -> Settings:
+    """Return the gate's settings, defaults filled in."""
+    get = {**DEFAULTS, **spec}
+    return Settings(severity=get["severity"], rule=Rule(get["decision"]),
+                    on_inconclusive=get["on_inconclusive"], confidence=float(get["confidence"]),
+                    n_boot=int(get["bootstrap"]), correction=Correction(get["multiple_testing"]),
+                    min_group_size=int(get["min_group_size"]), min_positives=int(get["min_positives"]))
+
+
+def resolve_metric(name: str, task: str) -> tuple[tuple[str, ...], str] | None:
+    """Return (group metrics compared, ``difference`` or ``ratio``) for a metric name, or None."""
+    if name in NAMED:
+        return NAMED[name] if task != REGRESSION else None
+    for kind in ("difference", "ratio"):
+        base = name.removesuffix(f"_{kind}")
+        if base != name and base in group_metric_names(task):
+            return (base,), kind
+    return None
+
+
+def metric_specs(spec: Spec, task: str) -> list[MetricSpec]:
+    """Return the configured metrics (names already validated)."""
+    out = []
+    for name, th in (spec.get("metrics") or {}).items():
+        resolved = resolve_metric(name, task)
+        assert resolved is not None, name
+        out.append(MetricSpec(
+            name=name, rates=resolved[0], kind=resolved[1],
+            method=th.get("method", "between_groups"), agg=th.get("agg", "worst_case"),
+            average=th.get("average", "macro"), minimum=th.get("min"), maximum=th.get("max"),
+            no_worse=bool(th.get("no_worse_than_baseline", False)),
+            margin=float(th.get("margin", DEFAULT_MARGIN)), severity=th.get("severity")))
+    return out
+
+
+def groupings(spec: Spec, sensitive: Sequence[str]) -> list[tuple[str, ...]]:
+    """Return the groupings: ``groups`` entries (a list is an intersection), else each sensitive column."""
+    entries = spec.get("groups") or list(sensitive)
+    return [tuple(e) if isinstance(e, list) else (e,) for e in entries]
+
+
+def scope_of(columns: Sequence[str]) -> str:
+    """Return a grouping's id scope: its columns joined by ``&``."""
+    return "&".join(columns)
+
+
+def validate(spec: Spec, setup: GateSetup) -> None:
+    """Reject what the schema cannot: unknown metric names and thresholds that do not apply."""
+    if not spec.get("groups") and not setup.data.sensitive:
+        raise setup.error(("fairness",), MSG_NO_GROUPS)
+    for name, th in (spec.get("metrics") or {}).items():
+        _validate_metric(name, th, setup.task, functools.partial(_error_at, setup, name))
+
+
+def _error_at(setup: GateSetup, name: str, message: str) -> Exception:
+    return setup.error(("fairness", "metrics", name), message)
+
+
+def _validate_metric(name: str, th: Mapping[str, Any], task: str, error: Callable[[str], Exception]) -> None:
+    resolved = resolve_metric(name, task)
+    if resolved is None:
+        choices = _metric_choices(task)
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise error(MSG_UNKNOWN_METRIC.format(name=name, task=task, hint=hint,
+                                              named=", ".join(NAMED) if task != REGRESSION else "none for regression",
+                                              choices=", ".join(group_metric_names(task))))
+    rates, _ = resolved
+    if "min" not in th and "max" not in th and not th.get("no_worse_than_baseline"):
+        raise error(MSG_NO_THRESHOLD)
+    if "margin" in th and not th.get("no_worse_than_baseline"):
+        raise error(MSG_MARGIN_ALONE)
+    if "agg" in th and len(rates) < 2:
+        raise error(MSG_AGG)
+    if "average" in th and task != MULTICLASS:
+        raise error(MSG_AVERAGE_TASK)
+    average = th.get("average", "macro")
+    if task == MULTICLASS and average == "per_class" and not all(is_rate(r, task) for r in rates):
+        raise error(MSG_AVERAGE_PER_CLASS.format(metric=next(r for r in rates if not is_rate(r, task))))
+    if task == MULTICLASS and average == "macro" and "selection_rate" in rates:
+        raise error(MSG_MACRO_SELECTION.format(name=name))
+
+
+def _metric_choices(task: str) -> list[str]:
+    named = list(NAMED) if task != REGRESSION else []
+    return named + [f"{m}_{k}" for m in group_metric_names(task) for k in ("difference", "ratio")]
+
+
+def declares_blocking(spec: Spec) -> bool:
+    """True when some metric has a threshold whose severity (its own, else the gate's) is block."""
+    gate = spec.get("severity", "block")
+    for th in (spec.get("metrics") or {}).values():
+        has_check = "min" in th or "max" in th or th.get("no_worse_than_baseline")
+        if has_check and th.get("severity", gate) == "block":
+            return True
+    return False

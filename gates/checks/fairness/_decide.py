@@ -1,0 +1,211 @@
+"""From measured disparities to checks: estimates, the family's decisions, results and messages."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gates.checks.fairness._config import GATE_NAME, MetricSpec, Settings
+from gates.checks.fairness._measure import Measured, num
+from gates.decisions import (
+    Correction,
+    Rule,
+    adjusted_levels,
+    decide_margin,
+    holm_gate,
+    holm_order,
+    to_status,
+)
+from gates.intervals import Estimate
+from gates.results import CheckResult, Outcome
+
+MSG_NO_BASELINE = "skipped: no baseline to compare with (first model, or the registry alias is unset)"
+MSG_NO_BASELINE_REQUIRED = "no baseline to compare with, and a baseline is required (--require-baseline)"
+MSG_NO_INTERVAL = "{what} = {value}: the bootstrap interval is undefined (no replicate had enough eligible groups)"
+MSG_BOUND_PASS = "{what} = {value} meets {bound} {limit}{ci}"
+MSG_BOUND_FAIL = "{what} = {value} breaks {bound} {limit}{ci}"
+MSG_BOUND_INCONCLUSIVE = (
+    "{what} = {value}: its {conf} interval [{lo}, {hi}] straddles {bound} {limit}; half-width {hw}, "
+    "too wide to tell"
+)
+MSG_NWTB_PASS = "{what} = {value} vs baseline {base}: not worse by more than the margin {margin}{ci}"
+MSG_NWTB_FAIL = "{what} = {value} vs baseline {base}: worse than the baseline by more than the margin {margin}{ci}"
+MSG_NWTB_INCONCLUSIVE = (
+    "{what} = {value} vs baseline {base}: the {conf} interval of the change [{lo}, {hi}] straddles "
+    "the margin {margin}; half-width {hw}, so this data cannot show a margin under {hw}"
+)
+MSG_CI = " with {conf} confidence (interval [{lo}, {hi}])"
+MSG_EXCLUDED = "; {n} group(s) left out: {which}"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A check before the family's decisions: its measurement and the estimate it is decided on.
+
+    ``raw`` is what the report shows an interval of (the disparity, or candidate - baseline);
+    ``oriented`` is the same estimate turned into "higher is better, must be >= -margin", the
+    shape :func:`gates.decisions.decide_margin` takes.
+    """
+
+    id: str
+    metric: MetricSpec
+    kind: str
+    measured: Measured | None
+    blocking: bool
+    raw: Estimate | None = None
+    oriented: Estimate | None = None
+    margin: float = 0.0
+    preset: Outcome | None = None
+    message: str = ""
+    reason: str = ""
+
+
+def check_id(metric: str, kind: str, scope: str, view_label: str = "") -> str:
+    """Return ``fairness.<metric>.<kind>[<scope>]`` (``[<scope>;class=<c>]`` per class)."""
+    suffix = f";class={view_label}" if view_label else ""
+    return f"{GATE_NAME}.{metric}.{kind}[{scope}{suffix}]"
+
+
+def pending_checks(measured: Measured, settings: Settings, *, has_baseline: bool,
+                   require_baseline: bool) -> list[Pending]:
+    """Return one pending check per threshold kind of ``measured``'s metric."""
+    m = measured.metric
+    blocking = (m.severity or settings.severity) == "block"
+    out = []
+    for kind in m.kinds:
+        cid = check_id(m.name, kind, measured.scope, measured.view_label)
+        base = Pending(cid, m, kind, measured, blocking)
+        if kind == "no_worse_than_baseline" and not has_baseline:
+            outcome = Outcome.FAIL if require_baseline else Outcome.SKIPPED
+            text = MSG_NO_BASELINE_REQUIRED if require_baseline else MSG_NO_BASELINE
+            out.append(_replace(base, preset=outcome, message=text, reason="no_baseline"))
+        elif measured.problem is not None:
+            out.append(_replace(base, preset=Outcome.ERROR, message=measured.problem, reason="undefined"))
+        else:
+            out.append(_estimated(base, measured, kind))
+    return out
+
+
+def _estimated(p: Pending, measured: Measured, kind: str) -> Pending:
+    """Attach the raw and oriented estimates of one threshold kind."""
+    m = measured.metric
+    if kind == "no_worse_than_baseline":
+        assert measured.baseline is not None and measured.baseline_reps is not None
+        delta = measured.candidate - measured.baseline
+        reps = measured.candidate_reps - measured.baseline_reps
+        sign, offset, margin = (-1.0 if m.kind == "difference" else 1.0), 0.0, m.margin
+        raw = Estimate(delta, measured.method, reps)
+    else:
+        bound = m.maximum if kind == "max" else m.minimum
+        assert bound is not None
+        sign, offset, margin = (-1.0, bound, 0.0) if kind == "max" else (1.0, -bound, 0.0)
+        raw = Estimate(measured.candidate, measured.method, measured.candidate_reps)
+    assert raw.replicates is not None
+    oriented = Estimate(sign * raw.value + offset, raw.method, sign * raw.replicates + offset)
+    return _replace(p, raw=raw, oriented=oriented, margin=margin)
+
+
+def _replace(p: Pending, **changes: Any) -> Pending:
+    return dataclasses.replace(p, **changes)
+
+
+def decide(pending: Sequence[Pending], settings: Settings) -> list[CheckResult]:
+    """Decide every check; interval levels are adjusted over the family of estimated checks."""
+    family = [i for i, p in enumerate(pending) if p.oriented is not None]
+    estimates = [pending[i].oriented for i in family]
+    margins = [pending[i].margin for i in family]
+    levels = adjusted_levels(estimates, margins, settings.confidence, settings.correction)  # type: ignore[arg-type]
+    outcomes = []
+    for i, level in zip(family, levels):
+        est = pending[i].oriented
+        assert est is not None
+        outcomes.append(decide_margin(est.value, est.interval(level), pending[i].margin, settings.rule))
+    if settings.correction is Correction.HOLM and settings.rule is Rule.NON_INFERIORITY:
+        outcomes = holm_gate(outcomes, holm_order(estimates, margins))  # type: ignore[arg-type]
+    decided = {i: (o, lv) for i, o, lv in zip(family, outcomes, levels)}
+    results = []
+    for i, p in enumerate(pending):
+        if i in decided:
+            results.append(_result(p, *decided[i], settings))
+        else:
+            results.append(_preset_result(p, settings))
+    return results
+
+
+def _preset_result(p: Pending, settings: Settings) -> CheckResult:
+    outcome = p.preset or Outcome.ERROR
+    m = p.measured
+    return CheckResult(
+        id=p.id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
+        blocking=p.blocking, message=p.message, reason=p.reason,
+        observed=None if m is None else num(m.candidate),
+        baseline=None if m is None or m.baseline is None else num(m.baseline),
+        threshold=_threshold(p), details={} if m is None else dict(m.details))
+
+
+def _result(p: Pending, outcome: Outcome, level: float, settings: Settings) -> CheckResult:
+    m = p.measured
+    assert m is not None and p.raw is not None
+    lo, hi = p.raw.interval(level)
+    defined = math.isfinite(lo) and math.isfinite(hi)
+    message = _message(p, outcome, level, (lo, hi), settings)
+    reason = {Outcome.PASS: "within_threshold", Outcome.FAIL: "threshold_breached",
+              Outcome.INCONCLUSIVE: "inconclusive", Outcome.ERROR: "no_interval"}.get(outcome, "")
+    return CheckResult(
+        id=p.id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
+        blocking=p.blocking, message=message, reason=reason,
+        observed=num(m.candidate), baseline=None if m.baseline is None else num(m.baseline),
+        delta=num(m.candidate - m.baseline) if p.kind == "no_worse_than_baseline" and m.baseline is not None else None,
+        threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=m.method,
+        half_width=(hi - lo) / 2 if defined else None, confidence=settings.confidence,
+        adjusted_confidence=level, details={**m.details, "decision": settings.rule.value})
+
+
+def _threshold(p: Pending) -> dict[str, Any]:
+    if p.kind == "no_worse_than_baseline":
+        return {"no_worse_than_baseline": True, "margin": p.metric.margin}
+    bound = p.metric.maximum if p.kind == "max" else p.metric.minimum
+    return {p.kind: bound}
+
+
+def _message(p: Pending, outcome: Outcome, level: float, ci: tuple[float, float], settings: Settings) -> str:
+    m = p.measured
+    assert m is not None
+    lo, hi = ci
+    if outcome is Outcome.ERROR:
+        return MSG_NO_INTERVAL.format(what=m.what, value=_fmt(m.candidate)) + _excluded_note(m)
+    conf = f"{level:.1%}".replace(".0%", "%")
+    ci_text = MSG_CI.format(conf=conf, lo=_fmt(lo), hi=_fmt(hi))
+    show_ci = ci_text if settings.rule is Rule.NON_INFERIORITY else ""
+    fields = {"what": m.what, "value": _fmt(m.candidate), "conf": conf, "lo": _fmt(lo), "hi": _fmt(hi),
+              "hw": _fmt((hi - lo) / 2), "ci": show_ci}
+    if p.kind == "no_worse_than_baseline":
+        template = {Outcome.PASS: MSG_NWTB_PASS, Outcome.FAIL: MSG_NWTB_FAIL}.get(outcome, MSG_NWTB_INCONCLUSIVE)
+        text = template.format(base=_fmt(m.baseline), margin=_fmt(p.metric.margin), **fields)
+    else:
+        template = {Outcome.PASS: MSG_BOUND_PASS, Outcome.FAIL: MSG_BOUND_FAIL}.get(outcome, MSG_BOUND_INCONCLUSIVE)
+        limit = p.metric.maximum if p.kind == "max" else p.metric.minimum
+        text = template.format(bound=p.kind, limit=_fmt(limit), **fields)
+    return text + _excluded_note(m)
+
+
+def _excluded_note(m: Measured, shown: int = 3) -> str:
+    left_out = [g for g in m.details.get("groups", []) if g.get("excluded")]
+    if not left_out:
+        return ""
+    which = ", ".join(f"{_group_text(g['group'])} ({g['excluded']})" for g in left_out[:shown])
+    if len(left_out) > shown:
+        which += f", and {len(left_out) - shown} more"
+    return MSG_EXCLUDED.format(n=len(left_out), which=which)
+
+
+def _group_text(group: Mapping[str, Any]) -> str:
+    return "&".join(f"{k}={v}" for k, v in group.items())
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "undefined"
+    return f"{value:.4g}"
