@@ -126,13 +126,34 @@ def normal_sf(z: float) -> float:
 
 def midranks(x: np.ndarray) -> np.ndarray:
     """Return 1-based ranks of ``x`` with ties given their average rank (``scipy.stats.rankdata``)."""
-    x = np.asarray(x)
-    order = np.argsort(x, kind="mergesort")
-    starts = np.flatnonzero(np.r_[True, x[order][1:] != x[order][:-1], True])
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat((starts[:-1] + starts[1:] + 1) / 2.0, np.diff(starts))
-    return ranks
+    return _midranks_by_class(np.asarray(x), np.zeros(np.shape(x), dtype=bool))[0]
 
+
+def _midranks_by_class(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return midranks of ``x`` overall and within its class (``y`` true or false), from one sort.
+
+    Tied values share the average of the ranks they span, overall and within each class.
+    """
+    n = len(x)
+    order = np.argsort(x)  # ties are averaged, so the sort need not be stable
+    xs, ys = x[order], y[order].astype(np.int64)
+    distinct = np.r_[True, xs[1:] != xs[:-1]] if n else np.zeros(0, dtype=bool)
+    if distinct.all():
+        overall_sorted = np.arange(1.0, n + 1.0)
+        within_sorted = np.where(ys == 1, np.cumsum(ys), np.cumsum(1 - ys)).astype(np.float64)
+    else:
+        starts = np.r_[np.flatnonzero(distinct), n]
+        sizes = np.diff(starts)
+        group = np.cumsum(distinct) - 1
+        pos = np.add.reduceat(ys, starts[:-1])
+        neg = sizes - pos
+        overall_sorted = ((starts[:-1] + starts[1:] + 1) / 2.0)[group]
+        within_sorted = np.where(ys == 1, (np.cumsum(pos) - pos + (pos + 1) / 2.0)[group],
+                                 (np.cumsum(neg) - neg + (neg + 1) / 2.0)[group])
+    overall, within = np.empty(n), np.empty(n)
+    overall[order] = overall_sorted
+    within[order] = within_sorted
+    return overall, within
 
 
 def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,23 +161,20 @@ def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
 
     V10 has shape ``(k, m)`` (one structural component per positive: the share of negatives it
     outranks), V01 ``(k, n_neg)`` (per negative: the share of positives that outrank it).
-    Fast midrank formulation of Sun & Xu (2014), "Fast implementation of DeLong's algorithm".
+    Fast midrank formulation of Sun & Xu (2014), "Fast implementation of DeLong's algorithm";
+    the overall and within-class midranks come from one sort per score vector.
     """
     y = np.asarray(y).astype(bool)
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    pos, neg = scores[:, y], scores[:, ~y]
-    m, n = pos.shape[1], neg.shape[1]
+    m, n = int(y.sum()), int((~y).sum())
     k = scores.shape[0]
-    tx = np.empty((k, m))
-    ty = np.empty((k, n))
-    tz = np.empty((k, m + n))
+    tz_pos, tz_neg, tx, ty = np.empty((k, m)), np.empty((k, n)), np.empty((k, m)), np.empty((k, n))
     for r in range(k):
-        tx[r] = midranks(pos[r])
-        ty[r] = midranks(neg[r])
-        tz[r] = midranks(np.concatenate([pos[r], neg[r]]))
-    aucs = tz[:, :m].sum(axis=1) / m / n - (m + 1.0) / 2.0 / n
-    v10 = (tz[:, :m] - tx) / n
-    v01 = 1.0 - (tz[:, m:] - ty) / m
+        overall, within = _midranks_by_class(scores[r], y)
+        tz_pos[r], tz_neg[r], tx[r], ty[r] = overall[y], overall[~y], within[y], within[~y]
+    aucs = tz_pos.sum(axis=1) / m / n - (m + 1.0) / 2.0 / n
+    v10 = (tz_pos - tx) / n
+    v01 = 1.0 - (tz_neg - ty) / m
     return aucs, v10, v01
 
 

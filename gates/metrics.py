@@ -313,7 +313,7 @@ class RankedScores:
     def of(cls, y_pos: np.ndarray, scores: np.ndarray) -> RankedScores:
         y_pos = np.asarray(y_pos, dtype=bool)
         s = np.asarray(scores, dtype=np.float64)
-        order = np.argsort(-s, kind="mergesort")
+        order = np.argsort(-s)  # tied scores form one threshold, so the sort need not be stable
         y_sorted = y_pos[order]
         group_end = np.r_[np.flatnonzero(np.diff(s[order]) != 0), len(s) - 1] if len(s) else np.array([], int)
         positives_to = np.cumsum(y_sorted)[group_end]

@@ -21,6 +21,7 @@ from gates.intervals import (
     delong_difference,
     delong_paired,
     delong_single,
+    midranks,
     multinomial_counts,
     negate,
 )
@@ -266,3 +267,11 @@ def test_estimate_intervals_and_p_values():
     assert negate(normal).interval(0.9) == pytest.approx(tuple(-x for x in reversed(normal.interval(0.9))))
     assert all(np.isnan(Estimate(float("nan"), "delong").interval(0.95)))
     assert not Estimate(float("nan"), "delong").is_defined
+
+
+def test_midranks_equal_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(19)
+    for x in (rng.integers(0, 5, 300), rng.random(300), np.round(rng.normal(size=2000), 1), np.array([2.0])):
+        assert np.array_equal(midranks(x), rankdata(x))
