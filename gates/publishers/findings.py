@@ -62,13 +62,12 @@ def _level(check: Mapping[str, Any]) -> str | None:
 
 
 def describe(check: Mapping[str, Any]) -> str:
-    """Return a one-paragraph description: the check's message, observed value and threshold."""
+    """Return a one-paragraph description: the check's message (which names any interval), the
+    observed and baseline values and the threshold."""
     parts = [check.get("message") or ""]
     facts = [f"observed {num(check.get('observed'))}"]
     if check.get("baseline") is not None:
         facts.append(f"baseline {num(check.get('baseline'))}")
-    if check.get("ci"):
-        facts.append(f"interval [{num(check['ci'][0])}, {num(check['ci'][1])}]")
     facts.append(f"threshold {threshold(check.get('threshold') or {})}")
     parts.append("(" + ", ".join(facts) + ")")
     return " ".join(p for p in parts if p)

@@ -19,7 +19,8 @@ from urllib.parse import quote
 from gates.publishers import findings as find
 from gates.publishers import github_workflow as wf
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy
-from gates.publishers.sticky import comment_body, marker, shorten as _shorten, upsert
+from gates.publishers.sticky import comment_body, marker, upsert
+from gates.publishers.sticky import shorten as _shorten
 from gates.reporters._format import counts_line
 from gates.reporters.markdown import render_markdown
 
@@ -202,16 +203,16 @@ class GitHubPublisher:
 
     def _write_files(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
         warnings = []
-        for what, path, write in (
-            ("step outputs", self.ctx.output_file, lambda p: wf.write_outputs(p, wf.outputs(report, report_dir))),
-            ("the job summary", self.ctx.summary_file, lambda p: wf.write_step_summary(p, report)),
-        ):
-            if path is None:
-                continue
+        if self.ctx.output_file is not None:
             try:
-                write(path)
+                wf.write_outputs(self.ctx.output_file, wf.outputs(report, report_dir))
             except OSError as exc:
-                warnings.append(MSG_FILE.format(what=what, path=path, error=exc))
+                warnings.append(MSG_FILE.format(what="step outputs", path=self.ctx.output_file, error=exc))
+        if self.ctx.summary_file is not None:
+            try:
+                wf.write_step_summary(self.ctx.summary_file, report)
+            except OSError as exc:
+                warnings.append(MSG_FILE.format(what="the job summary", path=self.ctx.summary_file, error=exc))
         return warnings
 
     def _conclude(self, report: Mapping[str, Any], items: Sequence[find.Finding]) -> list[str]:
@@ -326,4 +327,4 @@ def _annotation(f: find.Finding) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

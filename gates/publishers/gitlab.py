@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy
 from gates.publishers.metrics import write_metrics
-from gates.publishers.sticky import comment_body, marker, shorten as _shorten, upsert
+from gates.publishers.sticky import comment_body, marker, upsert
+from gates.publishers.sticky import shorten as _shorten
 from gates.reporters._format import counts_line
 
 NOTE_CHARS = 1_000_000

@@ -122,6 +122,7 @@ class ApiClient:
         policy = self.retry
         problem, status = "", None
         for attempt in range(policy.attempts):
+            delay: float | None
             try:
                 response = self._session.request(method, url, json=body, params=params,
                                                   timeout=(policy.connect_timeout, policy.read_timeout))
@@ -152,7 +153,7 @@ def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
     Jitter spreads the retries of many CI jobs hitting the same API at once (AWS Architecture
     Blog, "Exponential Backoff And Jitter", 2015).
     """
-    ceiling = min(policy.max_delay, policy.base_delay * 2 ** attempt)
+    ceiling = min(policy.max_delay, policy.base_delay * 2.0 ** attempt)
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

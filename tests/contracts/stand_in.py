@@ -298,7 +298,7 @@ def _handler(api: StandIn) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- BaseHTTPRequestHandler's name
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     return Handler
@@ -312,12 +312,3 @@ def serve(platform: str, prefix: str | None = None) -> Iterator[StandIn]:
     finally:
         api.stop()
 
-
-@pytest.fixture
-def github_api() -> Iterator[StandIn]:
-    yield from serve("github")
-
-
-@pytest.fixture
-def gitlab_api() -> Iterator[StandIn]:
-    yield from serve("gitlab")

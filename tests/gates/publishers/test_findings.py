@@ -4,8 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from gates.publishers.findings import candidate_keypaths, config_path, findings, key_lines, locate
-from tests.gates.publishers.reports import (LINE_ACCURACY, LINE_DP_RATIO, LINE_REGRESSION, LINE_ROC_AUC_MAX_DROP,
-                                            POLICY_YAML, check, report)
+from tests.gates.publishers.reports import (
+    LINE_ACCURACY,
+    LINE_DP_RATIO,
+    LINE_REGRESSION,
+    LINE_ROC_AUC_MAX_DROP,
+    POLICY_YAML,
+    check,
+    report,
+)
 
 
 def test_key_lines_match_the_text(tmp_path):

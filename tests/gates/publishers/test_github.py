@@ -10,14 +10,26 @@ from pathlib import Path
 import pytest
 
 from gates.publishers import select_publisher
-from gates.publishers.github import (ANNOTATIONS_PER_REQUEST, MSG_NO_TOKEN, MSG_READ_ONLY, STATUS_DESCRIPTION_CHARS,
-                                     GitHubPublisher)
+from gates.publishers.github import (
+    ANNOTATIONS_PER_REQUEST,
+    MSG_NO_TOKEN,
+    MSG_READ_ONLY,
+    STATUS_DESCRIPTION_CHARS,
+    GitHubPublisher,
+)
 from gates.publishers.github_workflow import COMMANDS_PER_LEVEL, STEP_SUMMARY_BYTES
 from gates.publishers.http import RetryPolicy
 from gates.publishers.sticky import marker
-from tests.contracts.stand_in import GITHUB_TOKEN, Fault, StandIn, github_api, serve  # noqa: F401
-from tests.gates.publishers.reports import (LINE_DP_RATIO, LINE_REGRESSION, LINE_ROC_AUC_MAX_DROP, POLICY_YAML, check, many_failures,
-                                            report)
+from tests.contracts.stand_in import GITHUB_TOKEN, Fault, StandIn, serve
+from tests.gates.publishers.reports import (
+    LINE_DP_RATIO,
+    LINE_REGRESSION,
+    LINE_ROC_AUC_MAX_DROP,
+    POLICY_YAML,
+    check,
+    many_failures,
+    report,
+)
 
 CHECK_RUNS = "POST /repos/{owner}/{repo}/check-runs"
 CHECK_RUN = "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"

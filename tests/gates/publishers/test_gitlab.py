@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 from gates.publishers import select_publisher
-from gates.publishers.gitlab import (FIELD_CHARS, MSG_JOB_TOKEN, MSG_NO_TOKEN, MSG_TOKEN_VARIABLE_EMPTY,
-                                     GitLabPublisher)
+from gates.publishers.gitlab import FIELD_CHARS, MSG_JOB_TOKEN, MSG_NO_TOKEN, MSG_TOKEN_VARIABLE_EMPTY, GitLabPublisher
 from gates.publishers.http import RetryPolicy
 from gates.publishers.metrics import METRICS_FILE
 from gates.publishers.sticky import marker
-from tests.contracts.stand_in import GITLAB_TOKEN, Fault, StandIn, gitlab_api  # noqa: F401
+from tests.contracts.stand_in import GITLAB_TOKEN, Fault, StandIn
 from tests.gates.publishers.reports import check, report
 
 STATUS = "POST /projects/:id/statuses/:sha"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy, backoff
-from tests.contracts.stand_in import GITHUB_TOKEN, Fault, StandIn, github_api, gitlab_api  # noqa: F401
+from tests.contracts.stand_in import GITHUB_TOKEN, Fault, StandIn
 
 STATUS = "POST /repos/{owner}/{repo}/statuses/{sha}"
 COMMENTS = "GET /repos/{owner}/{repo}/issues/{issue_number}/comments"
