@@ -18,6 +18,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ class GroupIndex:
     def n_groups(self) -> int:
         return len(self.keys)
 
-    @property
+    @cached_property
     def sizes(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=self.n_groups)
 
@@ -58,13 +59,26 @@ class GroupIndex:
         return dict(zip(self.columns, self.keys[g]))
 
 
-def group_index(frame: pd.DataFrame, columns: Sequence[str]) -> GroupIndex:
+#: a column's factorization: each row's code and the plain value of each code
+Factorized = tuple[np.ndarray, list[Any]]
+
+
+def group_index(frame: pd.DataFrame, columns: Sequence[str],
+                cache: dict[str, Factorized] | None = None) -> GroupIndex:
     """Return the group of every row of ``frame`` for the intersection of ``columns``.
 
     Missing values form their own group (key ``None``) rather than dropping rows. Groups are
-    ordered by their values, column by column, as fairlearn orders ``by_group``.
+    ordered by their values, column by column, as fairlearn orders ``by_group``. ``cache`` keeps
+    each column's factorization for the next grouping that uses it.
     """
-    per_col = [_factorize(frame[c]) for c in columns]
+    cache = {} if cache is None else cache
+    for c in columns:
+        if c not in cache:
+            cache[c] = _factorize(frame[c])
+    per_col = [cache[c] for c in columns]
+    if len(per_col) == 1:  # factorize yields observed values only: already dense
+        codes, uniques = per_col[0]
+        return GroupIndex(tuple(columns), tuple((u,) for u in uniques), codes)
     radix = [len(u) for _, u in per_col]
     combined = np.zeros(len(frame), dtype=np.int64)
     for codes, size in zip((c for c, _ in per_col), radix):
@@ -143,11 +157,22 @@ def cell_table(index: GroupIndex, classes: Sequence[Any], y: np.ndarray, candida
 
     ``y``, ``candidate`` and ``baseline`` are label indices into ``classes`` (0..K-1).
     """
+    return table_of_cells(index, classes, label_cells(y, candidate, baseline, len(classes)),
+                          baseline is not None)
+
+
+def label_cells(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray | None, k: int) -> np.ndarray:
+    """Return each row's (y, candidate, baseline) cell as one code, shared by every grouping."""
+    code = y * k + candidate
+    return code if baseline is None else code * k + baseline
+
+
+def table_of_cells(index: GroupIndex, classes: Sequence[Any], cells: np.ndarray, has_baseline: bool) -> CellTable:
+    """Return the :class:`CellTable` of rows whose label cells are ``cells`` (see :func:`label_cells`)."""
     k = len(classes)
-    kb = 1 if baseline is None else k
-    code = (index.codes * k + y) * k + candidate
-    code = code * kb + (0 if baseline is None else baseline)
-    counts = np.bincount(code, minlength=index.n_groups * k * k * kb)
+    kb = k if has_baseline else 1
+    per_group = k * k * kb
+    counts = np.bincount(index.codes * per_group + cells, minlength=index.n_groups * per_group)
     return CellTable(index.keys, tuple(classes), counts.reshape(index.n_groups, k, k, kb))
 
 

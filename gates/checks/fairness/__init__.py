@@ -82,13 +82,14 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     settings = settings_of(spec)
     metrics = metric_specs(spec, data.task)
     pending: list[Pending] = []
+    factorized: dict[str, Any] = {}
     for columns in groupings(spec, sensitive):
         scope = scope_of(columns)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             pending += _missing_column_checks(metrics, scope, missing[0], frame, settings)
             continue
-        index = group_index(frame, columns)
+        index = group_index(frame, columns, factorized)
         stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope))
         for metric in metrics:
             for view, label in views(data, metric):

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from gates.context import Predictions
 from gates.groups import (
@@ -20,8 +21,10 @@ from gates.groups import (
     CellTable,
     GroupIndex,
     Rate,
-    cell_table,
     confusion_rates,
+    label_cells,
+    plain,
+    table_of_cells,
 )
 from gates.intervals import multinomial_counts, row_resample_sums
 from gates.metrics import (
@@ -62,6 +65,13 @@ class EvalData:
     def positive(self) -> int:
         return -1 if self.encoded is None else self.encoded.positive
 
+    @cached_property
+    def cells(self) -> np.ndarray:
+        """Each row's (y, candidate, baseline) label cell, computed once for every grouping."""
+        enc = self.encoded
+        assert enc is not None
+        return label_cells(enc.codes[0], enc.codes[1], enc.codes[2] if len(enc.codes) > 2 else None, enc.k)
+
 
 def eval_data(task: str, y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
               positive_label: Any, classes: tuple[Any, ...] | None) -> EvalData:
@@ -70,8 +80,28 @@ def eval_data(task: str, y: np.ndarray, candidate: Predictions, baseline: Predic
     if task != REGRESSION:
         arrays = [y, candidate.labels] + ([] if baseline is None else [baseline.labels])
         pos = positive_label if task == BINARY else None
-        encoded = encode_labels(*arrays, positive_label=pos, classes=classes)
+        encoded = _encode(arrays, pos, classes)
     return EvalData(task, np.asarray(y), candidate, baseline, positive_label, classes, encoded)
+
+
+def _encode(arrays: Sequence[np.ndarray], positive_label: Any, classes: tuple[Any, ...] | None) -> Encoded:
+    """Return shared label codes as :func:`gates.metrics.encode_labels` does, by hashing.
+
+    The code space is ``classes``, then the positive label, then other labels in order of
+    appearance; looking each array up in one index keeps numeric labels numeric (no object copies
+    of a million rows).
+    """
+    labels = list(classes or ())
+    if positive_label is not None and positive_label not in labels:
+        labels.append(positive_label)
+    for a in arrays:
+        labels += [u for u in pd.unique(np.asarray(a).ravel()) if u not in labels]
+    index = pd.Index(labels)
+    codes = tuple(index.get_indexer(np.asarray(a).ravel()).astype(np.int64) for a in arrays)
+    if any((c < 0).any() for c in codes):  # mixed types that do not hash alike: the generic encoder
+        return encode_labels(*arrays, positive_label=positive_label, classes=classes)
+    positive = labels.index(positive_label) if positive_label is not None else -1
+    return Encoded(codes, tuple(plain(v) for v in labels), positive)
 
 
 @dataclass(frozen=True)
@@ -162,7 +192,7 @@ class GroupStats:
         enc = self.data.encoded
         assert enc is not None
         base = enc.codes[2] if len(enc.codes) > 2 else None
-        return cell_table(self.index, enc.labels, enc.codes[0], enc.codes[1], base)
+        return table_of_cells(self.index, enc.labels, self.data.cells, base is not None)
 
     @cached_property
     def confusions(self) -> tuple[np.ndarray, np.ndarray | None]:
