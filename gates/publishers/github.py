@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from gates.publishers import findings as find
 from gates.publishers import github_workflow as wf
-from gates.publishers.http import ApiClient, ApiError, RetryPolicy
+from gates.publishers.http import ApiClient, ApiError, RetryPolicy, response_id
 from gates.publishers.sticky import comment_body, marker, upsert
 from gates.publishers.sticky import shorten as _shorten
 from gates.reporters._format import counts_line
@@ -40,6 +40,7 @@ MSG_CHECK_RUN = "could not publish the check run: {error}"
 MSG_STATUS = "could not publish the commit status: {error}"
 MSG_COMMENT = "could not publish the pull-request comment: {error}"
 MSG_FILE = "could not write {what} ({path}): {error}"
+MSG_UNEXPECTED = "publishing to GitHub failed: {error}"
 MSG_ABANDONED = "model-gates stopped before reaching a verdict; see the job log"
 
 
@@ -150,6 +151,21 @@ class GitHubPublisher:
 
     def started(self, model_name: str) -> list[str]:
         """Open an in-progress check run (or a pending commit status when checks are not allowed)."""
+        return self._guard(self._start, model_name)
+
+    def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
+        """Write outputs, summary and annotations, then the check run (or status) and the comment."""
+        return self._guard(self._publish, report, report_dir)
+
+    def _guard(self, step: Callable[..., list[str]], *args: Any) -> list[str]:
+        """Run a publishing step; anything unexpected becomes a warning, since a verdict must never
+        depend on publishing."""
+        try:
+            return step(*args)
+        except Exception as exc:  # noqa: BLE001 -- see the docstring
+            return [self._client.mask(MSG_UNEXPECTED.format(error=f"{type(exc).__name__}: {exc}"))]
+
+    def _start(self, model_name: str) -> list[str]:
         self._model = model_name
         problem = self._api_problem()
         if problem:
@@ -160,16 +176,15 @@ class GitHubPublisher:
             created = self._client.request("POST", f"{self.ctx.repo_path}/check-runs", body={
                 "name": self.check_name, "head_sha": self.ctx.sha, "status": "in_progress",
                 "started_at": _now(), **self._links()})
-            self._check_run_id = int(created["id"])
+            self._check_run_id = response_id(created)
             return []
-        except (ApiError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ApiError) and exc.status in (403, 404):
+        except ApiError as exc:
+            if exc.status in (403, 404):
                 self._use_status = True
                 return self._status("pending", f"Gating {model_name}…")
             return [MSG_CHECK_RUN.format(error=exc)]
 
-    def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
-        """Write outputs, summary and annotations, then the check run (or status) and the comment."""
+    def _publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
         self._finished = True
         self._model = self._model or str(report["model"]["name"])
         warnings = self._write_files(report, report_dir)
@@ -237,7 +252,7 @@ class GitHubPublisher:
         if self._check_run_id is None:
             created = self._client.request("POST", f"{self.ctx.repo_path}/check-runs", body={
                 "name": self.check_name, "head_sha": self.ctx.sha, **self._links(), **first})
-            self._check_run_id = int(created["id"])
+            self._check_run_id = response_id(created)
         else:
             self._client.request("PATCH", f"{self.ctx.repo_path}/check-runs/{self._check_run_id}", body=first)
         for batch in batches[1:]:

@@ -37,6 +37,7 @@ MSG_NO_PROJECT = "CI_PROJECT_ID or CI_COMMIT_SHA is unknown: nothing published t
 MSG_STATUS = "could not publish the commit status: {error}"
 MSG_NOTE = "could not publish the merge-request note: {error}"
 MSG_METRICS = "could not write the metrics report ({path}): {error}"
+MSG_UNEXPECTED = "publishing to GitLab failed: {error}"
 MSG_ABANDONED = "model-gates stopped before reaching a verdict; see the job log"
 
 
@@ -134,6 +135,21 @@ class GitLabPublisher:
 
     def started(self, model_name: str) -> list[str]:
         """Set a ``running`` commit status for the job."""
+        return self._guard(self._start, model_name)
+
+    def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
+        """Write metrics.txt, then set the final commit status and the sticky merge-request note."""
+        return self._guard(self._publish, report, report_dir)
+
+    def _guard(self, step: Callable[..., list[str]], *args: Any) -> list[str]:
+        """Run a publishing step; anything unexpected becomes a warning, since a verdict must never
+        depend on publishing."""
+        try:
+            return step(*args)
+        except Exception as exc:  # noqa: BLE001 -- see the docstring
+            return [self._client.mask(MSG_UNEXPECTED.format(error=f"{type(exc).__name__}: {exc}"))]
+
+    def _start(self, model_name: str) -> list[str]:
         self._model = model_name
         problem = self._api_problem()
         if problem:
@@ -142,8 +158,7 @@ class GitLabPublisher:
         atexit.register(self.abandon)
         return self._status("running", f"Gating {model_name}…")
 
-    def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
-        """Write metrics.txt, then set the final commit status and the sticky merge-request note."""
+    def _publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
         self._finished = True
         self._model = self._model or str(report["model"]["name"])
         warnings = []

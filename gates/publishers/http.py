@@ -147,6 +147,14 @@ class ApiClient:
         return backoff(attempt, self.retry, self._rng)
 
 
+def response_id(data: Any) -> int:
+    """Return the ``id`` of a created object, or raise ApiError when the API answered something else."""
+    value = data.get("id") if isinstance(data, dict) else None
+    if isinstance(value, int):
+        return value
+    raise ApiError(f"unexpected API response without an id: {str(data)[:200]}")
+
+
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
     """Return an exponential delay with "equal jitter": half fixed, half random.
 

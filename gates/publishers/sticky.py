@@ -51,9 +51,9 @@ def shorten(text: str, limit: int) -> str:
 
 
 def find_marked(items: Iterable[Mapping[str, Any]], mark: str) -> Mapping[str, Any] | None:
-    """Return the first comment whose body carries ``mark``."""
+    """Return the first comment (with an id) whose body carries ``mark``."""
     for item in items:
-        if mark in str(item.get("body") or ""):
+        if "id" in item and mark in str(item.get("body") or ""):
             return item
     return None
 

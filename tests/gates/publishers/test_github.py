@@ -299,3 +299,18 @@ def test_select_publisher_detects_github_actions(tmp_path, github_api):
     assert isinstance(select_publisher("auto", env), GitHubPublisher)
     assert select_publisher("none", env) is None
     assert re.fullmatch(r"<!-- model-gates:model gates:credit-risk -->", marker("model gates", "credit-risk"))
+
+
+def test_an_unexpected_response_is_a_warning(tmp_path, github_api):
+    github_api.fail(CHECK_RUNS, Fault(201, body={"unexpected": True}), Fault(200, body=["not", "an", "object"]))
+    warnings = Run(tmp_path, github_env(tmp_path, github_api.url))(report())
+    assert [w.split(":")[0] for w in warnings] == ["could not publish the check run"] * 2
+    assert "without an id" in warnings[0]
+
+
+def test_a_bug_while_publishing_is_a_warning_not_a_crash(tmp_path, github_api):
+    r = Run(tmp_path, github_env(tmp_path, github_api.url))
+    broken = report()
+    del broken["checks"][0]["status"]  # not a valid report: rendering it fails
+    warnings = r.publisher.publish(broken, tmp_path / "out")
+    assert len(warnings) == 1 and warnings[0].startswith("publishing to GitHub failed: KeyError")

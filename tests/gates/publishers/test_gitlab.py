@@ -178,3 +178,10 @@ def test_ci_info_and_detection(gitlab_api):
                              "pipeline_url": "https://gitlab.example/acme/models/-/pipelines/9001",
                              "project": "acme/models", "job": "model-gates", "pipeline_id": 9001,
                              "ref": "feature/x", "sha": SHA, "merge_request": 17}
+
+
+def test_a_bug_while_publishing_is_a_warning_not_a_crash(tmp_path, gitlab_api):
+    broken = report()
+    del broken["verdict"]
+    warnings = Run(tmp_path, gitlab_env(gitlab_api.url)).publisher.publish(broken, tmp_path / "out")
+    assert len(warnings) == 1 and warnings[0].startswith("publishing to GitLab failed: KeyError")
