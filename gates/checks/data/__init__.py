@@ -106,7 +106,8 @@ def _validate_checks(checks: Mapping[str, Any], setup: GateSetup) -> None:
             try:
                 re.compile(rules["regex"])
             except re.error as exc:
-                raise setup.error((*where, "regex"), MSG_BAD_REGEX.format(pattern=rules["regex"], problem=exc)) from None
+                msg = MSG_BAD_REGEX.format(pattern=rules["regex"], problem=exc)
+                raise setup.error((*where, "regex"), msg) from None
 
 
 def _validate_drift(drift: Mapping[str, Any], setup: GateSetup) -> None:
@@ -189,8 +190,8 @@ def _model_columns(ctx: EvalContext) -> set[str]:
     for role in ("candidate", "baseline"):
         src = getattr(ctx.policy.model, role)
         if src.kind == "columns":
-            out.update(c for c in [src.predictions, *([src.scores] if isinstance(src.scores, str) else src.scores or ())]
-                       if c)
+            scores = [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
+            out.update(c for c in [src.predictions, *scores] if c)
     return out
 
 

@@ -61,7 +61,7 @@ class _Rule:
 
     name: str
     threshold: Mapping[str, Any]
-    bad: Callable[[pd.Series], np.ndarray]
+    bad: Callable[[pd.Series, np.ndarray], np.ndarray]
     what: str
     what_ok: str
     needs_values: bool = True
@@ -109,12 +109,14 @@ def _required(target: Target, col: str, blocking: bool) -> CheckResult:
 
 def _column(target: Target, col: str, rules: Mapping[str, Any], blocking: bool,
             settings: Settings) -> list[CheckResult]:
+    """Evaluate every rule of one column; its null mask is computed once and shared."""
+    notna = target.frame[col].notna().to_numpy() if col in target.frame.columns else None
     out = []
     for rule in _rules(rules):
         check_id = target.check_id(f"{rule.name}[{col}]")
-        out.append(_evaluate(target, col, rule, check_id, blocking, settings))
+        out.append(_evaluate(target, col, notna, rule, check_id, blocking, settings))
     if rules.get("max_null_fraction") is not None:
-        out.append(_nulls(target, col, float(rules["max_null_fraction"]), blocking, settings))
+        out.append(_nulls(target, col, notna, float(rules["max_null_fraction"]), blocking, settings))
     return out
 
 
@@ -123,31 +125,31 @@ def _rules(rules: Mapping[str, Any]) -> list[_Rule]:
     out = []
     if rules.get("dtype") is not None:
         kind = rules["dtype"]
-        out.append(_Rule("dtype", {"dtype": kind}, lambda s: _not_of_type(s, kind),
+        out.append(_Rule("dtype", {"dtype": kind}, lambda s, ok: _not_of_type(s, ok, kind),
                          f"are not of type {kind}", f"is of type {kind}"))
     if rules.get("min") is not None:
         lo = rules["min"]
-        out.append(_Rule("min", {"min": lo}, lambda s: _outside(s, lo, None),
+        out.append(_Rule("min", {"min": lo}, lambda s, ok: _outside(s, ok, lo, None),
                          f"are below {lo} or not numbers", f"is at least {lo}"))
     if rules.get("max") is not None:
         hi = rules["max"]
-        out.append(_Rule("max", {"max": hi}, lambda s: _outside(s, None, hi),
+        out.append(_Rule("max", {"max": hi}, lambda s, ok: _outside(s, ok, None, hi),
                          f"are above {hi} or not numbers", f"is at most {hi}"))
     if rules.get("allowed") is not None:
         allowed = list(rules["allowed"])
-        out.append(_Rule("allowed", {"allowed": allowed}, lambda s: _not_allowed(s, allowed),
+        out.append(_Rule("allowed", {"allowed": allowed}, lambda s, ok: _not_allowed(s, ok, allowed),
                          "are not among the allowed values", "is an allowed value"))
     if rules.get("unique"):
         out.append(_Rule("unique", {"unique": True}, _duplicated,
                          "repeat another row's value", "is unique"))
     if rules.get("regex") is not None:
         pattern = re.compile(rules["regex"])
-        out.append(_Rule("regex", {"regex": pattern.pattern}, lambda s: _not_matching(s, pattern),
+        out.append(_Rule("regex", {"regex": pattern.pattern}, lambda s, ok: _not_matching(s, ok, pattern),
                          f"do not match {pattern.pattern!r}", f"matches {pattern.pattern!r}"))
     return out
 
 
-def _evaluate(target: Target, col: str, rule: _Rule, check_id: str, blocking: bool,
+def _evaluate(target: Target, col: str, notna: np.ndarray | None, rule: _Rule, check_id: str, blocking: bool,
               settings: Settings) -> CheckResult:
     """Apply one rule to one column, turning unusable data into a skipped or error check."""
     frame = target.frame
@@ -156,13 +158,12 @@ def _evaluate(target: Target, col: str, rule: _Rule, check_id: str, blocking: bo
         return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=reason,
                            threshold=rule.threshold, message=message)
 
-    if col not in frame.columns:
+    if notna is None:
         return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,
                            threshold=rule.threshold, message=MSG_SKIPPED_MISSING.format(col=col, label=target.label))
     series = frame[col]
     if len(series) == 0:
         return error(REASON_NO_ROWS, MSG_NO_ROWS.format(col=col, label=target.label))
-    notna = series.notna().to_numpy()
     if not notna.any():
         return error(REASON_ALL_NULL, MSG_ALL_NULL.format(col=col))
     if rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(series.dtype):
@@ -171,7 +172,7 @@ def _evaluate(target: Target, col: str, rule: _Rule, check_id: str, blocking: bo
         n_bad, details = _measure(series, notna, rule, settings.max_failure_cases)
     except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (odd types, failing __str__)
         return error(REASON_CHECK_ERROR, MSG_RULE_ERROR.format(col=col, problem=first_line(exc)))
-    fmt = {"n": n_bad, "total": int(notna.sum()), "col": col, "what": rule.what, "what_ok": rule.what_ok}
+    fmt = {"n": n_bad, "total": int(np.count_nonzero(notna)), "col": col, "what": rule.what, "what_ok": rule.what_ok}
     return make_result(check_id, outcome=count_outcome(n_bad), blocking=blocking, observed=n_bad,
                        threshold=rule.threshold, reason=REASON_BAD_ROWS, details=details,
                        message=(MSG_BAD if n_bad else MSG_OK).format(**fmt))
@@ -179,9 +180,9 @@ def _evaluate(target: Target, col: str, rule: _Rule, check_id: str, blocking: bo
 
 def _measure(series: pd.Series, notna: np.ndarray, rule: _Rule, limit: int) -> tuple[int, dict[str, Any]]:
     """Return the rule's bad-row count and details (examples, and value counts where they help)."""
-    bad = np.asarray(rule.bad(series), dtype=bool)
-    n_bad = int(bad.sum())
-    details: dict[str, Any] = {"rows": len(series), "non_null": int(notna.sum()),
+    bad = np.asarray(rule.bad(series, notna), dtype=bool)
+    n_bad = int(np.count_nonzero(bad))
+    details: dict[str, Any] = {"rows": len(series), "non_null": int(np.count_nonzero(notna)),
                                "examples": mask_examples(series, bad, limit)}
     if n_bad and rule.name in ("allowed", "dtype"):
         details["unexpected_values"] = value_counts(series[bad], limit)
@@ -190,22 +191,22 @@ def _measure(series: pd.Series, notna: np.ndarray, rule: _Rule, limit: int) -> t
     return n_bad, details
 
 
-def _nulls(target: Target, col: str, limit: float, blocking: bool, settings: Settings) -> CheckResult:
+def _nulls(target: Target, col: str, notna: np.ndarray | None, limit: float, blocking: bool,
+           settings: Settings) -> CheckResult:
     """``max_null_fraction: 0`` is ``data.not_null[col]`` (observed: null rows); otherwise
     ``data.null_fraction.max[col]`` (observed: the fraction, with the count in details)."""
     strict = limit == 0
     check_id = target.check_id(f"not_null[{col}]" if strict else f"null_fraction.max[{col}]")
     threshold = {"max_null_fraction": limit}
-    frame = target.frame
-    if col not in frame.columns:
+    if notna is None:
         return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,
                            threshold=threshold, message=MSG_SKIPPED_MISSING.format(col=col, label=target.label))
-    series = frame[col]
+    series = target.frame[col]
     if len(series) == 0:
         return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=REASON_NO_ROWS,
                            threshold=threshold, message=MSG_NO_ROWS.format(col=col, label=target.label))
-    isna = series.isna().to_numpy()
-    n_null = int(isna.sum())
+    isna = ~notna
+    n_null = len(series) - int(np.count_nonzero(notna))
     fraction = n_null / len(series)
     ok = fraction <= limit
     fmt = {"n": n_null, "total": len(series), "col": col, "fraction": fraction, "limit": limit}
@@ -218,43 +219,46 @@ def _nulls(target: Target, col: str, limit: float, blocking: bool, settings: Set
 
 
 # ---------------------------------------------------------------- vectorised bad-row masks
-# Each returns a boolean array, True where a non-null value breaks the rule (nulls are the
-# business of max_null_fraction, never counted twice).
+# Each takes the column and its non-null mask and returns a boolean array, True where a non-null
+# value breaks the rule (nulls are the business of max_null_fraction, never counted twice).
 
 
-def _numbers(series: pd.Series) -> pd.Series:
-    """Return the column as numbers; values that are not numbers become NaN."""
+def _outside(series: pd.Series, notna: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """Values below ``lo`` / above ``hi``; in a non-numeric column, values that are not numbers too."""
     if ptypes.is_numeric_dtype(series.dtype):
-        return series
-    return pd.to_numeric(series.astype(object), errors="coerce")
-
-
-def _outside(series: pd.Series, lo: float | None, hi: float | None) -> np.ndarray:
-    values = _numbers(series)
-    bad = values.isna().to_numpy() & series.notna().to_numpy()
-    numeric = values.to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(invalid="ignore"):
+        values = series.to_numpy(dtype=float, na_value=np.nan) if _has_na_mask(series) else series.to_numpy()
+        bad = np.zeros(len(series), dtype=bool)
+    else:
+        coerced = pd.to_numeric(series.astype(object), errors="coerce")
+        values = coerced.to_numpy(dtype=float, na_value=np.nan)
+        bad = notna & np.isnan(values)
+    with np.errstate(invalid="ignore"):  # NaN compares False: nulls are never out of range
         if lo is not None:
-            bad |= numeric < lo
+            bad |= values < lo
         if hi is not None:
-            bad |= numeric > hi
+            bad |= values > hi
     return bad
 
 
-def _not_allowed(series: pd.Series, allowed: list[Any]) -> np.ndarray:
-    return series.notna().to_numpy() & ~series.isin(allowed).to_numpy()
+def _has_na_mask(series: pd.Series) -> bool:
+    """True for pandas extension dtypes (Int64, Float64, boolean) whose nulls are a separate mask."""
+    return not isinstance(series.dtype, np.dtype)
 
 
-def _duplicated(series: pd.Series) -> np.ndarray:
+def _not_allowed(series: pd.Series, notna: np.ndarray, allowed: list[Any]) -> np.ndarray:
+    return notna & ~series.isin(allowed).to_numpy()
+
+
+def _duplicated(series: pd.Series, notna: np.ndarray) -> np.ndarray:
     """Every row whose value occurs more than once is bad (pandera's ``report_duplicates='all'``)."""
-    return series.notna().to_numpy() & series.duplicated(keep=False).to_numpy()
+    return notna & series.duplicated(keep=False).to_numpy()
 
 
-def _not_matching(series: pd.Series, pattern: re.Pattern[str]) -> np.ndarray:
+def _not_matching(series: pd.Series, notna: np.ndarray, pattern: re.Pattern[str]) -> np.ndarray:
     """The whole value must match; non-string values are matched as their text."""
     text = series if ptypes.is_string_dtype(series.dtype) and series.dtype != object else series.astype("string")
     matched = text.str.fullmatch(pattern.pattern).to_numpy(dtype=bool, na_value=True)
-    return series.notna().to_numpy() & ~matched
+    return notna & ~matched
 
 
 _PYTYPES: Mapping[str, tuple[type, ...]] = {
@@ -268,7 +272,7 @@ _PYTYPES: Mapping[str, tuple[type, ...]] = {
 }
 
 
-def _not_of_type(series: pd.Series, kind: str) -> np.ndarray:
+def _not_of_type(series: pd.Series, notna: np.ndarray, kind: str) -> np.ndarray:
     """Return non-null values not of ``kind``.
 
     A column of the right pandas dtype has none. Object columns are checked value by value (mixed
@@ -276,7 +280,6 @@ def _not_of_type(series: pd.Series, kind: str) -> np.ndarray:
     with nulls as float; ints count as ``float``, since a CSV writes 2.0 as 2.
     """
     dtype = series.dtype
-    notna = series.notna().to_numpy()
     if _dtype_matches(dtype, kind):
         return np.zeros(len(series), dtype=bool)
     if kind == "int" and ptypes.is_float_dtype(dtype):

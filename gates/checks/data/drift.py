@@ -19,7 +19,7 @@ data partitions add up (DESIGN section 12). Numeric columns: cut points are the 
 quantiles at 1/b, ..., (b-1)/b (numpy's "linear" method), de-duplicated; when the reference has at
 most b distinct values each value starts its own bin. Bins are [lo, hi); the outer ones are open,
 so eval values beyond the reference's range land in the first or last bin. Categorical columns:
-the reference's ``max_categories`` most frequent values (ties by text) are bins, its other values
+the reference's ``max_categories`` most frequent values (ties: first seen) are bins, its other values
 share ``(other)``, and eval values never seen in the reference share ``(unseen)``. Nulls are left
 out of every statistic (their shares are in details; the null checks judge them). Default method:
 psi for numeric columns, js for categorical ones (bool, string, category).
@@ -65,7 +65,8 @@ OTHER, UNSEEN = "(other)", "(unseen)"
 MSG_TOO_FEW = "not checked: {what} has {n} non-null values of '{col}', fewer than min_rows {min_rows}"
 MSG_MISSING = "column '{col}' is missing from the {where} data"
 MSG_NUMERIC_ONLY = "{method} needs a numeric column; '{col}' is {kind} ({dtype})"
-MSG_KIND_CHANGED = "column '{col}' is {ref_kind} in the reference ({ref_dtype}) but {eval_kind} in the eval data ({eval_dtype})"
+MSG_KIND_CHANGED = ("column '{col}' is {ref_kind} in the reference ({ref_dtype}) "
+                    "but {eval_kind} in the eval data ({eval_dtype})")
 MSG_CONSTANT = "normalised Wasserstein is undefined: every reference value is the same"
 MSG_FAILED = "cannot compute {method} drift of '{col}': {problem}"
 MSG_MAX = "{method} drift of '{col}' is {value:.4g}{verdict} {limit}"
@@ -284,22 +285,24 @@ def numeric_histogram(ref: np.ndarray, ev: np.ndarray, bins: int) -> Histogram:
 
 
 def categorical_histogram(ref: pd.Series, ev: pd.Series, max_categories: int) -> Histogram:
-    """Bin by the reference's most frequent values; the rest share ``(other)``/``(unseen)``."""
+    """Bin by the reference's most frequent values; the rest share ``(other)``/``(unseen)``.
+
+    Ties in frequency go to the value seen first in the reference, so the bins are a function of
+    the reference alone.
+    """
     ref_v, ev_v = ref.dropna(), ev.dropna()
-    codes, uniques = pd.factorize(pd.concat([ref_v.astype(object), ev_v.astype(object)], ignore_index=True))
+    codes, uniques = pd.factorize(pd.concat([ref_v, ev_v], ignore_index=True))  # first the reference's values
     ref_codes, ev_codes = codes[:len(ref_v)], codes[len(ref_v):]
     ref_counts = np.bincount(ref_codes, minlength=len(uniques))
     seen = np.flatnonzero(ref_counts)
-    text = [str(u) for u in uniques]
-    ranked = sorted(seen.tolist(), key=lambda c: (-ref_counts[c], text[c]))
-    kept = ranked[:max_categories]
+    kept = seen[np.argsort(-ref_counts[seen], kind="stable")][:max_categories]
     slot = np.full(len(uniques), len(kept) + 1)  # unseen by default
     slot[seen] = len(kept)  # seen but not kept: other
     slot[kept] = np.arange(len(kept))
     k = len(kept) + 2
     r = np.bincount(slot[ref_codes], minlength=k)
     e = np.bincount(slot[ev_codes], minlength=k)
-    labels = [text[c] for c in kept] + [OTHER, UNSEEN]
+    labels = [str(uniques[c]) for c in kept] + [OTHER, UNSEEN]
     return Histogram(labels, r, e, f"reference categories, top {len(kept)} of {len(seen)}")
 
 

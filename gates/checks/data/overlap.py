@@ -78,7 +78,8 @@ def run_overlap(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping
     n = int(found.sum())
     fraction = n / len(eval_frame)
     ok = fraction <= limit
-    message = MSG_OVERLAP.format(n=n, total=len(eval_frame), fraction=fraction) + ("" if ok else MSG_LIMIT.format(limit=limit))
+    message = MSG_OVERLAP.format(n=n, total=len(eval_frame), fraction=fraction)
+    message += "" if ok else MSG_LIMIT.format(limit=limit)
     rows = eval_frame.index[np.flatnonzero(found)[:settings.max_failure_cases]]
     return [make_result(CHECK_ID, outcome=Outcome.PASS if ok else Outcome.FAIL, blocking=blocking,
                         observed=fraction, threshold=threshold, reason=REASON_THRESHOLD, message=message,
