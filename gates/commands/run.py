@@ -12,7 +12,7 @@ import click
 from gates.cli import EXIT_FAIL, EXIT_PASS
 from gates.commands import config_option
 from gates.config import cli_waiver, load_policy
-from gates.errors import UserError
+from gates.errors import GateError, UserError
 from gates.policy import Policy
 from gates.publishers import CI_CHOICES, Publisher, select_publisher
 from gates.reporters import write_all
@@ -48,12 +48,19 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     result = run_policy(policy, resolve_baseline=_resolver(policy), options=options,
                         progress=_progress if _interactive() else None)
     report = build_report(result, ci=publisher.ci_info() if publisher else None)
-    report["registration"] = _record(policy, result, report, register=not no_register)
+    registry_error: GateError | None = None
+    try:
+        report["registration"] = _record(policy, result, report, register=not no_register)
+    except GateError as exc:  # the reports must still be written: they are the run's evidence
+        registry_error = exc
+        report["registration"] = {"registered": False, "reason": f"registry error: {exc}"}
     out = Path(report_dir)
     write_all(report, out)
     if publisher is not None:
         warnings += publisher.publish(report, out)
     _print(report, out, warnings, quiet)
+    if registry_error is not None:
+        raise registry_error
     raise click.exceptions.Exit(EXIT_PASS if result.verdict.passed or policy.is_shadow else EXIT_FAIL)
 
 
