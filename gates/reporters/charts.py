@@ -158,8 +158,9 @@ def _limit_vline(ax: Axes, limit: Limit, lo: float, hi: float) -> None:
     bad_lo, bad_hi = (limit.value, hi) if limit.bad_above else (lo, limit.value)
     ax.axvspan(bad_lo, bad_hi, color=BAD_SIDE, zorder=0, lw=0)
     ax.axvline(limit.value, color=LIMIT, lw=1.2, ls="--", zorder=2)
+    room_right = (hi - limit.value) >= (limit.value - lo)  # write the label where there is space
     ax.text(limit.value, 0.97, " " + limit.label + " ", color=LIMIT, fontsize=8.5, va="top",
-            ha="left" if limit.bad_above else "right", transform=ax.get_xaxis_transform())
+            ha="left" if room_right else "right", transform=ax.get_xaxis_transform())
 
 
 def _span(values: Sequence[float]) -> tuple[float, float]:
@@ -232,7 +233,11 @@ def _rate_bars(ax: Axes, groups: Sequence[Any], j: int, rate: str, k: int, xmax:
 
 
 def _group_tick(label: str, size: int | None, excluded: str | None) -> str:
-    lines = textwrap.wrap(label, 24, max_lines=2, placeholder="…") or ["(missing)"]
+    """Return a tick label: one line per grouping column (at most two), then the group size."""
+    parts = [p for part in label.split(", ") for p in textwrap.wrap(part, 22, max_lines=1, placeholder="…")]
+    lines = parts[:2] or ["(missing)"]
+    if len(parts) > 2:
+        lines[-1] += ", …"
     note = f"n={num(size)}" + (" · excluded" if excluded else "")
     return "\n".join(lines + [note])
 

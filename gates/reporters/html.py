@@ -25,6 +25,10 @@ from gates.reporters._format import (
 #: statuses of data checks whose examples are worth showing
 ATTENTION = frozenset({"fail", "inconclusive", "error", "warn", "waived"})
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+#: fairness and robustness panels drawn per section, worst first; the rest keep their tables only
+#: (each chart costs ~0.1-0.2 s of matplotlib, and a reader stops looking long before the 13th)
+MAX_CHARTS = 12
+MSG_NOT_DRAWN = "Not drawn: only the {n} worst panels of this section get a chart."
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -50,8 +54,8 @@ def e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def code(text: Any) -> str:
-    """Return ``text`` as escaped ``<code>`` that may wrap after ``.``, ``/``, ``=``, ``&`` and before ``[``.
+def code(text: Any, breaks: str = "./=&,") -> str:
+    """Return ``text`` as escaped ``<code>`` that may wrap after ``breaks`` and before ``[``.
 
     Check ids and paths have no spaces; without these break points a phone has to scroll.
     """
@@ -60,7 +64,7 @@ def code(text: Any) -> str:
         if ch == "[":
             out.append("<wbr>")
         out.append(escape(ch))
-        if ch in "./=&,":
+        if ch in breaks:
             out.append("<wbr>")
     return f"<code>{''.join(out)}</code>"
 
@@ -147,16 +151,17 @@ def _metric_table(checks: Sequence[Mapping[str, Any]]) -> str:
     for (gate, name, scope), (c, rel) in rows.items():
         delta = rel.get("delta") if rel else None
         where = f'<div class="muted">{e(gate)} · {e(scope.strip("[]") or "all rows")}</div>'
-        body.append([code(name) + where, e(num(c["observed"])), e(num(c["baseline"])), _delta_cell(delta, rel)])
+        body.append([code(name, "_") + where, e(num(c["observed"])), e(num(c["baseline"])), _delta_cell(delta, rel)])
     return "<h3>Metrics</h3>" + _table(["metric", "candidate", "production", "Δ"], body, "num")
 
 
 def _delta_cell(delta: float | None, check: Mapping[str, Any] | None) -> str:
     if delta is None or check is None:
         return "—"
-    better = (delta > 0) == cd.higher_is_better(check)
-    arrow, cls = ("▲", "better") if better and delta != 0 else (("▼", "worse") if delta != 0 else ("", ""))
-    return f'<span class="{cls}">{arrow} {e(num(delta))}</span>'
+    if delta == 0:
+        return e(num(delta))
+    word = "better" if (delta > 0) == cd.higher_is_better(check) else "worse"
+    return f'<span class="{word}">{e(num(delta))} {word}</span>'
 
 
 def _checks_table(checks: Sequence[Mapping[str, Any]]) -> str:
@@ -206,19 +211,31 @@ def _intervals(rows: Sequence[cd.IntervalRow]) -> str:
 def _fairness(panels: Sequence[cd.FairnessPanel]) -> str:
     if not panels:
         return ""
-    parts = [_fairness_panel(p, i) for i, p in enumerate(cd.worst_first(panels))]
+    parts = [_fairness_panel(p, i, i < MAX_CHARTS) for i, p in enumerate(cd.worst_first(panels))]
     return f'<section id="fairness"><h2>Fairness</h2>{"".join(parts)}</section>'
 
 
-def _fairness_panel(p: cd.FairnessPanel, i: int) -> str:
-    svg = charts.group_bars(p, f"fa{i}")
+def _fairness_panel(p: cd.FairnessPanel, i: int, draw: bool) -> str:
+    svg = charts.group_bars(p, f"fa{i}") if draw else ""
     verdicts = "".join(f"<li>{status_chip(c['status'])} {_link(c['id'])}: {e(c.get('message', ''))}</li>"
                        for c in p.checks)
     hidden = len(p.groups) - charts.MAX_GROUPS
     more = f"<p class=\"muted\">{hidden} more groups are in the table below, not drawn.</p>" if hidden > 0 else ""
-    return (f'<article class="chart-section" data-kind="fairness" id="fairness-{i}">'
+    return (f'{_article("fairness", i, draw)}'
             f'<h3>{status_chip(p.status)} <code>{e(p.metric)}</code> by {e(p.grouping)}</h3><ul class="plain">{verdicts}</ul>'
-            f'<div class="panel"><figure class="chart">{svg}</figure><div>{more}{_group_table(p)}</div></div></article>')
+            f'<div class="panel">{_figure(svg)}<div>{more}{_group_table(p)}</div></div></article>')
+
+
+def _article(kind: str, i: int, draw: bool) -> str:
+    """Open a panel; only drawn panels are chart sections (one chart each)."""
+    cls = "chart-section" if draw else "no-chart"
+    return f'<article class="{cls}" data-kind="{kind}" id="{kind}-{i}">'
+
+
+def _figure(svg: str) -> str:
+    if svg:
+        return f'<figure class="chart">{svg}</figure>'
+    return f'<p class="muted">{e(MSG_NOT_DRAWN.format(n=MAX_CHARTS))}</p>'
 
 
 def _group_table(p: cd.FairnessPanel) -> str:
@@ -242,17 +259,16 @@ def _rate_cell(value: float | None, base: float | None, has_base: bool) -> str:
 def _robustness(panels: Sequence[cd.CurvePanel]) -> str:
     if not panels:
         return ""
-    parts = [_curve_panel(p, i) for i, p in enumerate(cd.worst_first(panels))]
+    parts = [_curve_panel(p, i, i < MAX_CHARTS) for i, p in enumerate(cd.worst_first(panels))]
     return f'<section id="robustness"><h2>Robustness</h2>{"".join(parts)}</section>'
 
 
-def _curve_panel(p: cd.CurvePanel, i: int) -> str:
-    svg = charts.severity_curves(p, f"ro{i}")
+def _curve_panel(p: cd.CurvePanel, i: int, draw: bool) -> str:
+    svg = charts.severity_curves(p, f"ro{i}") if draw else ""
     items = "".join(f"<li>{status_chip(c['status'])} {_link(c['id'])}: {e(c.get('message', ''))}</li>"
                     for c in sort_checks(p.checks))
-    return (f'<article class="chart-section" data-kind="robustness" id="robustness-{i}">'
-            f'<h3>{status_chip(p.status)} {e(p.title)}</h3><div class="panel"><figure class="chart">{svg}</figure>'
-            f'<ul class="plain">{items}</ul></div></article>')
+    return (f'{_article("robustness", i, draw)}<h3>{status_chip(p.status)} {e(p.title)}</h3>'
+            f'<div class="panel">{_figure(svg)}<ul class="plain">{items}</ul></div></article>')
 
 
 # ---------------------------------------------------------------- data, waivers, lineage
@@ -419,7 +435,7 @@ figure.chart{margin:.6rem auto;text-align:center;max-width:640px}
 figure.chart svg{width:100%;height:auto}
 .panel figure.chart{margin:.3rem 0}
 figcaption{color:var(--muted);font-size:.82rem;text-align:left;margin-top:.3rem}
-.chart-section+.chart-section{border-top:1px solid var(--line);padding-top:.4rem}
+article+article{border-top:1px solid var(--line);padding-top:.4rem}
 @media (min-width:900px){body{font-size:16px}main{padding:24px}section,header{padding:18px 24px}}
 @media (min-width:1180px){.panel{display:grid;grid-template-columns:minmax(0,600px) minmax(0,1fr);gap:20px;
 align-items:start}}
@@ -431,5 +447,7 @@ table.checks td{border:0;padding:.1rem 0;white-space:normal!important}
 table.checks td[data-label]{display:inline-block;margin-right:.9rem}
 table.checks td[data-label]::before{content:attr(data-label) " ";color:var(--muted);font-size:.78rem}
 table.checks td.empty{display:none}
-table.checks td:first-child{float:right;margin-left:.5rem}}
+table.checks td:first-child{float:right;margin-left:.5rem}
+table.kv th{width:auto;padding-left:0}
+th{white-space:normal}th,td{padding:.3rem .3rem}}
 """

@@ -41,8 +41,8 @@ def quoted(text: str, limit: int = LABEL_CHARS) -> str:
 
 
 def number(x: float) -> str:
-    """Return ``x`` as a plain decimal (Mermaid's grammar has no exponent notation)."""
-    text = f"{x:.6f}".rstrip("0").rstrip(".")
+    """Return ``x`` as a short plain decimal (Mermaid's grammar has no exponent notation)."""
+    text = (f"{x:.4f}" if abs(x) >= 0.01 else f"{x:.6f}").rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
@@ -57,7 +57,7 @@ def _heading(checks: Sequence[Mapping[str, Any]], what: str) -> str:
 
 
 def _fairness_chart(checks: Sequence[Mapping[str, Any]]) -> str:
-    panels = cd.worst_first(cd.fairness_panels(checks))
+    panels = sorted(cd.fairness_panels(checks), key=_fairness_rank)
     panel = panels[0] if panels else None
     rate = cd.widest_rate(panel) if panel else None
     if panel is None or rate is None:
@@ -66,11 +66,12 @@ def _fairness_chart(checks: Sequence[Mapping[str, Any]]) -> str:
     if not shown:
         return ""
     columns = len(panel.grouping.split(", "))
-    labels = [quoted(_clip(_short_group(g.label, columns), 14) + f" n={num(g.size)}"
+    labels = [quoted(_clip(_short_group(g.label, columns), 18) + f" n={num(g.size)}"
                      + (" (excl.)" if g.excluded else ""), 40) for g in shown]
     values = [float(v) for g in shown if (v := g.values.get(rate)) is not None]
     top = 1.0 if max(values) <= 1.0 and min(values) >= 0 else max(values) * 1.1
-    body = [f"title {quoted(f'{rate} by {panel.grouping}', 60)}",
+    title = f"{rate} by " + panel.grouping.replace(", ", " · ")
+    body = [f"title {quoted(title, 60)}",
             f"x-axis [{', '.join(labels)}]",
             f"y-axis {quoted(rate)} {number(min(0.0, min(values)))} --> {number(top)}",
             f"bar [{', '.join(number(v) for v in values)}]"]
@@ -78,13 +79,19 @@ def _fairness_chart(checks: Sequence[Mapping[str, Any]]) -> str:
     return _heading(panel.checks, f"{panel.metric} by {panel.grouping}") + _fence(PALETTE[:1], body) + note
 
 
+def _fairness_rank(panel: cd.FairnessPanel) -> tuple[int, float]:
+    """Worst status first; among equals, the panel whose groups are furthest apart."""
+    return STATUS_ORDER.get(panel.status, 9), -max((cd.spread(panel, r) for r in panel.rates), default=0.0)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _short_group(label: str, columns: int) -> str:
-    """Drop ``column=`` prefixes for a single grouping column (the title names it)."""
-    return label.split("=", 1)[1] if columns == 1 and "=" in label else label
+    """Return the group's values only, ``F`` or ``F·50_plus`` (the title names the columns)."""
+    parts = label.split(", ") if columns > 1 else [label]
+    return "·".join(p.split("=", 1)[1] if "=" in p else p for p in parts)
 
 
 def _fairness_note(panel: cd.FairnessPanel, rate: str, shown: Sequence[cd.GroupRow]) -> str:

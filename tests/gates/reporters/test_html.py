@@ -271,3 +271,17 @@ def test_chromium_check_reports_console_errors_and_requests(tmp_path: Path):
     assert "console.error: boom" in text
     assert "request: http://127.0.0.1:9/x.png" in text
     assert "horizontal scrolling" in text
+
+
+def test_only_the_worst_panels_are_drawn(monkeypatch: pytest.MonkeyPatch):
+    from gates.reporters import html as html_module
+
+    monkeypatch.setattr(html_module, "MAX_CHARTS", 1)
+    p = Page()
+    p.feed(render_html(REPORT))
+    drawn = {s["kind"]: s["id"] for s in p.sections if s["kind"] != "intervals"}
+    # the failing eod-by-sex panel outranks the erroring ratio, the failing noise curve the warning one
+    assert drawn == {"fairness": "fairness-0", "robustness": "robustness-0"}
+    undrawn = [a["id"] for tag, a in p.elements if tag == "article" and a.get("class") == "no-chart"]
+    assert undrawn == ["fairness-1", "robustness-1"]
+    assert html_module.MSG_NOT_DRAWN.format(n=1) in "".join(p.text)

@@ -170,3 +170,13 @@ def test_mermaid_cli_renders_every_block(tmp_path: Path):
 def test_mermaid_cli_rejects_a_broken_chart(tmp_path: Path):
     broken = mermaid_charts(REPORT).replace("bar [0.66, 0.8]", "bar [0.66, oops]")
     assert _run_mmdc(broken, tmp_path).returncode != 0
+
+
+def test_among_equal_statuses_the_widest_gap_wins_and_intersections_show_values():
+    checks = [{**c, "status": "fail"} if c["gate"] == "fairness" else c for c in REPORT["checks"]]
+    [bars] = [parse_xychart(b) for b in BLOCK.findall(mermaid_charts({**REPORT, "checks": checks}))][:1]
+    # race&sex selection rates spread 0.41 - 0.18 = 0.23 over included groups; sex's tpr only 0.14
+    assert bars["title"] == "selection_rate by race · sex"
+    assert bars["x"][0] == "asian·F n=240"
+    assert "other $50k·F n=22 (excl.)" in bars["x"]
+    assert bars["series"] == [("bar", [0.41, 0.22, 0.35, 0.18, 0.38, 0.29, 0.5, 0.33])]
