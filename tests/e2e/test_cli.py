@@ -131,3 +131,16 @@ def test_internal_error_is_one_line_exit_3_and_debug_shows_traceback(write_polic
     res = cli("run", "-c", str(path), "--no-register", cwd=path.parent)
     assert res.returncode in (2, 3)
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_registry_failure_still_writes_reports_and_exits_3(write_policy):
+    path = write_policy()
+    blocker = path.parent / "not-a-folder"
+    blocker.write_text("a file where the registry folder should be")
+    path.write_text(path.read_text().replace("seed: 7", f"seed: 7\nregistry: {{uri: {blocker.name}/registry}}"))
+    res = cli("run", "-c", str(path), cwd=path.parent)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    report = json.loads((path.parent / "model-gates-report" / "report.json").read_text())
+    assert report["registration"]["registered"] is False
+    assert report["registration"]["reason"].startswith("registry error:")
