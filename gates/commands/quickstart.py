@@ -48,7 +48,7 @@ def quickstart(ctx: click.Context, folder: str) -> None:
     report_dir = demo.folder / "model-gates-report"
     code = _invoke(ctx, run, config=_shown(demo.policy_path), report_dir=_shown(report_dir), ci="none")
     click.echo(f"\nDone in {time.monotonic() - started:.1f} s. Reports: {_shown(report_dir)}/ "
-               "(report.json, report.xml, report.md); registry: "
+               f"({', '.join(sorted(p.name for p in report_dir.glob('report.*')))}); registry: "
                f"{_shown(demo.folder / '.model-gates' / 'registry')}/\n")
     cd = f" (cd {_shown(demo.folder)} first)" if demo.folder.resolve() != Path.cwd().resolve() else ""
     click.echo(next_steps(cd, demo.production_version + 1))
