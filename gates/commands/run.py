@@ -55,10 +55,10 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
         registry_error = exc
         report["registration"] = {"registered": False, "reason": f"registry error: {exc}"}
     out = Path(report_dir)
-    write_all(report, out)
+    written = write_all(report, out)
     if publisher is not None:
         warnings += publisher.publish(report, out)
-    _print(report, out, warnings, quiet)
+    _print(report, written, warnings, quiet)
     if registry_error is not None:
         raise registry_error
     raise click.exceptions.Exit(EXIT_PASS if result.verdict.passed or policy.is_shadow else EXIT_FAIL)
@@ -86,7 +86,7 @@ def _progress(gate: str, index: int, total: int) -> None:
         click.echo("\r\033[K", err=True, nl=False)
 
 
-def _print(report: Mapping[str, Any], out: Path, warnings: list[str], quiet: bool) -> None:
+def _print(report: Mapping[str, Any], written: list[Path], warnings: list[str], quiet: bool) -> None:
     for w in warnings:
         click.echo(f"model-gates: warning: {w}", err=True)
     text = render_terminal(report, colour=sys.stdout.isatty())
@@ -100,7 +100,8 @@ def _print(report: Mapping[str, Any], out: Path, warnings: list[str], quiet: boo
     elif reg.get("reason") and not quiet:
         click.echo(f"not registered: {reg['reason']}")
     if not quiet:
-        click.echo(f"reports: {out / 'report.json'} (also report.xml, report.md)")
+        others = ", ".join(p.name for p in written[1:])
+        click.echo(f"reports: {written[0]} (also {others})")
 
 
 COMMANDS = [run]
