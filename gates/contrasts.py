@@ -45,7 +45,8 @@ def paired_mean(diff: np.ndarray) -> Estimate:
 
 def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions],
                       weights: Sequence[float] | np.ndarray, *, n_boot: int, rng: np.random.Generator,
-                      positive_label: Any = None, classes: tuple[Any, ...] | None = None) -> Estimate:
+                      positive_label: Any = None, classes: tuple[Any, ...] | None = None,
+                      values: Sequence[float] | None = None) -> Estimate:
     """Return the paired estimate of ``sum_j weights[j] * metric(preds[j])`` over the rows of ``y``.
 
     Parameters
@@ -55,6 +56,7 @@ def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions
     preds : k prediction sets on the same rows.
     weights : the contrast, one weight per prediction set.
     n_boot, rng : replicates and generator for the resampled families.
+    values : each set's metric value when the caller has them already (else computed here).
 
     Examples
     --------
@@ -70,7 +72,8 @@ def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions
     """
     w = np.asarray(weights, dtype=np.float64)
     y = np.asarray(y)
-    values = [metric.compute(y, p, positive_label=positive_label, classes=classes) for p in preds]
+    if values is None:
+        values = [metric.compute(y, p, positive_label=positive_label, classes=classes) for p in preds]
     value = float(np.dot(w, values))
     if not math.isfinite(value):
         return Estimate(float("nan"), "none")

@@ -617,12 +617,14 @@ class _GateRun:
         metric = metric_registry()[t.measure]
         clean_c, clean_b = self.clean_predictions("candidate"), self.clean_predictions("baseline")
         assert clean_c is not None and clean_b is not None and cand.pred is not None and base.pred is not None
+        values = [self.clean_value("candidate", t.measure), cand.values[t.measure],
+                  self.clean_value("baseline", t.measure), base.values[t.measure]]
         weights = metric.direction * np.array([1.0, -1.0, -1.0, 1.0])
         est = contrast_estimate(metric, self.ctx.y_true, [clean_c, cand.pred, clean_b, base.pred], weights,
                                 n_boot=self.plan.n_boot, rng=self.ctx.rng(cid), positive_label=self.positive_label,
-                                classes=self.classes)
-        observed = metric.direction * (self.clean_value("candidate", t.measure) - cand.values[t.measure])
-        baseline = metric.direction * (self.clean_value("baseline", t.measure) - base.values[t.measure])
+                                classes=self.classes, values=values)
+        observed = metric.direction * (values[0] - values[1])
+        baseline = metric.direction * (values[2] - values[3])
         return _Versus(self, cid, scope, t, est, observed, baseline, details)
 
     # ------------------------------------------------------------ invariance and directional
