@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from gates.checks.data._common import (
+    REASON_CHECK_ERROR,
     REASON_MISSING_COLUMN,
     REASON_THRESHOLD,
     REASON_TOO_FEW_ROWS,
     Settings,
+    first_line,
     is_blocking,
     make_result,
 )
@@ -35,6 +37,7 @@ MIN_ROWS = 20
 
 MSG_SCORE = "'{col}' alone predicts '{target}' with {metric} {score:.3f}{verdict} {limit}"
 MSG_MISSING = "column '{col}' is missing from the eval data"
+MSG_FAILED = "cannot score '{col}' for leakage: {problem}"
 MSG_TOO_FEW = "not checked: only {n} eval rows have a target; at least {min_rows} are needed"
 
 
@@ -43,32 +46,37 @@ def run_leakage(frame: pd.DataFrame, target: str, task: str, spec: Mapping[str, 
     """Return one leakage check per column in ``columns``."""
     limit = float(spec.get("max_score", DEFAULT_MAX_SCORE))
     blocking = is_blocking(spec.get("severity"), settings.severity)
-    threshold = {"max": limit}
     has_y = frame[target].notna().to_numpy() if target in frame.columns else np.zeros(len(frame), bool)
     first_half = rng.random(int(has_y.sum())) < 0.5
-    out = []
-    for col in columns:
-        check_id = f"data.leakage.max[{col}]"
-        if col not in frame.columns or target not in frame.columns:
-            out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, threshold=threshold,
-                                   reason=REASON_MISSING_COLUMN,
-                                   message=MSG_MISSING.format(col=col if col not in frame.columns else target)))
-            continue
-        if has_y.sum() < MIN_ROWS:
-            out.append(make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, threshold=threshold,
-                                   reason=REASON_TOO_FEW_ROWS,
-                                   message=MSG_TOO_FEW.format(n=int(has_y.sum()), min_rows=MIN_ROWS)))
-            continue
-        x, y = frame[col][has_y], frame[target][has_y]
-        score, metric, bins = leakage_score(x, y, task, first_half)
-        ok = score <= limit
-        out.append(make_result(
-            check_id, outcome=Outcome.PASS if ok else Outcome.FAIL, blocking=blocking, observed=score,
-            threshold=threshold, reason=REASON_THRESHOLD,
-            message=MSG_SCORE.format(col=col, target=target, metric=metric, score=score, limit=limit,
-                                     verdict=" <=" if ok else ", above the maximum"),
-            details={"metric": metric, "score": score, "bins": bins, "folds": 2, "rows": int(has_y.sum())}))
-    return out
+    return [_check(frame, col, target, task, has_y, first_half, limit, blocking) for col in columns]
+
+
+def _check(frame: pd.DataFrame, col: str, target: str, task: str, has_y: np.ndarray, first_half: np.ndarray,
+           limit: float, blocking: bool) -> CheckResult:
+    check_id = f"data.leakage.max[{col}]"
+    threshold = {"max": limit}
+
+    def unscored(outcome: Outcome, reason: str, message: str) -> CheckResult:
+        return make_result(check_id, outcome=outcome, blocking=blocking, threshold=threshold, reason=reason,
+                           message=message)
+
+    for name in (col, target):
+        if name not in frame.columns:
+            return unscored(Outcome.ERROR, REASON_MISSING_COLUMN, MSG_MISSING.format(col=name))
+    n = int(has_y.sum())
+    if n < MIN_ROWS:
+        return unscored(Outcome.SKIPPED, REASON_TOO_FEW_ROWS, MSG_TOO_FEW.format(n=n, min_rows=MIN_ROWS))
+    try:
+        score, metric, bins = leakage_score(frame[col][has_y], frame[target][has_y], task, first_half)
+    except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data; report, never crash
+        return unscored(Outcome.ERROR, REASON_CHECK_ERROR, MSG_FAILED.format(col=col, problem=first_line(exc)))
+    ok = score <= limit
+    return make_result(
+        check_id, outcome=Outcome.PASS if ok else Outcome.FAIL, blocking=blocking, observed=score,
+        threshold=threshold, reason=REASON_THRESHOLD,
+        message=MSG_SCORE.format(col=col, target=target, metric=metric, score=score, limit=limit,
+                                 verdict=" <=" if ok else ", above the maximum"),
+        details={"metric": metric, "score": score, "bins": bins, "folds": 2, "rows": n})
 
 
 def leakage_score(x: pd.Series, y: pd.Series, task: str, first_half: np.ndarray) -> tuple[float, str, int]:

@@ -16,11 +16,13 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from gates.checks.data._common import (
+    REASON_CHECK_ERROR,
     REASON_MISSING_COLUMN,
     REASON_NO_ROWS,
     REASON_THRESHOLD,
     Settings,
     examples,
+    first_line,
     is_blocking,
     make_result,
 )
@@ -32,6 +34,7 @@ MSG_LIMIT = "; at most {limit:.2%} allowed"
 MSG_MISSING = "cannot compare rows: column '{col}' is missing from the {where} data"
 MSG_NO_COLUMNS = "cannot compare rows: the eval and reference data share no column"
 MSG_EMPTY = "cannot compare rows: the {where} data has no rows"
+MSG_CANNOT_HASH = "cannot compare rows: {problem}"
 
 
 def overlap_columns(spec: Mapping[str, Any], eval_frame: pd.DataFrame, reference: pd.DataFrame,
@@ -74,7 +77,10 @@ def run_overlap(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping
             return error(REASON_MISSING_COLUMN, MSG_MISSING.format(col=missing[0], where=where))
         if len(frame) == 0:
             return error(REASON_NO_ROWS, MSG_EMPTY.format(where=where))
-    found = np.isin(row_hashes(eval_frame, columns), row_hashes(reference, columns))
+    try:
+        found = np.isin(row_hashes(eval_frame, columns), row_hashes(reference, columns))
+    except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable objects)
+        return error(REASON_CHECK_ERROR, MSG_CANNOT_HASH.format(problem=first_line(exc)))
     n = int(found.sum())
     fraction = n / len(eval_frame)
     ok = fraction <= limit

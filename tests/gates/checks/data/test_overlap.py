@@ -92,3 +92,26 @@ def test_regression_leakage_is_r2(run_data: RunData) -> None:
     assert res["data.leakage.max[copy]"].observed > 0.99
     assert res["data.leakage.max[copy]"].status is Status.FAIL  # default max_score 0.98
     assert res["data.leakage.max[noise]"].observed < 0.05
+
+
+class _NoText:
+    """A cell value whose text cannot be taken."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+    __repr__ = object.__repr__
+
+
+def test_odd_cell_values_become_error_checks_not_crashes() -> None:
+    from gates.checks.data._common import Settings
+    from gates.checks.data.drift import run_drift
+
+    odd = pd.DataFrame({"v": pd.Series([_NoText(), "a"] * 100, dtype=object), "y": np.arange(200) % 2})
+    [result] = overlap.run_overlap(odd, odd, {}, set(), Settings())
+    assert result.status is Status.ERROR and "no text" in result.message
+    [result] = run_drift(odd, odd, {}, ["v"], Settings())
+    assert result.status is Status.ERROR and result.reason == "undefined"
+    mixed = pd.DataFrame({"v": pd.Series([1, "a", 2.5, None] * 50, dtype=object)})
+    [result] = run_drift(mixed, mixed, {}, ["v"], Settings())
+    assert result.status is Status.PASS and result.observed == 0.0  # mixed types are just categories
