@@ -14,7 +14,8 @@ Data: a gradient-boosting classifier and a slightly different baseline trained o
 * inference: the candidate model's own ``predict_proba`` on the same rows, the unavoidable cost.
 * ``import gates`` and ``import gates.checks.regression`` in a fresh interpreter.
 
-Times are the best of ``--repeat`` runs after one warm-up; ratios come from this one invocation.
+Times are CPU seconds (``time.process_time``: all threads of the process, waits for a busy machine
+excluded), the best of ``--repeat`` runs after one warm-up; ratios come from this one invocation.
 
     python bench/bench_intervals.py                 # prints a Markdown table
     python bench/bench_intervals.py --rows 20000 --repeat 1
@@ -60,12 +61,16 @@ def models_and_rows(n_rows: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> float:
+    """Return the best CPU time (all threads of this process) of ``repeat`` runs after a warm-up.
+
+    CPU seconds, not wall time: the machine is shared, and CPU time does not count the waits.
+    """
     fn()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 
@@ -123,7 +128,7 @@ def gate_run(tmp: Path, y: np.ndarray, cand: Predictions, base: Predictions, n_b
 
 
 def import_time(module: str, repeat: int) -> float:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    code = f"import time; t = time.process_time(); import {module}; print(time.process_time() - t)"
     runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
             for _ in range(repeat + 1)]
     return min(runs[1:])
@@ -155,8 +160,8 @@ def main() -> None:
         rows.append(("regression gate run (4 metrics, 6 checks)",
                      best_time(gate_run(Path(tmp), y, cand, base, B), args.repeat), None))
     print(f"{args.rows:,} rows, {B} paired replicates; plain loop timed on {L} replicates and scaled x{scale:g}; "
-          f"candidate predict_proba {inference:.3f} s\n")
-    print("| work | ours (s) | plain sklearn loop (s) | speed-up | ours / predict_proba |")
+          f"candidate predict_proba {inference:.3f} CPU s\n")
+    print("| work | ours (CPU s) | plain sklearn loop (CPU s) | speed-up | ours / predict_proba |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, t_ours, t_loop in rows:
         loop = f"{t_loop:.2f}" if t_loop is not None else "-"

@@ -10,9 +10,11 @@ Each metric family uses the cheapest method that is exact or standard (DESIGN se
   confusion metric at once (``bootstrap-multinomial``).
 * ``auc``: paired DeLong (binary) or its influence-function form for one-vs-rest averages
   (``delong``); no resampling.
-* ``row_mean`` and ``ranking``: a Poisson(1) weight per row and replicate (the Poisson bootstrap,
-  Hanley & MacGibbon 2006; mergeable across partitions, DESIGN section 12), applied as one matrix
-  product per chunk of replicates (``bootstrap-rows``).
+* ``ranking`` (average precision): the delta method, from its influence function
+  (``delta-method``); like DeLong, one sort and no resampling.
+* ``row_mean``: a Poisson(1) weight per row and replicate (the Poisson bootstrap, Hanley &
+  MacGibbon 2006; mergeable across partitions, DESIGN section 12), applied as one matrix product
+  per chunk of replicates (``bootstrap-rows``).
 
 No Python loop runs over replicates x rows; loops are over chunks of replicates or over slices.
 """
@@ -34,7 +36,7 @@ from gates.intervals import (
     delong_single,
     multinomial_counts,
 )
-from gates.metrics import Metric, RankedScores, binary_auc, encode_labels
+from gates.metrics import Metric, binary_auc, encode_labels
 
 if TYPE_CHECKING:
     from gates.context import Predictions
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 METHOD_MULTINOMIAL = "bootstrap-multinomial"
 METHOD_DELONG = "delong"
 METHOD_ROWS = "bootstrap-rows"
+METHOD_DELTA = "delta-method"
 
 #: cells per chunk of replicates (bounds memory at a few tens of MB per chunk)
 CELL_BUDGET = 4_000_000
@@ -171,7 +174,11 @@ def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Prediction
         if m.family == "auc":
             base = baseline if baseline is not None and baseline.scores is not None else None
             out[m.name] = _auc_metric(y, candidate, base, m, slicing, positive_label, classes)
-    rowwise = [m for m in metrics if m.family in ("row_mean", "ranking")]
+    for m in metrics:
+        if m.family == "ranking":
+            base = baseline if baseline is not None and baseline.scores is not None else None
+            out[m.name] = _ap_metric(y == positive_label, candidate, base, slicing)
+    rowwise = [m for m in metrics if m.family == "row_mean"]
     if rowwise:
         out.update(_row_family(y, candidate, baseline, rowwise, slicing, n_boot, rng("rows"),
                                positive_label, classes))
@@ -382,25 +389,19 @@ def _stack_rows(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
 def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
                 slicing: Slicing, n_boot: int, rng: np.random.Generator, positive_label: Any,
                 classes: tuple[Any, ...] | None) -> dict[str, list[SliceEstimate]]:
-    """Resample rows with Poisson weights once for every row-mean and ranking metric together."""
+    """Resample rows with Poisson weights once for every row-mean metric together."""
     values, blocks = _stack_rows(y, cand, base, metrics, positive_label, classes)
-    rankers = _rankers(y, cand, base, metrics, slicing, positive_label)
     centre = values.mean(axis=0)
     centre[0] = 0.0  # the ones column counts rows; centring the others keeps float32 sums exact enough
     centred = (values - centre).astype(np.float32)
     point_means = np.stack([values[rows].mean(axis=0) for rows in slicing.rows])
-    ones = np.ones((1, len(y)))
-    ap_point = {key: _ap_by_slice(ranked, slicing, ones) for key, ranked in rankers.items()}
-    mean_chunks: list[np.ndarray] = []
-    ap_chunks: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in rankers}
+    chunks = []
     for w in poisson_weights(len(y), n_boot, rng):
         sums = np.stack([w @ centred if slicing.n_slices == 1 else w[:, rows] @ centred[rows]
                          for rows in slicing.rows], axis=1).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_chunks.append(centre + sums / sums[..., :1])
-        for key, ranked in rankers.items():
-            ap_chunks[key].append(_ap_by_slice(ranked, slicing, w))
-    means = np.concatenate(mean_chunks)
+            chunks.append(centre + sums / sums[..., :1])
+    means = np.concatenate(chunks)
     out = {}
     for b in blocks:
         assert b.metric.from_means is not None
@@ -409,33 +410,61 @@ def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
         reps_b = None if b.base is None else f(means[..., b.base])
         out[b.metric.name] = _per_slice(f(point_means[:, b.cand]), point_b, f(means[..., b.cand]), reps_b,
                                         METHOD_ROWS)
-    for m in metrics:
-        if m.family == "ranking":
-            kc, kb = (m.name, "candidate"), (m.name, "baseline")
-            paired = kb in rankers
-            out[m.name] = _per_slice(ap_point[kc][0], ap_point[kb][0] if paired else None,
-                                     np.concatenate(ap_chunks[kc]),
-                                     np.concatenate(ap_chunks[kb]) if paired else None, METHOD_ROWS)
     return out
 
 
-def _rankers(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
-             slicing: Slicing, positive_label: Any) -> dict[tuple[str, str], list[RankedScores]]:
-    """Return the per-slice score rankings of each (ranking metric, role) that has scores."""
-    y_pos = np.asarray(y) == positive_label
-    out = {}
-    for m in metrics:
-        if m.family != "ranking":
+# --------------------------------------------------------------------------- average precision
+
+
+def ap_influence(y_pos: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray]:
+    """Return average precision and its per-row influence values (``AP_hat - AP ~ mean(influence)``).
+
+    With ``a(t) = P(Y=1, S >= t)``, ``b(t) = P(S >= t)`` and ``prec = a / b``, sklearn's average
+    precision is ``AP = E[Y prec(S)] / pi`` (tied scores share a threshold). Its influence function
+    (the delta method, as DeLong's components are for AUC) at a row ``(y0, s0)`` is
+    ``(IF_N - AP (y0 - pi)) / pi`` with
+    ``IF_N = y0 prec(s0) - N + E[Y 1{S <= s0} (y0 - prec(S)) / b(S)]`` and ``N = E[Y prec(S)]``,
+    so ``var(AP_hat) ~ sum(influence**2) / n**2``. NaN without a positive.
+    """
+    y = np.asarray(y_pos, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    n = len(s)
+    if n == 0 or not y.any():
+        return float("nan"), np.full(n, np.nan)
+    order = np.argsort(-s)
+    ys = y[order].astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, s[order][1:] != s[order][:-1]])
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    seen = np.r_[starts[1:], n].astype(np.float64)            # rows with a score >= the group's
+    tp = np.cumsum(np.add.reduceat(ys, starts))                 # positives among them
+    prec, b = tp / seen, seen / n
+    pos_per_group = np.add.reduceat(ys, starts)
+    pi = ys.mean()
+    big_n = float(np.sum(pos_per_group * prec)) / n
+    ap = big_n / pi
+    # sums over positives at or below each group's score: cumulate from the lowest group upwards
+    c1 = np.cumsum((pos_per_group / b)[::-1])[::-1] / n
+    c2 = np.cumsum((pos_per_group * prec / b)[::-1])[::-1] / n
+    g = group
+    if_n = ys * prec[g] - big_n + ys * c1[g] - c2[g]
+    influence = np.empty(n)
+    influence[order] = (if_n - ap * (ys - pi)) / pi
+    return ap, influence
+
+
+def _ap_metric(y_pos: np.ndarray, cand: Predictions, base: Predictions | None,
+               slicing: Slicing) -> list[SliceEstimate]:
+    sc = np.asarray(cand.scores, dtype=np.float64)
+    sb = None if base is None else np.asarray(base.scores, dtype=np.float64)
+    out = []
+    for rows in slicing.rows:
+        n = len(rows)
+        ap_c, inf_c = ap_influence(y_pos[rows], sc[rows])
+        observed = Estimate(ap_c, METHOD_DELTA, se=float(np.sqrt(np.sum(inf_c ** 2))) / n)
+        if sb is None:
+            out.append(SliceEstimate(ap_c, None, observed, None))
             continue
-        for role, pred in (("candidate", cand), ("baseline", base)):
-            if pred is not None and pred.scores is not None:
-                scores = np.asarray(pred.scores, dtype=np.float64)
-                out[(m.name, role)] = [RankedScores.of(y_pos[rows], scores[rows]) for rows in slicing.rows]
+        ap_b, inf_b = ap_influence(y_pos[rows], sb[rows])
+        diff = Estimate(ap_c - ap_b, METHOD_DELTA, se=float(np.sqrt(np.sum((inf_c - inf_b) ** 2))) / n)
+        out.append(SliceEstimate(ap_c, ap_b, observed, diff))
     return out
-
-
-def _ap_by_slice(ranked: list[RankedScores], slicing: Slicing, weights: np.ndarray) -> np.ndarray:
-    """Return average precision per weight row and slice, shape ``(c, S)``."""
-    if slicing.n_slices == 1:
-        return ranked[0].average_precision(weights)[:, None]
-    return np.stack([r.average_precision(weights[:, rows]) for r, rows in zip(ranked, slicing.rows)], axis=1)

@@ -112,17 +112,9 @@ def log_loss_rows(yy, scores):
     return -np.mean(np.log(np.where(yy == 1, scores, 1 - scores)))
 
 
-def average_precision_rows(yy, scores):
-    """Mean precision at the rank of each positive (no tied scores here)."""
-    hits = yy[np.argsort(-scores)] == 1
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return precision[hits].mean()
-
-
 @pytest.mark.parametrize("name,fn", [
     ("log_loss", lambda yy, p, idx: log_loss_rows(yy, p.scores[idx])),
     ("brier", lambda yy, p, idx: np.mean((yy - p.scores[idx]) ** 2)),
-    ("average_precision", lambda yy, p, idx: average_precision_rows(yy, p.scores[idx])),
 ])
 def test_row_bootstrap_matches_a_slow_loop(name, fn):
     y, cand, base = scored(1200, seed=5)
@@ -150,6 +142,31 @@ def test_regression_metrics_row_bootstrap_matches_a_slow_loop(name, fn):
     slow = slow_paired_bootstrap(y, cand, base, fn, 600, seed=8)
     assert est.candidate == pytest.approx(fn(y, cand, np.arange(len(y))), rel=1e-9)
     assert_same_distribution(est.difference.replicates, slow[:, 0] - slow[:, 1])
+
+
+def average_precision_rows(yy, scores):
+    """Average precision by thresholds from np.unique: sum over thresholds of dTP / P * TP / seen."""
+    _, group = np.unique(-scores, return_inverse=True)
+    positives = np.bincount(group, weights=(yy == 1).astype(float))
+    tp, seen = np.cumsum(positives), np.cumsum(np.bincount(group))
+    return np.sum(positives * tp / seen) / tp[-1]
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_average_precision_delta_method_agrees_with_a_paired_bootstrap(decimals):
+    y, cand, base = scored(1500, seed=20)
+    if decimals is not None:  # tied scores share a threshold
+        cand = Predictions(cand.labels, np.round(cand.scores, decimals), (0, 1))
+    est = paired_estimates(y, cand, base, [metric_registry()["average_precision"]], whole(len(y)), n_boot=10,
+                           rng=rngs(20), positive_label=1, classes=(0, 1))["average_precision"][0]
+    assert est.candidate == pytest.approx(skm.average_precision_score(y, cand.scores), rel=1e-12)
+    assert est.baseline == pytest.approx(skm.average_precision_score(y, base.scores), rel=1e-12)
+    assert est.difference.method == "delta-method" and est.difference.replicates is None
+    assert average_precision_rows(y, cand.scores) == pytest.approx(est.candidate, rel=1e-12)
+    slow = slow_paired_bootstrap(y, cand, base, lambda yy, p, idx: average_precision_rows(yy, p.scores[idx]),
+                                 400, 21)
+    assert est.observed.se == pytest.approx(slow[:, 0].std(), rel=0.12)
+    assert est.difference.se == pytest.approx((slow[:, 0] - slow[:, 1]).std(), rel=0.12)
 
 
 def test_delong_agrees_with_a_paired_bootstrap_of_roc_auc():
