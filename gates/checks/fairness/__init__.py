@@ -64,12 +64,13 @@ from gates.checks.fairness._measure import (
     measure,
     views,
 )
-from gates.checks.fairness._stats import EvalData, GroupStats, eval_data
+from gates.checks.fairness._stats import EvalData, GroupStats, eval_data, needs_scores
 from gates.groups import group_index
 from gates.metrics import REGRESSION
 from gates.results import CheckResult, Outcome
 
 MSG_MISSING_COLUMN = "grouping column '{col}' is not in the eval data{hint}"
+MSG_NO_SCORES = "{metric} needs scores, which the {role} does not give (a scores column or predict_proba)"
 
 
 def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..., np.random.Generator], *,
@@ -83,15 +84,19 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     metrics = metric_specs(spec, data.task)
     pending: list[Pending] = []
     factorized: dict[str, Any] = {}
+    unscored = {m.name: text for m in metrics if (text := _missing_scores(m, data))}
     for columns in groupings(spec, sensitive):
         scope = scope_of(columns)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            pending += _missing_column_checks(metrics, scope, missing[0], frame, settings)
+            pending += _error_checks(metrics, scope, _missing_column(missing[0], frame), "missing_column", settings)
             continue
         index = group_index(frame, columns, factorized)
         stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope))
         for metric in metrics:
+            if metric.name in unscored:
+                pending += _error_checks([metric], scope, unscored[metric.name], "no_scores", settings)
+                continue
             for view, label in views(data, metric):
                 measured = measure(stats, metric, view, label, settings)
                 pending += pending_checks(measured, settings, has_baseline=data.baseline is not None,
@@ -99,14 +104,28 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     return decide(pending, settings)
 
 
-def _missing_column_checks(metrics: Sequence[MetricSpec], scope: str, col: str, frame: pd.DataFrame,
-                           settings: Settings) -> list[Pending]:
+def _missing_column(col: str, frame: pd.DataFrame) -> str:
     close = difflib.get_close_matches(col, [str(c) for c in frame.columns], n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    text = MSG_MISSING_COLUMN.format(col=col, hint=hint)
-    return [Pending(check_id(m.name, kind, scope), m, kind, None,
-                    (m.severity or settings.severity) == "block",
-                    preset=Outcome.ERROR, message=text, reason="missing_column")
+    return MSG_MISSING_COLUMN.format(col=col, hint=hint)
+
+
+def _missing_scores(metric: MetricSpec, data: EvalData) -> str | None:
+    """Return why a metric built on scores (ROC AUC, log loss, ...) cannot be computed, if it cannot."""
+    if not any(needs_scores(r, data.task) for r in metric.rates):
+        return None
+    for role in ("candidate", "baseline"):
+        pred = getattr(data, role)
+        if pred is not None and pred.scores is None:
+            return MSG_NO_SCORES.format(metric=metric.name, role=role)
+    return None
+
+
+def _error_checks(metrics: Sequence[MetricSpec], scope: str, text: str, reason: str,
+                  settings: Settings) -> list[Pending]:
+    """Return one ``error`` check per threshold kind of ``metrics`` over ``scope``."""
+    return [Pending(check_id(m.name, kind, scope), m, kind, None, (m.severity or settings.severity) == "block",
+                    preset=Outcome.ERROR, message=text, reason=reason)
             for m in metrics for kind in m.kinds]
 
 
@@ -129,7 +148,7 @@ GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validat
 __all__ = [
     "DEFAULTS", "DEFAULT_MARGIN", "GATE", "GATE_NAME", "MSG_AGG", "MSG_AVERAGE_PER_CLASS", "MSG_AVERAGE_TASK",
     "MSG_MACRO_SELECTION", "MSG_MARGIN_ALONE", "MSG_MISSING_COLUMN", "MSG_NO_BASELINE", "MSG_NO_BASELINE_REQUIRED",
-    "MSG_NO_GROUPS", "MSG_NO_THRESHOLD", "MSG_TOO_FEW_GROUPS", "MSG_UNKNOWN_METRIC", "MSG_WHY_FEW", "NAMED",
+    "MSG_NO_GROUPS", "MSG_NO_SCORES", "MSG_NO_THRESHOLD", "MSG_TOO_FEW_GROUPS", "MSG_UNKNOWN_METRIC", "MSG_WHY_FEW", "NAMED",
     "REASON_SIZE", "REASON_SUPPORT", "REASON_SUPPORT_MACRO", "REASON_UNDEFINED", "REASON_UNDEFINED_MACRO",
     "EvalData", "MetricSpec", "Settings", "assess", "declares_blocking", "eval_data", "run", "validate",
 ]

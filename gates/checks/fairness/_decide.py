@@ -34,7 +34,7 @@ MSG_NWTB_PASS = "{what} = {value} vs baseline {base}: not worse by more than the
 MSG_NWTB_FAIL = "{what} = {value} vs baseline {base}: worse than the baseline by more than the margin {margin}{ci}"
 MSG_NWTB_INCONCLUSIVE = (
     "{what} = {value} vs baseline {base}: the {conf} interval of the change [{lo}, {hi}] straddles "
-    "the margin {margin}; half-width {hw}, so this data cannot show a margin under {hw}"
+    "{edge} (the margin {margin}); half-width {hw}, so this data cannot show a margin under {hw}"
 )
 MSG_CI = " with {conf} confidence (interval [{lo}, {hi}])"
 MSG_EXCLUDED = "; {n} group(s) left out: {which}"
@@ -183,7 +183,8 @@ def _message(p: Pending, outcome: Outcome, level: float, ci: tuple[float, float]
               "hw": _fmt((hi - lo) / 2), "ci": show_ci}
     if p.kind == "no_worse_than_baseline":
         template = {Outcome.PASS: MSG_NWTB_PASS, Outcome.FAIL: MSG_NWTB_FAIL}.get(outcome, MSG_NWTB_INCONCLUSIVE)
-        text = template.format(base=_fmt(m.baseline), margin=_fmt(p.metric.margin), **fields)
+        edge = p.metric.margin if p.metric.kind == "difference" else -p.metric.margin  # worse side
+        text = template.format(base=_fmt(m.baseline), margin=_fmt(p.metric.margin), edge=f"{edge:+.4g}", **fields)
     else:
         template = {Outcome.PASS: MSG_BOUND_PASS, Outcome.FAIL: MSG_BOUND_FAIL}.get(outcome, MSG_BOUND_INCONCLUSIVE)
         limit = p.metric.maximum if p.kind == "max" else p.metric.minimum

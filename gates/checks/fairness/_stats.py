@@ -464,3 +464,10 @@ def group_metric(name: str, task: str) -> Metric:
 def is_rate(name: str, task: str) -> bool:
     """True when ``name`` is a one-vs-rest confusion rate (has a per-class view)."""
     return task != REGRESSION and RATE_ALIASES.get(name, name) in RATES
+
+
+def needs_scores(name: str, task: str) -> bool:
+    """True when group metric ``name`` is computed from scores rather than labels."""
+    if name in (COUNT, MEAN_PREDICTION) or is_rate(name, task):
+        return False
+    return group_metric(name, task).needs == "scores"

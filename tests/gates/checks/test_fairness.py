@@ -817,3 +817,26 @@ def test_weighted_auc_with_bootstrap_counts_is_the_resample_auc():
         got = weighted_ovr_auc(labels, proba, (0, 1, 2), weights, by_prevalence)
         assert got == pytest.approx([roc_auc_score(labels[i], proba[i], multi_class="ovr", average=avg)
                                      for i in idx], abs=1e-12)
+
+
+def test_score_metric_without_scores_is_an_error_naming_the_model():
+    y, pred, groups = no_positive_group_data()
+    res = assess_arrays(y, pred, pred, groups, {"metrics": {"roc_auc_difference": {"max": 0.1},
+                                                            "tpr_difference": {"max": 1.0}}})
+    r = res["fairness.roc_auc_difference.max[g]"]
+    assert r.status is Status.ERROR and r.reason == "no_scores"
+    assert r.message == fx.MSG_NO_SCORES.format(metric="roc_auc_difference", role="candidate")
+    assert res["fairness.tpr_difference.max[g]"].status is not Status.ERROR
+
+
+def test_inconclusive_no_worse_than_baseline_says_what_margin_the_data_could_show():
+    y, cand, base, group = simulate(3, 800, 0.7)
+    res = assess_arrays(y, cand, base, {"g": group}, {"metrics": {
+        "tpr_difference": {"no_worse_than_baseline": True}, "tpr_ratio": {"no_worse_than_baseline": True}}})
+    diff = res["fairness.tpr_difference.no_worse_than_baseline[g]"]
+    ratio = res["fairness.tpr_ratio.no_worse_than_baseline[g]"]
+    assert diff.status is Status.INCONCLUSIVE and ratio.status is Status.INCONCLUSIVE
+    assert f"+{fx.DEFAULT_MARGIN} (the margin {fx.DEFAULT_MARGIN})" in diff.message
+    assert f"-{fx.DEFAULT_MARGIN} (the margin {fx.DEFAULT_MARGIN})" in ratio.message
+    assert f"cannot show a margin under {diff.half_width:.4g}" in diff.message
+    assert diff.ci[0] < fx.DEFAULT_MARGIN < diff.ci[1]
