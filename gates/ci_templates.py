@@ -19,7 +19,7 @@ GITLAB_COMPONENT = ("gitlab-component.yml", ".gitlab/model-gates.yml")
 GITLAB_PIPELINE = ("gitlab-ci.yml", ".gitlab-ci.yml")
 
 MSG_UNKNOWN_PLATFORM = "unknown CI platform {platform!r}: expected one of " + ", ".join(PLATFORMS)
-MSG_EXISTS = "already exists; move it away (or delete it) to write the model-gates version"
+MSG_EXISTS = "already exists (use --force to overwrite)"
 NEXT_STEPS = {
     "github": ("commit .github/workflows/model-gates.yml; pull requests then get a model-gates check and "
                "comment (see docs/ci.md for forks and registries)"),
@@ -35,13 +35,14 @@ def template_text(name: str) -> str:
     return resources.files("gates").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def write_ci_files(platform: str, folder: Path) -> list[Path]:
+def write_ci_files(platform: str, folder: Path, *, force: bool = False) -> list[Path]:
     """Write the CI files for ``platform`` into the project ``folder``; return the paths written.
 
     GitHub gets ``.github/workflows/model-gates.yml``. GitLab gets the component as
     ``.gitlab/model-gates.yml`` and a ``.gitlab-ci.yml`` that includes it; an existing
     ``.gitlab-ci.yml`` is left alone (``NEXT_STEPS["gitlab-include"]`` says what to add).
-    A model-gates file that already exists is a ``UserError``: init never overwrites.
+    A model-gates file that already exists is a ``UserError`` unless ``force`` (an existing
+    ``.gitlab-ci.yml`` is the project's whole pipeline and is never overwritten).
 
     Examples
     --------
@@ -58,7 +59,7 @@ def write_ci_files(platform: str, folder: Path) -> list[Path]:
             plan.append(GITLAB_PIPELINE)
     targets = [(name, folder / rel) for name, rel in plan]
     for _, target in targets:
-        if target.exists():
+        if target.exists() and not force:
             raise UserError(MSG_EXISTS, location=str(target))
     for name, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -184,6 +184,8 @@ def test_write_ci_files_for_github(tmp_path):
     with pytest.raises(UserError) as err:
         write_ci_files("github", tmp_path)
     assert err.value.message == MSG_EXISTS and err.value.location == str(written[0])
+    written[0].write_text("edited")
+    assert write_ci_files("github", tmp_path, force=True) == written and written[0].read_text() == WORKFLOW.read_text()
 
 
 def test_write_ci_files_for_gitlab(tmp_path):
@@ -195,6 +197,7 @@ def test_write_ci_files_for_gitlab(tmp_path):
 def test_an_existing_gitlab_ci_is_left_alone(tmp_path):
     (tmp_path / ".gitlab-ci.yml").write_text("stages: [build]\n")
     assert write_ci_files("gitlab", tmp_path) == [tmp_path / GITLAB_COMPONENT[1]]
+    assert write_ci_files("gitlab", tmp_path, force=True) == [tmp_path / GITLAB_COMPONENT[1]]
     assert (tmp_path / ".gitlab-ci.yml").read_text() == "stages: [build]\n"
     assert GITLAB_COMPONENT[1] in NEXT_STEPS["gitlab-include"]
 

@@ -199,3 +199,17 @@ def test_a_config_error_fails_the_step_even_without_fail_on_error(checkout, runn
     (run,) = run_action(checkout, workspace, runner, {"fail-on-error": "false"}, only=("Run model-gates",))
     assert run.code == 2 and "gates.yaml" in run.stderr
     assert outputs(tmp_path / "output") == {"exit-code": "2"}
+
+
+def test_init_writes_ci_files_from_the_installed_package(installed, python_bin, tmp_path):
+    """A non-editable install carries the CI templates: init works without this repository."""
+    assert installed.code == 0, installed.stderr
+    for platform in ("github", "gitlab"):
+        out = subprocess.run([str(python_bin / "python"), "-m", "gates", "init", "--ci", platform, "-d", platform],
+                             cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+    repo = Path(__file__).resolve().parents[2]
+    assert (tmp_path / "github/.github/workflows/model-gates.yml").read_text() == \
+        (repo / "templates/github/model-gates.yml").read_text()
+    assert (tmp_path / "gitlab/.gitlab/model-gates.yml").read_text() == \
+        (repo / "templates/model-gates/template.yml").read_text()
