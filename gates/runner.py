@@ -71,6 +71,16 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
                      finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused))
 
 
+def add_checks(result: RunResult, extra: Sequence[CheckResult]) -> RunResult:
+    """Return ``result`` with ``extra`` checks (a pytest session's marked tests) in its verdict.
+
+    The run's waivers apply to the extra checks too, so a waiver they use is no longer unused.
+    """
+    waived, unused = apply_waivers(extra, result.unused_waivers)
+    return dataclasses.replace(result, verdict=Verdict((*result.verdict.checks, *waived)),
+                               finished_at=_now(), unused_waivers=tuple(unused))
+
+
 def run_gates(ctx: EvalContext, policy: Policy, only: Sequence[str] | None = None,
               progress: Progress | None = None) -> list[CheckResult]:
     """Return the results of every configured gate, in the registry's order."""

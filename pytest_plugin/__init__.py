@@ -1,1 +1,1 @@
-"""pytest_plugin."""
+"""The pytest plugin (import name ``pytest_model_gates``): ``pytest --model-gates``, see docs/pytest.md."""

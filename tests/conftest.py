@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+#: pytester runs the pytest plugin's tests; pytest accepts pytest_plugins only in this top-level conftest
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 CONTRACTS = (REPO / ".." / "shared" / "contracts").resolve()
 

@@ -1,0 +1,92 @@
+"""``pytest --model-gates``: the policy's checks as pytest items (DESIGN section 10).
+
+This module is what the ``pytest11`` entry point loads in *every* pytest run of a project that
+installs model-gates, so it imports nothing but pytest and the standard library: the engine
+(pandas, numpy, the gates) is imported only when the gate is switched on, by
+:mod:`pytest_model_gates.session`. Without ``--model-gates`` the plugin declares its options and
+its marker, and nothing else happens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: the name the session plugin is registered under (``config.pluginmanager.get_plugin``)
+SESSION_PLUGIN = "model-gates-session"
+DEFAULT_CONFIG = "gates.yaml"
+DEFAULT_REPORT_DIR = "model-gates-report"
+#: the fixtures exist in every run, so a test using one skips (not errors) without --model-gates
+pytest_plugins = ["pytest_model_gates.fixtures"]
+MARKER = (
+    "model_gate(blocking=True): this test counts as a check in the model-gates verdict "
+    "(with --model-gates); a failing blocking one stops registration"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's switches, from the command line first, then the ini file."""
+
+    config: Path
+    report_dir: Path
+    register: bool
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("model-gates", "model-gates: gate a candidate model inside pytest")
+    group.addoption("--model-gates", action="store_true", default=None, dest="model_gates",
+                    help="Run the model-gates policy: one test item per check (ini: model_gates).")
+    group.addoption("--model-gates-config", dest="model_gates_config", metavar="FILE", default=None,
+                    help=f"The policy file (default: {DEFAULT_CONFIG} in the rootdir; ini: model_gates_config).")
+    group.addoption("--model-gates-report-dir", dest="model_gates_report_dir", metavar="DIR", default=None,
+                    help=f"Where report.json, report.xml and report.md are written (default: {DEFAULT_REPORT_DIR}; "
+                         "ini: model_gates_report_dir).")
+    group.addoption("--model-gates-register", action="store_true", default=None, dest="model_gates_register",
+                    help="Register the candidate at session end if every blocking check and every blocking "
+                         "model_gate test passed (ini: model_gates_register).")
+    parser.addini("model_gates", type="bool", default=False, help="Run the model-gates policy (like --model-gates).")
+    parser.addini("model_gates_config", type="string", default="",
+                  help="The policy file, relative to the ini file (like --model-gates-config).")
+    parser.addini("model_gates_report_dir", type="string", default="",
+                  help="The report folder, relative to the ini file (like --model-gates-report-dir).")
+    parser.addini("model_gates_register", type="bool", default=False,
+                  help="Register the candidate when the verdict passes (like --model-gates-register).")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    settings = read_settings(config)
+    if settings is None:
+        return
+    from pytest_model_gates.session import GateSession
+
+    config.pluginmanager.register(GateSession(config, settings), SESSION_PLUGIN)
+
+
+def read_settings(config: pytest.Config) -> Settings | None:
+    """Return the plugin's settings, or None when the gate is not switched on.
+
+    Paths given on the command line are relative to where pytest was invoked; paths from the ini
+    file are relative to the ini file's folder; the defaults are relative to the rootdir.
+    """
+    if not (config.getoption("model_gates") or config.getini("model_gates")):
+        return None
+    return Settings(
+        config=_path(config, "model_gates_config", DEFAULT_CONFIG, default_base=config.rootpath),
+        report_dir=_path(config, "model_gates_report_dir", DEFAULT_REPORT_DIR,
+                         default_base=config.invocation_params.dir),
+        register=bool(config.getoption("model_gates_register") or config.getini("model_gates_register")),
+    )
+
+
+def _path(config: pytest.Config, name: str, default: str, *, default_base: Path) -> Path:
+    given: str | None = config.getoption(name)
+    if given:
+        return (config.invocation_params.dir / given).resolve()
+    from_ini: str = config.getini(name)
+    if from_ini:
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        return (base / from_ini).resolve()
+    return (default_base / default).resolve()

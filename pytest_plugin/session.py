@@ -1,0 +1,259 @@
+"""The gate inside one pytest session: load the policy, run the engine once, decide at the end.
+
+Registered by :func:`pytest_model_gates.plugin.pytest_configure` only when ``--model-gates`` is on.
+The engine runs once per session (at collection, on the context the fixtures share); its checks
+become items, marked user tests are folded in from their reports, and at session end the verdict
+is built, the reports written as ``model-gates run`` writes them, and the candidate registered
+once if everything blocking passed. Under pytest-xdist the controller runs the engine, hands the
+checks to its workers, and alone writes reports and registers.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pytest_model_gates.items import CheckItem, policy_file
+from pytest_model_gates.plugin import SESSION_PLUGIN, Settings
+from pytest_model_gates.usertests import REPORT_ATTR, MarkedTests, marker_settings
+
+from gates.config import load_policy
+from gates.errors import GateError, UserError
+from gates.reporters.json_report import check_to_dict
+from gates.results import CheckResult, Status
+
+if TYPE_CHECKING:
+    from gates.context import EvalContext
+    from gates.runner import RunResult
+
+#: key of a pytest-xdist worker's ``workerinput`` holding the controller's checks
+WORKER_KEY = "model_gates_checks"
+#: pytest exit statuses after which the session's verdict means nothing: write nothing, register nothing
+UNFINISHED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+MSG_HEADER = "model-gates: policy {path} sha256 {sha256}, seed {seed}, mode {mode}, register {register}"
+MSG_NOT_ASKED = "--model-gates-register was not given"
+MSG_STOPPED = "the pytest session stopped early ({why}), so the verdict may be missing checks"
+MSG_MISSING_TESTS = "{n} selected model_gate test(s) did not run: {names}"
+MSG_INTERRUPTED = "the session was interrupted: no report written, nothing registered"
+MSG_NOT_RUN = "the policy could not be run, so no report was written: {problem}"
+MSG_REGISTRY_ERROR = "registry error: {problem}"
+MSG_WRITE_FAILED = "could not write the reports to {folder}: {problem}"
+MSG_VERDICT = "verdict: {verdict} ({counts}) for {name}"
+MSG_REPORTS = "reports: {path} (also {others})"
+MSG_REGISTERED = "registered: {name} version {version}{again}"
+MSG_NOT_REGISTERED = "not registered: {reason}"
+
+
+def session_of(config: pytest.Config) -> GateSession:
+    """Return the session plugin (registered only when the gate is on)."""
+    plugin = config.pluginmanager.get_plugin(SESSION_PLUGIN)
+    assert isinstance(plugin, GateSession)
+    return plugin
+
+
+class GateSession:
+    """The policy, the shared context and the engine's one result, for one pytest process."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        try:
+            self.policy = load_policy(settings.config)
+        except UserError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.config = config
+        self.settings = settings
+        self.tests = MarkedTests()
+        self.selected_tests: set[str] = set()
+        self.summary: list[str] = []
+        #: set when pytest collects the policy file (pytest offers every file, collects only selected ones)
+        self.is_collected = False
+        self._context: EvalContext | None = None
+        self._result: RunResult | None = None
+        self._error: GateError | None = None
+
+    # ------------------------------------------------------------------ the engine, once
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    @property
+    def is_controller(self) -> bool:
+        """True in the pytest-xdist process that hands tests to workers and runs none itself."""
+        return self.config.pluginmanager.hasplugin("dsession")
+
+    @property
+    def context(self) -> EvalContext:
+        """The EvalContext the engine and the fixtures share (data and predictions loaded once)."""
+        if self._context is None:
+            from gates.registrar import baseline_resolver
+            from gates.runner import make_context
+
+            self._context = make_context(self.policy, baseline_resolver(self.policy))
+        return self._context
+
+    def result(self) -> RunResult:
+        """Return the engine's result, running every gate on the first call only.
+
+        A user error is kept and raised again, so a broken policy is not run twice.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            from gates.runner import run_policy
+
+            try:
+                self._result = run_policy(self.policy, context=self.context)
+            except GateError as exc:
+                self._error = exc
+                raise
+        return self._result
+
+    def checks(self) -> list[dict[str, Any]]:
+        """Return the checks in report form: the controller's on an xdist worker, else our own."""
+        shipped = getattr(self.config, "workerinput", {}).get(WORKER_KEY)
+        if shipped is not None:
+            return list(shipped)
+        return [check_to_dict(c) for c in self.result().verdict.checks]
+
+    # ------------------------------------------------------------------ pytest hooks
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        p = self.policy
+        path = os.path.relpath(p.path, config.rootpath)
+        return MSG_HEADER.format(path=path, sha256=p.sha256, seed=p.seed, mode=p.mode,
+                                 register="yes" if self.settings.register else "no")
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        """Collect the policy file where pytest meets it (``pytest --model-gates gates.yaml`` works)."""
+        return policy_file(parent, file_path) if file_path == self.policy.path else None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        """Put the checks in front of the user's tests when pytest did not meet the policy file itself.
+
+        Runs before ``-k`` and ``--deselect`` apply, so they select checks like any test.
+        """
+        if self.is_collected:
+            return
+        collector = policy_file(session, self.policy.path)
+        collector.ihook.pytest_collectstart(collector=collector)
+        rep = collector.ihook.pytest_make_collect_report(collector=collector)
+        collector.ihook.pytest_collectreport(report=rep)
+        if rep.passed:
+            items[:0] = [node for node in rep.result if isinstance(node, pytest.Item)]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected_tests = {item.nodeid for item in session.items
+                               if not isinstance(item, CheckItem) and marker_settings(item) is not None}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if isinstance(item, CheckItem):
+            if report.skipped:
+                report.longrepr = item.skip_location(report.longrepr)
+            return report
+        settings = marker_settings(item)
+        if settings is not None:
+            setattr(report, REPORT_ATTR, settings)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.is_worker:
+            self.tests.observe(report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Hand each pytest-xdist worker the controller's checks, so the gates run once."""
+        try:
+            node.workerinput[WORKER_KEY] = self.checks()
+        except GateError:
+            return  # each worker then meets the same error and reports it as a collection error
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker or self.config.option.collectonly:
+            return
+        if exitstatus in UNFINISHED:
+            self.summary.append(MSG_INTERRUPTED)
+            return
+        try:
+            result = self.result()
+        except GateError as exc:
+            self.summary.append(MSG_NOT_RUN.format(problem=exc))
+            return
+        if not self.finish(result, self._why_incomplete(session)):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary:
+            terminalreporter.write_sep("-", "model-gates")
+            for line in self.summary:
+                terminalreporter.write_line(line)
+
+    # ------------------------------------------------------------------ the end of the session
+
+    def finish(self, result: RunResult, incomplete: str | None) -> bool:
+        """Build the verdict, register if asked and allowed, write the reports; False on failure."""
+        from gates.reporters import write_all
+        from gates.reporters.json_report import build_report
+        from gates.runner import add_checks
+
+        final = add_checks(result, self.tests.results())
+        report = build_report(final)
+        registration, ok = self._record(final, report, incomplete)
+        report["registration"] = registration
+        try:
+            written = write_all(report, self.settings.report_dir)
+        except OSError as exc:
+            self.summary.append(MSG_WRITE_FAILED.format(folder=self.settings.report_dir, problem=exc))
+            return False
+        self.summary.extend(summary_lines(report, final.verdict.checks, written))
+        return ok
+
+    def _record(self, final: RunResult, report: Mapping[str, Any], incomplete: str | None
+                ) -> tuple[dict[str, Any], bool]:
+        """Append the run to the audit log and register when asked and complete (once, here)."""
+        from gates.registrar import REASON_NO_REGISTER, record_run
+
+        asked = self.settings.register
+        try:
+            registration = record_run(self.policy, final, report, register=asked and incomplete is None)
+        except GateError as exc:  # the reports are still written: they are the session's evidence
+            self.summary.append(MSG_REGISTRY_ERROR.format(problem=exc))
+            return {"registered": False, "reason": MSG_REGISTRY_ERROR.format(problem=exc)}, not asked
+        if registration.get("reason") == REASON_NO_REGISTER:
+            registration["reason"] = incomplete if asked else MSG_NOT_ASKED
+        return registration, True
+
+    def _why_incomplete(self, session: pytest.Session) -> str | None:
+        """Return why this session's verdict cannot be trusted for registration, or None."""
+        stopped = session.shouldfail or session.shouldstop
+        if stopped:
+            return MSG_STOPPED.format(why=stopped)
+        missing = sorted(self.selected_tests - self.tests.nodeids)
+        if missing:
+            return MSG_MISSING_TESTS.format(n=len(missing), names=", ".join(missing[:3]))
+        return None
+
+
+def summary_lines(report: Mapping[str, Any], checks: Sequence[CheckResult], written: Sequence[Path]) -> list[str]:
+    """Return the terminal summary: verdict, notes on warn/waived checks, reports, registration."""
+    counts = ", ".join(f"{n} {s}" for s, n in report["summary"].items() if n)
+    lines = [MSG_VERDICT.format(verdict=report["verdict"].upper(), counts=counts or "no checks",
+                                name=report["model"]["name"])]
+    for c in checks:
+        if c.status is Status.WAIVED and c.waiver:
+            lines.append(f"  WAIVED {c.id}: {c.waiver.get('reason', '')}")
+        elif c.status is Status.WARN:
+            lines.append(f"  WARN {c.id}: {c.message}")
+    lines.append(MSG_REPORTS.format(path=written[0], others=", ".join(p.name for p in written[1:])))
+    reg = report.get("registration") or {}
+    if reg.get("registered"):
+        again = " (already registered: same model bytes)" if reg.get("already_registered") else ""
+        lines.append(MSG_REGISTERED.format(name=report["model"]["name"], version=reg.get("version"), again=again))
+    elif reg.get("reason"):
+        lines.append(MSG_NOT_REGISTERED.format(reason=reg["reason"]))
+    return lines
