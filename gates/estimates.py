@@ -267,7 +267,7 @@ def _confusion_family(y: np.ndarray, cand: Predictions, base: Predictions | None
     for m in metrics:
         reps_c = np.concatenate([ch[m.name][0] for ch in chunks])
         has_b = point[m.name][1] is not None
-        reps_b = np.concatenate([ch[m.name][1] for ch in chunks]) if has_b else None  # type: ignore[misc]
+        reps_b = np.concatenate([ch[m.name][1] for ch in chunks]) if has_b else None
         out[m.name] = _per_slice(point[m.name][0], point[m.name][1], reps_c, reps_b, METHOD_MULTINOMIAL)
     return out
 

@@ -331,14 +331,14 @@ class RankedScores:
             return np.full(w.shape[0], np.nan)
         # bootstrap weights (float32 integers) keep exact float32 running sums below 2**24 rows;
         # float64 weights (the point estimate) are summed in float64
-        acc = np.float32 if w.dtype == np.float32 and len(self.order) < (1 << 22) else np.float64
+        acc: type[np.floating[Any]] = np.float32 if w.dtype == np.float32 and len(self.order) < (1 << 22) else np.float64
         w_sorted = np.take(w, self.order, axis=1).astype(acc, copy=False)
         seen = np.cumsum(w_sorted, axis=1, dtype=acc)[:, self.ends]
         tp = np.cumsum(w_sorted[:, self.y_sorted], axis=1, dtype=acc)[:, self.k - 1]
         total = tp[:, -1].astype(np.float64)
         step = np.diff(tp, axis=1, prepend=0)
         np.divide(tp, seen, out=tp, where=seen > 0)  # precision; tp <= seen, so 0 where nothing is seen
-        ap = np.einsum("ij,ij->i", step, tp, dtype=np.float64)
+        ap = (step * tp).sum(axis=1, dtype=np.float64)
         return _div(ap, total, np.nan)
 
 
