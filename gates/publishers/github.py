@@ -34,8 +34,8 @@ STATUS_DESCRIPTION_CHARS = 140
 MSG_NO_TOKEN = ("GITHUB_TOKEN is not set: no check run, commit status or pull-request comment "
                 "(the job summary and step outputs are still written)")
 MSG_NO_REPOSITORY = "GITHUB_REPOSITORY or the commit is unknown: nothing published through the API"
-MSG_READ_ONLY = ("the token may not write to {repo} (pull requests from forks get a read-only token): "
-                 "{error}")
+MSG_READ_ONLY = ("the token may not write to {repo} (the job needs permissions checks, statuses and "
+                 "pull-requests: write; pull requests from forks always get a read-only token): {error}")
 MSG_CHECK_RUN = "could not publish the check run: {error}"
 MSG_STATUS = "could not publish the commit status: {error}"
 MSG_COMMENT = "could not publish the pull-request comment: {error}"
