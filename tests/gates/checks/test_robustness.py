@@ -321,6 +321,26 @@ def test_every_perturbation_runs_and_names_its_severities(write: PolicyWriter, m
     assert results["robustness.flip_rate.max[scale_shift=10]"].details["rate"] == 0.5
 
 
+def test_a_perturbation_overrides_gate_thresholds_and_severity(write: PolicyWriter, models: dict[str, Path]) -> None:
+    section = """\
+    perturbations:
+      gaussian_noise: {scale: 0.1}
+      scale_shift:
+        columns: [income]
+        severity: warn
+        metrics: {flip_rate: {max: 0.9}, score_shift: {max: 0.0, severity: block}}
+    metrics:
+      flip_rate: {max: 0.01}
+    """
+    results, _ = run_gate(write(section, candidate="hgb", models=models))
+    assert set(results) == {"robustness.flip_rate.max[gaussian_noise=0.1]", "robustness.flip_rate.max[scale_shift=100]",
+                            "robustness.score_shift.max[scale_shift=100]"}
+    shifted = results["robustness.flip_rate.max[scale_shift=100]"]
+    assert shifted.threshold == {"max": 0.9, "severity": "warn"} and not shifted.blocking
+    assert results["robustness.score_shift.max[scale_shift=100]"].blocking
+    assert results["robustness.flip_rate.max[gaussian_noise=0.1]"].threshold == {"max": 0.01}
+
+
 def test_same_seed_same_results_other_seed_other_perturbations(write: PolicyWriter, models: dict[str, Path]) -> None:
     section = GAUSSIAN + "invariance: [customer_id]\n"
     first, _ = run_gate(write(section, candidate="hgb", models=models))
