@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from gates.context import BaselineResolver, ResolvedModel
-from gates.errors import EnvironmentProblem
+from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor, run_entry
 from gates.policy import Policy, RegistrySpec
 from gates.registry import open_backend
-from gates.registry.base import RegistryBackend
+from gates.registry.base import Evidence, RegistryBackend
 from gates.runner import RunResult
 
 REASON_NO_REGISTER = "--no-register was given"
@@ -68,14 +68,19 @@ def why_not_register(policy: Policy, result: RunResult, *, register: bool) -> st
     return None
 
 
-def record_run(policy: Policy, result: RunResult, report: Mapping[str, Any], *, register: bool) -> dict[str, Any]:
+def record_run(policy: Policy, result: RunResult, report: Mapping[str, Any], *, register: bool,
+               not_asked: str = REASON_NO_REGISTER) -> dict[str, Any]:
     """Append the run to the audit log and register the candidate when the verdict passes.
 
+    ``not_asked`` is what the audit log and report say when ``register`` is False (the CLI's
+    ``--no-register``, a pytest session without ``--model-gates-register``, ...).
     Returns the report's ``registration`` block.
     """
     backend = open_registry(policy.registry)
     try:
         reason = why_not_register(policy, result, register=register)
+        if reason == REASON_NO_REGISTER:
+            reason = not_asked
         who = current_actor()
         if reason is not None:
             backend.record_run(policy.model.name, run_entry(report, by=who, not_registered=reason))
@@ -93,6 +98,15 @@ def _register(backend: RegistryBackend, policy: Policy, result: RunResult, repor
     lineage = build_lineage(report, model_sha256=candidate.sha256, model_format=candidate.format, by=who)
     reg = backend.register(policy.model.name, candidate.path, format=candidate.format, lineage=lineage, by=who,
                            verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
-                           run=run_entry(report, by=who), expected_sha256=candidate.sha256)
+                           run=run_entry(report, by=who), expected_sha256=candidate.sha256,
+                           evidence=Evidence(candidate.estimator, _feature_frame(result)))
     return {"registered": True, "backend": backend.kind, "version": reg.version.version,
             "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
+
+
+def _feature_frame(result: RunResult) -> Any:
+    """Return the eval data's feature columns (a backend may infer a signature), None if unknown."""
+    try:
+        return result.context.frame[result.context.features]
+    except UserError:
+        return None

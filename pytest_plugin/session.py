@@ -216,16 +216,16 @@ class GateSession:
     def _record(self, final: RunResult, report: Mapping[str, Any], incomplete: str | None
                 ) -> tuple[dict[str, Any], bool]:
         """Append the run to the audit log and register when asked and complete (once, here)."""
-        from gates.registrar import REASON_NO_REGISTER, record_run
+        from gates.registrar import record_run
 
         asked = self.settings.register
+        not_asked = (incomplete or MSG_NOT_ASKED) if asked else MSG_NOT_ASKED
         try:
-            registration = record_run(self.policy, final, report, register=asked and incomplete is None)
+            registration = record_run(self.policy, final, report, register=asked and incomplete is None,
+                                      not_asked=not_asked)
         except GateError as exc:  # the reports are still written: they are the session's evidence
             self.summary.append(MSG_REGISTRY_ERROR.format(problem=exc))
             return {"registered": False, "reason": MSG_REGISTRY_ERROR.format(problem=exc)}, not asked
-        if registration.get("reason") == REASON_NO_REGISTER:
-            registration["reason"] = incomplete if asked else MSG_NOT_ASKED
         return registration, True
 
     def _why_incomplete(self, session: pytest.Session) -> str | None:
