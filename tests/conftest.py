@@ -1,6 +1,11 @@
 """Shared fixtures: small policies on prediction columns, written to tmp folders."""
 from __future__ import annotations
 
+import os
+
+# OpenMP thread pools thrash on a loaded 2-core machine; one thread per test process is faster.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import textwrap
 from collections.abc import Callable
 from pathlib import Path

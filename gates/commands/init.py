@@ -24,15 +24,19 @@ def init(folder: str, ci: str, force: bool) -> None:
     policy = target / "gates.yaml"
     if policy.exists() and not force:
         raise UserError(MSG_EXISTS.format(path=policy))
-    policy.write_text(starter_policy(), encoding="utf-8")
-    written = [policy]
-    if ci != "none":
-        from gates.ci_templates import write_ci_files
+    written = []
+    if ci != "none":  # CI files first: a conflict there must stop init before gates.yaml is written
+        from gates.ci_templates import NEXT_STEPS, write_ci_files
 
-        written += write_ci_files(ci, target)
-    for path in written:
+        written += write_ci_files(ci, target, force=force)
+    policy.write_text(starter_policy(), encoding="utf-8")
+    for path in [policy, *written]:
         click.echo(f"wrote {path}")
     click.echo("next: edit gates.yaml (model, data, thresholds), then `model-gates validate` and `model-gates run`")
+    if ci != "none":
+        click.echo(f"next: {NEXT_STEPS[ci]}")
+    if ci == "gitlab" and target / ".gitlab-ci.yml" not in written:
+        click.echo(NEXT_STEPS["gitlab-include"])
 
 
 def starter_policy() -> str:

@@ -41,6 +41,7 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     if waive and not reason:
         raise UserError(MSG_WAIVE_NEEDS_REASON)
     policy = load_policy(config)
+    os.environ.setdefault("MODEL_GATES_CONFIG", config)  # publishers point annotations at this file
     publisher = select_publisher(ci)
     options = RunOptions(require_baseline=require_baseline,
                          waivers=tuple(cli_waiver(c, reason or "") for c in waive))
