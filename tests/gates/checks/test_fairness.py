@@ -22,6 +22,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     balanced_accuracy_score,
     f1_score,
     log_loss,
@@ -621,6 +622,7 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
         groups: [colour]
         metrics:
           roc_auc_difference: {max: 1.0}
+          average_precision_difference: {max: 1.0}
           log_loss_ratio: {min: 0.0}
           balanced_accuracy_difference: {max: 1.0, method: to_overall}""",
         candidate="{predictions: cand_pred, scores: cand_score}", baseline="none")
@@ -631,6 +633,7 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
         yt = part["released"].to_numpy()
         per_group[colour] = {
             "roc_auc": roc_auc_score(yt == "Yes", part["cand_score"]),
+            "average_precision": average_precision_score(yt == "Yes", part["cand_score"]),
             "log_loss": log_loss(yt == "Yes", part["cand_score"]),
             "balanced_accuracy": balanced_accuracy_score(yt, part["cand_pred"]),
         }
@@ -638,6 +641,10 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
     assert auc.observed == pytest.approx(abs(per_group["Black"]["roc_auc"] - per_group["White"]["roc_auc"]), abs=1e-12)
     for g in auc.details["groups"]:
         assert g["metrics"]["roc_auc"] == pytest.approx(per_group[g["group"]["colour"]]["roc_auc"], abs=1e-12)
+    ap = res["fairness.average_precision_difference.max[colour]"]
+    assert ap.observed == pytest.approx(
+        abs(per_group["Black"]["average_precision"] - per_group["White"]["average_precision"]), abs=1e-12)
+    assert ap.ci[0] <= ap.observed <= ap.ci[1] and auc.ci[0] <= auc.observed <= auc.ci[1]
     ll = res["fairness.log_loss_ratio.min[colour]"]
     vals = [v["log_loss"] for v in per_group.values()]
     assert ll.observed == pytest.approx(min(vals) / max(vals), abs=1e-9)
