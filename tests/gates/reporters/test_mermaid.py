@@ -130,7 +130,11 @@ def test_golden():
 
 
 def _mmdc() -> str | None:
-    return os.environ.get("MMDC") or shutil.which("mmdc")
+    """Find mmdc: $MMDC, PATH, or the test-tool cache that scripts/test-tools.sh fills."""
+    from tests.contracts.node_tools import node_dir
+
+    cached = node_dir() / "node_modules" / ".bin" / "mmdc"
+    return os.environ.get("MMDC") or shutil.which("mmdc") or (str(cached) if cached.exists() else None)
 
 
 def _chromium() -> str | None:
@@ -142,8 +146,7 @@ def _chromium() -> str | None:
 
 needs_mmdc = pytest.mark.skipif(
     _mmdc() is None or _chromium() is None,
-    reason="mermaid-cli or chromium missing: apt-get install -y chromium && "
-           "PUPPETEER_SKIP_DOWNLOAD=1 npm install -g @mermaid-js/mermaid-cli (or set $MMDC)")
+    reason="mermaid-cli or chromium missing: run scripts/test-tools.sh (or set $MMDC)")
 
 
 def _run_mmdc(markdown: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
