@@ -5,7 +5,6 @@ Everything comes from the workflow's own environment (``GITHUB_*``, the event pa
 """
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import json
 import sys
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 from gates.publishers import findings as find
 from gates.publishers import github_workflow as wf
+from gates.publishers.base import ApiPublisher
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy, response_id
 from gates.publishers.sticky import comment_body, marker, upsert
 from gates.publishers.sticky import shorten as _shorten
@@ -116,10 +116,11 @@ def _event(path: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-class GitHubPublisher:
+class GitHubPublisher(ApiPublisher):
     """Publish a run to GitHub; every API problem becomes a warning, never an exception."""
 
     name = "github"
+    unexpected = MSG_UNEXPECTED
 
     def __init__(self, env: Mapping[str, str], *, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, stdout: TextIO | None = None,
@@ -128,17 +129,15 @@ class GitHubPublisher:
         self._env = dict(env)
         self._cwd = cwd or Path.cwd()
         self._out = stdout
-        self._client = ApiClient(
+        super().__init__(ApiClient(
             self.ctx.api_url, {"Authorization": f"Bearer {self.ctx.token}",
                                "Accept": "application/vnd.github+json",
                                "X-GitHub-Api-Version": "2022-11-28"},
-            secrets=(self.ctx.token,), retry=retry or RetryPolicy.from_env(env), sleep=sleep)
-        self._model = ""
+            secrets=(self.ctx.token,), retry=retry or RetryPolicy.from_env(env), sleep=sleep))
         self._check_run_id: int | None = None
         self._use_status = False
         self._read_only = False
-        self._finished = False
-        self._reported: set[str] = set()
+        self._items: list[find.Finding] = []
 
     # -- Publisher protocol -------------------------------------------------------------------
     def ci_info(self) -> dict[str, Any]:
@@ -149,29 +148,8 @@ class GitHubPublisher:
                 "sha": c.sha or None, "pull_request": c.pull_number}
         return {k: v for k, v in info.items() if v is not None}
 
-    def started(self, model_name: str) -> list[str]:
+    def _open(self, model_name: str) -> list[str]:
         """Open an in-progress check run (or a pending commit status when checks are not allowed)."""
-        return self._guard(self._start, model_name)
-
-    def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
-        """Write outputs, summary and annotations, then the check run (or status) and the comment."""
-        return self._guard(self._publish, report, report_dir)
-
-    def _guard(self, step: Callable[..., list[str]], *args: Any) -> list[str]:
-        """Run a publishing step; anything unexpected becomes a warning, since a verdict must never
-        depend on publishing."""
-        try:
-            return step(*args)
-        except Exception as exc:  # noqa: BLE001 -- see the docstring
-            return [self._client.mask(MSG_UNEXPECTED.format(error=f"{type(exc).__name__}: {exc}"))]
-
-    def _start(self, model_name: str) -> list[str]:
-        self._model = model_name
-        problem = self._api_problem()
-        if problem:
-            self._reported.add(problem)
-            return [problem]
-        atexit.register(self.abandon)
         try:
             created = self._client.request("POST", f"{self.ctx.repo_path}/check-runs", body={
                 "name": self.check_name, "head_sha": self.ctx.sha, "status": "in_progress",
@@ -184,16 +162,16 @@ class GitHubPublisher:
                 return self._status("pending", f"Gating {model_name}…")
             return [MSG_CHECK_RUN.format(error=exc)]
 
-    def _publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
-        self._finished = True
-        self._model = self._model or str(report["model"]["name"])
+    def _write_local(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
+        """Write step outputs and the job summary, and print workflow commands for failed checks."""
         warnings = self._write_files(report, report_dir)
-        items = find.findings(report, find.config_path(report, self._env, self._cwd), self.ctx.workspace)
-        wf.print_commands(items, self._out or sys.stdout)
-        problem = self._api_problem()
-        if problem:
-            return warnings if problem in self._reported else warnings + [problem]
-        warnings += self._conclude(report, items)
+        self._items = find.findings(report, find.config_path(report, self._env, self._cwd), self.ctx.workspace)
+        wf.print_commands(self._items, self._out or sys.stdout)
+        return warnings
+
+    def _conclude(self, report: Mapping[str, Any]) -> list[str]:
+        """Complete the check run (or set the status), then update the sticky comment."""
+        warnings = self._conclude_check(report, self._items)
         if self.ctx.comment and self.ctx.pull_number is not None:
             warnings += self._comment(report)
         return warnings
@@ -230,7 +208,7 @@ class GitHubPublisher:
                 warnings.append(MSG_FILE.format(what="the job summary", path=self.ctx.summary_file, error=exc))
         return warnings
 
-    def _conclude(self, report: Mapping[str, Any], items: Sequence[find.Finding]) -> list[str]:
+    def _conclude_check(self, report: Mapping[str, Any], items: Sequence[find.Finding]) -> list[str]:
         if self._use_status:
             return self._status(*_status_of(report))
         try:

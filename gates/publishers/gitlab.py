@@ -7,7 +7,6 @@ Everything comes from the job's predefined variables (``CI_*``); the API root is
 """
 from __future__ import annotations
 
-import atexit
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from gates.publishers.base import ApiPublisher
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy
 from gates.publishers.metrics import write_metrics
 from gates.publishers.sticky import comment_body, marker, upsert
@@ -111,20 +111,18 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.strip().isdigit() else None
 
 
-class GitLabPublisher:
+class GitLabPublisher(ApiPublisher):
     """Publish a run to GitLab; every API problem becomes a warning, never an exception."""
 
     name = "gitlab"
+    unexpected = MSG_UNEXPECTED
 
     def __init__(self, env: Mapping[str, str], *, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.ctx = GitLabContext.from_env(env)
-        self._client = ApiClient(self.ctx.api_url, {"PRIVATE-TOKEN": self.ctx.token}, secrets=(self.ctx.token,),
-                                 retry=retry or RetryPolicy.from_env(env), sleep=sleep)
-        self._model = ""
-        self._finished = False
+        super().__init__(ApiClient(self.ctx.api_url, {"PRIVATE-TOKEN": self.ctx.token}, secrets=(self.ctx.token,),
+                                   retry=retry or RetryPolicy.from_env(env), sleep=sleep))
         self._status_sent = False
-        self._reported: set[str] = set()
 
     def ci_info(self) -> dict[str, Any]:
         c = self.ctx
@@ -133,45 +131,23 @@ class GitLabPublisher:
                 "ref": c.ref or None, "sha": c.sha or None, "merge_request": c.merge_request_iid}
         return {k: v for k, v in info.items() if v is not None}
 
-    def started(self, model_name: str) -> list[str]:
+    def _open(self, model_name: str) -> list[str]:
         """Set a ``running`` commit status for the job."""
-        return self._guard(self._start, model_name)
-
-    def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
-        """Write metrics.txt, then set the final commit status and the sticky merge-request note."""
-        return self._guard(self._publish, report, report_dir)
-
-    def _guard(self, step: Callable[..., list[str]], *args: Any) -> list[str]:
-        """Run a publishing step; anything unexpected becomes a warning, since a verdict must never
-        depend on publishing."""
-        try:
-            return step(*args)
-        except Exception as exc:  # noqa: BLE001 -- see the docstring
-            return [self._client.mask(MSG_UNEXPECTED.format(error=f"{type(exc).__name__}: {exc}"))]
-
-    def _start(self, model_name: str) -> list[str]:
-        self._model = model_name
-        problem = self._api_problem()
-        if problem:
-            self._reported.add(problem)
-            return [problem]
-        atexit.register(self.abandon)
         return self._status("running", f"Gating {model_name}…")
 
-    def _publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
-        self._finished = True
-        self._model = self._model or str(report["model"]["name"])
-        warnings = []
+    def _write_local(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
+        """Write metrics.txt (GitLab's metrics report) beside the other reports."""
         try:
             write_metrics(report, report_dir)
         except OSError as exc:
-            warnings.append(MSG_METRICS.format(path=report_dir, error=exc))
-        problem = self._api_problem()
-        if problem:
-            return warnings if problem in self._reported else warnings + [problem]
+            return [MSG_METRICS.format(path=report_dir, error=exc)]
+        return []
+
+    def _conclude(self, report: Mapping[str, Any]) -> list[str]:
+        """Set the final commit status, then update the sticky merge-request note."""
         shadow = (report.get("policy") or {}).get("mode") == "shadow"
         state = "success" if report["verdict"] == "pass" or shadow else self.ctx.failed_state
-        warnings += self._status(state, _description(report, shadow, self.ctx.allow_failure))
+        warnings = self._status(state, _description(report, shadow, self.ctx.allow_failure))
         if self.ctx.merge_request_iid is not None:
             warnings += self._note(report)
         return warnings
