@@ -222,7 +222,8 @@ def _absorb(found: _Found, err: Any, key: _Key, frame: pd.DataFrame, limit: int)
         found.count = (found.count or 0) + count
         found.examples = (found.examples + rows)[:limit]
         return
-    found.cases.append(json_value(cases))
+    if len(found.cases) < limit:
+        found.cases.append(json_value(cases))
     col, kind, _ = key
     if kind == PRESENT:
         found.count = len(frame)
