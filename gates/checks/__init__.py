@@ -64,11 +64,7 @@ def gate_registry() -> Mapping[str, GateKind]:
     """Return every gate kind by name: built-ins first (in run order), then third-party ones."""
     kinds: dict[str, GateKind] = {}
     for name in BUILTIN:
-        try:
-            kinds[name] = import_module(f"gates.checks.{name}").GATE
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gates.checks.{name}":
-                raise
+        kinds[name] = import_module(f"gates.checks.{name}").GATE
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in kinds:
             kinds[ep.name] = ep.load()
