@@ -166,6 +166,20 @@ class AuditEvent:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The admitted model as the gate run saw it, for backends that keep more than its bytes.
+
+    ``estimator`` is the loaded model object (already trusted by the policy); ``inputs`` the eval
+    data's feature columns (a DataFrame), from which a backend may infer the model's signature
+    (column names and types; the values are never stored). The MLflow backend logs a flavour with
+    them; the local registry keeps bytes and lineage only.
+    """
+
+    estimator: Any
+    inputs: Any = None
+
+
+@dataclass(frozen=True)
 class RunEntry:
     """A gate run to append to the audit log (and, when it registers, to store beside the version)."""
 
@@ -191,7 +205,7 @@ class RegistryBackend(Protocol):
     def register(self, name: str, model: Path, *, format: str, lineage: Mapping[str, Any], by: str,
                  verdict: str, alias: str | None = None, run: RunEntry | None = None,
                  forced_reason: str | None = None, expected_sha256: str | None = None,
-                 tags: Mapping[str, str] | None = None) -> Registration:
+                 tags: Mapping[str, str] | None = None, evidence: Evidence | None = None) -> Registration:
         """Store ``model``'s bytes as the next version of ``name`` unless those bytes are already one.
 
         Atomic: the version, its lineage, ``alias`` (when given) and the audit entries (``run``,
@@ -200,6 +214,7 @@ class RegistryBackend(Protocol):
         there). ``forced_reason`` marks a registration without a passing verdict (audited).
         ``expected_sha256`` is the digest that was gated: if the file's bytes differ now,
         :class:`~gates.errors.EnvironmentProblem` (:data:`MSG_BYTES_CHANGED`) and nothing is stored.
+        ``evidence`` (optional) is the loaded model and its inputs, for backends that keep a flavour.
         """
 
     def set_tag(self, name: str, version: int, key: str, value: str, *, by: str) -> None:

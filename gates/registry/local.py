@@ -35,6 +35,7 @@ from gates.registry.base import (
     MSG_UNKNOWN_VERSION,
     AliasMove,
     AuditEvent,
+    Evidence,
     ModelVersion,
     Registration,
     RunEntry,
@@ -188,7 +189,8 @@ class LocalRegistry:
     def register(self, name: str, model: Path, *, format: str, lineage: Mapping[str, Any], by: str,
                  verdict: str, alias: str | None = None, run: RunEntry | None = None,
                  forced_reason: str | None = None, expected_sha256: str | None = None,
-                 tags: Mapping[str, str] | None = None) -> Registration:
+                 tags: Mapping[str, str] | None = None, evidence: Evidence | None = None) -> Registration:
+        """Register ``model`` (see :meth:`RegistryBackend.register`); ``evidence`` is not kept here."""
         check_model_name(name)
         if alias is not None:
             check_alias(alias)
