@@ -158,3 +158,12 @@ def test_schema_lists_every_gate():
     gates = schema["properties"]["gates"]["properties"]
     assert "regression" in gates
     assert gates["regression"]["additionalProperties"] is False
+
+
+def test_gate_section_without_metrics_is_a_config_error(write_policy):
+    path = write_policy()
+    text = path.read_text()
+    text = text[: text.index("    metrics:")]
+    path.write_text(text)
+    assert error_of(path) == f"gates.yaml:{line_of(text, 'regression:')}: gates.regression: " + \
+        config.MSG_MISSING_KEY.format(key="metrics")
