@@ -339,9 +339,20 @@ class GroupStats:
                 drawn: tuple[np.ndarray, np.ndarray] = rep_values()[i]
                 return drawn
 
-            return GroupValues(point[0], float(overall[0]), self.sizes, "rows", draw)
+            return GroupValues(point[0], float(overall[0]), support, needs, draw)
 
+        support, needs = self._ranking_support(metric)
         return self._pair([model(i) for i in range(len(models))], "stratified_row_bootstrap")
+
+    def _ranking_support(self, metric: Metric) -> tuple[np.ndarray, str]:
+        """Return the rows a binary ranking metric rests on: positives (AP), the rarer class (AUC)."""
+        if self.data.task != BINARY:
+            return self.sizes, "rows"
+        positives = np.bincount(self.index.codes, weights=self.data.y == self.data.positive_label,
+                                minlength=self.index.n_groups).astype(np.int64)
+        if metric.family == "ranking":
+            return positives, "positives"
+        return np.minimum(positives, self.sizes - positives), "positives or negatives"
 
     def _resample_weights(self, n_boot: int, rng: np.random.Generator) -> np.ndarray:
         """Return (n_boot, n) bootstrap counts, drawn within each group, in group-sorted row order."""

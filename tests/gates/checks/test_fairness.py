@@ -645,6 +645,7 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
     assert ap.observed == pytest.approx(
         abs(per_group["Black"]["average_precision"] - per_group["White"]["average_precision"]), abs=1e-12)
     assert ap.ci[0] <= ap.observed <= ap.ci[1] and auc.ci[0] <= auc.observed <= auc.ci[1]
+    assert group_of(auc, colour="Black")["excluded"] is False  # hundreds of positives and negatives
     ll = res["fairness.log_loss_ratio.min[colour]"]
     vals = [v["log_loss"] for v in per_group.values()]
     assert ll.observed == pytest.approx(min(vals) / max(vals), abs=1e-9)
@@ -847,3 +848,21 @@ def test_inconclusive_no_worse_than_baseline_says_what_margin_the_data_could_sho
     assert f"-{fx.DEFAULT_MARGIN} (the margin {fx.DEFAULT_MARGIN})" in ratio.message
     assert f"cannot show a margin under {diff.half_width:.4g}" in diff.message
     assert diff.ci[0] < fx.DEFAULT_MARGIN < diff.ci[1]
+
+
+def test_auc_by_group_needs_min_positives_of_the_rarer_class():
+    rng = np.random.default_rng(9)
+    n = 1500
+    group = np.where(rng.random(n) < 0.5, "a", "b")
+    y = np.where(group == "b", (rng.random(n) < 0.005).astype(int), rng.integers(0, 2, n))
+    y[np.flatnonzero(group == "b")[:2]] = 1
+    scores = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1)
+    frame = pd.DataFrame({"g": group})
+    data = eval_data("binary_classification", y, Predictions((scores >= 0.5).astype(int), scores), None, 1, (0, 1))
+    res = fx.assess(frame, data, {"groups": ["g"], "metrics": {"roc_auc_difference": {"max": 0.2}}},
+                    lambda *n: make_rng(1, *n))
+    r = res[0]
+    b_pos = int(y[group == "b"].sum())
+    assert group_of(r, g="b")["excluded"] == fx.REASON_SUPPORT.format(
+        rate="roc_auc", support=b_pos, needs="positives or negatives", min=10)
+    assert r.status is Status.ERROR
