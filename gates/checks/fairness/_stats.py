@@ -234,7 +234,7 @@ class GroupStats:
 
         cand = model(0)
         assert cand is not None
-        return GroupPair(cand, model(1), "multinomial_bootstrap")
+        return GroupPair(cand, model(1), "bootstrap-multinomial")
 
     def _rates(self, rate: Rate, view: Any) -> GroupPair:
         return self._from_tables(lambda conf: confusion_rates(conf, rate, view), rate.needs)
@@ -259,7 +259,7 @@ class GroupStats:
             return reps, reps.sum(axis=1)
 
         values = GroupValues(sizes, float(sizes.sum()), sizes, "rows", draw)
-        return GroupPair(values, values if self.has_baseline else None, "multinomial_bootstrap")
+        return GroupPair(values, values if self.has_baseline else None, "bootstrap-multinomial")
 
     # -- row means
 
@@ -305,7 +305,7 @@ class GroupStats:
             overall = float(from_means(sums[:, cols].sum(axis=0) / sizes.sum()))
             return GroupValues(point, overall, self.sizes, "rows", draw)
 
-        return self._pair([model(i) for i in range(len(models))], "stratified_row_bootstrap")
+        return self._pair([model(i) for i in range(len(models))], "bootstrap-stratified-rows")
 
     # -- ranking metrics (ROC AUC, average precision): bootstrap counts as row weights
 
@@ -342,7 +342,7 @@ class GroupStats:
             return GroupValues(point[0], float(overall[0]), support, needs, draw)
 
         support, needs = self._ranking_support(metric)
-        return self._pair([model(i) for i in range(len(models))], "stratified_row_bootstrap")
+        return self._pair([model(i) for i in range(len(models))], "bootstrap-stratified-rows")
 
     def _ranking_support(self, metric: Metric) -> tuple[np.ndarray, str]:
         """Return the rows a binary ranking metric rests on: positives (AP), the rarer class (AUC)."""

@@ -339,7 +339,7 @@ def test_real_data_prediction_columns_and_no_worse_than_baseline(arrests):
     assert r.baseline == pytest.approx(base, abs=TOL)
     assert r.delta == pytest.approx(cand - base, abs=TOL)
     assert r.ci[0] <= r.delta <= r.ci[1]
-    assert r.ci_method == "multinomial_bootstrap"
+    assert r.ci_method == "bootstrap-multinomial"
     assert r.threshold == {"no_worse_than_baseline": True, "margin": 0.05}
     assert r.adjusted_confidence >= r.confidence == 0.95
     assert r.half_width == pytest.approx((r.ci[1] - r.ci[0]) / 2)
@@ -649,7 +649,7 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
     ll = res["fairness.log_loss_ratio.min[colour]"]
     vals = [v["log_loss"] for v in per_group.values()]
     assert ll.observed == pytest.approx(min(vals) / max(vals), abs=1e-9)
-    assert ll.ci_method == "stratified_row_bootstrap"
+    assert ll.ci_method == "bootstrap-stratified-rows"
     ba = res["fairness.balanced_accuracy_difference.max[colour]"]
     overall = balanced_accuracy_score(y, frame["cand_pred"])
     assert ba.observed == pytest.approx(max(abs(v["balanced_accuracy"] - overall) for v in per_group.values()), abs=1e-12)
@@ -726,7 +726,7 @@ def test_regression_group_metrics_equal_fairlearn(tmp_path):
         r = res[f"fairness.mae_difference.no_worse_than_baseline[{scope}]"]
         assert r.observed == pytest.approx(mae_c.difference(), abs=1e-9)
         assert r.baseline == pytest.approx(mae_b.difference(), abs=1e-9)
-        assert r.ci_method == "stratified_row_bootstrap"
+        assert r.ci_method == "bootstrap-stratified-rows"
         rmse = flm.MetricFrame(metrics=lambda a, b: float(np.sqrt(np.mean((a - b) ** 2))), y_true=y,
                                y_pred=df["cand_pred"], sensitive_features=sf)
         assert res[f"fairness.rmse_ratio.min[{scope}]"].observed == pytest.approx(rmse.ratio(), abs=1e-9)
