@@ -196,6 +196,12 @@ class Measured:
 
 def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
     """Return one result per (metric, threshold kind, slice), in config order."""
+    measured, checks = measure(ctx, spec)
+    return _decide(measured, checks)
+
+
+def measure(ctx: EvalContext, spec: Spec) -> tuple[Measured, list[Check]]:
+    """Return everything measured before decisions, and the planned checks (``calibrate`` reuses both)."""
     settings = Settings.of(spec)
     candidate = ctx.predictions("candidate")
     assert candidate is not None
@@ -206,7 +212,7 @@ def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
     measured = Measured(settings, slicings, missing, problems,
                         _estimate(ctx, settings, slicings, checks, problems, candidate, baseline),
                         baseline is not None, bool(getattr(ctx, "require_baseline", False)))
-    return _decide(measured, checks)
+    return measured, checks
 
 
 def _slicings(ctx: EvalContext, settings: Settings) -> tuple[list[Slicing | None], dict[int, str]]:
@@ -337,23 +343,40 @@ def _decide(m: Measured, checks: Sequence[Check]) -> list[CheckResult]:
     results: list[CheckResult | None] = [None] * len(checks)
     family: list[Pending] = []
     for idx, check in enumerate(checks):
-        early = _early_result(m, check)
-        if early is not None:
-            results[idx] = early
-            continue
-        found = m.estimates[(check.slicing, check.metric.name)]
-        assert not isinstance(found, str)
-        est = found[check.slice]
-        if check.kind in RELATIVE:
-            family.append(_pending(idx, check, est))
+        found = _pending_or_result(m, idx, check)
+        if isinstance(found, Pending):
+            family.append(found)
         else:
-            results[idx] = _bound_result(m.settings, check, est)
+            results[idx] = found
     for idx, result in _decide_family(m.settings, family):
         results[idx] = result
     return [r for r in results if r is not None]
 
 
-def _early_result(m: Measured, check: Check) -> CheckResult | None:
+def _pending_or_result(m: Measured, idx: int, check: Check) -> Pending | CheckResult:
+    """Return a baseline-relative check's :class:`Pending` (decided with its family), else its result."""
+    early = early_result(m, check)
+    if early is not None:
+        return early
+    found = m.estimates[(check.slicing, check.metric.name)]
+    assert not isinstance(found, str)
+    est = found[check.slice]
+    if check.kind in RELATIVE:
+        return _pending(idx, check, est)
+    return _bound_result(m.settings, check, est)
+
+
+def interval_family(m: Measured, checks: Sequence[Check]) -> list[Pending]:
+    """Return the baseline-relative checks that :func:`family_outcomes` decides together, in check order.
+
+    Checks skipped or in error before any interval (no baseline, small slice, unusable scores) are
+    not in it; a member whose estimate is undefined is (it becomes an ``error`` result).
+    """
+    found = (_pending_or_result(m, idx, check) for idx, check in enumerate(checks))
+    return [p for p in found if isinstance(p, Pending)]
+
+
+def early_result(m: Measured, check: Check) -> CheckResult | None:
     """Return the result of a check decided before any interval (skips and errors), else None."""
     s = m.settings
     if check.slicing in m.missing:
@@ -395,12 +418,8 @@ def _decide_family(settings: Settings, family: Sequence[Pending]) -> list[tuple[
     Under ``point`` no interval decides, so no level is adjusted.
     """
     decided = [p for p in family if p.oriented.is_defined]
-    correction = settings.correction if settings.rule is Rule.NON_INFERIORITY else Correction.NONE
-    estimates, margins = [p.oriented for p in decided], [p.margin for p in decided]
-    levels = adjusted_levels(estimates, margins, settings.confidence, correction)
-    outcomes = [decide_margin(p.oriented.value, p.oriented.interval(level), p.margin, settings.rule)
-                for p, level in zip(decided, levels)]
-    gated = holm_gate(outcomes, holm_order(estimates, margins)) if correction is Correction.HOLM else outcomes
+    correction, levels, outcomes, gated = family_outcomes(settings, [p.oriented for p in decided],
+                                                          [p.margin for p in decided])
     out = [(p.index, _margin_result(settings, correction, p, level, after, before is not after, len(decided)))
            for p, level, before, after in zip(decided, levels, outcomes, gated)]
     for p in family:
@@ -409,6 +428,21 @@ def _decide_family(settings: Settings, family: Sequence[Pending]) -> list[tuple[
             out.append((p.index, _result(p.check, settings, Outcome.ERROR, REASON_UNDEFINED, msg,
                                          observed=p.est.candidate, baseline=p.est.baseline)))
     return out
+
+
+def family_outcomes(settings: Settings, estimates: Sequence[Estimate], margins: Sequence[float]
+                    ) -> tuple[Correction, list[float], list[Outcome], list[Outcome]]:
+    """Return the correction applied, each check's interval level, its outcome, and its outcome after Holm's stop.
+
+    ``estimates`` are oriented so that higher is better and defined; ``margins`` as in :class:`Pending`.
+    This is the gate's whole decision for its family; ``calibrate`` replays it on simulated estimates.
+    """
+    correction = settings.correction if settings.rule is Rule.NON_INFERIORITY else Correction.NONE
+    levels = adjusted_levels(estimates, margins, settings.confidence, correction)
+    outcomes = [decide_margin(e.value, e.interval(level), m, settings.rule)
+                for e, m, level in zip(estimates, margins, levels)]
+    gated = holm_gate(outcomes, holm_order(estimates, margins)) if correction is Correction.HOLM else outcomes
+    return correction, levels, outcomes, gated
 
 
 def _margin_result(settings: Settings, correction: Correction, p: Pending, level: float, outcome: Outcome,
