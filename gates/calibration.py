@@ -68,6 +68,10 @@ MSG_UNDERPOWERED = (
     "underpowered: half-width {hw} vs margin {margin}; an equally good candidate passes only {pass_}; "
     "needs {rows80} rows for 80% power, or a margin of {m80} on these rows"
 )
+MSG_CANNOT = (
+    "too few rows for this margin: half-width {hw} is wider than the margin {margin}, so an equally good "
+    "candidate passes only by luck ({pass_}); needs {rows80} rows for 80% power, or a margin of {m80} on these rows"
+)
 MSG_NOISY_POINT = (
     "noisy: the point decision fails an equally good candidate {fail} of the time; use decision: "
     "non_inferiority, which needs {rows80} rows for 80% power at this margin"
@@ -394,6 +398,8 @@ def recommend(m: Member, settings: regression.Settings, rates: Mapping[str, Rate
         return (MSG_NOISY_POINT if aa.failed > NOISY else MSG_POINT_OK).format(**words)
     if aa.passed >= POWERS[0] and worse.failed >= POWERS[0]:
         return MSG_OK.format(**words)
+    if m.half_width is not None and m.half_width > m.margin:
+        return MSG_CANNOT.format(**words)
     return MSG_UNDERPOWERED.format(**words)
 
 

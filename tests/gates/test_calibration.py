@@ -240,13 +240,17 @@ def test_zero_margin_and_min_gain_say_so(tmp_path):
     assert gain.recommendation.startswith(cal.MSG_MIN_GAIN.split(":")[0])
 
 
-def test_underpowered_and_ready_checks_are_told_apart(tmp_path):
+def test_hopeless_underpowered_and_ready_checks_are_told_apart(tmp_path):
     draw = as_probabilities(binormal(make_rng(10, "advice"), 2000, MU))
-    path = write_policy(tmp_path, draw, {"metrics": {"roc_auc": {"max_drop": 0.005}, "log_loss": {"max_drop": 0.1}}})
-    by_id = {c.id: c for c in calibrated(path, simulations=500).checks}
-    tight, loose = by_id["regression.roc_auc.max_drop"], by_id["regression.log_loss.max_drop"]
+    metrics = {"roc_auc": {"max_drop": 0.005}, "accuracy": {"max_drop": 0.03}, "log_loss": {"max_drop": 0.1}}
+    by_id = {c.id: c for c in calibrated(write_policy(tmp_path, draw, {"metrics": metrics}), simulations=500).checks}
+    hopeless, tight, loose = (by_id[f"regression.{m}.max_drop"] for m in metrics)
+    assert hopeless.half_width > 0.005 and hopeless.rates["as_good"].passed < 0.2
+    assert hopeless.recommendation.startswith(cal.MSG_CANNOT.split(":")[0])
+    assert hopeless.rows_needed[0.8] > 20 * 2000
+    assert tight.half_width < 0.03 and 0.2 < tight.rates["as_good"].passed < 0.8
     assert tight.recommendation.startswith(cal.MSG_UNDERPOWERED.split(":")[0])
-    assert tight.rows_needed[0.8] > 2000 and tight.half_width > 0.005
+    assert 2000 < tight.rows_needed[0.8] < 5000
     assert loose.recommendation.startswith(cal.MSG_OK.split(":")[0])
     assert loose.rows_needed[0.8] < 2000
 
