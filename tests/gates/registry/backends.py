@@ -6,7 +6,11 @@ the list automatically when its module and the mlflow extra are installed.
 """
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable
+from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -21,7 +25,21 @@ def _local(folder: Path) -> RegistryBackend:
 
 
 def _mlflow(folder: Path) -> RegistryBackend:
-    return open_backend("mlflow", f"sqlite:///{folder / 'mlflow.db'}")
+    db = folder / "mlflow.db"
+    if not db.exists():
+        shutil.copyfile(migrated_mlflow_db(), db)
+    return open_backend("mlflow", f"sqlite:///{db}")
+
+
+@lru_cache(maxsize=1)
+def migrated_mlflow_db() -> Path:
+    """Return an empty MLflow database with its schema made, once per session (migrations take seconds)."""
+    from mlflow import MlflowClient
+
+    folder = Path(tempfile.mkdtemp(prefix="model-gates-mlflow-template-"))
+    atexit.register(shutil.rmtree, folder, True)
+    MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
 
 
 BACKENDS: dict[str, BackendFactory] = {"local": _local}
