@@ -272,7 +272,9 @@ def history(name: str, as_json: bool, audit: bool, events: int, config: str, reg
         data = [e.to_dict() for e in log] if audit else [v.summary() for v in versions]
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{name} in {where.uri} ({where.backend})\n")
+    from gates.registry.mlflow_client import redact  # stdlib-only module; mlflow itself is not imported
+
+    click.echo(f"{name} in {redact(where.uri)} ({where.backend})\n")
     click.echo(version_table(versions) if versions else MSG_NO_VERSIONS)
     shown = log if audit else log[-events:]
     if shown:
