@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from gates.errors import UserError
-from gates.loading import LoadedModel, load_model, read_table, sha256_file
+from gates.hashing import file_sha256
+from gates.loading import LoadedModel, load_model, read_table
 from gates.policy import ModelSource, Policy
 
 Role = Literal["candidate", "baseline"]
@@ -125,12 +126,12 @@ class EvalContext:
     @cached_property
     def data_info(self) -> dict[str, dict[str, Any]]:
         """sha256 and row counts of the eval and reference files (for the report and lineage)."""
-        out = {"eval": {"uri": str(self.policy.data.eval), "sha256": sha256_file(self.policy.data.eval),
+        out = {"eval": {"uri": str(self.policy.data.eval), "sha256": file_sha256(self.policy.data.eval),
                         "rows": self.n_rows}}
         if self.policy.data.reference is not None:
             ref = self.reference
             out["reference"] = {"uri": str(self.policy.data.reference),
-                                "sha256": sha256_file(self.policy.data.reference),
+                                "sha256": file_sha256(self.policy.data.reference),
                                 "rows": 0 if ref is None else len(ref)}
         return out
 

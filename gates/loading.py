@@ -1,7 +1,6 @@
 """Read eval/reference tables and model files; hash their bytes."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from gates.errors import UserError
+from gates.hashing import file_sha256
 
 MSG_TABLE_FORMAT = "unsupported data file: expected .csv or .parquet"
 MSG_TABLE_READ = "cannot read data file: {problem}"
@@ -20,15 +20,6 @@ MSG_MODEL_READ = "cannot load model file: {problem}"
 
 #: modules whose types a .skops file may contain without being listed in trusted_types
 SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins", "collections")
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_table(path: Path, location: str | None = None) -> pd.DataFrame:
@@ -64,7 +55,7 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
     """
     where = location or str(path)
     suffix = path.suffix.lower()
-    sha = sha256_file(path)
+    sha = file_sha256(path)
     try:
         if suffix == ".skops":
             return LoadedModel(_load_skops(path, trusted_types, where), path, "skops", sha)

@@ -21,7 +21,7 @@ import yaml
 from gates.config import MODEL_SUFFIXES
 from gates.errors import UserError
 from gates.lineage import build_lineage, current_actor
-from gates.loading import sha256_file
+from gates.hashing import file_sha256
 from gates.policy import DEFAULT_REGISTRY_URI
 from gates.registry import BACKENDS, open_backend
 from gates.registry.base import (
@@ -158,7 +158,7 @@ def register(model_file: str | None, config: str, registry_uri: str | None, back
     name = name or ((report or {}).get("model") or {}).get("name") or where.model_name
     if not name:
         raise UserError(MSG_NO_NAME)
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     problems = admission_problems(report, name, actual)
     if problems and not force:
         raise UserError(MSG_NOT_ADMITTED.format(report=report_path, problem=problems[0]))

@@ -14,7 +14,7 @@ from gates.commands import config_option
 from gates.config import cli_waiver, load_policy
 from gates.errors import GateError, UserError
 from gates.policy import Policy
-from gates.publishers import CI_CHOICES, Publisher, select_publisher
+from gates.publishers import CI_CHOICES, select_publisher
 from gates.reporters import write_all
 from gates.reporters.json_report import build_report
 from gates.reporters.terminal import render_terminal

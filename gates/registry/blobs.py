@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from gates.errors import EnvironmentProblem, UserError
+from gates.hashing import file_sha256
 
 STALE_TMP_S = 24 * 3600
 
@@ -102,13 +103,6 @@ def _copy_hashing(source: Path, dest: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def file_sha256(path: Path) -> str:
-    """Return the hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:

@@ -49,12 +49,8 @@ from gates.registry.base import (
     is_version_ref,
     rollback_target,
 )
-from gates.registry.blobs import (
-    MSG_BLOB_CORRUPT,
-    MSG_BLOB_MISSING,
-    MSG_READ_MODEL,
-    file_sha256,
-)
+from gates.hashing import file_sha256
+from gates.registry.blobs import MSG_BLOB_CORRUPT, MSG_BLOB_MISSING, MSG_READ_MODEL
 from gates.registry.local import MSG_BAD_FORMAT
 from gates.registry.local_index import dumps
 from gates.registry.mlflow_artifacts import bytes_path
