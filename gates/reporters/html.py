@@ -264,6 +264,7 @@ def _robustness(panels: Sequence[cd.CurvePanel]) -> str:
 
 
 def _curve_panel(p: cd.CurvePanel, i: int, draw: bool) -> str:
+    draw = draw and bool(p.series)  # a perturbation whose every point errored has nothing to plot
     svg = charts.severity_curves(p, f"ro{i}") if draw else ""
     items = "".join(f"<li>{status_chip(c['status'])} {_link(c['id'])}: {e(c.get('message', ''))}</li>"
                     for c in sort_checks(p.checks))

@@ -144,3 +144,26 @@ def test_registry_failure_still_writes_reports_and_exits_3(write_policy):
     report = json.loads((path.parent / "model-gates-report" / "report.json").read_text())
     assert report["registration"]["registered"] is False
     assert report["registration"]["reason"].startswith("registry error:")
+
+
+def test_model_that_rejects_nan_gives_an_error_check_and_every_report(write_policy):
+    """A `missing` perturbation on a model without NaN support: an error check, not a crashed run."""
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    frame = scored_frame(600)
+    path = write_policy(frame=frame)
+    model = LogisticRegression().fit(frame[["x"]], frame["label"])
+    skops.io.dump(model, path.parent / "model.skops")
+    text = path.read_text().replace("candidate: {predictions: cand_pred, scores: cand_score}",
+                                    "candidate: model.skops")
+    text += "  robustness:\n    perturbations:\n      missing: {rate: 0.1}\n    metrics:\n      flip_rate: {max: 0.05}\n"
+    path.write_text(text)
+    res = cli("run", "-c", str(path), "--no-register", cwd=path.parent)
+    assert res.returncode == 1, res.stdout + res.stderr
+    out = path.parent / "model-gates-report"
+    report = json.loads((out / "report.json").read_text())
+    errors = [c for c in report["checks"] if c["gate"] == "robustness" and c["status"] == "error"]
+    assert errors and "impute" in errors[0]["message"]
+    if __import__("gates.reporters", fromlist=["x"]).html_available():
+        assert errors[0]["id"] in (out / "report.html").read_text()
