@@ -6,6 +6,7 @@ the verdict is final when it arrives.
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor, run_entry
 from gates.policy import Policy, RegistrySpec
 from gates.registry import open_backend
-from gates.registry.base import Evidence, RegistryBackend
+from gates.registry.base import Evidence, RegistryBackend, is_version_ref
 from gates.runner import RunResult
 
 REASON_NO_REGISTER = "--no-register was given"
@@ -22,6 +23,9 @@ REASON_SHADOW = "mode: shadow never registers"
 REASON_DISABLED = "registry.on_pass.register is false"
 REASON_FAILED = "the verdict is fail"
 REASON_COLUMNS = "the candidate is given as prediction columns, so there is no model file to register"
+MSG_NO_SUCH_VERSION = "model.baseline: registry:{ref}: model '{name}' has no version {ref} ({have})"
+MSG_ALIAS_TYPO = ("model.baseline: registry:{ref}: model '{name}' has no alias '{ref}' (did you mean "
+                  "'{alias}'? aliases: {aliases})")
 
 
 def open_registry(spec: RegistrySpec) -> RegistryBackend:
@@ -45,12 +49,33 @@ def baseline_resolver(policy: Policy) -> BaselineResolver | None:
         backend = opened[0]
         found = backend.resolve(policy.model.name, ref)
         if found is None:
+            _check_unset_baseline(backend, policy, ref)
             return None
         path = backend.fetch(policy.model.name, found.version)
         return ResolvedModel(path=path, format=found.format, uri=f"registry:{ref} (v{found.version})",
                              sha256=found.model_sha256, version=found.version)
 
     return resolve
+
+
+def _check_unset_baseline(backend: RegistryBackend, policy: Policy, ref: str) -> None:
+    """Tell a baseline that is not set yet (first model: checks skip) from one that cannot exist.
+
+    A version number the model never had, or an alias close to one the model does have
+    (``prod`` for ``production``), is a mistake in gates.yaml: comparing against nothing would
+    let any candidate through, so it is an error naming the line.
+    """
+    versions = (backend.list_versions(policy.model.name)
+                if policy.model.name in backend.list_models() else [])
+    where = policy.where("model", "baseline")
+    if is_version_ref(ref):
+        have = f"versions 1-{max(v.version for v in versions)}" if versions else "no versions yet"
+        raise UserError(MSG_NO_SUCH_VERSION.format(ref=ref, name=policy.model.name, have=have), location=where)
+    aliases = sorted({a for v in versions for a in v.aliases})
+    close = difflib.get_close_matches(ref, aliases, n=1, cutoff=0.5)
+    if close:
+        raise UserError(MSG_ALIAS_TYPO.format(ref=ref, name=policy.model.name, alias=close[0],
+                                              aliases=", ".join(aliases)), location=where)
 
 
 def why_not_register(policy: Policy, result: RunResult, *, register: bool) -> str | None:

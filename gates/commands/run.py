@@ -21,6 +21,8 @@ from gates.reporters.terminal import render_terminal
 from gates.runner import RunOptions, RunResult, run_policy
 
 MSG_WAIVE_NEEDS_REASON = "--waive needs --reason saying why the check may fail"
+MSG_NO_BASELINE = ("no baseline: {uri} is not set for {name} yet, so baseline-relative checks are skipped "
+                   "(--require-baseline makes them fail instead)")
 
 
 @click.command()
@@ -59,6 +61,8 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     written = write_all(report, out)
     if publisher is not None:
         warnings += publisher.publish(report, out)
+    if not result.context.has_baseline and policy.model.baseline.kind == "registry":
+        warnings.append(MSG_NO_BASELINE.format(uri=policy.model.baseline.uri, name=policy.model.name))
     _print(report, written, warnings, quiet)
     if registry_error is not None:
         raise registry_error
@@ -90,7 +94,8 @@ def _progress(gate: str, index: int, total: int) -> None:
 def _print(report: Mapping[str, Any], written: list[Path], warnings: list[str], quiet: bool) -> None:
     for w in warnings:
         click.echo(f"model-gates: warning: {w}", err=True)
-    text = render_terminal(report, colour=sys.stdout.isatty())
+    tty = sys.stdout.isatty()
+    text = render_terminal(report, colour=tty, width=None if tty else 400)  # CI logs: never cut check ids
     if quiet:
         text = text.rstrip("\n").splitlines()[-1] + "\n"
     click.echo(text, nl=False)

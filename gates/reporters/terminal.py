@@ -28,7 +28,7 @@ def render_terminal(report: Mapping[str, Any], *, colour: bool = False, width: i
         cid = c["id"] if len(c["id"]) <= id_w else c["id"][: id_w - 1] + "…"
         lines.append(f"{cell} {cid:<{id_w}} {num(c.get('observed')):>9} {num(c.get('baseline')):>9}  "
                      f"{interval(c.get('ci')):<22} {threshold(c.get('threshold', {}))}")
-        if c["status"] in ("fail", "inconclusive", "error", "warn"):
+        if c["status"] in ("fail", "inconclusive", "error", "warn", "skipped"):
             lines.append(f"{'':13}   ↳ {c['message']}")
     verdict = report["verdict"].upper()
     if colour:

@@ -14,7 +14,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
 from gates.config import load_policy
-from gates.errors import EnvironmentProblem
+from gates.errors import EnvironmentProblem, UserError
 from gates.policy import ModelSource
 from gates.registrar import (
     REASON_COLUMNS,
@@ -191,5 +191,26 @@ def test_the_registry_section_picks_the_backend(project):
     policy = project()
     by_version = dataclasses.replace(policy.model, baseline=ModelSource("registry", ref="2"))
     other = dataclasses.replace(policy, model=by_version)
-    assert baseline_resolver(other)("2") is None
+    with pytest.raises(UserError, match="has no version 2 \\(no versions yet\\)"):
+        baseline_resolver(other)("2")  # a pinned version that does not exist is never "no baseline"
     assert open_registry(policy.registry).kind == "local"
+
+
+@pytest.mark.parametrize("ref, needle", [
+    ("prod", "model.baseline: registry:prod: model 'churn' has no alias 'prod' (did you mean 'production'?"),
+    ("7", "model.baseline: registry:7: model 'churn' has no version 7 (versions 1-1)"),
+])
+def test_a_baseline_that_cannot_exist_is_a_config_error(project, ref, needle):
+    """Comparing against nothing would let a worse candidate through: a typo'd baseline is an error."""
+    gate(project())
+    open_registry(project().registry).set_alias("churn", "production", 1, by="bob")
+    policy = project(candidate="b.skops", baseline=f"registry:{ref}")
+    with pytest.raises(UserError) as info:
+        baseline_resolver(policy)(ref)
+    assert needle in str(info.value) and str(info.value).startswith("gates.yaml:2:")
+
+
+def test_an_unset_alias_on_a_model_with_versions_is_no_baseline(project):
+    gate(project())
+    policy = project(candidate="b.skops", baseline="registry:production")
+    assert baseline_resolver(policy)("production") is None
