@@ -17,6 +17,7 @@ import pytest
 SESSION_PLUGIN = "model-gates-session"
 DEFAULT_CONFIG = "gates.yaml"
 DEFAULT_REPORT_DIR = "model-gates-report"
+MSG_NO_DEFAULT_CONFIG = "{here}: config file not found (nor {root}); pass --model-gates-config FILE"
 #: the fixtures exist in every run, so a test using one skips (not errors) without --model-gates
 pytest_plugins = ["pytest_model_gates.fixtures"]
 MARKER = (
@@ -39,7 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model-gates", action="store_true", default=None, dest="model_gates",
                     help="Run the model-gates policy: one test item per check (ini: model_gates).")
     group.addoption("--model-gates-config", dest="model_gates_config", metavar="FILE", default=None,
-                    help=f"The policy file (default: {DEFAULT_CONFIG} in the rootdir; ini: model_gates_config).")
+                    help=f"The policy file (default: {DEFAULT_CONFIG} in the folder pytest runs from, else in the "
+                         "rootdir; ini: model_gates_config).")
     group.addoption("--model-gates-report-dir", dest="model_gates_report_dir", metavar="DIR", default=None,
                     help=f"Where report.json, report.xml and report.md are written (default: {DEFAULT_REPORT_DIR}; "
                          "ini: model_gates_report_dir).")
@@ -69,19 +71,36 @@ def read_settings(config: pytest.Config) -> Settings | None:
     """Return the plugin's settings, or None when the gate is not switched on.
 
     Paths given on the command line are relative to where pytest was invoked; paths from the ini
-    file are relative to the ini file's folder; the defaults are relative to the rootdir.
+    file are relative to the ini file's folder. The report folder defaults to the invocation folder;
+    the policy file to :func:`default_config`.
     """
     if not (config.getoption("model_gates") or config.getini("model_gates")):
         return None
     return Settings(
-        config=_path(config, "model_gates_config", DEFAULT_CONFIG, default_base=config.rootpath),
-        report_dir=_path(config, "model_gates_report_dir", DEFAULT_REPORT_DIR,
-                         default_base=config.invocation_params.dir),
+        config=_path(config, "model_gates_config") or default_config(config),
+        report_dir=(_path(config, "model_gates_report_dir")
+                    or (config.invocation_params.dir / DEFAULT_REPORT_DIR).resolve()),
         register=bool(config.getoption("model_gates_register") or config.getini("model_gates_register")),
     )
 
 
-def _path(config: pytest.Config, name: str, default: str, *, default_base: Path) -> Path:
+def default_config(config: pytest.Config) -> Path:
+    """Return ``gates.yaml`` in the folder pytest was started from if there is one, else the rootdir's.
+
+    The invocation folder comes first because a project (``model-gates quickstart``) may live in a
+    subfolder of a checkout whose ini file makes the checkout the rootdir.
+    """
+    here = (config.invocation_params.dir / DEFAULT_CONFIG).resolve()
+    root = (config.rootpath / DEFAULT_CONFIG).resolve()
+    if here.is_file() or here == root:
+        return here
+    if root.is_file():
+        return root
+    raise pytest.UsageError(MSG_NO_DEFAULT_CONFIG.format(here=here, root=root))
+
+
+def _path(config: pytest.Config, name: str) -> Path | None:
+    """Return the path option ``name`` from the command line or the ini file, or None when unset."""
     given: str | None = config.getoption(name)
     if given:
         return (config.invocation_params.dir / given).resolve()
@@ -89,4 +108,4 @@ def _path(config: pytest.Config, name: str, default: str, *, default_base: Path)
     if from_ini:
         base = config.inipath.parent if config.inipath is not None else config.rootpath
         return (base / from_ini).resolve()
-    return (default_base / default).resolve()
+    return None

@@ -15,7 +15,9 @@ NEXT_STEPS = (
     ("model-gates promote {name} {version} --alias production", "make the candidate production"),
     ("model-gates rollback {name}", "then move production back to the version it replaced"),
     ("model-gates run", "gate again: same bytes, so \"already registered\""),
-    ("pytest --model-gates", "every check as a pytest test (-k fairness works)"),
+    ("pip install pytest && pytest --model-gates", "every check as a pytest test (-k fairness works)"),
+    ("model-gates calibrate", "how often this policy would block an equally good candidate; "
+                              "see README: Choosing thresholds"),
     ("model-gates report model-gates-report/report.json --format md", "the Markdown a PR/MR comment shows"),
     ("model-gates init --dir ci --ci github", "a GitHub workflow to copy (--ci gitlab for GitLab CI)"),
 )

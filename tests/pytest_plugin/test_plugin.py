@@ -1,9 +1,11 @@
 """The entry-point module: options, ini settings, and being inert without --model-gates."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytest_model_gates.fixtures import MSG_NOT_ENABLED
-from pytest_model_gates.plugin import DEFAULT_REPORT_DIR
+from pytest_model_gates.plugin import DEFAULT_REPORT_DIR, MSG_NO_DEFAULT_CONFIG
 
 from tests.pytest_plugin.conftest import read_report, statuses
 
@@ -11,6 +13,21 @@ PLAIN_TEST = """
 def test_plain():
     assert 1 + 1 == 2
 """
+
+#: a checkout's pyproject.toml with pytest settings: it makes the checkout the rootdir
+CHECKOUT_PYPROJECT = """
+    [tool.pytest.ini_options]
+    addopts = "-p no:cacheprovider"
+"""
+
+
+def move_into(pytester: pytest.Pytester, folder: str) -> Path:
+    """Move the project's gates.yaml and eval.csv into a subfolder of the checkout; return the subfolder."""
+    sub = pytester.path / folder
+    sub.mkdir()
+    for name in ("gates.yaml", "eval.csv"):
+        (pytester.path / name).rename(sub / name)
+    return sub
 
 
 def test_without_the_flag_nothing_is_collected_imported_or_written(pytester, gate_project):
@@ -95,3 +112,66 @@ def test_a_missing_policy_file_is_a_usage_error(pytester):
     result = pytester.runpytest("--model-gates", "--model-gates-config", "nowhere.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: *nowhere.yaml*not found*"])
+
+
+def test_run_from_a_subfolder_the_gates_yaml_there_wins_over_the_rootdirs(pytester, gate_project, monkeypatch):
+    gate_project("accuracy: {min: 0.5}")
+    demo = move_into(pytester, "demo")
+    gate_project("accuracy: {min: 0.5, max_drop: 0.05}")  # the checkout's own policy, two checks
+    pytester.makepyprojecttoml(CHECKOUT_PYPROJECT)
+    monkeypatch.chdir(demo)
+    result = pytester.runpytest("--model-gates")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["model-gates: policy demo/gates.yaml sha256 *", f"rootdir: {pytester.path}"])
+    assert set(statuses(read_report(demo / DEFAULT_REPORT_DIR))) == {"regression.accuracy.min"}
+    assert not (pytester.path / DEFAULT_REPORT_DIR).exists()
+
+
+def test_run_from_a_subfolder_without_gates_yaml_the_rootdirs_is_used(pytester, gate_project, monkeypatch):
+    gate_project()
+    pytester.makepyprojecttoml(CHECKOUT_PYPROJECT)
+    (pytester.path / "sub").mkdir()
+    monkeypatch.chdir(pytester.path / "sub")
+    result = pytester.runpytest("--model-gates")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["model-gates: policy gates.yaml sha256 *"])
+    assert (pytester.path / "sub" / DEFAULT_REPORT_DIR / "report.json").is_file()
+
+
+def test_no_gates_yaml_here_or_in_the_rootdir_names_both_paths(pytester, monkeypatch):
+    pytester.makepyprojecttoml(CHECKOUT_PYPROJECT)
+    (pytester.path / "sub").mkdir()
+    monkeypatch.chdir(pytester.path / "sub")
+    result = pytester.runpytest("--model-gates")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    here, root = pytester.path / "sub" / "gates.yaml", pytester.path / "gates.yaml"
+    assert MSG_NO_DEFAULT_CONFIG.format(here=here, root=root) in result.stderr.str()
+
+
+def test_a_relative_config_option_is_relative_to_where_pytest_runs(pytester, gate_project, monkeypatch):
+    gate_project("accuracy: {min: 0.5}")
+    demo = move_into(pytester, "demo")
+    (demo / "gates.yaml").rename(demo / "policy.yaml")
+    pytester.makepyprojecttoml(CHECKOUT_PYPROJECT)
+    monkeypatch.chdir(demo)
+    result = pytester.runpytest("--model-gates", "--model-gates-config", "policy.yaml")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["model-gates: policy demo/policy.yaml sha256 *"])
+
+
+def test_the_ini_config_stays_relative_to_the_ini_file_when_run_from_a_subfolder(pytester, gate_project,
+                                                                                  monkeypatch):
+    gate_project("accuracy: {min: 0.5}")
+    move_into(pytester, "ml")
+    gate_project("accuracy: {min: 0.5, max_drop: 0.05}")
+    (pytester.path / "gates.yaml").rename(pytester.path / "sub.yaml")  # only the ini's path may be used
+    pytester.makepyprojecttoml("""
+        [tool.pytest.ini_options]
+        model_gates_config = "ml/gates.yaml"
+    """)
+    (pytester.path / "sub").mkdir()
+    (pytester.path / "sub" / "gates.yaml").write_text("not: a policy\n")
+    monkeypatch.chdir(pytester.path / "sub")
+    result = pytester.runpytest("--model-gates")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["model-gates: policy ml/gates.yaml sha256 *"])
