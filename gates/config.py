@@ -60,6 +60,7 @@ MSG_BAD_DATE = "expected a date YYYY-MM-DD, got {got!r}"
 MSG_SENSITIVE_TARGET = "the target column '{col}' cannot also be a model feature"
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+CLI_SOURCE = "command line"
 MODEL_SUFFIXES = (".skops", *PICKLE_SUFFIXES)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TYPE_NAMES = {
@@ -433,4 +434,4 @@ def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
 
 def cli_waiver(check: str, reason: str) -> Waiver:
     """Return a waiver given on the command line (``--waive CHECK --reason ...``)."""
-    return Waiver(check=check, reason=reason, by=_who(), expires=None, source="command line")
+    return Waiver(check=check, reason=reason, by=_who(), expires=None, source=CLI_SOURCE)

@@ -118,14 +118,14 @@ def apply_waivers(results: Sequence[CheckResult], waivers: Sequence[Waiver]
         if w is None:
             out.append(r)
             continue
+        if r.status not in WAIVABLE:  # nothing to waive: the waiver stays unused, the check untouched
+            out.append(r)
+            continue
         used.add(r.id)
         record = {"reason": w.reason, "by": w.by, "source": w.source,
                   "expires": w.expires.isoformat() if w.expires else None,
                   "original_status": r.status.value}
-        if r.status in WAIVABLE:
-            out.append(dataclasses.replace(r, status=Status.WAIVED, waiver=record))
-        else:
-            out.append(dataclasses.replace(r, waiver=record))
+        out.append(dataclasses.replace(r, status=Status.WAIVED, waiver=record))
     return out, [w for w in waivers if w.check not in used]
 
 

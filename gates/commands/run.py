@@ -1,6 +1,7 @@
 """``model-gates run``: gate a candidate, write reports, publish, register on pass."""
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ import click
 
 from gates.cli import EXIT_FAIL, EXIT_PASS
 from gates.commands import config_option
-from gates.config import cli_waiver, load_policy
+from gates.config import CLI_SOURCE, cli_waiver, load_policy
 from gates.errors import GateError, UserError
 from gates.policy import Policy
 from gates.publishers import CI_CHOICES, select_publisher
@@ -21,6 +22,7 @@ from gates.reporters.terminal import render_terminal
 from gates.runner import RunOptions, RunResult, run_policy
 
 MSG_WAIVE_NEEDS_REASON = "--waive needs --reason saying why the check may fail"
+MSG_WAIVE_UNKNOWN = "--waive {check}: no check has this id{hint}"
 MSG_NO_BASELINE = ("no baseline: {uri} is not set for {name} yet, so baseline-relative checks are skipped "
                    "(--require-baseline makes them fail instead)")
 
@@ -50,6 +52,7 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     warnings = publisher.started(policy.model.name) if publisher else []
     result = run_policy(policy, resolve_baseline=_resolver(policy), options=options,
                         progress=_progress if _interactive() else None)
+    _check_cli_waivers(result)
     report = build_report(result, ci=publisher.ci_info() if publisher else None)
     registry_error: GateError | None = None
     try:
@@ -67,6 +70,16 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     if registry_error is not None:
         raise registry_error
     raise click.exceptions.Exit(EXIT_PASS if result.verdict.passed or policy.is_shadow else EXIT_FAIL)
+
+
+def _check_cli_waivers(result: RunResult) -> None:
+    """A --waive that names no check is a typo: stop before anything is written or registered."""
+    ids = sorted(c.id for c in result.verdict.checks)
+    for w in result.unused_waivers:
+        if w.source == CLI_SOURCE and w.check not in ids:
+            close = difflib.get_close_matches(w.check, ids, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(MSG_WAIVE_UNKNOWN.format(check=w.check, hint=hint))
 
 
 def _resolver(policy: Policy) -> Any:

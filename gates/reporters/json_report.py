@@ -30,6 +30,7 @@ def build_report(result: RunResult, *, ci: Mapping[str, Any] | None = None,
     Everything except the ``run`` block is a function of the inputs and the seed.
     """
     ctx, policy = result.context, result.policy
+    check_ids = {c.id for c in result.verdict.checks}
     candidate = ctx.model_info("candidate")
     baseline = ctx.model_info("baseline")
     return {
@@ -58,7 +59,7 @@ def build_report(result: RunResult, *, ci: Mapping[str, Any] | None = None,
         "waivers": [
             {"check": w.check, "reason": w.reason, "by": w.by, "source": w.source,
              "expires": w.expires.isoformat() if w.expires else None,
-             "used": w not in result.unused_waivers}
+             "used": w not in result.unused_waivers, "matched": w.check in check_ids}
             for w in result.waivers
         ],
         "registration": dict(registration) if registration else {"registered": False},

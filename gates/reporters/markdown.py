@@ -115,7 +115,8 @@ def _footer(report: Mapping[str, Any]) -> str:
     if waivers:
         lines.append("\n**Waivers**")
         for w in waivers:
-            used = "" if w.get("used", True) else " _(matched no check)_"
+            used = ("" if w.get("used", True) else
+                    " _(not needed: the check did not fail)_" if w.get("matched") else " _(matched no check)_")
             lines.append(f"- `{w['check']}`: {_escape(w['reason'])} — {w.get('by')}{used}")
     run = report.get("run", {})
     ci = run.get("ci", {}) or {}

@@ -167,3 +167,26 @@ def test_model_that_rejects_nan_gives_an_error_check_and_every_report(write_poli
     assert errors and "impute" in errors[0]["message"]
     if __import__("gates.reporters", fromlist=["x"]).html_available():
         assert errors[0]["id"] in (out / "report.html").read_text()
+
+
+def test_waiving_an_unknown_check_is_a_usage_error_and_writes_nothing(write_policy):
+    path = write_policy("accuracy: {min: 0.99}")
+    res = cli("run", "-c", str(path), "--no-register", "--waive", "regression.accuracy.mni",
+              "--reason", "typo", cwd=path.parent)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == ("model-gates: error: --waive regression.accuracy.mni: no check has this id "
+                                  "(did you mean 'regression.accuracy.min'?)")
+    assert not (path.parent / "model-gates-report").exists()
+
+
+def test_a_waiver_on_a_passing_check_changes_nothing_and_says_so(write_policy):
+    path = write_policy("accuracy: {min: 0.5, max_drop: 0.5}")
+    res = cli("run", "-c", str(path), "--no-register", "--waive", "regression.accuracy.min",
+              "--reason", "not failing", cwd=path.parent)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = path.parent / "model-gates-report"
+    report = json.loads((out / "report.json").read_text())
+    check = next(c for c in report["checks"] if c["id"] == "regression.accuracy.min")
+    assert check["status"] == "pass" and "waiver" not in check
+    assert report["waivers"][0]["used"] is False and report["waivers"][0]["matched"] is True
+    assert "not needed: the check did not fail" in (out / "report.md").read_text()
