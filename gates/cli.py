@@ -47,8 +47,10 @@ def _load_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     _load_commands()
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
+    if debug:  # accepted anywhere on the line, as the error messages suggest ("re-run with --debug")
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
         code = cli.main(args=args, prog_name="model-gates", standalone_mode=False)
     except click.exceptions.Exit as exc:

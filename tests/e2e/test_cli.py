@@ -190,3 +190,13 @@ def test_a_waiver_on_a_passing_check_changes_nothing_and_says_so(write_policy):
     assert check["status"] == "pass" and "waiver" not in check
     assert report["waivers"][0]["used"] is False and report["waivers"][0]["matched"] is True
     assert "not needed: the check did not fail" in (out / "report.md").read_text()
+
+
+def test_debug_is_accepted_after_the_subcommand_and_shows_the_traceback(write_policy):
+    path = write_policy()
+    (path.parent / "eval.csv").write_text("label\n")  # an eval file with no rows
+    quiet = cli("run", "-c", str(path), "--no-register", cwd=path.parent)
+    loud = cli("run", "-c", str(path), "--no-register", "--debug", cwd=path.parent)
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
+    assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip()
