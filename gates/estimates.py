@@ -74,10 +74,21 @@ def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
 
     Probabilities are quantised to 2**-16, far below the Monte Carlo error of any interval.
     """
+    for codes in poisson_codes(n, n_boot, rng, budget):
+        yield _POISSON[codes]
+
+
+def poisson_codes(n: int, n_boot: int, rng: np.random.Generator,
+                  budget: int = ROW_BUDGET) -> Iterator[np.ndarray]:
+    """Yield the uniform 16-bit codes :func:`poisson_weights` turns into weights (``_POISSON[codes]``).
+
+    A caller that needs the weights of a subset of rows gathers these 2-byte codes and looks up only
+    those, instead of gathering 4-byte weights of every row.
+    """
     chunk = max(1, min(n_boot, budget // max(n, 1)))
     for start in range(0, n_boot, chunk):
         c = min(chunk, n_boot - start)
-        yield _POISSON[rng.integers(0, len(_POISSON), size=(c, n), dtype=np.uint16)]
+        yield rng.integers(0, len(_POISSON), size=(c, n), dtype=np.uint16)
 
 
 # --------------------------------------------------------------------------- slicing
@@ -395,10 +406,12 @@ def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
     centre[0] = 0.0  # the ones column counts rows; centring the others keeps float32 sums exact enough
     centred = (values - centre).astype(np.float32)
     point_means = np.stack([values[rows].mean(axis=0) for rows in slicing.rows])
+    parts = [(rows, centred[rows]) for rows in slicing.rows]
     chunks = []
-    for w in poisson_weights(len(y), n_boot, rng):
-        sums = np.stack([w @ centred if slicing.n_slices == 1 else w[:, rows] @ centred[rows]
-                         for rows in slicing.rows], axis=1).astype(np.float64)
+    for codes in poisson_codes(len(y), n_boot, rng):
+        sums = np.stack([_POISSON[codes] @ centred if slicing.n_slices == 1
+                         else _POISSON[np.take(codes, rows, axis=1)] @ part
+                         for rows, part in parts], axis=1).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             chunks.append(centre + sums / sums[..., :1])
     means = np.concatenate(chunks)
