@@ -14,9 +14,9 @@ testing, decision and ``on_inconclusive``, through :func:`gates.checks.regressio
 * **worse by 1x / 2x the margin**: the same draws with one check at a time shifted by -1 and -2
   times its margin (the others as good), so each check's power is its own.
 
-Fairness ``no_worse_than_baseline`` checks (and the fairness family's other interval checks, which
-share its multiple-testing levels) are drawn from a normal model with the standard error of the
-interval the fairness gate reports (its paired group bootstrap), independently of one another: a
+Fairness ``no_worse_than_baseline`` checks (the fairness gate's whole interval family; its
+``min``/``max`` are decided on the point estimate) are drawn from a normal model with the standard
+error of the interval the fairness gate reports (its paired group bootstrap), independently of one another: a
 disparity is a max/min over groups with no cheap exact null, and treating checks as independent
 makes the family-wise rate an upper bound.
 
@@ -464,21 +464,14 @@ def fairness_family(ctx: EvalContext, spec: Mapping[str, Any], simulations: int
     settings = regression.Settings.of({k: v for k, v in spec.items() if k in regression.DEFAULTS})
     members, skipped = [], []
     for r in results:
-        relative = "no_worse_than_baseline" in r.threshold
+        if "no_worse_than_baseline" not in r.threshold:
+            continue  # min/max: decided on the point estimate, outside the family's levels
         if r.ci is None or r.adjusted_confidence is None or r.half_width is None:
-            if relative:
-                skipped.append((r.id, REASON_NOT_INTERVAL.format(message=r.message)))
+            skipped.append((r.id, REASON_NOT_INTERVAL.format(message=r.message)))
             continue
         z = NormalDist().inv_cdf(1 - (1 - r.adjusted_confidence) / 2)
-        se = r.half_width / z
-        if relative:
-            margin, centre = float(r.threshold.get("margin", 0.0)), 0.0
-        else:
-            bound = float(r.threshold.get("max", r.threshold.get("min", 0.0)))
-            centre = bound - float(r.observed or 0.0) if "max" in r.threshold else float(r.observed or 0.0) - bound
-            margin = 0.0
-        members.append(Member(r.id, "fairness", r.blocking, r.threshold, margin, ctx.n_rows, r.half_width,
-                              r.adjusted_confidence, se, METHOD_NORMAL, relative, centre))
+        members.append(Member(r.id, "fairness", r.blocking, r.threshold, float(r.threshold.get("margin", 0.0)),
+                              ctx.n_rows, r.half_width, r.adjusted_confidence, r.half_width / z, METHOD_NORMAL))
     if not members:
         return None, skipped
     rng = ctx.rng("calibrate", "fairness")

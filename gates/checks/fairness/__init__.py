@@ -11,6 +11,10 @@ testing over the gate's interval checks.
 Small groups are honest: a group below ``min_group_size`` (or a rate whose denominator, such as
 the group's positives for ``tpr``, is below ``min_positives``) is listed in ``details.groups``
 with the reason and left out of the disparity; an undefined rate is ``null``, never 0.
+
+A grouping column that is not in the eval data is a config error (:class:`~gates.errors.UserError`
+pointing at the ``groups`` entry, or at ``data.sensitive`` for the default groupings), like a
+missing ``data.target``: no check can be about a grouping that does not exist.
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ from gates.checks.fairness._config import (
     validate,
 )
 from gates.checks.fairness._decide import (
+    MSG_BOUND_FAIL,
+    MSG_BOUND_PASS,
     MSG_NO_BASELINE,
     MSG_NO_BASELINE_REQUIRED,
     Pending,
@@ -65,6 +71,7 @@ from gates.checks.fairness._measure import (
     views,
 )
 from gates.checks.fairness._stats import EvalData, GroupStats, eval_data, needs_scores
+from gates.errors import UserError
 from gates.groups import group_index
 from gates.metrics import REGRESSION
 from gates.results import CheckResult, Outcome
@@ -80,6 +87,9 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     ``rng_for(*names)`` returns a seeded generator per name (``EvalContext.rng``); each grouping
     and statistic draws from its own, so results do not depend on which other checks exist.
     """
+    found = missing_grouping(frame, spec, sensitive)
+    if found is not None:
+        raise UserError(f"{_dotted(found[0])}: {found[1]}")
     settings = settings_of(spec)
     metrics = metric_specs(spec, data.task)
     pending: list[Pending] = []
@@ -87,10 +97,6 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     unscored = {m.name: text for m in metrics if (text := _missing_scores(m, data))}
     for columns in groupings(spec, sensitive):
         scope = scope_of(columns)
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            pending += _error_checks(metrics, scope, _missing_column(missing[0], frame), "missing_column", settings)
-            continue
         index = group_index(frame, columns, factorized)
         stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope))
         for metric in metrics:
@@ -102,6 +108,26 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
                 pending += pending_checks(measured, settings, has_baseline=data.baseline is not None,
                                           require_baseline=require_baseline)
     return decide(pending, settings)
+
+
+def missing_grouping(frame: pd.DataFrame, spec: Spec, sensitive: Sequence[str] = ()
+                     ) -> tuple[tuple[str | int, ...], str] | None:
+    """Return (policy keypath, message) of the first grouping column not in ``frame``, else None.
+
+    The keypath is the ``gates.fairness.groups`` entry naming it, or ``data.sensitive`` when the
+    groupings default to the sensitive columns.
+    """
+    for i, columns in enumerate(groupings(spec, sensitive)):
+        for col in columns:
+            if col not in frame.columns:
+                keypath = ("gates", GATE_NAME, "groups", i) if spec.get("groups") else ("data", "sensitive")
+                return keypath, _missing_column(col, frame)
+    return None
+
+
+def _dotted(keypath: Sequence[str | int]) -> str:
+    """Return ``gates.fairness.groups[0]`` for ``("gates", "fairness", "groups", 0)``."""
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keypath).lstrip(".")
 
 
 def _missing_column(col: str, frame: pd.DataFrame) -> str:
@@ -130,8 +156,15 @@ def _error_checks(metrics: Sequence[MetricSpec], scope: str, text: str, reason: 
 
 
 def run(ctx: Any, spec: Spec) -> list[CheckResult]:
-    """Run the fairness gate on an :class:`~gates.context.EvalContext`."""
+    """Run the fairness gate on an :class:`~gates.context.EvalContext`.
+
+    Raises :class:`~gates.errors.UserError` (exit 2) when a grouping column is not in the eval data.
+    """
     policy = ctx.policy
+    found = missing_grouping(ctx.frame, spec, policy.data.sensitive)
+    if found is not None:
+        keypath, text = found
+        raise UserError(f"{_dotted(keypath)}: {text}", location=policy.where(*keypath))
     candidate = ctx.predictions("candidate")
     baseline = ctx.predictions("baseline")
     task = policy.model.task
@@ -146,9 +179,11 @@ GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validat
 
 
 __all__ = [
-    "DEFAULTS", "DEFAULT_MARGIN", "GATE", "GATE_NAME", "MSG_AGG", "MSG_AVERAGE_PER_CLASS", "MSG_AVERAGE_TASK",
+    "DEFAULTS", "DEFAULT_MARGIN", "GATE", "GATE_NAME", "MSG_AGG", "MSG_AVERAGE_PER_CLASS", "MSG_AVERAGE_TASK", "MSG_BOUND_FAIL",
+    "MSG_BOUND_PASS",
     "MSG_MACRO_SELECTION", "MSG_MARGIN_ALONE", "MSG_MISSING_COLUMN", "MSG_NO_BASELINE", "MSG_NO_BASELINE_REQUIRED",
     "MSG_NO_GROUPS", "MSG_NO_SCORES", "MSG_NO_THRESHOLD", "MSG_TOO_FEW_GROUPS", "MSG_UNKNOWN_METRIC", "MSG_WHY_FEW", "NAMED",
     "REASON_SIZE", "REASON_SUPPORT", "REASON_SUPPORT_MACRO", "REASON_UNDEFINED", "REASON_UNDEFINED_MACRO",
-    "EvalData", "MetricSpec", "Settings", "assess", "declares_blocking", "eval_data", "run", "validate",
+    "EvalData", "MetricSpec", "Settings", "assess", "declares_blocking", "eval_data", "missing_grouping", "run",
+    "validate",
 ]

@@ -1,4 +1,10 @@
-"""From measured disparities to checks: estimates, the family's decisions, results and messages."""
+"""From measured disparities to checks: estimates, the family's decisions, results and messages.
+
+``min``/``max`` bound the candidate's point estimate (DESIGN section 5, as the regression gate's
+``min``/``max``); their ``ci`` is the disparity's interval at the nominal level, reported only.
+The ``no_worse_than_baseline`` checks are the interval family: decided by ``point`` or
+``non_inferiority`` on the paired interval of candidate - baseline, with ``multiple_testing``.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +19,7 @@ from gates.decisions import (
     Correction,
     Rule,
     adjusted_levels,
+    decide_bounds,
     decide_margin,
     holm_gate,
     holm_order,
@@ -24,12 +31,9 @@ from gates.results import CheckResult, Outcome
 MSG_NO_BASELINE = "skipped: no baseline to compare with (first model, or the registry alias is unset)"
 MSG_NO_BASELINE_REQUIRED = "no baseline to compare with, and a baseline is required (--require-baseline)"
 MSG_NO_INTERVAL = "{what} = {value}: the bootstrap interval is undefined (no replicate had enough eligible groups)"
-MSG_BOUND_PASS = "{what} = {value} meets {bound} {limit}{ci}"
-MSG_BOUND_FAIL = "{what} = {value} breaks {bound} {limit}{ci}"
-MSG_BOUND_INCONCLUSIVE = (
-    "{what} = {value}: its {conf} interval [{lo}, {hi}] straddles {bound} {limit}; half-width {hw}, "
-    "too wide to tell"
-)
+MSG_UNDEFINED = "{what} is undefined"
+MSG_BOUND_PASS = "{what} = {value} meets {bound} {limit} (interval [{lo}, {hi}])"
+MSG_BOUND_FAIL = "{what} = {value} breaks {bound} {limit} (interval [{lo}, {hi}])"
 MSG_NWTB_PASS = "{what} = {value} vs baseline {base}: not worse by more than the margin {margin}{ci}"
 MSG_NWTB_FAIL = "{what} = {value} vs baseline {base}: worse than the baseline by more than the margin {margin}{ci}"
 MSG_NWTB_INCONCLUSIVE = (
@@ -45,8 +49,9 @@ class Pending:
     """A check before the family's decisions: its measurement and the estimate it is decided on.
 
     ``raw`` is what the report shows an interval of (the disparity, or candidate - baseline);
-    ``oriented`` is the same estimate turned into "higher is better, must be >= -margin", the
-    shape :func:`gates.decisions.decide_margin` takes.
+    ``oriented`` is, for ``no_worse_than_baseline`` only (the interval family), the same estimate
+    turned into "higher is better, must be >= -margin", the shape
+    :func:`gates.decisions.decide_margin` takes. A ``min``/``max`` check has ``raw`` alone.
     """
 
     id: str
@@ -89,22 +94,16 @@ def pending_checks(measured: Measured, settings: Settings, *, has_baseline: bool
 
 
 def _estimated(p: Pending, measured: Measured, kind: str) -> Pending:
-    """Attach the raw and oriented estimates of one threshold kind."""
-    m = measured.metric
-    if kind == "no_worse_than_baseline":
-        assert measured.baseline is not None and measured.baseline_reps is not None
-        delta = measured.candidate - measured.baseline
-        reps = measured.candidate_reps - measured.baseline_reps
-        sign, offset, margin = (-1.0 if m.kind == "difference" else 1.0), 0.0, m.margin
-        raw = Estimate(delta, measured.method, reps)
-    else:
-        bound = m.maximum if kind == "max" else m.minimum
-        assert bound is not None
-        sign, offset, margin = (-1.0, bound, 0.0) if kind == "max" else (1.0, -bound, 0.0)
-        raw = Estimate(measured.candidate, measured.method, measured.candidate_reps)
+    """Attach the estimate of one threshold kind (and, for the interval family, its oriented form)."""
+    if kind != "no_worse_than_baseline":
+        return _replace(p, raw=Estimate(measured.candidate, measured.method, measured.candidate_reps))
+    assert measured.baseline is not None and measured.baseline_reps is not None
+    raw = Estimate(measured.candidate - measured.baseline, measured.method,
+                   measured.candidate_reps - measured.baseline_reps)
     assert raw.replicates is not None
-    oriented = Estimate(sign * raw.value + offset, raw.method, sign * raw.replicates + offset)
-    return _replace(p, raw=raw, oriented=oriented, margin=margin)
+    sign = -1.0 if measured.metric.kind == "difference" else 1.0
+    oriented = Estimate(sign * raw.value, raw.method, sign * raw.replicates)
+    return _replace(p, raw=raw, oriented=oriented, margin=measured.metric.margin)
 
 
 def _replace(p: Pending, **changes: Any) -> Pending:
@@ -112,7 +111,7 @@ def _replace(p: Pending, **changes: Any) -> Pending:
 
 
 def decide(pending: Sequence[Pending], settings: Settings) -> list[CheckResult]:
-    """Decide every check; interval levels are adjusted over the family of estimated checks."""
+    """Decide every check; interval levels are adjusted over the ``no_worse_than_baseline`` family."""
     family = [i for i, p in enumerate(pending) if p.oriented is not None]
     estimates = [pending[i].oriented for i in family]
     margins = [pending[i].margin for i in family]
@@ -129,6 +128,8 @@ def decide(pending: Sequence[Pending], settings: Settings) -> list[CheckResult]:
     for i, p in enumerate(pending):
         if i in decided:
             results.append(_result(p, *decided[i], settings))
+        elif p.raw is not None:
+            results.append(_bound_result(p, settings))
         else:
             results.append(_preset_result(p, settings))
     return results
@@ -163,6 +164,30 @@ def _result(p: Pending, outcome: Outcome, level: float, settings: Settings) -> C
         adjusted_confidence=level, details={**m.details, "decision": settings.rule.value})
 
 
+def _bound_result(p: Pending, settings: Settings) -> CheckResult:
+    """Decide a ``min``/``max`` check on the candidate's point estimate; its interval is reported only."""
+    m = p.measured
+    assert m is not None and p.raw is not None
+    limit = p.metric.maximum if p.kind == "max" else p.metric.minimum
+    outcome = decide_bounds(m.candidate, **{"maximum" if p.kind == "max" else "minimum": limit})
+    lo, hi = p.raw.interval(settings.confidence)
+    defined = math.isfinite(lo) and math.isfinite(hi)
+    if outcome is Outcome.ERROR:
+        message, reason = MSG_UNDEFINED.format(what=m.what), "undefined"
+    else:
+        template = MSG_BOUND_PASS if outcome is Outcome.PASS else MSG_BOUND_FAIL
+        message = template.format(what=m.what, value=_fmt(m.candidate), bound=p.kind, limit=_fmt(limit),
+                                  lo=_fmt(lo), hi=_fmt(hi))
+        reason = "within_threshold" if outcome is Outcome.PASS else "threshold_breached"
+    return CheckResult(
+        id=p.id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
+        blocking=p.blocking, message=message + _excluded_note(m), reason=reason,
+        observed=num(m.candidate), baseline=None if m.baseline is None else num(m.baseline),
+        threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=m.method,
+        half_width=(hi - lo) / 2 if defined else None, confidence=settings.confidence,
+        adjusted_confidence=settings.confidence, details={**m.details, "decision": Rule.POINT.value})
+
+
 def _threshold(p: Pending) -> dict[str, Any]:
     if p.kind == "no_worse_than_baseline":
         return {"no_worse_than_baseline": True, "margin": p.metric.margin}
@@ -171,6 +196,7 @@ def _threshold(p: Pending) -> dict[str, Any]:
 
 
 def _message(p: Pending, outcome: Outcome, level: float, ci: tuple[float, float], settings: Settings) -> str:
+    """Return a ``no_worse_than_baseline`` check's message."""
     m = p.measured
     assert m is not None
     lo, hi = ci
@@ -181,14 +207,9 @@ def _message(p: Pending, outcome: Outcome, level: float, ci: tuple[float, float]
     show_ci = ci_text if settings.rule is Rule.NON_INFERIORITY else ""
     fields = {"what": m.what, "value": _fmt(m.candidate), "conf": conf, "lo": _fmt(lo), "hi": _fmt(hi),
               "hw": _fmt((hi - lo) / 2), "ci": show_ci}
-    if p.kind == "no_worse_than_baseline":
-        template = {Outcome.PASS: MSG_NWTB_PASS, Outcome.FAIL: MSG_NWTB_FAIL}.get(outcome, MSG_NWTB_INCONCLUSIVE)
-        edge = p.metric.margin if p.metric.kind == "difference" else -p.metric.margin  # worse side
-        text = template.format(base=_fmt(m.baseline), margin=_fmt(p.metric.margin), edge=f"{edge:+.4g}", **fields)
-    else:
-        template = {Outcome.PASS: MSG_BOUND_PASS, Outcome.FAIL: MSG_BOUND_FAIL}.get(outcome, MSG_BOUND_INCONCLUSIVE)
-        limit = p.metric.maximum if p.kind == "max" else p.metric.minimum
-        text = template.format(bound=p.kind, limit=_fmt(limit), **fields)
+    template = {Outcome.PASS: MSG_NWTB_PASS, Outcome.FAIL: MSG_NWTB_FAIL}.get(outcome, MSG_NWTB_INCONCLUSIVE)
+    edge = p.metric.margin if p.metric.kind == "difference" else -p.metric.margin  # worse side
+    text = template.format(base=_fmt(m.baseline), margin=_fmt(p.metric.margin), edge=f"{edge:+.4g}", **fields)
     return text + _excluded_note(m)
 
 

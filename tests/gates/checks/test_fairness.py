@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -103,7 +106,8 @@ def assess_arrays(y: np.ndarray, cand: np.ndarray, base: np.ndarray | None, grou
     classes = None if task == "regression" else tuple(sorted(pd.unique(np.asarray(y)).tolist()))
     data = eval_data(task, np.asarray(y), Predictions(np.asarray(cand), None),
                      None if base is None else Predictions(np.asarray(base), None), positive_label, classes)
-    results = fx.assess(frame, data, spec, lambda *n: make_rng(seed, *n), sensitive=list(groups), **kw)
+    kw.setdefault("sensitive", list(groups))
+    results = fx.assess(frame, data, spec, lambda *n: make_rng(seed, *n), **kw)
     return {r.id: r for r in results}
 
 
@@ -440,16 +444,40 @@ def test_min_positives_excludes_rates_with_small_denominators():
     assert group_of(fpr, g="b")["excluded"] is False and fpr.status is not Status.ERROR
 
 
-def test_missing_group_column_is_an_error_check(tmp_path):
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gates", *args], cwd=cwd, check=False, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "CI": "true"})
+
+
+def test_missing_group_column_is_a_config_error_exit_2_one_line_no_report(tmp_path):
     frame = pd.DataFrame({"label": [0, 1] * 50, "cand_pred": [0, 1] * 50, "base_pred": [1, 1] * 50,
                           "sex": ["F", "M"] * 50})
     path = write_policy(tmp_path, frame, """\
         groups: [sexx]
         metrics:
           demographic_parity_difference: {max: 0.1}""")
-    r = run_gate(path)["fairness.demographic_parity_difference.max[sexx]"]
-    assert r.status is Status.ERROR and r.reason == "missing_column"
-    assert r.message == fx.MSG_MISSING_COLUMN.format(col="sexx", hint=" (did you mean 'sex'?)")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "groups: [sexx]" in text)
+    text = fx.MSG_MISSING_COLUMN.format(col="sexx", hint=" (did you mean 'sex'?)")
+    with pytest.raises(UserError) as err:
+        run_gate(path)
+    assert str(err.value) == f"gates.yaml:{line}: gates.fairness.groups[0]: {text}"
+    res = cli("run", "-c", str(path), "--no-register", cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines == [f"model-gates: error: gates.yaml:{line}: gates.fairness.groups[0]: {text}"]
+    assert not (tmp_path / "model-gates-report").exists()
+
+
+def test_missing_sensitive_column_of_default_groupings_points_at_data_sensitive():
+    frame = pd.DataFrame({"sex": ["F", "M"] * 50})
+    found = fx.missing_grouping(frame, {"metrics": {}}, ["sex", "race"])
+    assert found == (("data", "sensitive"), fx.MSG_MISSING_COLUMN.format(col="race", hint=""))
+    intersection = fx.missing_grouping(frame, {"groups": ["sex", ["sex", "rase"]]}, [])
+    assert intersection is not None and intersection[0] == ("gates", "fairness", "groups", 1)
+    y = np.array([0, 1] * 50)
+    with pytest.raises(UserError, match=r"^data\.sensitive: grouping column 'race'"):
+        assess_arrays(y, y, None, {"sex": frame["sex"]}, {"metrics": {"tpr_difference": {"max": 0.1}}},
+                      sensitive=["sex", "race"])
 
 
 # ---------------------------------------------------------------- worst first, details, determinism
@@ -570,30 +598,49 @@ def test_truly_worse_candidate_is_caught():
     assert rates["fail"] >= 0.9
 
 
-def test_max_threshold_uses_the_interval_and_point_uses_the_estimate():
+def test_min_and_max_are_decided_on_the_point_estimate_even_when_the_interval_straddles():
     y, cand, _, group = simulate(1, 600, 0.7)
-    spec = {"multiple_testing": "none", "metrics": {"tpr_difference": {"max": 0.12}}}
-    ni = assess_arrays(y, cand, None, {"g": group}, spec)["fairness.tpr_difference.max[g]"]
-    point = assess_arrays(y, cand, None, {"g": group}, {**spec, "decision": "point"})["fairness.tpr_difference.max[g]"]
-    assert ni.ci[0] < 0.12 < ni.ci[1]
-    assert ni.status is Status.INCONCLUSIVE and "straddles max 0.12" in ni.message
-    assert point.status is (Status.PASS if point.observed <= 0.12 else Status.FAIL)
-    warn = assess_arrays(y, cand, None, {"g": group}, {**spec, "on_inconclusive": "warn"})
-    assert warn["fairness.tpr_difference.max[g]"].status is Status.WARN
+    diff_id, ratio_id = "fairness.tpr_difference.max[g]", "fairness.tpr_ratio.min[g]"
+    first = assess_arrays(y, cand, None, {"g": group}, {"metrics": {"tpr_difference": {"max": 1.0},
+                                                                    "tpr_ratio": {"min": 0.0}}})
+    diff, ratio = first[diff_id], first[ratio_id]
+    # bounds inside the interval: a compliant max (point below it), a violated min (point below it)
+    max_b = diff.observed + diff.half_width / 2
+    min_b = ratio.observed + ratio.half_width / 2
+    metrics = {"tpr_difference": {"max": max_b}, "tpr_ratio": {"min": min_b}}
+    for extra in ({}, {"decision": "point"}, {"on_inconclusive": "warn"}, {"multiple_testing": "bonferroni"}):
+        res = assess_arrays(y, cand, None, {"g": group}, {"metrics": metrics, **extra})
+        passed, failed = res[diff_id], res[ratio_id]
+        assert passed.ci[0] < max_b < passed.ci[1] and failed.ci[0] < min_b < failed.ci[1]
+        assert passed.status is Status.PASS and passed.reason == "within_threshold"
+        assert failed.status is Status.FAIL and failed.reason == "threshold_breached"
+        for r, first_r in ((passed, diff), (failed, ratio)):
+            assert r.observed == first_r.observed and r.ci == first_r.ci  # nominal-level interval, reported only
+            assert r.confidence == r.adjusted_confidence == 0.95 and r.details["decision"] == "point"
+            assert r.half_width == pytest.approx((r.ci[1] - r.ci[0]) / 2)
+        assert passed.message == fx.MSG_BOUND_PASS.format(
+            what="tpr_difference over g", value=f"{diff.observed:.4g}", bound="max", limit=f"{max_b:.4g}",
+            lo=f"{diff.ci[0]:.4g}", hi=f"{diff.ci[1]:.4g}")
+        assert failed.message.startswith(f"tpr_ratio over g = {ratio.observed:.4g} breaks min {min_b:.4g} (interval [")
+    warn = assess_arrays(y, cand, None, {"g": group}, {"severity": "warn", "metrics": metrics})
+    assert warn[ratio_id].status is Status.WARN and warn[diff_id].status is Status.PASS
 
 
-def test_multiple_testing_adjusts_levels_over_the_gate():
+def test_multiple_testing_adjusts_levels_over_the_no_worse_than_baseline_checks_only():
     y, cand, base, group = simulate(2, 3000, 0.7)
     metrics = {"tpr_difference": {"max": 0.5, "no_worse_than_baseline": True, "margin": 0.2},
-               "fpr_difference": {"max": 0.5}}
-    holm = assess_arrays(y, cand, base, {"g": group}, {"metrics": metrics})
-    bonf = assess_arrays(y, cand, base, {"g": group}, {"metrics": metrics, "multiple_testing": "bonferroni"})
-    none = assess_arrays(y, cand, base, {"g": group}, {"metrics": metrics, "multiple_testing": "none"})
-    assert sorted(r.adjusted_confidence for r in holm.values()) == pytest.approx([0.95, 0.975, 1 - 0.05 / 3])
-    assert all(r.adjusted_confidence == pytest.approx(1 - 0.05 / 3) for r in bonf.values())
-    assert all(r.adjusted_confidence == 0.95 for r in none.values())
-    cid = "fairness.fpr_difference.max[g]"
-    assert bonf[cid].half_width > none[cid].half_width
+               "fpr_difference": {"max": 0.5, "no_worse_than_baseline": True, "margin": 0.2}}
+    runs = {c: assess_arrays(y, cand, base, {"g": group}, {"metrics": metrics, "multiple_testing": c})
+            for c in ("holm", "bonferroni", "none")}
+    family = {c: [r for r in res.values() if "no_worse_than_baseline" in r.threshold] for c, res in runs.items()}
+    bounds = {c: [r for r in res.values() if "max" in r.threshold] for c, res in runs.items()}
+    assert sorted(r.adjusted_confidence for r in family["holm"]) == pytest.approx([0.95, 0.975])
+    assert all(r.adjusted_confidence == pytest.approx(0.975) for r in family["bonferroni"])
+    assert all(r.adjusted_confidence == 0.95 for r in family["none"])
+    assert all(r.adjusted_confidence == r.confidence == 0.95 for rs in bounds.values() for r in rs)
+    assert [r.ci for r in bounds["bonferroni"]] == [r.ci for r in bounds["none"]]
+    cid = "fairness.fpr_difference.no_worse_than_baseline[g]"
+    assert runs["bonferroni"][cid].half_width > runs["none"][cid].half_width
 
 
 def test_no_baseline_skips_and_require_baseline_fails(tmp_path):
