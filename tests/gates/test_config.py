@@ -167,3 +167,10 @@ def test_gate_section_without_metrics_is_a_config_error(write_policy):
     path.write_text(text)
     assert error_of(path) == f"gates.yaml:{line_of(text, 'regression:')}: gates.regression: " + \
         config.MSG_MISSING_KEY.format(key="metrics")
+
+
+def test_robustness_alone_cannot_block_a_prediction_column_candidate(write_policy):
+    path = write_policy("accuracy: {min: 0.5, severity: warn}")
+    path.write_text(path.read_text() + "  robustness:\n    perturbations:\n      missing: {rate: 0.1}\n"
+                    "    metrics:\n      flip_rate: {max: 0.05}\n")
+    assert error_of(path).endswith(config.MSG_VACUOUS)
