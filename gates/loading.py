@@ -79,11 +79,12 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
 def _load_skops(path: Path, trusted_types: tuple[str, ...], where: str) -> Any:
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=path)
+    data = path.read_bytes()  # read once: the trust check and the load parse the same bytes
+    untrusted = sio.get_untrusted_types(data=data)
     unknown = [t for t in untrusted if t.split(".")[0] not in SAFE_MODULE_ROOTS and t not in trusted_types]
     if unknown:
         raise UserError(MSG_SKOPS_UNTRUSTED.format(types=", ".join(sorted(unknown))), location=where)
-    return sio.load(path, trusted=list(untrusted))
+    return sio.loads(data, trusted=list(untrusted))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -426,6 +426,8 @@ def test_prediction_column_candidate_skips_every_check(write: PolicyWriter, fram
     data = frame.assign(p=frame["label"], s=0.5)
     path = write(GAUSSIAN + "invariance: [customer_id]\ndirectional: {income: increasing}\n",
                  candidate="{predictions: p, scores: s}", data=data, features=FEATURES)
+    # robustness alone cannot block a prediction-column candidate, so such a policy is shadow-only
+    path.write_text(path.read_text().replace("seed:", "mode: shadow\nseed:"), encoding="utf-8")
     results, ctx = run_gate(path)
     assert len(results) == 11 and ctx.calls == []
     assert all(r.status is Status.SKIPPED and r.reason == "no_model" and r.message == MSG_NO_MODEL
