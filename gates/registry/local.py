@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import re
 import sqlite3
 import time
@@ -92,15 +93,35 @@ class LocalRegistry:
             if not create:
                 return None
             self._make_folders()
-        with self._db_errors():
-            conn = sqlite3.connect(self.index_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                with self._db_errors():
+                    conn = self._open()
+                break
+            except EnvironmentProblem as exc:
+                # Switching a new index to WAL takes an exclusive lock and SQLite answers "locked"
+                # at once, without its busy handler, while another process does the same: retry.
+                cause = exc.__cause__
+                if not (isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+                        and time.monotonic() < deadline):
+                    raise
+                time.sleep(0.02 + 0.05 * random.random())
+        self._conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.index_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._ensure_schema(conn)
-        self._conn = conn
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _make_folders(self) -> None:
