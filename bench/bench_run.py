@@ -283,8 +283,8 @@ def child(folder: Path, keep_frames: bool) -> dict[str, Any]:
 
 def row_mean_cost(ctx: Any, spec: Any) -> float:
     """CPU seconds of the regression gate's row-resampled intervals (log_loss: Poisson weights for
-    every replicate and row) on each of its slicings, computed again after the run to attribute them."""
-    from gates.estimates import paired_estimates, slice_by, whole
+    every replicate and row, drawn once for all its slicings), computed again after the run to attribute them."""
+    from gates.estimates import paired_estimates_many, slice_by, whole
     from gates.metrics import metric_registry
 
     registry = metric_registry()
@@ -292,10 +292,9 @@ def row_mean_cost(ctx: Any, spec: Any) -> float:
     slicings = [whole(ctx.n_rows)] + [slice_by(ctx.frame, [s] if isinstance(s, str) else list(s))
                                       for s in spec.get("slices", ())]
     start = time.process_time()
-    for slicing in slicings:
-        paired_estimates(ctx.y_true, ctx.predictions("candidate"), ctx.predictions("baseline"), metrics, slicing,
-                         n_boot=spec.get("bootstrap", 1000), rng=lambda family: ctx.rng("bench", family),
-                         positive_label=ctx.policy.model.positive_label, classes=ctx.classes)
+    paired_estimates_many(ctx.y_true, ctx.predictions("candidate"), ctx.predictions("baseline"), metrics, slicings,
+                          n_boot=spec.get("bootstrap", 1000), rngs=[lambda family: ctx.rng("bench", family)] * len(slicings),
+                          positive_label=ctx.policy.model.positive_label, classes=ctx.classes)
     return time.process_time() - start
 
 

@@ -14,7 +14,9 @@ Each metric family uses the cheapest method that is exact or standard (DESIGN se
   (``delta-method``); like DeLong, one sort and no resampling.
 * ``row_mean``: a Poisson(1) weight per row and replicate (the Poisson bootstrap, Hanley &
   MacGibbon 2006; mergeable across partitions, DESIGN section 12), applied as one matrix product
-  per chunk of replicates (``bootstrap-rows``).
+  per chunk of replicates (``bootstrap-rows``). :func:`paired_estimates_many` draws the weights
+  once for several slicings: each slice's weighted sums are sums over the cells of the slicings'
+  common refinement.
 
 No Python loop runs over replicates x rows; loops are over chunks of replicates or over slices.
 """
@@ -66,6 +68,8 @@ def _poisson_table(bits: int = 16) -> np.ndarray:
 
 
 _POISSON = _poisson_table()
+#: the same table as bytes: a lookup into 64 kB then a widening cast costs ~0.7x a float32 lookup
+_POISSON_BYTES = _POISSON.astype(np.uint8)
 
 
 def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
@@ -75,20 +79,21 @@ def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
     Probabilities are quantised to 2**-16, far below the Monte Carlo error of any interval.
     """
     for codes in poisson_codes(n, n_boot, rng, budget):
-        yield _POISSON[codes]
+        yield _weights(codes)
 
 
 def poisson_codes(n: int, n_boot: int, rng: np.random.Generator,
                   budget: int = ROW_BUDGET) -> Iterator[np.ndarray]:
-    """Yield the uniform 16-bit codes :func:`poisson_weights` turns into weights (``_POISSON[codes]``).
-
-    A caller that needs the weights of a subset of rows gathers these 2-byte codes and looks up only
-    those, instead of gathering 4-byte weights of every row.
-    """
+    """Yield the uniform 16-bit codes :func:`poisson_weights` turns into weights (``_POISSON[codes]``)."""
     chunk = max(1, min(n_boot, budget // max(n, 1)))
     for start in range(0, n_boot, chunk):
         c = min(chunk, n_boot - start)
         yield rng.integers(0, len(_POISSON), size=(c, n), dtype=np.uint16)
+
+
+def _weights(codes: np.ndarray) -> np.ndarray:
+    """Return the float32 Poisson weights of uniform codes (equal to ``_POISSON[codes]``)."""
+    return _POISSON_BYTES[codes].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- slicing
@@ -175,25 +180,45 @@ def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Prediction
     candidate only (``baseline`` and ``difference`` None). ``churn`` needs a baseline. The caller
     checks that every score metric's candidate has scores of the right shape.
     """
+    return paired_estimates_many(y, candidate, baseline, metrics, [slicing], n_boot=n_boot, rngs=[rng],
+                                 positive_label=positive_label, classes=classes)[0]
+
+
+def paired_estimates_many(y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
+                          metrics: Sequence[Metric], slicings: Sequence[Slicing], *, n_boot: int,
+                          rngs: Sequence[RngFor], positive_label: Any = None,
+                          classes: tuple[Any, ...] | None = None) -> list[dict[str, list[SliceEstimate]]]:
+    """Return :func:`paired_estimates` of every slicing, resampling the rows once for all of them.
+
+    ``rngs[i]`` is slicing ``i``'s stream factory. The confusion family draws from each slicing's
+    own ``"confusion"`` stream; the row-mean family draws each row's Poisson weights once, from
+    ``rngs[0]("rows")``, and every slicing adds up the same weighted rows (its slices' sums are
+    sums over the cells of the slicings' common refinement), so slicing costs no extra draws.
+    """
     y = np.asarray(y)
-    out: dict[str, list[SliceEstimate]] = {}
-    counted = [m for m in metrics if m.family in ("confusion", "churn")]
-    if counted:
-        out.update(_confusion_family(y, candidate, baseline, counted, slicing, n_boot, rng("confusion"),
-                                     positive_label, classes))
-    for m in metrics:
-        if m.family == "auc":
-            base = baseline if baseline is not None and baseline.scores is not None else None
-            out[m.name] = _auc_metric(y, candidate, base, m, slicing, positive_label, classes)
-    for m in metrics:
-        if m.family == "ranking":
-            base = baseline if baseline is not None and baseline.scores is not None else None
-            out[m.name] = _ap_metric(y == positive_label, candidate, base, slicing)
+    outs: list[dict[str, list[SliceEstimate]]] = []
+    for slicing, rng in zip(slicings, rngs, strict=True):
+        out: dict[str, list[SliceEstimate]] = {}
+        counted = [m for m in metrics if m.family in ("confusion", "churn")]
+        if counted:
+            out.update(_confusion_family(y, candidate, baseline, counted, slicing, n_boot, rng("confusion"),
+                                         positive_label, classes))
+        for m in metrics:
+            if m.family == "auc":
+                base = baseline if baseline is not None and baseline.scores is not None else None
+                out[m.name] = _auc_metric(y, candidate, base, m, slicing, positive_label, classes)
+        for m in metrics:
+            if m.family == "ranking":
+                base = baseline if baseline is not None and baseline.scores is not None else None
+                out[m.name] = _ap_metric(y == positive_label, candidate, base, slicing)
+        outs.append(out)
     rowwise = [m for m in metrics if m.family == "row_mean"]
-    if rowwise:
-        out.update(_row_family(y, candidate, baseline, rowwise, slicing, n_boot, rng("rows"),
-                               positive_label, classes))
-    return out
+    if rowwise and slicings:
+        found = _row_family(y, candidate, baseline, rowwise, slicings, n_boot, rngs[0]("rows"),
+                            positive_label, classes)
+        for out, by_metric in zip(outs, found):
+            out.update(by_metric)
+    return outs
 
 
 def _per_slice(point_c: np.ndarray, point_b: np.ndarray | None, reps_c: np.ndarray,
@@ -397,24 +422,65 @@ def _stack_rows(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
     return np.hstack(columns), blocks
 
 
+@dataclass(frozen=True)
+class _Refinement:
+    """The common refinement of several slicings: its cells as contiguous runs of reordered rows."""
+
+    order: np.ndarray
+    bounds: np.ndarray
+    members: list[np.ndarray]
+
+    @classmethod
+    def of(cls, slicings: Sequence[Slicing], n: int) -> _Refinement:
+        """Cells are the distinct combinations of slice codes; ``members[i]`` (``(S_i, C)``, 0/1)
+        says which cells make up each slice of slicing ``i``."""
+        cell = np.zeros(n, dtype=np.int64)
+        for slicing in slicings:
+            if slicing.n_slices > 1:  # compressed after each slicing, so codes stay below n
+                cell = np.unique(cell * slicing.n_slices + slicing.codes, return_inverse=True)[1].ravel()
+        order = np.argsort(cell, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(cell))]
+        first = order[bounds[:-1]]
+        members = [(np.arange(s.n_slices)[:, None] == s.codes[first][None, :]).astype(np.float64)
+                   for s in slicings]
+        return cls(order, bounds, members)
+
+    def sums(self, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Return weighted sums ``(c, C, P)`` of ``values`` (rows in cell order) per cell and replicate."""
+        if len(self.bounds) == 2:
+            return (weights @ values)[:, None, :].astype(np.float64)
+        return np.stack([weights[:, a:b] @ values[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:])],
+                        axis=1).astype(np.float64)
+
+
 def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
-                slicing: Slicing, n_boot: int, rng: np.random.Generator, positive_label: Any,
-                classes: tuple[Any, ...] | None) -> dict[str, list[SliceEstimate]]:
-    """Resample rows with Poisson weights once for every row-mean metric together."""
+                slicings: Sequence[Slicing], n_boot: int, rng: np.random.Generator, positive_label: Any,
+                classes: tuple[Any, ...] | None) -> list[dict[str, list[SliceEstimate]]]:
+    """Resample rows with Poisson weights once for every row-mean metric and every slicing together.
+
+    Weights are drawn for the rows in cell order, so each cell's sums are one contiguous matrix
+    product and no chunk of weights is ever gathered; a slice's sums are the sum of its cells'.
+    """
     values, blocks = _stack_rows(y, cand, base, metrics, positive_label, classes)
     centre = values.mean(axis=0)
     centre[0] = 0.0  # the ones column counts rows; centring the others keeps float32 sums exact enough
-    centred = (values - centre).astype(np.float32)
-    point_means = np.stack([values[rows].mean(axis=0) for rows in slicing.rows])
-    parts = [(rows, centred[rows]) for rows in slicing.rows]
-    chunks = []
+    cells = _Refinement.of(slicings, len(y))
+    ordered = (values - centre).astype(np.float32)[cells.order]
+    chunks: list[list[np.ndarray]] = [[] for _ in slicings]
     for codes in poisson_codes(len(y), n_boot, rng):
-        sums = np.stack([_POISSON[codes] @ centred if slicing.n_slices == 1
-                         else _POISSON[np.take(codes, rows, axis=1)] @ part
-                         for rows, part in parts], axis=1).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            chunks.append(centre + sums / sums[..., :1])
-    means = np.concatenate(chunks)
+        cell_sums = cells.sums(_weights(codes), ordered)
+        for own, members in zip(chunks, cells.members):
+            sums = members @ cell_sums
+            with np.errstate(invalid="ignore", divide="ignore"):
+                own.append(centre + sums / sums[..., :1])
+    return [_row_estimates(blocks, np.stack([values[rows].mean(axis=0) for rows in slicing.rows]),
+                           np.concatenate(own))
+            for slicing, own in zip(slicings, chunks)]
+
+
+def _row_estimates(blocks: Sequence[_Block], point_means: np.ndarray, means: np.ndarray,
+                   ) -> dict[str, list[SliceEstimate]]:
+    """Return each metric's estimates from its slices' mean statistics ``(S, P)`` and replicates ``(B, S, P)``."""
     out = {}
     for b in blocks:
         assert b.metric.from_means is not None

@@ -29,7 +29,13 @@ from gates.decisions import (
     holm_order,
     to_status,
 )
-from gates.estimates import SliceEstimate, Slicing, paired_estimates, slice_by, whole
+from gates.estimates import (
+    SliceEstimate,
+    Slicing,
+    paired_estimates_many,
+    slice_by,
+    whole,
+)
 from gates.intervals import Estimate, negate
 from gates.metrics import (
     BINARY,
@@ -290,31 +296,33 @@ def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | Non
     """Return estimates per (slicing, metric), or the message of the error that prevented them.
 
     Metrics whose baseline cannot be used (no scores) are estimated for the candidate alone, so
-    their floors still run. Each slicing draws from its own seeded stream.
+    their floors still run. Each slicing draws from its own seeded stream, except the row-mean
+    family, whose Poisson weights are drawn once (all rows' stream) and serve every slicing.
     """
     task = ctx.policy.model.task
     positive = ctx.policy.model.positive_label if task == BINARY else None
     classes = ctx.classes if task != REGRESSION else None
+    present = {i: slicing for i, slicing in enumerate(slicings) if slicing is not None}
+    wanted = {c.metric.name: c.metric for c in checks if c.slicing in present}.values()
+    usable = [m for m in wanted if (m.name, "candidate") not in problems
+              and not (m.needs_baseline and baseline is None)]
+    paired = [m for m in usable if (m.name, "baseline") not in problems]
+    alone = [m for m in usable if (m.name, "baseline") in problems and not m.needs_baseline]
+    streams = [_streams(ctx, "&".join(slicing.columns)) for slicing in present.values()]
     out: dict[tuple[int, str], list[SliceEstimate] | str] = {}
-    for i, slicing in enumerate(slicings):
-        if slicing is None:
+    for group, base in ((paired, baseline), (alone, None)):
+        if not group:
             continue
-        wanted = {c.metric.name: c.metric for c in checks if c.slicing == i}.values()
-        usable = [m for m in wanted if (m.name, "candidate") not in problems
-                  and not (m.needs_baseline and baseline is None)]
-        paired = [m for m in usable if (m.name, "baseline") not in problems]
-        alone = [m for m in usable if (m.name, "baseline") in problems and not m.needs_baseline]
-        key = "&".join(slicing.columns)
-        for group, base in ((paired, baseline), (alone, None)):
-            if not group:
-                continue
-            try:
-                found: Mapping[str, list[SliceEstimate] | str] = paired_estimates(
-                    ctx.y_true, candidate, base, group, slicing, n_boot=settings.n_boot,
-                    rng=_streams(ctx, key), positive_label=positive, classes=classes)
-            except (ValueError, TypeError, IndexError) as exc:
-                found = {m.name: MSG_BAD_DATA.format(metric=m.name, problem=str(exc).splitlines()[0]) for m in group}
-            out.update({(i, name): value for name, value in found.items()})
+        try:
+            found: Sequence[Mapping[str, list[SliceEstimate] | str]] = paired_estimates_many(
+                ctx.y_true, candidate, base, group, list(present.values()),
+                n_boot=settings.n_boot, rngs=streams, positive_label=positive, classes=classes)
+        except (ValueError, TypeError, IndexError) as exc:
+            failed = {m.name: MSG_BAD_DATA.format(metric=m.name, problem=str(exc).splitlines()[0]) for m in group}
+            found = [failed] * len(present)
+        for i, by_metric in zip(present, found):
+            wanted_here = {c.metric.name for c in checks if c.slicing == i}
+            out.update({(i, name): value for name, value in by_metric.items() if name in wanted_here})
     return out
 
 

@@ -12,6 +12,7 @@ from gates.estimates import (
     multinomial_tables,
     ovr_delong,
     paired_estimates,
+    paired_estimates_many,
     poisson_weights,
     slice_by,
     whole,
@@ -241,6 +242,53 @@ def test_slices_resample_jointly_and_match_per_slice_values():
     # a smaller slice has a wider interval
     widths = [np.diff(est["accuracy"][s].difference.interval(0.95))[0] for s in range(3)]
     assert widths[0] < widths[1] < widths[2]
+
+
+def test_one_poisson_draw_serves_every_slicing():
+    """Each row keeps one weight per replicate across slicings: the all-rows log loss of a replicate
+    is the weighted mean over the very weights its slices use, recomputed here from the raw draw."""
+    y, cand, base = scored(600, seed=21)
+    g = np.random.default_rng(22).choice(["a", "b", "c"], 600, p=[0.5, 0.3, 0.2])
+    slicings = [whole(600), slice_by(pd.DataFrame({"g": g}), ["g"])]
+    found = paired_estimates_many(y, cand, base, [metric_registry()["log_loss"]], slicings, n_boot=50,
+                                  rngs=[rngs(23), rngs(24)], positive_label=1, classes=(0, 1))
+    # the draw: codes for the rows in slice order (stable), from the first slicing's "rows" stream
+    codes = rngs(23)("rows").integers(0, len(_POISSON), size=(50, 600), dtype=np.uint16)
+    weights = np.empty((50, 600))
+    weights[:, np.argsort(slicings[1].codes, kind="stable")] = _POISSON[codes]
+    loss = -np.log(np.where(y == 1, cand.scores, 1 - cand.scores))
+    want_all = weights @ loss / weights.sum(axis=1)
+    assert found[0]["log_loss"][0].observed.replicates == pytest.approx(want_all, rel=1e-5)
+    for s, rows in enumerate(slicings[1].rows):
+        want = weights[:, rows] @ loss[rows] / weights[:, rows].sum(axis=1)
+        assert found[1]["log_loss"][s].observed.replicates == pytest.approx(want, rel=1e-5)
+
+
+def test_shared_draw_on_crossed_slicings_matches_a_slow_loop_per_slice():
+    """Two crossed slicings share one draw over their 6 joint cells; a slice's replicates still have
+    the row bootstrap's distribution on its own rows, and other families keep each slicing's stream."""
+    y, cand, base = scored(2400, seed=25)
+    rng = np.random.default_rng(26)
+    frame = pd.DataFrame({"g": rng.choice(["a", "b"], 2400), "h": rng.choice(["x", "y", "z"], 2400, p=[0.4, 0.3, 0.3])})
+    slicings = [whole(2400), slice_by(frame, ["g"]), slice_by(frame, ["h"])]
+    reg = metric_registry()
+    metrics = [reg["brier"], reg["accuracy"]]
+    streams = [rngs(27), rngs(28), rngs(29)]
+    found = paired_estimates_many(y, cand, base, metrics, slicings, n_boot=2000, rngs=streams,
+                                  positive_label=1, classes=(0, 1))
+    for slicing, rng_i, got in zip(slicings, streams, found):
+        alone = paired_estimates(y, cand, base, metrics, slicing, n_boot=2000, rng=rng_i, positive_label=1,
+                                 classes=(0, 1))
+        for s in range(slicing.n_slices):
+            assert np.array_equal(got["accuracy"][s].difference.replicates, alone["accuracy"][s].difference.replicates)
+            assert got["brier"][s].candidate == pytest.approx(alone["brier"][s].candidate, rel=1e-12)
+    rows = slicings[2].rows[2]  # h=z, about 720 rows
+    ys, cs, bs = y[rows], *(Predictions(p.labels[rows], p.scores[rows], (0, 1)) for p in (cand, base))
+    slow = slow_paired_bootstrap(ys, cs, bs, lambda yy, p, idx: np.mean((yy - p.scores[idx]) ** 2), 400, seed=30)
+    est = found[2]["brier"][2]
+    assert est.candidate == pytest.approx(np.mean((ys - cs.scores) ** 2), rel=1e-9)
+    assert_same_distribution(est.observed.replicates, slow[:, 0])
+    assert_same_distribution(est.difference.replicates, slow[:, 0] - slow[:, 1])
 
 
 def test_estimates_are_deterministic_per_seed():
