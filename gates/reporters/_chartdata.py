@@ -6,6 +6,7 @@ in the units of the plotted quantity.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -362,3 +363,29 @@ def _failing(members: Sequence[Mapping[str, Any]], measure: str) -> tuple[float,
 def worst_first(panels: Sequence[Any]) -> list[Any]:
     """Return panels ordered by their worst check's status (stable within a status)."""
     return sorted(panels, key=lambda p: STATUS_ORDER.get(p.status, 9))
+
+
+def crossing(row: IntervalRow) -> float:
+    """Return how far the interval's failing end lies past its limit, in interval widths.
+
+    Positive: the interval crosses the line (by that fraction of its width); negative: it clears
+    it, and the closer to 0 the nearer it comes. Dividing by the width makes a roc_auc difference
+    and a disparity ratio comparable. A row without a limit (or with a non-finite end) has
+    nothing to approach and ranks last (``-inf``).
+    """
+    if row.limit is None:
+        return -math.inf
+    end = row.high if row.limit.bad_above else row.low
+    past = end - row.limit.value if row.limit.bad_above else row.limit.value - end
+    width = row.high - row.low
+    scale = width if width > 0 else (abs(row.limit.value) or 1.0)
+    value = past / scale
+    return value if math.isfinite(value) else -math.inf
+
+
+def worst_intervals_first(rows: Sequence[IntervalRow]) -> list[IntervalRow]:
+    """Return interval rows by status (fail first), then by how far they cross or near their limit.
+
+    Ties keep report order (a stable sort), so the same report always draws the same rows.
+    """
+    return sorted(rows, key=lambda r: (STATUS_ORDER.get(r.status, 9), -crossing(r)))

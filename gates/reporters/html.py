@@ -25,8 +25,9 @@ from gates.reporters._format import (
 #: statuses of data checks whose examples are worth showing
 ATTENTION = frozenset({"fail", "inconclusive", "error", "warn", "waived"})
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-#: fairness and robustness panels drawn per section, worst first; the rest keep their tables only
-#: (each chart costs ~0.1-0.2 s of matplotlib, and a reader stops looking long before the 13th)
+#: interval rows, fairness and robustness panels drawn per section, worst first; the rest keep
+#: their tables only (each panel costs ~0.02-0.2 s of matplotlib, and a reader stops looking long
+#: before the 13th)
 MAX_CHARTS = 12
 MSG_NOT_DRAWN = "Not drawn: only the {n} worst panels of this section get a chart."
 
@@ -199,13 +200,27 @@ def _method(c: Mapping[str, Any]) -> str:
 def _intervals(rows: Sequence[cd.IntervalRow]) -> str:
     if not rows:
         return ""
-    svg = charts.forest_plot(rows, "iv")
-    caption = ("Each row is one check: the dot is the estimate (Δ = candidate − production for checks "
-               "against production), the bar its interval, the dashed line the threshold, and the shaded "
+    ordered = cd.worst_intervals_first(rows)
+    drawn, rest = ordered[:MAX_CHARTS], ordered[MAX_CHARTS:]
+    svg = charts.forest_plot(drawn, "iv")
+    caption = ("Each row is one check, worst first: the dot is the estimate (Δ = candidate − production for "
+               "checks against production), the bar its interval, the dashed line the threshold, and the shaded "
                "side fails. An interval crossing the line is inconclusive; a bar wider than the distance to "
                "the line means the data cannot show that margin.")
     return (f'<section id="intervals" class="chart-section" data-kind="intervals"><h2>Intervals</h2>'
-            f'<figure class="chart">{svg}<figcaption>{e(caption)}</figcaption></figure></section>')
+            f'<figure class="chart">{svg}<figcaption>{e(caption)}</figcaption></figure>'
+            f'{_undrawn_intervals(rest)}</section>')
+
+
+def _undrawn_intervals(rows: Sequence[cd.IntervalRow]) -> str:
+    """Return the interval checks past the chart cap as a table (they keep their numbers, not a row)."""
+    if not rows:
+        return ""
+    body = [[status_chip(r.status), _link(r.check_id),
+             e(("Δ " if r.is_difference else "") + num(r.point)), e(interval([r.low, r.high])),
+             e(r.limit.label if r.limit else "—")] for r in rows]
+    note = f'<p class="muted">{e(MSG_NOT_DRAWN.format(n=MAX_CHARTS))} {len(rows)} more interval checks:</p>'
+    return note + _table(["status", "check", "estimate", "interval", "line"], body, "num")
 
 
 def _fairness(panels: Sequence[cd.FairnessPanel]) -> str:

@@ -285,3 +285,53 @@ def test_only_the_worst_panels_are_drawn(monkeypatch: pytest.MonkeyPatch):
     undrawn = [a["id"] for tag, a in p.elements if tag == "article" and a.get("class") == "no-chart"]
     assert undrawn == ["fairness-1", "robustness-1"]
     assert html_module.MSG_NOT_DRAWN.format(n=1) in "".join(p.text)
+
+
+def _min_check(i: int, low: float, high: float, status: str = "pass") -> dict[str, Any]:
+    """Return a ``min 0.8`` accuracy check on slice ``r{i}`` whose interval is [low, high]."""
+    return {"id": f"regression.accuracy.min[region=r{i}]", "gate": "regression", "status": status,
+            "blocking": True, "observed": (low + high) / 2, "baseline": None, "threshold": {"min": 0.8},
+            "ci": [low, high], "half_width": (high - low) / 2, "message": "synthetic", "details": {}}
+
+
+#: 14 passing slices, each clearing min 0.8 by (i + 1) percent of a 0.02-wide interval: r0 is closest
+SLICES = [_min_check(i, 0.8 + 0.0002 * (i + 1), 0.82 + 0.0002 * (i + 1)) for i in (7, 2, 11, 0, 13, 5, 9, 1, 12, 3, 8, 4, 10, 6)]
+MANY = {**REPORT, "checks": [*REPORT["checks"], *SLICES]}
+
+
+def test_forest_plot_draws_only_the_worst_interval_rows():
+    from gates.reporters.html import MAX_CHARTS, MSG_NOT_DRAWN
+
+    p = Page()
+    p.feed(render_html(MANY))
+    section = next(s for s in p.sections if s["kind"] == "intervals")
+    svg_text = " ".join(section["svg_text"])
+    with_ci = [c for c in MANY["checks"] if c.get("ci")]
+    drawn = [c["id"] for c in with_ci if c["id"] in svg_text]
+    assert len(with_ci) == 9 + 14 and len(drawn) == MAX_CHARTS == 12 and section["svgs"] == 1
+    # every check that did not pass is drawn (7 of the fixture's); the 5 remaining rows are the
+    # passes nearest their line: every slice (0.01-0.14 widths clear) is nearer than the fixture's
+    # recall min_gain (0.008 / 0.024 = 0.33) and roc_auc.min (0.0377 / 0.007 = 5.4), so r0..r4
+    not_passed = {c["id"] for c in with_ci if c["status"] != "pass"}
+    assert len(not_passed) == 7 and not_passed <= set(drawn)
+    assert set(drawn) - not_passed == {f"regression.accuracy.min[region=r{i}]" for i in range(5)}
+    # the rest are listed below the chart with their numbers and links to their rows
+    text = " ".join(p.text)
+    assert MSG_NOT_DRAWN.format(n=MAX_CHARTS) in text and "11 more interval checks" in text
+    links = {a["href"] for tag, a in p.elements if tag == "a"}
+    undrawn = {c["id"] for c in with_ci} - set(drawn)
+    assert len(undrawn) == 11 and {f"#check-{i}" for i in undrawn} <= links
+    assert "[0.8028, 0.8228]" in text  # r13's interval, in the table only
+
+
+def test_forest_rows_are_ordered_worst_first_and_deterministic():
+    from gates.reporters import _chartdata as cd
+
+    rows = cd.worst_intervals_first(cd.interval_rows(MANY["checks"]))
+    assert [r.status for r in rows[:7]] == ["fail"] * 4 + ["inconclusive"] * 2 + ["warn"]
+    slices = [r.check_id for r in rows if "region=r" in r.check_id]
+    assert slices == [f"regression.accuracy.min[region=r{i}]" for i in range(14)]
+    # the inconclusive roc_auc difference crosses its -0.001 line by 0.0009 of a 0.008 width
+    roc = next(r for r in rows if r.check_id == "regression.roc_auc.max_drop")
+    assert cd.crossing(roc) == pytest.approx((-0.001 - -0.0019) / 0.008)
+    assert render_html(MANY) == render_html({**MANY, "checks": list(MANY["checks"])})
