@@ -45,13 +45,15 @@ from gates.context import EvalContext, Predictions, make_rng
 from gates.errors import UserError
 from gates.results import Status
 
-CASES = json.loads((Path(__file__).resolve().parents[3] / ".." / "shared" / "reference"
-                    / "fairlearn-cases.json").read_text())["cases"]
+CASES_FILE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "fairlearn-cases.json").resolve()
 TOL = 1e-12
 
 
 def case(case_id: str) -> dict[str, Any]:
-    return next(c for c in CASES if c["id"] == case_id)
+    """Return one of fairlearn's cited cases; skip when the shared reference folder is not beside the project."""
+    if not CASES_FILE.exists():
+        pytest.skip(f"the fairlearn reference cases are not beside the project ({CASES_FILE} is missing)")
+    return next(c for c in json.loads(CASES_FILE.read_text())["cases"] if c["id"] == case_id)
 
 
 # ---------------------------------------------------------------- helpers
