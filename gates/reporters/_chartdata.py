@@ -151,15 +151,10 @@ class GroupRow:
 
 
 @dataclass(frozen=True)
-class FairnessPanel:
-    """Every fairness check on one (metric, grouping): they share their groups and one chart."""
+class _Panel:
+    """Checks drawn together in one chart: the panel's status is the worst of theirs."""
 
     checks: tuple[Mapping[str, Any], ...]
-    metric: str
-    grouping: str
-    rates: tuple[str, ...]
-    groups: tuple[GroupRow, ...]
-    overall: Mapping[str, float | None]
 
     @property
     def status(self) -> str:
@@ -168,6 +163,17 @@ class FairnessPanel:
     @property
     def check_ids(self) -> tuple[str, ...]:
         return tuple(c["id"] for c in self.checks)
+
+
+@dataclass(frozen=True)
+class FairnessPanel(_Panel):
+    """Every fairness check on one (metric, grouping): they share their groups and one chart."""
+
+    metric: str
+    grouping: str
+    rates: tuple[str, ...]
+    groups: tuple[GroupRow, ...]
+    overall: Mapping[str, float | None]
 
 
 def group_label(group: Any) -> str:
@@ -228,21 +234,12 @@ class Series:
 
 
 @dataclass(frozen=True)
-class CurvePanel:
+class CurvePanel(_Panel):
     """Every robustness check of one perturbation, with its severity curves."""
 
-    checks: tuple[Mapping[str, Any], ...]
     perturbation: str
     columns: tuple[str, ...]
     series: tuple[Series, ...]
-
-    @property
-    def status(self) -> str:
-        return worst_status([c["status"] for c in self.checks])
-
-    @property
-    def check_ids(self) -> tuple[str, ...]:
-        return tuple(c["id"] for c in self.checks)
 
     @property
     def title(self) -> str:
