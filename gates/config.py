@@ -76,13 +76,6 @@ _TYPE_NAMES = {
 }
 
 
-def gate_names() -> tuple[str, ...]:
-    """Return the gate kinds the schema accepts, in run order."""
-    from gates.checks import gate_registry
-
-    return tuple(gate_registry())
-
-
 @lru_cache(maxsize=1)
 def policy_schema() -> dict[str, Any]:
     """Return the full JSON Schema of gates.yaml, with every gate's section filled in."""

@@ -136,13 +136,6 @@ def dumps(report: Mapping[str, Any]) -> str:
     return json.dumps(jsonable(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_report(report: Mapping[str, Any], path: Path) -> None:
-    """Write report.json atomically (a crash never leaves half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(report), encoding="utf-8")
-    tmp.replace(path)
-
-
 @lru_cache(maxsize=1)
 def report_schema() -> dict[str, Any]:
     text = resources.files("gates").joinpath("schemas", "report.schema.json").read_text(encoding="utf-8")
