@@ -47,9 +47,7 @@ class RunResult:
 def make_context(policy: Policy, resolve_baseline: BaselineResolver | None = None,
                  options: RunOptions = RunOptions()) -> EvalContext:
     """Return the EvalContext a run (or a pytest session) shares across gates."""
-    ctx = EvalContext(policy, resolve_baseline)
-    ctx.require_baseline = options.require_baseline
-    return ctx
+    return EvalContext(policy, resolve_baseline, require_baseline=options.require_baseline)
 
 
 def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = None,
