@@ -200,3 +200,20 @@ def test_debug_is_accepted_after_the_subcommand_and_shows_the_traceback(write_po
     assert quiet.returncode == loud.returncode == 2
     assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
     assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip()
+
+
+def test_require_baseline_turns_skipped_comparisons_into_failures(write_policy):
+    path = write_policy("accuracy: {min: 0.5, max_drop: 0.05}")
+    path.write_text(path.read_text().replace("baseline: {predictions: base_pred, scores: base_score}",
+                                             "baseline: none"))
+    lenient = cli("run", "-c", str(path), "--no-register", "--report-dir", "a", cwd=path.parent)
+    strict = cli("run", "-c", str(path), "--no-register", "--report-dir", "b", "--require-baseline",
+                 cwd=path.parent)
+    assert (lenient.returncode, strict.returncode) == (0, 1), lenient.stdout + strict.stdout
+
+    def drop(folder: str) -> dict:
+        report = json.loads((path.parent / folder / "report.json").read_text())
+        return next(c for c in report["checks"] if c["id"] == "regression.accuracy.max_drop")
+
+    assert (drop("a")["status"], drop("a")["reason"]) == ("skipped", "no_baseline")
+    assert (drop("b")["status"], drop("b")["reason"]) == ("fail", "baseline_required")
