@@ -330,9 +330,9 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
     )
     d = data["data"]
     dspec = DataSpec(
-        eval=_existing(doc, base, d["eval"], ("data", "eval")),
+        eval=_data_source(doc, base, d["eval"], ("data", "eval")),
         target=d["target"],
-        reference=_existing(doc, base, d["reference"], ("data", "reference")) if d.get("reference") else None,
+        reference=_data_source(doc, base, d["reference"], ("data", "reference")) if d.get("reference") else None,
         features=tuple(d["features"]) if d.get("features") else None,
         sensitive=tuple(d.get("sensitive", ())),
     )
@@ -376,6 +376,21 @@ def _existing(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
     resolved = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
     if not resolved.exists():
         raise doc.error(path, MSG_MISSING_FILE.format(path=value))
+    return resolved
+
+
+def _data_source(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
+    """Return a data file, folder or glob as an absolute path; a folder or glob must name files."""
+    from gates.datasets import data_files, is_glob
+
+    if not is_glob(value):
+        resolved = _existing(doc, base, value, path)
+    else:
+        resolved = Path(value) if Path(value).is_absolute() else base.resolve() / value
+    try:
+        data_files(resolved)
+    except UserError as exc:
+        raise doc.error(path, exc.message) from None
     return resolved
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gates.errors import UserError
-from gates.hashing import file_sha256
+from gates.datasets import data_sha256
 from gates.loading import LoadedModel, load_model, read_table
 from gates.policy import ModelSource, Policy
 
@@ -125,13 +125,13 @@ class EvalContext:
 
     @cached_property
     def data_info(self) -> dict[str, dict[str, Any]]:
-        """sha256 and row counts of the eval and reference files (for the report and lineage)."""
-        out = {"eval": {"uri": str(self.policy.data.eval), "sha256": file_sha256(self.policy.data.eval),
+        """sha256 and row counts of the eval and reference data (for the report and lineage)."""
+        out = {"eval": {"uri": str(self.policy.data.eval), "sha256": data_sha256(self.policy.data.eval),
                         "rows": self.n_rows}}
         if self.policy.data.reference is not None:
             ref = self.reference
             out["reference"] = {"uri": str(self.policy.data.reference),
-                                "sha256": file_sha256(self.policy.data.reference),
+                                "sha256": data_sha256(self.policy.data.reference),
                                 "rows": 0 if ref is None else len(ref)}
         return out
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from gates.datasets import is_many, read_many
 from gates.errors import UserError
 from gates.hashing import file_sha256
 
@@ -23,8 +24,13 @@ SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins", "collections")
 
 
 def read_table(path: Path, location: str | None = None) -> pd.DataFrame:
-    """Return a CSV or Parquet file as a DataFrame, or raise a UserError naming the file."""
+    """Return a CSV or Parquet file, or a folder or glob of Parquet files, as a DataFrame.
+
+    Raises a UserError naming the file on anything unreadable.
+    """
     where = location or str(path)
+    if is_many(path):
+        return read_many(path, where)
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
