@@ -39,8 +39,9 @@ MSG_NO_BASELINE = ("no baseline: {uri} is not set for {name} yet, so baseline-re
 @click.option("--waive", "waive", multiple=True, metavar="CHECK_ID", help="Waive this check's failure (repeatable).")
 @click.option("--reason", help="Why the waived checks may fail (recorded in the report and audit log).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
+@click.option("--verbose", is_flag=True, help="List every skipped check (default: one line per gate and reason).")
 def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseline: bool,
-        waive: tuple[str, ...], reason: str | None, quiet: bool) -> None:
+        waive: tuple[str, ...], reason: str | None, quiet: bool, verbose: bool) -> None:
     """Run every gate of the policy on the candidate and decide."""
     if waive and not reason:
         raise UserError(MSG_WAIVE_NEEDS_REASON)
@@ -66,7 +67,7 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
         warnings += publisher.publish(report, out)
     if not result.context.has_baseline and policy.model.baseline.kind == "registry":
         warnings.append(MSG_NO_BASELINE.format(uri=policy.model.baseline.uri, name=policy.model.name))
-    _print(report, written, warnings, quiet)
+    _print(report, written, warnings, quiet, verbose)
     if registry_error is not None:
         raise registry_error
     raise click.exceptions.Exit(EXIT_PASS if result.verdict.passed or policy.is_shadow else EXIT_FAIL)
@@ -104,11 +105,13 @@ def _progress(gate: str, index: int, total: int) -> None:
         click.echo("\r\033[K", err=True, nl=False)
 
 
-def _print(report: Mapping[str, Any], written: list[Path], warnings: list[str], quiet: bool) -> None:
+def _print(report: Mapping[str, Any], written: list[Path], warnings: list[str], quiet: bool,
+           verbose: bool = False) -> None:
     for w in warnings:
         click.echo(f"model-gates: warning: {w}", err=True)
     tty = sys.stdout.isatty()
-    text = render_terminal(report, colour=tty, width=None if tty else 400)  # CI logs: never cut check ids
+    text = render_terminal(report, colour=tty, width=None if tty else 400,  # CI logs: never cut check ids
+                           verbose=verbose)
     if quiet:
         text = text.rstrip("\n").splitlines()[-1] + "\n"
     click.echo(text, nl=False)

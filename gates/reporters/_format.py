@@ -48,3 +48,44 @@ def sort_checks(checks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def counts_line(summary: Mapping[str, int]) -> str:
     parts = [f"{n} {STATUS_WORD[s].lower()}" for s, n in summary.items() if n and s in STATUS_WORD]
     return ", ".join(parts) or "no checks"
+
+
+#: statuses of a blocking check that fail the verdict
+BLOCKING_STATUSES = frozenset({"fail", "inconclusive", "error"})
+#: gates in the order a reader meets them; other gates (pytest-marked tests) follow in report order
+GATE_ORDER = ("data", "regression", "fairness", "robustness")
+
+
+def blocking_failures(checks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Return the blocking checks whose status fails the verdict, worst status first."""
+    return sort_checks([c for c in checks if c.get("blocking", True) and c["status"] in BLOCKING_STATUSES])
+
+
+def by_gate(checks: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """Return ``(gate, checks)`` pairs in :data:`GATE_ORDER`, each gate's checks worst first."""
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    for c in checks:
+        found.setdefault(str(c.get("gate") or "other"), []).append(c)
+    names = [g for g in GATE_ORDER if g in found] + [g for g in found if g not in GATE_ORDER]
+    return [(g, sort_checks(found[g])) for g in names]
+
+
+def slug(text: str) -> str:
+    """Return ``text`` as a lowercase anchor name of letters, digits and dashes (Markdown-safe)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def anchors(checks: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Return a unique ``check-<slug>`` anchor per check id (a numbered suffix where slugs collide)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for c in checks:
+        base = "check-" + slug(c["id"])
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name)
+        out[c["id"]] = name
+    return out

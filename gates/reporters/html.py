@@ -15,9 +15,12 @@ from gates.reporters import charts
 from gates.reporters._format import (
     STATUS_ORDER,
     STATUS_WORD,
+    blocking_failures,
+    by_gate,
     counts_line,
     interval,
     num,
+    slug,
     sort_checks,
     threshold,
 )
@@ -37,8 +40,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     checks = list(report["checks"])
     body = "".join([
         _banner(report),
+        _blocking(checks),
         _summary(report),
-        _checks_table(checks),
+        _checks_by_gate(checks),
         _intervals(cd.interval_rows(checks)),
         _fairness(cd.fairness_panels(checks)),
         _robustness(cd.robustness_panels(checks)),
@@ -165,9 +169,35 @@ def _delta_cell(delta: float | None, check: Mapping[str, Any] | None) -> str:
     return f'<span class="{word}">{e(num(delta))} {word}</span>'
 
 
+def _blocking(checks: Sequence[Mapping[str, Any]]) -> str:
+    """Return what a reader needs first: each blocking check that fails, its reason, a link to its row."""
+    failing = blocking_failures(checks)
+    if not failing:
+        warned = sum(1 for c in checks if c["status"] == "warn")
+        extra = f" {warned} warn-only {'check warns' if warned == 1 else 'checks warn'}; see below." if warned else ""
+        return f'<section id="blocking"><h2>Blocking checks</h2><p>None fails.{e(extra)}</p></section>'
+    items = "".join(f"<li>{status_chip(c['status'])} {_link(c['id'])}<div class=\"msg\">{e(c.get('message', ''))}</div></li>"
+                    for c in failing)
+    return (f'<section id="blocking" class="failing"><h2>Blocking checks that fail ({len(failing)})</h2>'
+            f'<ul class="plain blocking">{items}</ul></section>')
+
+
+def _checks_by_gate(checks: Sequence[Mapping[str, Any]]) -> str:
+    parts = [f'<h3 id="gate-{e(slug(gate))}">{e(gate)} <span class="muted">· {e(counts_line(_counts(members)))}</span></h3>'
+             + _checks_table(members) for gate, members in by_gate(checks)]
+    return f'<section id="checks"><h2>Checks by gate</h2>{"".join(parts)}</section>'
+
+
+def _counts(checks: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in checks:
+        out[c["status"]] = out.get(c["status"], 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
+
+
 def _checks_table(checks: Sequence[Mapping[str, Any]]) -> str:
     rows = []
-    for c in sort_checks(checks):
+    for c in checks:
         warn_only = "" if c.get("blocking", True) else ' <span class="muted">(warn only)</span>'
         rows.append(
             f'<tr id="{e(_anchor(c["id"]))}"><td>{status_chip(c["status"])}</td>'
@@ -176,8 +206,8 @@ def _checks_table(checks: Sequence[Mapping[str, Any]]) -> str:
             + _labelled("Δ", num(c.get("delta"))) + _labelled("threshold", threshold(c.get("threshold") or {}))
             + _labelled("interval", interval(c.get("ci")), _method(c)) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("status", "check", "observed", "baseline", "Δ", "threshold", "interval"))
-    return (f'<section id="checks"><h2>Checks</h2><div class="scroll"><table class="checks"><thead><tr>{head}'
-            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div></section>')
+    return (f'<div class="scroll"><table class="checks"><thead><tr>{head}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _labelled(label: str, text: str, extra: str = "") -> str:
@@ -429,6 +459,8 @@ a{color:#0b5cad}
 .chips,.plain{list-style:none;padding:0;margin:.4rem 0}
 .chips li{display:inline-block;margin:0 .6rem .3rem 0}
 .plain li{margin:.25rem 0;overflow-wrap:anywhere}
+#blocking.failing{border-left:6px solid var(--fail)}
+.blocking li{margin:.45rem 0}
 .st{display:inline-block;min-width:4.6em;text-align:center;border-radius:4px;padding:0 .35em;color:#fff;
 font-size:.75rem;font-weight:700;letter-spacing:.03em;line-height:1.6;vertical-align:.08em}
 .st-pass{background:var(--pass)}.st-fail{background:var(--fail)}.st-inconclusive{background:var(--inconclusive)}

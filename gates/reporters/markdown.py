@@ -4,7 +4,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gates.reporters._format import STATUS_ICON, STATUS_WORD, counts_line, interval, num, sort_checks, threshold
+from gates.reporters._format import (
+    STATUS_ICON,
+    STATUS_WORD,
+    anchors,
+    blocking_failures,
+    by_gate,
+    counts_line,
+    interval,
+    num,
+    sort_checks,
+    threshold,
+)
 from gates.reporters.mermaid import mermaid_charts
 
 #: status words that make a check worth a detail section
@@ -13,26 +24,27 @@ TRUNCATED = "\n_…{n} more passing checks are in report.json._\n"
 
 
 def render_markdown(report: Mapping[str, Any], *, max_chars: int | None = None) -> str:
-    """Return the report as Markdown, failed checks first.
+    """Return the report as Markdown: the verdict, the blocking checks that fail, then every check by gate.
 
     With ``max_chars``, passing rows are dropped (and counted in a note) until the text fits,
-    then the Mermaid charts, then detail sections; the verdict line and failing rows are always kept.
+    then the Mermaid charts, then detail sections; the verdict line and the blocking list are always kept.
     """
-    head = _header(report)
-    checks = sort_checks(report["checks"])
-    details = _details(checks)
+    head = _header(report) + _blocking(report["checks"])
+    checks = list(report["checks"])
+    details = _details(sort_checks(checks))
     charts = mermaid_charts(report)
     tail = _footer(report)
-    body = head + _table(checks) + details + charts + tail
+    body = head + _by_gate(checks) + details + charts + tail
     if max_chars is None or len(body) <= max_chars:
         return body
     keep = [c for c in checks if c["status"] != "pass"]
     dropped = len(checks) - len(keep)
+    note = TRUNCATED.format(n=dropped) if dropped else ""
     for extra in (charts, ""):
-        body = head + _table(keep) + (TRUNCATED.format(n=dropped) if dropped else "") + details + extra + tail
+        body = head + _by_gate(keep) + note + details + extra + tail
         if len(body) <= max_chars:
             return body
-    body = head + _table(keep) + (TRUNCATED.format(n=dropped) if dropped else "") + tail
+    body = head + _by_gate(keep) + note + tail
     return body if len(body) <= max_chars else body[: max_chars - 40] + "\n\n_…report truncated._\n"
 
 
@@ -59,15 +71,47 @@ def _header(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _table(checks: Sequence[Mapping[str, Any]]) -> str:
+def _blocking(checks: Sequence[Mapping[str, Any]]) -> str:
+    """Return the short list a reader needs first: each blocking check that fails, why, and a link to its row."""
+    failing = blocking_failures(checks)
+    if not failing:
+        return "**No blocking check fails.**\n"
+    names = anchors(checks)
+    lines = [f"**Blocking checks that fail ({len(failing)})**", ""]
+    for c in failing:
+        lines.append(f"- {STATUS_ICON.get(c['status'], '')} {STATUS_WORD.get(c['status'], c['status'])} "
+                     f"[`{c['id']}`](#{names[c['id']]}): {_escape(c.get('message', ''))}")
+    return "\n".join(lines) + "\n"
+
+
+def _by_gate(checks: Sequence[Mapping[str, Any]]) -> str:
+    """Return one table per gate, each gate's checks worst first; each row carries its anchor."""
     if not checks:
-        return "_No checks ran._\n"
+        return "\n_No checks ran._\n"
+    names = anchors(checks)
+    out = []
+    for gate, members in by_gate(checks):
+        out.append(f"\n#### {gate} · {counts_line(_counts(members))}\n\n" + _table(members, names))
+    return "".join(out)
+
+
+def _counts(checks: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in STATUS_WORD:
+        n = sum(1 for c in checks if c["status"] == s)
+        if n:
+            out[s] = n
+    return out
+
+
+def _table(checks: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> str:
     rows = ["| | check | observed | baseline | Δ | threshold | interval |",
             "|---|---|---|---|---|---|---|"]
     for c in checks:
         rows.append(
             f"| {STATUS_ICON.get(c['status'], '')} {STATUS_WORD.get(c['status'], c['status'])} "
-            f"| `{c['id']}`{'' if c.get('blocking', True) else ' _(warn only)_'} | {num(c.get('observed'))} "
+            f"| <a id=\"{names[c['id']]}\"></a>`{c['id']}`{'' if c.get('blocking', True) else ' _(warn only)_'} "
+            f"| {num(c.get('observed'))} "
             f"| {num(c.get('baseline'))} | {num(c.get('delta'))} | {_escape(threshold(c.get('threshold', {})))} "
             f"| {interval(c.get('ci'))} |")
     return "\n".join(rows) + "\n"

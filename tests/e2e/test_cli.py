@@ -217,3 +217,19 @@ def test_require_baseline_turns_skipped_comparisons_into_failures(write_policy):
 
     assert (drop("a")["status"], drop("a")["reason"]) == ("skipped", "no_baseline")
     assert (drop("b")["status"], drop("b")["reason"]) == ("fail", "baseline_required")
+
+
+def test_skipped_checks_fold_to_one_line_per_gate_and_reason_unless_verbose(write_policy):
+    path = write_policy("accuracy: {min: 0.5, max_drop: 0.05}\nroc_auc: {max_drop: 0.01}\nf1: {max_drop: 0.05}")
+    path.write_text(path.read_text().replace("baseline: {predictions: base_pred, scores: base_score}",
+                                             "baseline: none"))
+    short = cli("run", "-c", str(path), "--no-register", "--report-dir", "a", cwd=path.parent)
+    full = cli("run", "-c", str(path), "--no-register", "--report-dir", "b", "--verbose", cwd=path.parent)
+    assert short.returncode == full.returncode == 0, short.stdout + short.stderr
+    report = json.loads((path.parent / "a" / "report.json").read_text())
+    skipped = [c["id"] for c in report["checks"] if c["status"] == "skipped"]
+    assert len(skipped) == 3
+    skip_lines = [line for line in short.stdout.splitlines() if line.startswith("SKIP")]
+    assert skip_lines == [f"SKIP          regression: 3 checks (no_baseline), e.g. {skipped[0]}"]
+    assert "--verbose lists each" in short.stdout
+    assert [line.split()[1] for line in full.stdout.splitlines() if line.startswith("SKIP")] == skipped

@@ -335,3 +335,29 @@ def test_forest_rows_are_ordered_worst_first_and_deterministic():
     roc = next(r for r in rows if r.check_id == "regression.roc_auc.max_drop")
     assert cd.crossing(roc) == pytest.approx((-0.001 - -0.0019) / 0.008)
     assert render_html(MANY) == render_html({**MANY, "checks": list(MANY["checks"])})
+
+
+def test_blocking_section_comes_first_and_links_to_each_row(html: str, page: Page):
+    blocking = [c for c in REPORT["checks"] if c["blocking"] and c["status"] in ("fail", "inconclusive", "error")]
+    assert blocking
+    start = html.index('<section id="blocking"')
+    section = html[start:html.index("</section>", start)]
+    assert start < html.index('id="summary"') < html.index('id="checks"')
+    links = re.findall(r'href="#([^"]+)"', section)
+    rows = {a["id"] for tag, a in page.elements if tag == "tr" and a.get("id")}
+    from html import unescape
+    assert [unescape(x) for x in links] == ["check-" + c["id"] for c in
+                                          sorted(blocking, key=lambda c: ["fail", "inconclusive", "error"].index(c["status"]))]
+    assert all(unescape(x) in rows for x in links)
+    for c in blocking:  # the one-line reason is the check's message
+        from html import escape
+        assert escape(c["message"], quote=True) in section
+    # the rest: one table per gate, in gate order
+    gates = re.findall(r'<h3 id="gate-(\w+)">', html)
+    assert gates == [g for g in ("data", "regression", "fairness", "robustness")
+                     if any(c["gate"] == g for c in REPORT["checks"])]
+
+
+def test_passing_report_says_no_blocking_check_fails():
+    out = render_html(PASSING)
+    assert '<section id="blocking"><h2>Blocking checks</h2><p>None fails.' in out

@@ -41,13 +41,62 @@ def test_terminal_golden():
     golden("report_sample.txt", render_terminal(SAMPLE, width=160))
 
 
-def test_markdown_lists_failures_first_and_group_table():
+def test_markdown_opens_with_the_blocking_failures_then_checks_by_gate():
+    import re
+
     md = render_markdown(SAMPLE)
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "`" in line]
-    assert "regression.roc_auc.max_drop" in rows[1] or "fairness" in rows[0]
-    assert rows[0].startswith("| ❌ FAIL")
+    # the blocking list: exactly the blocking checks whose status fails the verdict, worst first
+    expected = [c["id"] for c in SAMPLE["checks"] if c["blocking"] and c["status"] in ("fail", "inconclusive", "error")]
+    listed = re.findall(r"^- \S+ \w+ \[`([^`]+)`\]\(#([\w-]+)\): (.*)$", md, flags=re.M)
+    assert sorted(i for i, _, _ in listed) == sorted(expected) and listed[0][0].startswith("fairness")
+    assert md.index("**Blocking checks that fail (2)**") < md.index("| | check |")
+    # each link lands on its row, and every anchor is unique
+    anchors = re.findall(r'<a id="([\w-]+)"></a>`([^`]+)`', md)
+    assert len({a for a, _ in anchors}) == len(anchors) == len(SAMPLE["checks"])
+    row_of = {cid: a for a, cid in anchors}
+    messages = {c["id"]: c["message"] for c in SAMPLE["checks"]}
+    for cid, anchor, message in listed:
+        assert row_of[cid] == anchor and message == messages[cid]
+    # then one table per gate, in gate order, each gate's checks worst first
+    heads = re.findall(r"^#### (\w+) · ", md, flags=re.M)
+    assert heads == ["data", "regression", "fairness", "robustness"]
+    regression = md.split("#### regression")[1].split("####")[0]
+    assert regression.index("INCONCLUSIVE") < regression.index("WARN") < regression.index("SKIP") < regression.index("PASS")
     assert "| sex=X | 12 |" in md and "size 12 < min_group_size 30" in md
     assert "upstream backfill pending" in md
+
+
+def test_markdown_of_a_passing_run_says_nothing_blocks():
+    passing = {**SAMPLE, "verdict": "pass",
+               "checks": [c for c in SAMPLE["checks"] if c["status"] not in ("fail", "inconclusive")]}
+    md = render_markdown(passing)
+    assert "**No blocking check fails.**" in md and "Blocking checks that fail" not in md
+
+
+def _skipped(n: int, reason: str, gate: str = "regression") -> list[dict]:
+    return [{"id": f"{gate}.roc_auc.max_drop[region=r{i}]", "gate": gate, "status": "skipped", "blocking": True,
+             "observed": None, "baseline": None, "threshold": {"max_drop": 0.01}, "reason": reason,
+             "message": f"{reason} for r{i}", "details": {}} for i in range(n)]
+
+
+def test_terminal_folds_skipped_checks_by_gate_and_reason_unless_verbose():
+    checks = [*SAMPLE["checks"], *_skipped(5, "no_baseline"), *_skipped(3, "no_baseline", "robustness"),
+              *_skipped(2, "too_few_rows")]
+    report = {**SAMPLE, "checks": checks}
+    short = render_terminal(report, width=160)
+    skip_lines = [line for line in short.splitlines() if line.startswith("SKIP")]
+    # one line per (gate, reason): the sample's own slice_too_small, then the three added groups
+    assert len(skip_lines) == 4
+    assert "regression: 5 checks (no_baseline), e.g. regression.roc_auc.max_drop[region=r0]" in short
+    assert "robustness: 3 checks (no_baseline)" in short and "regression: 2 checks (too_few_rows)" in short
+    assert "no_baseline for r3" not in short
+    assert "11 skipped checks are folded by gate and reason; --verbose lists each" in short
+    full = render_terminal(report, width=160, verbose=True)
+    assert sum(1 for line in full.splitlines() if line.startswith("SKIP")) == 11
+    assert all(f"no_baseline for r{i}" in full for i in range(5)) and "--verbose" not in full
+    # folded or not, the order is failures first and the verdict line is the same
+    assert short.splitlines()[-1] == full.splitlines()[-1]
+    assert short.index("FAIL") < short.index("SKIP") < short.index("PASS")
 
 
 def test_markdown_truncates_passing_rows_first():
