@@ -27,6 +27,8 @@ Spec = Mapping[str, Any]
 #: built-in gate modules, in run order
 BUILTIN = ("data", "regression", "fairness", "robustness")
 ENTRY_POINT_GROUP = "model_gates.gates"
+#: the interval settings' schema, whose ``$defs`` gate sections reference
+INTERVAL_SCHEMA = "interval_settings.schema.json"
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,18 @@ class GateKind:
     run: Callable[["EvalContext", Spec], list["CheckResult"]]
 
     def schema(self) -> dict[str, Any]:
-        """Return this gate's config-section JSON Schema (a fresh copy)."""
+        """Return this gate's config-section JSON Schema (a fresh copy).
+
+        A section that references the shared interval settings (``#/$defs/confidence``, ...) gets
+        them from ``interval_settings.schema.json``, the one place they are declared.
+        """
         module, _, name = self.schema_file.rpartition(":")
         text = resources.files(module or "gates").joinpath("schemas", name).read_text(encoding="utf-8")
-        return json.loads(text)
+        schema = json.loads(text)
+        if '"#/$defs/' in text:
+            shared = json.loads(resources.files("gates").joinpath("schemas", INTERVAL_SCHEMA).read_text(encoding="utf-8"))
+            schema["$defs"] = {**shared["$defs"], **schema.get("$defs", {})}
+        return schema
 
 
 @lru_cache(maxsize=1)
