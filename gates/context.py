@@ -227,6 +227,10 @@ class EvalContext:
                 self._predictions[role] = self.predict(role, self.frame)
         return self._predictions[role]
 
+    def computed_predictions(self, role: Role) -> Predictions | None:
+        """Return ``role``'s eval predictions if a gate already asked for them (never runs a model)."""
+        return self._predictions.get(role)
+
     def predict(self, role: Role, frame: pd.DataFrame) -> Predictions:
         """Run ``role``'s model on ``frame`` (one batched call); raises UserError if it has none."""
         loaded = self.model(role)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,8 @@ class RunResult:
     finished_at: dt.datetime
     waivers: Sequence[Waiver] = ()
     unused_waivers: Sequence[Waiver] = field(default_factory=tuple)
+    #: the charts' curve summaries (:mod:`gates.curves`), None when no gate predicted nor measured drift
+    curves: Mapping[str, Any] | None = None
 
 
 def make_context(policy: Policy, resolve_baseline: BaselineResolver | None = None,
@@ -65,8 +67,16 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
     results = run_gates(ctx, policy, options.only_gates, progress)
     waivers = (*policy.waivers, *options.waivers)
     results, unused = apply_waivers(results, waivers)
+    curves = summarise_curves(ctx, results)
     return RunResult(policy=policy, context=ctx, verdict=Verdict(tuple(results)), started_at=started,
-                     finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused))
+                     finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused), curves=curves)
+
+
+def summarise_curves(ctx: EvalContext, results: Sequence[CheckResult]) -> Mapping[str, Any] | None:
+    """Return the curve summaries the report's charts draw (from predictions the gates computed)."""
+    from gates.curves import summarise
+
+    return summarise(ctx, results)
 
 
 def add_checks(result: RunResult, extra: Sequence[CheckResult]) -> RunResult:

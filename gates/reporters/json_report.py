@@ -63,6 +63,7 @@ def build_report(result: RunResult, *, ci: Mapping[str, Any] | None = None,
             for w in result.waivers
         ],
         "registration": dict(registration) if registration else {"registered": False},
+        **({"curves": jsonable(result.curves)} if result.curves else {}),
     }
 
 
