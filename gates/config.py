@@ -58,6 +58,15 @@ MSG_VACUOUS = (
 MSG_WAIVER_EXPIRED = "waiver for '{check}' expired on {date}"
 MSG_BAD_DATE = "expected a date YYYY-MM-DD, got {got!r}"
 MSG_SENSITIVE_TARGET = "the target column '{col}' cannot also be a model feature"
+MSG_PER_EXAMPLE_SOURCE = (
+    "a per_example {role} is its per-row score columns: {{scores: {{NAME: COLUMN, ...}}}}{extra}"
+)
+MSG_PER_EXAMPLE_REGISTRY = ", with registry: ALIAS when they are the scores of a registered version"
+MSG_SCORE_NAMES = "the baseline's score names must match the candidate's: {problem}"
+MSG_NAMED_SCORES_TASK = "named scores ({{NAME: COLUMN}}) and registry: need task: per_example"
+MSG_ARTIFACT_TASK = "model.artifact applies to task: per_example (a model file is the candidate itself)"
+MSG_NEEDS_TARGET = "missing required key 'target'"
+PER_EXAMPLE = "per_example"
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 CLI_SOURCE = "command line"
@@ -317,24 +326,30 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
     model = data["model"]
     task = model["task"]
     candidate = _source(doc, model["candidate"], ("model", "candidate"), base, baseline=False)
-    baseline = _source(doc, model.get("baseline", "registry:production"), ("model", "baseline"),
+    default = None if task == PER_EXAMPLE else "registry:production"
+    baseline = _source(doc, model.get("baseline", default), ("model", "baseline"),
                        base, baseline=True)
     for role, src in (("candidate", candidate), ("baseline", baseline)):
         _check_model_file(doc, src, ("model", role), bool(model.get("trust_pickle", False)))
+    _check_per_example(doc, task, candidate, baseline, model)
     spec = ModelSpec(
         name=model["name"], task=task, candidate=candidate, baseline=baseline,
         positive_label=model.get("positive_label", 1),
         threshold=float(model.get("threshold", 0.5)),
         trust_pickle=bool(model.get("trust_pickle", False)),
         trusted_types=tuple(model.get("trusted_types", ())),
+        artifact=_artifact(doc, base, model.get("artifact")),
     )
     d = data["data"]
+    if "target" not in d and task != PER_EXAMPLE:
+        raise doc.error(("data",), MSG_NEEDS_TARGET)
     dspec = DataSpec(
         eval=_data_source(doc, base, d["eval"], ("data", "eval")),
-        target=d["target"],
+        target=d.get("target"),
         reference=_data_source(doc, base, d["reference"], ("data", "reference")) if d.get("reference") else None,
         features=tuple(d["features"]) if d.get("features") else None,
         sensitive=tuple(d.get("sensitive", ())),
+        cluster=d.get("cluster"),
     )
     if dspec.features and dspec.target in dspec.features:
         raise doc.error(("data", "features"), MSG_SENSITIVE_TARGET.format(col=dspec.target))
@@ -350,12 +365,18 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
 def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: bool) -> ModelSource:
     if isinstance(value, dict):
         scores = value.get("scores")
+        if isinstance(scores, dict):
+            return ModelSource("columns", named_scores=tuple(scores.items()), ref=value.get("registry"),
+                               predictions=value.get("predictions"))
         return ModelSource("columns", predictions=value.get("predictions"),
-                           scores=tuple(scores) if isinstance(scores, list) else scores)
+                           scores=tuple(scores) if isinstance(scores, list) else scores, ref=value.get("registry"))
     if value is None or value == "none":
         return ModelSource("none")
     if value.startswith("registry:"):
         ref = value.split(":", 1)[1]
+        if doc.data.get("model", {}).get("task") == PER_EXAMPLE:
+            raise doc.error(path, MSG_PER_EXAMPLE_SOURCE.format(role="baseline", extra=MSG_PER_EXAMPLE_REGISTRY)
+                            + f" ({{registry: {ref or 'ALIAS'}, scores: {{...}}}}), or none")
         if not ref:
             raise doc.error(path, MSG_BASELINE.format(got=value))
         return ModelSource("registry", ref=ref)
@@ -370,6 +391,44 @@ def _check_model_file(doc: _Document, src: ModelSource, path: KeyPath, trust_pic
         raise doc.error(path, MSG_MODEL_FORMAT.format(path=src.path.name))
     if suffix in PICKLE_SUFFIXES and not trust_pickle:
         raise doc.error(path, MSG_PICKLE.format(path=src.path.name))
+
+
+def _check_per_example(doc: _Document, task: str, candidate: ModelSource, baseline: ModelSource,
+                       model: Mapping[str, Any]) -> None:
+    """A per_example model is named score columns, and only a per_example model is."""
+    if task != PER_EXAMPLE:
+        for role, src in (("candidate", candidate), ("baseline", baseline)):
+            if src.named_scores or (src.kind == "columns" and src.ref is not None):
+                raise doc.error(("model", role, "scores"), MSG_NAMED_SCORES_TASK)
+        if model.get("artifact") is not None:
+            raise doc.error(("model", "artifact"), MSG_ARTIFACT_TASK)
+        return
+    if not candidate.named_scores or candidate.predictions:
+        raise doc.error(("model", "candidate"), MSG_PER_EXAMPLE_SOURCE.format(role="candidate", extra=""))
+    if baseline.kind == "none":
+        return
+    if not baseline.named_scores or baseline.predictions:
+        raise doc.error(("model", "baseline"), MSG_PER_EXAMPLE_SOURCE.format(
+            role="baseline", extra=MSG_PER_EXAMPLE_REGISTRY) + ", or none")
+    want, got = candidate.score_columns, baseline.score_columns
+    missing, extra = [n for n in want if n not in got], [n for n in got if n not in want]
+    if missing or extra:
+        problem = "; ".join(p for p in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"unknown {', '.join(repr(e) + _did_you_mean(e, [m for m in want if m not in got]) for e in extra)}"
+            if extra else "") if p)
+        at: KeyPath = ("model", "baseline", "scores")
+        raise UserError(_at(at, MSG_SCORE_NAMES.format(problem=problem)),
+                        location=doc.where(at + ((extra[0],) if extra else ())))
+
+
+def _artifact(doc: _Document, base: Path, value: str | None) -> str | None:
+    """Return the artifact as an absolute local path (which must exist) or the URI as given."""
+    if value is None:
+        return None
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        return value
+    return str(_existing(doc, base, value, ("model", "artifact")))
 
 
 def _existing(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
@@ -433,7 +492,8 @@ def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
     registry = gate_registry()
     setup = GateSetup(task=policy.model.task, base_dir=policy.base_dir, data=policy.data,
                       where=lambda *p: doc.where(("gates", *p)),
-                      error=lambda p, msg: doc.error(("gates", *p), msg))
+                      error=lambda p, msg: doc.error(("gates", *p), msg),
+                      scores=tuple(n for n, _ in policy.model.candidate.named_scores))
     blocking = False
     for name, spec in policy.gates.items():
         registry[name].validate(spec, setup)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from gates.artifacts import Artifact, describe
+from gates.clusters import ClusterIndex, cluster_index
 from gates.errors import UserError
 from gates.datasets import data_sha256
 from gates.loading import LoadedModel, load_model, read_table
@@ -29,6 +31,8 @@ MSG_NO_FEATURES = (
 MSG_POSITIVE_LABEL = "positive_label {label!r} is not one of the model's classes {classes}"
 MSG_PREDICT_FAILED = "the {role} model raised on predict: {problem}"
 MSG_EMPTY_EVAL = "the eval data has no rows"
+MSG_SCORE_NOT_NUMERIC = "score column '{col}' is not numeric (dtype {dtype})"
+PER_EXAMPLE = "per_example"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class ModelInfo:
     sha256: str | None
     format: str
     version: int | None = None
+    scores: dict[str, str] | None = None
 
 
 class EvalContext:
@@ -99,15 +104,34 @@ class EvalContext:
         df = read_table(spec.eval, self.policy.where("data", "eval"))
         if len(df) == 0:
             raise UserError(MSG_EMPTY_EVAL, location=self.policy.where("data", "eval"))
-        self._require(df, [spec.target], ("data", "target"), "the eval data")
+        if spec.target is not None:
+            self._require(df, [spec.target], ("data", "target"), "the eval data")
         self._require(df, list(spec.sensitive), ("data", "sensitive"), "the eval data")
+        if spec.cluster is not None:
+            self._require(df, [spec.cluster], ("data", "cluster"), "the eval data")
         for role in ("candidate", "baseline"):
             src: ModelSource = getattr(self.policy.model, role)
             if src.kind == "columns":
                 cols = [src.predictions] if src.predictions else []
                 cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
+                cols += [c for _, c in src.named_scores]
                 self._require(df, cols, ("model", role), "the eval data")
         return df
+
+    @property
+    def is_per_example(self) -> bool:
+        return self.policy.model.task == PER_EXAMPLE
+
+    @cached_property
+    def clusters(self) -> ClusterIndex | None:
+        """The eval rows' clusters (``data.cluster``), or None when rows are independent."""
+        column = self.policy.data.cluster
+        return None if column is None else cluster_index(self.frame, column)
+
+    @cached_property
+    def artifact(self) -> Artifact:
+        """What a per_example run evaluated (``model.artifact``: a file, folder, URI, or none)."""
+        return describe(self.policy.model.artifact)
 
     @cached_property
     def reference(self) -> pd.DataFrame | None:
@@ -117,6 +141,9 @@ class EvalContext:
 
     @cached_property
     def y_true(self) -> np.ndarray:
+        """The target column; per_example has none, and its metrics read only scores (zeros stand in)."""
+        if self.policy.data.target is None:
+            return np.zeros(self.n_rows)
         return self.frame[self.policy.data.target].to_numpy()
 
     @property
@@ -126,8 +153,10 @@ class EvalContext:
     @cached_property
     def data_info(self) -> dict[str, dict[str, Any]]:
         """sha256 and row counts of the eval and reference data (for the report and lineage)."""
-        out = {"eval": {"uri": str(self.policy.data.eval), "sha256": data_sha256(self.policy.data.eval),
-                        "rows": self.n_rows}}
+        out: dict[str, dict[str, Any]] = {"eval": {"uri": str(self.policy.data.eval),
+                                                   "sha256": data_sha256(self.policy.data.eval), "rows": self.n_rows}}
+        if self.clusters is not None:
+            out["eval"].update(cluster=self.clusters.column, clusters=self.clusters.n_clusters)
         if self.policy.data.reference is not None:
             ref = self.reference
             out["reference"] = {"uri": str(self.policy.data.reference),
@@ -171,26 +200,35 @@ class EvalContext:
 
     @cached_property
     def resolved_baseline(self) -> ResolvedModel | None:
-        src = self.policy.model.baseline
-        if src.kind != "registry" or self._resolve is None or src.ref is None:
+        ref = self.policy.model.baseline.registry_ref
+        if ref is None or self._resolve is None:
             return None
-        return self._resolve(src.ref)
+        return self._resolve(ref)
 
     @property
     def has_baseline(self) -> bool:
         """True when a baseline exists (a file, prediction columns, or a registry version)."""
         src = self.policy.model.baseline
-        if src.kind in ("file", "columns"):
+        if src.kind == "file" or (src.kind == "columns" and src.registry_ref is None):
             return True
-        return src.kind == "registry" and self.resolved_baseline is not None
+        return src.registry_ref is not None and self.resolved_baseline is not None
 
     def model_info(self, role: Role) -> ModelInfo | None:
         """Return uri, sha256, format and registry version of ``role``'s model (None if absent)."""
         if role == "baseline" and not self.has_baseline:
             return None
         src: ModelSource = getattr(self.policy.model, role)
+        if role == "candidate" and self.is_per_example:
+            art = self.artifact
+            return ModelInfo(uri=art.uri or src.uri, sha256=art.sha256, format=art.format,
+                             scores=src.score_columns)
+        named = src.score_columns or None
+        if src.kind == "columns" and src.registry_ref is not None and self.resolved_baseline is not None:
+            r = self.resolved_baseline
+            return ModelInfo(uri=f"{r.uri} {src.uri}", sha256=r.sha256, format="columns", version=r.version,
+                             scores=named)
         if src.kind == "columns":
-            return ModelInfo(uri=src.uri, sha256=None, format="columns")
+            return ModelInfo(uri=src.uri, sha256=None, format="columns", scores=named)
         if src.kind == "registry" and self.resolved_baseline is not None:
             r = self.resolved_baseline
             return ModelInfo(uri=r.uri, sha256=r.sha256, format=r.format, version=r.version)
@@ -267,6 +305,8 @@ class EvalContext:
         return Predictions(labels=_tighten(labels), scores=proba, classes=classes)
 
     def _from_columns(self, src: ModelSource) -> Predictions:
+        if src.named_scores:
+            return self._from_named_scores(src)
         df = self.frame
         task = self.policy.model.task
         scores: np.ndarray | None = None
@@ -285,6 +325,20 @@ class EvalContext:
         else:
             labels = df[src.scores].to_numpy()  # type: ignore[index]
         return Predictions(labels=_tighten(labels), scores=scores, classes=classes)
+
+    def _from_named_scores(self, src: ModelSource) -> Predictions:
+        """Return a per_example model's scores: an ``(n, k)`` matrix, ``classes`` naming its columns."""
+        role = "candidate" if src is self.policy.model.candidate else "baseline"
+        columns = []
+        for name, col in src.named_scores:
+            series = self.frame[col]
+            if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+                raise UserError(f"model.{role}.scores.{name}: "
+                                + MSG_SCORE_NOT_NUMERIC.format(col=col, dtype=series.dtype),
+                                location=self.policy.where("model", role, "scores", name))
+            columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        scores = np.column_stack(columns)
+        return Predictions(labels=scores, scores=scores, classes=tuple(n for n, _ in src.named_scores))
 
     @cached_property
     def classes(self) -> tuple[Any, ...]:

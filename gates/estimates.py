@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
+from gates.clusters import ClusterIndex, expanded_codes
 from gates.intervals import (
     Estimate,
     delong_components,
@@ -173,7 +175,7 @@ class SliceEstimate:
 def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
                      metrics: Sequence[Metric], slicing: Slicing, *, n_boot: int, rng: RngFor,
                      positive_label: Any = None, classes: tuple[Any, ...] | None = None,
-                     ) -> dict[str, list[SliceEstimate]]:
+                     clusters: ClusterIndex | None = None) -> dict[str, list[SliceEstimate]]:
     """Return, per metric name, one :class:`SliceEstimate` per slice of ``slicing``.
 
     ``baseline`` None (or a baseline without scores, for a score metric) gives estimates of the
@@ -181,19 +183,21 @@ def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Prediction
     checks that every score metric's candidate has scores of the right shape.
     """
     return paired_estimates_many(y, candidate, baseline, metrics, [slicing], n_boot=n_boot, rngs=[rng],
-                                 positive_label=positive_label, classes=classes)[0]
+                                 positive_label=positive_label, classes=classes, clusters=clusters)[0]
 
 
 def paired_estimates_many(y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
                           metrics: Sequence[Metric], slicings: Sequence[Slicing], *, n_boot: int,
                           rngs: Sequence[RngFor], positive_label: Any = None,
-                          classes: tuple[Any, ...] | None = None) -> list[dict[str, list[SliceEstimate]]]:
+                          classes: tuple[Any, ...] | None = None,
+                          clusters: ClusterIndex | None = None) -> list[dict[str, list[SliceEstimate]]]:
     """Return :func:`paired_estimates` of every slicing, resampling the rows once for all of them.
 
     ``rngs[i]`` is slicing ``i``'s stream factory. The confusion family draws from each slicing's
     own ``"confusion"`` stream; the row-mean family draws each row's Poisson weights once, from
     ``rngs[0]("rows")``, and every slicing adds up the same weighted rows (its slices' sums are
     sums over the cells of the slicings' common refinement), so slicing costs no extra draws.
+    With ``clusters`` the row-mean family gives every row its cluster's weight (``bootstrap-clusters``).
     """
     y = np.asarray(y)
     outs: list[dict[str, list[SliceEstimate]]] = []
@@ -215,7 +219,7 @@ def paired_estimates_many(y: np.ndarray, candidate: Predictions, baseline: Predi
     rowwise = [m for m in metrics if m.family == "row_mean"]
     if rowwise and slicings:
         found = _row_family(y, candidate, baseline, rowwise, slicings, n_boot, rngs[0]("rows"),
-                            positive_label, classes)
+                            positive_label, classes, clusters)
         for out, by_metric in zip(outs, found):
             out.update(by_metric)
     return outs
@@ -455,7 +459,8 @@ class _Refinement:
 
 def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
                 slicings: Sequence[Slicing], n_boot: int, rng: np.random.Generator, positive_label: Any,
-                classes: tuple[Any, ...] | None) -> list[dict[str, list[SliceEstimate]]]:
+                classes: tuple[Any, ...] | None, clusters: ClusterIndex | None = None,
+                ) -> list[dict[str, list[SliceEstimate]]]:
     """Resample rows with Poisson weights once for every row-mean metric and every slicing together.
 
     Weights are drawn for the rows in cell order, so each cell's sums are one contiguous matrix
@@ -467,19 +472,22 @@ def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
     cells = _Refinement.of(slicings, len(y))
     ordered = (values - centre).astype(np.float32)[cells.order]
     chunks: list[list[np.ndarray]] = [[] for _ in slicings]
-    for codes in poisson_codes(len(y), n_boot, rng):
+    draws = (poisson_codes(len(y), n_boot, rng) if clusters is None else
+             expanded_codes(clusters.codes[cells.order], clusters.n_clusters, n_boot, rng))
+    for codes in draws:
         cell_sums = cells.sums(_weights(codes), ordered)
         for own, members in zip(chunks, cells.members):
             sums = members @ cell_sums
             with np.errstate(invalid="ignore", divide="ignore"):
                 own.append(centre + sums / sums[..., :1])
+    method = METHOD_ROWS if clusters is None else METHOD_CLUSTERS
     return [_row_estimates(blocks, np.stack([values[rows].mean(axis=0) for rows in slicing.rows]),
-                           np.concatenate(own))
+                           np.concatenate(own), method)
             for slicing, own in zip(slicings, chunks)]
 
 
 def _row_estimates(blocks: Sequence[_Block], point_means: np.ndarray, means: np.ndarray,
-                   ) -> dict[str, list[SliceEstimate]]:
+                   method: str = METHOD_ROWS) -> dict[str, list[SliceEstimate]]:
     """Return each metric's estimates from its slices' mean statistics ``(S, P)`` and replicates ``(B, S, P)``."""
     out = {}
     for b in blocks:
@@ -488,7 +496,7 @@ def _row_estimates(blocks: Sequence[_Block], point_means: np.ndarray, means: np.
         point_b = None if b.base is None else f(point_means[:, b.base])
         reps_b = None if b.base is None else f(means[..., b.base])
         out[b.metric.name] = _per_slice(f(point_means[:, b.cand]), point_b, f(means[..., b.cand]), reps_b,
-                                        METHOD_ROWS)
+                                        method)
     return out
 
 

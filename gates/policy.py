@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Task = Literal["binary_classification", "multiclass_classification", "regression"]
+Task = Literal["binary_classification", "multiclass_classification", "regression", "per_example"]
 KeyPath = tuple[str | int, ...]
 
 DEFAULT_SEED = 20261122
@@ -20,6 +20,8 @@ class ModelSource:
 
     ``kind`` is ``file`` (a model file at ``path``), ``columns`` (prediction and/or score columns
     of the eval data), ``registry`` (``ref`` is an alias or a version number) or ``none``.
+    ``named_scores`` holds a ``per_example`` model's ``(metric name, column)`` pairs; with ``ref``
+    set too, those columns are the scores of the registered version ``ref`` names.
     """
 
     kind: Literal["file", "columns", "registry", "none"]
@@ -27,9 +29,22 @@ class ModelSource:
     predictions: str | None = None
     scores: str | tuple[str, ...] | None = None
     ref: str | None = None
+    named_scores: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def registry_ref(self) -> str | None:
+        """Return the registry alias or version this source names (its scores' owner), if any."""
+        return self.ref if self.kind in ("registry", "columns") else None
+
+    @property
+    def score_columns(self) -> dict[str, str]:
+        """Return a per_example model's metric name -> score column."""
+        return dict(self.named_scores)
 
     @property
     def uri(self) -> str:
+        if self.named_scores:
+            return "columns:" + ",".join(col for _, col in self.named_scores)
         if self.kind == "file":
             return str(self.path)
         if self.kind == "registry":
@@ -50,15 +65,21 @@ class ModelSpec:
     threshold: float = 0.5
     trust_pickle: bool = False
     trusted_types: tuple[str, ...] = ()
+    #: per_example: the evaluated version's prompt/config/model bundle (a local path or a URI), if any
+    artifact: str | None = None
 
 
 @dataclass(frozen=True)
 class DataSpec:
+    """The ``data`` section. ``target`` is None only for ``per_example`` (scores need no target);
+    ``cluster`` names the column whose rows are resampled together."""
+
     eval: Path
-    target: str
+    target: str | None
     reference: Path | None = None
     features: tuple[str, ...] | None = None
     sensitive: tuple[str, ...] = ()
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)

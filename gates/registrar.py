@@ -39,7 +39,7 @@ def baseline_resolver(policy: Policy) -> BaselineResolver | None:
     The backend is opened on the first call only, and kept open so the fetched file stays valid
     while the run uses it.
     """
-    if policy.model.baseline.kind != "registry":
+    if policy.model.baseline.registry_ref is None:
         return None
     opened: list[RegistryBackend] = []
 

@@ -36,7 +36,7 @@ class GateSetup:
     """What a gate's ``validate`` hook may know about the policy, and how to point into the file.
 
     ``where(*keypath)`` returns ``file:line`` of a key under ``gates``; ``error(keypath, msg)``
-    returns the UserError to raise.
+    returns the UserError to raise. ``scores`` names a ``per_example`` model's score metrics.
     """
 
     task: Task
@@ -44,6 +44,7 @@ class GateSetup:
     data: DataSpec
     where: Callable[..., str]
     error: Callable[[tuple[str | int, ...], str], UserError]
+    scores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from gates import per_example
 from gates.checks import GateKind, GateSetup, Spec, declares_blocking_default
+from gates.clusters import NORMAL_MIN_CLUSTERS, ClusterIndex, normal_mean
 from gates.context import EvalContext, Predictions
 from gates.decisions import (
     Correction,
@@ -70,9 +72,13 @@ MSG_UNKNOWN_METRIC = "unknown metric '{name}'{hint}; known metrics for {task}: {
 MSG_WRONG_TASK = "metric '{name}' is not defined for {task}{hint}; metrics for {task}: {known}"
 MSG_CHURN_KINDS = "churn takes only 'max' (the largest share of rows whose label may differ), got '{kind}'"
 MSG_MIN_ABOVE_MAX = "min ({lo}) is above max ({hi})"
+MSG_UNKNOWN_SCORE = "unknown metric '{name}'{hint}; the per_example scores are: {known}"
+MSG_CLUSTER_FAMILY = ("data.cluster: {name} cannot resample clusters yet; with clusters the regression gate "
+                      "takes per_example scores and row-mean metrics ({row_means})")
+MSG_BETTER_TASK = "better applies to per_example scores; {name}'s direction is known ({way} is better)"
 MSG_NO_BASELINE = "no baseline model, so there is nothing to compare with; check skipped"
 MSG_BASELINE_REQUIRED = "no baseline model, and --require-baseline is set"
-MSG_SLICE_TOO_SMALL = "slice has {rows} rows, fewer than min_slice_size {min}; check skipped"
+MSG_SLICE_TOO_SMALL = "slice has {rows} {unit}, fewer than min_slice_size {min}; check skipped"
 MSG_NO_SCORES = "{metric} needs scores but the {role} gives none (a model without predict_proba, or no scores column)"
 MSG_SCORE_SHAPE = "{metric} needs {expected} from the {role}, got an array of shape {shape}"
 MSG_NOT_PROBA = "{metric} needs probabilities in [0, 1] from the {role}, got values in [{lo:.4g}, {hi:.4g}]"
@@ -135,6 +141,7 @@ class Check:
     rows: int
     id: str
     scope: Mapping[str, Any]
+    clusters: int | None = None
 
     @property
     def is_relative(self) -> bool:
@@ -153,6 +160,15 @@ def validate(spec: Spec, setup: GateSetup) -> None:
     known = metric_names(setup.task)
     for name, thresholds in spec.get("metrics", {}).items():
         path = (GATE_NAME, "metrics", name)
+        if setup.task == per_example.PER_EXAMPLE:
+            if name not in setup.scores:
+                raise setup.error(path, MSG_UNKNOWN_SCORE.format(name=name, hint=_did_you_mean(name, setup.scores),
+                                                                 known=", ".join(setup.scores)))
+            _validate_thresholds(name, thresholds, path, setup)
+            continue
+        if "better" in thresholds and name in registry:
+            way = "higher" if registry[name].direction > 0 else "lower"
+            raise setup.error((*path, "better"), MSG_BETTER_TASK.format(name=name, way=way))
         if name not in registry:
             hint = _did_you_mean(name, known)
             raise setup.error(path, MSG_UNKNOWN_METRIC.format(name=name, hint=hint, task=setup.task,
@@ -162,11 +178,14 @@ def validate(spec: Spec, setup: GateSetup) -> None:
             hint = f" (did you mean {' or '.join(repr(v) for v in variants)}?)" if variants else ""
             raise setup.error(path, MSG_WRONG_TASK.format(name=name, task=setup.task, hint=hint,
                                                           known=", ".join(known)))
+        if setup.data.cluster is not None and registry[name].family != "row_mean":
+            row_means = ", ".join(n for n in known if registry[n].family == "row_mean")
+            raise setup.error(path, MSG_CLUSTER_FAMILY.format(name=name, row_means=row_means))
         _validate_thresholds(name, thresholds, path, setup)
 
 
 def _validate_thresholds(name: str, thresholds: Mapping[str, Any], path: tuple[str, ...], setup: GateSetup) -> None:
-    if name == "churn":
+    if name == "churn" and setup.task != per_example.PER_EXAMPLE:
         for kind in thresholds:
             if kind not in ("max", "severity"):
                 raise setup.error((*path, kind), MSG_CHURN_KINDS.format(kind=kind))
@@ -213,7 +232,7 @@ def measure(ctx: EvalContext, spec: Spec) -> tuple[Measured, list[Check]]:
     assert candidate is not None
     baseline = ctx.predictions("baseline")
     slicings, missing = _slicings(ctx, settings)
-    checks = _plan(spec, settings, slicings)
+    checks = _plan(spec, settings, slicings, metrics_of(ctx), ctx.clusters)
     problems = _problems(ctx, checks, candidate, baseline)
     measured = Measured(settings, slicings, missing, problems,
                         _estimate(ctx, settings, slicings, checks, problems, candidate, baseline),
@@ -233,14 +252,23 @@ def _slicings(ctx: EvalContext, settings: Settings) -> tuple[list[Slicing | None
     return out, missing
 
 
-def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None]) -> list[Check]:
+def metrics_of(ctx: EvalContext) -> Mapping[str, Metric]:
+    """Return the metrics a policy may name: the registry, or a per_example policy's score metrics."""
+    return per_example.score_metrics(ctx.policy) if ctx.is_per_example else metric_registry()
+
+
+def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None],
+          metrics: Mapping[str, Metric] | None = None, clusters: ClusterIndex | None = None) -> list[Check]:
     """Return every check of the section: metric x threshold kind x (all rows, then each slice)."""
     checks = []
+    known = metric_registry() if metrics is None else metrics
+    counts = [None if sl is None or clusters is None else [clusters.count_in(rows) for rows in sl.rows]
+              for sl in slicings]
     for name, thresholds in spec["metrics"].items():
-        metric = metric_registry()[name]
+        metric = known[name]
         blocking = thresholds.get("severity", settings.severity) == "block"
         for kind, value in thresholds.items():
-            if kind == "severity":
+            if kind in ("severity", "better"):
                 continue
             base_id = f"{GATE_NAME}.{name}.{kind}"
             for i, slicing in enumerate(slicings):
@@ -250,8 +278,9 @@ def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None]) -> lis
                     continue
                 for s in range(slicing.n_slices):
                     cid = f"{base_id}[{slicing.label(s)}]" if slicing.columns else base_id
+                    n_clusters = None if counts[i] is None else counts[i][s]
                     checks.append(Check(metric, kind, float(value), blocking, i, s, int(slicing.sizes[s]), cid,
-                                        slicing.values(s)))
+                                        slicing.values(s), n_clusters))
     return checks
 
 
@@ -263,11 +292,21 @@ def _problems(ctx: EvalContext, checks: Sequence[Check], candidate: Predictions,
     n_classes = len(ctx.classes) if task == MULTICLASS else 0
     for metric in {c.metric.name: c.metric for c in checks}.values():
         for role, pred in (("candidate", candidate), ("baseline", baseline)):
+            if task == per_example.PER_EXAMPLE:
+                if pred is not None and (msg := _per_example_problem(ctx, metric, pred, role)) is not None:
+                    out[(metric.name, role)] = (REASON_BAD_DATA, msg)
+                continue
             msg = None if pred is None else _score_problem(metric, pred, role, task, ctx.n_rows, n_classes)
             if msg is not None:
                 assert pred is not None
                 out[(metric.name, role)] = (REASON_MISSING_SCORES if pred.scores is None else REASON_BAD_DATA, msg)
     return out
+
+
+def _per_example_problem(ctx: EvalContext, metric: Metric, pred: Predictions, role: str) -> str | None:
+    """Return why a per_example score column cannot be averaged (missing values), else None."""
+    column = getattr(ctx.policy.model, role).score_columns[metric.name]
+    return per_example.score_problem(pred, column, metric.name, role)
 
 
 def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: int, n_classes: int) -> str | None:
@@ -301,7 +340,7 @@ def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | Non
     """
     task = ctx.policy.model.task
     positive = ctx.policy.model.positive_label if task == BINARY else None
-    classes = ctx.classes if task != REGRESSION else None
+    classes = ctx.classes if task not in (REGRESSION, per_example.PER_EXAMPLE) else None
     present = {i: slicing for i, slicing in enumerate(slicings) if slicing is not None}
     wanted = {c.metric.name: c.metric for c in checks if c.slicing in present}.values()
     usable = [m for m in wanted if (m.name, "candidate") not in problems
@@ -310,19 +349,55 @@ def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | Non
     alone = [m for m in usable if (m.name, "baseline") in problems and not m.needs_baseline]
     streams = [_streams(ctx, "&".join(slicing.columns)) for slicing in present.values()]
     out: dict[tuple[int, str], list[SliceEstimate] | str] = {}
+    clusters = ctx.clusters
+    if clusters is not None and ctx.is_per_example and _all_large(clusters, present.values(), settings.min_slice_size):
+        for i, slicing in present.items():
+            wanted_here = {c.metric.name for c in checks if c.slicing == i}
+            for m in usable:
+                if m.name in wanted_here:
+                    base = baseline if m in paired else None
+                    out[(i, m.name)] = _cluster_normal(ctx.y_true, candidate, base, m, slicing, clusters)
+        return out
     for group, base in ((paired, baseline), (alone, None)):
         if not group:
             continue
         try:
             found: Sequence[Mapping[str, list[SliceEstimate] | str]] = paired_estimates_many(
                 ctx.y_true, candidate, base, group, list(present.values()),
-                n_boot=settings.n_boot, rngs=streams, positive_label=positive, classes=classes)
+                n_boot=settings.n_boot, rngs=streams, positive_label=positive, classes=classes,
+                clusters=clusters)
         except (ValueError, TypeError, IndexError) as exc:
             failed = {m.name: MSG_BAD_DATA.format(metric=m.name, problem=str(exc).splitlines()[0]) for m in group}
             found = [failed] * len(present)
         for i, by_metric in zip(present, found):
             wanted_here = {c.metric.name for c in checks if c.slicing == i}
             out.update({(i, name): value for name, value in by_metric.items() if name in wanted_here})
+    return out
+
+
+def _all_large(clusters: ClusterIndex, slicings: Sequence[Slicing], min_slice_size: int) -> bool:
+    """True when every slice that gets checked has enough clusters for the cluster-robust normal interval."""
+    for slicing in slicings:
+        for s, rows in enumerate(slicing.rows):
+            n_clusters = clusters.count_in(rows)
+            checked = not slicing.columns or n_clusters >= min_slice_size
+            if checked and n_clusters < NORMAL_MIN_CLUSTERS:
+                return False
+    return True
+
+
+def _cluster_normal(y: np.ndarray, candidate: Predictions, baseline: Predictions | None, metric: Metric,
+                    slicing: Slicing, clusters: ClusterIndex) -> list[SliceEstimate]:
+    """Return a per-example mean's slice estimates from the cluster-robust normal interval (no resampling)."""
+    assert metric.row_stats is not None
+    c = metric.row_stats(y, candidate, None, None)[:, 0]
+    b = None if baseline is None else metric.row_stats(y, baseline, None, None)[:, 0]
+    out = []
+    for rows in slicing.rows:
+        observed = normal_mean(c[rows], clusters.codes[rows])
+        diff = None if b is None else normal_mean(c[rows] - b[rows], clusters.codes[rows])
+        base = None if b is None else float(b[rows].mean())
+        out.append(SliceEstimate(observed.value, base, observed, diff))
     return out
 
 
@@ -390,8 +465,9 @@ def early_result(m: Measured, check: Check) -> CheckResult | None:
     if check.slicing in m.missing:
         msg = MSG_MISSING_COLUMN.format(column=m.missing[check.slicing])
         return _result(check, s, Outcome.ERROR, REASON_MISSING_COLUMN, msg)
-    if check.slicing > 0 and check.rows < s.min_slice_size:
-        msg = MSG_SLICE_TOO_SMALL.format(rows=check.rows, min=s.min_slice_size)
+    size, unit = (check.rows, "rows") if check.clusters is None else (check.clusters, "clusters")
+    if check.slicing > 0 and size < s.min_slice_size:
+        msg = MSG_SLICE_TOO_SMALL.format(rows=size, unit=unit, min=s.min_slice_size)
         return _result(check, s, Outcome.SKIPPED, REASON_SLICE_TOO_SMALL, msg, details=_details(check))
     if (check.metric.name, "candidate") in m.problems:
         return _result(check, s, Outcome.ERROR, *m.problems[(check.metric.name, "candidate")])
@@ -521,6 +597,8 @@ def _bound_result(settings: Settings, check: Check, est: SliceEstimate) -> Check
 
 def _details(check: Check) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": check.rows}
+    if check.clusters is not None:
+        out["clusters"] = check.clusters
     if check.scope:
         out["slice"] = dict(check.scope)
     return out

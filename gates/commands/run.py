@@ -65,7 +65,7 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     written = write_all(report, out)
     if publisher is not None:
         warnings += publisher.publish(report, out)
-    if not result.context.has_baseline and policy.model.baseline.kind == "registry":
+    if not result.context.has_baseline and policy.model.baseline.registry_ref is not None:
         warnings.append(MSG_NO_BASELINE.format(uri=policy.model.baseline.uri, name=policy.model.name))
     _print(report, written, warnings, quiet, verbose)
     if registry_error is not None:

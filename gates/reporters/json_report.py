@@ -73,6 +73,8 @@ def _model_block(info: Any, base: Path) -> dict[str, Any] | None:
     block: dict[str, Any] = {"uri": _rel(info.uri, base), "sha256": info.sha256, "format": info.format}
     if info.version is not None:
         block["version"] = info.version
+    if info.scores:
+        block["scores"] = dict(info.scores)
     return block
 
 

@@ -142,7 +142,7 @@ def test_enum_error_lists_options(write_policy):
     path.write_text(text)
     msg = error_of(path)
     assert msg.startswith(f"gates.yaml:{line_of(text, 'task: binary')}: model.task: expected one of "
-                          "binary_classification, multiclass_classification, regression, got 'binary'")
+                          "binary_classification, multiclass_classification, regression, per_example, got 'binary'")
 
 
 def test_missing_required_key(write_policy):

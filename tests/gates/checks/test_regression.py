@@ -212,7 +212,7 @@ def test_slices_get_their_own_checks_and_small_ones_are_skipped(tmp_path):
         assert r.details["rows"] == len(rows)
         if len(rows) < 150:
             assert r.status is Status.SKIPPED and r.reason == rg.REASON_SLICE_TOO_SMALL, cid
-            assert r.message == rg.MSG_SLICE_TOO_SMALL.format(rows=len(rows), min=150)
+            assert r.message == rg.MSG_SLICE_TOO_SMALL.format(rows=len(rows), unit="rows", min=150)
             continue
         assert r.observed == pytest.approx(skm.f1_score(rows.label, rows.cand_pred), rel=1e-9), cid
         if "max_drop" in cid:

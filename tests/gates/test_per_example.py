@@ -1,0 +1,211 @@
+"""task: per_example: the policy form, and the regression gate on per-row score columns."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from gates.checks import regression as rg
+from gates.clusters import METHOD_BOOTSTRAP, METHOD_NORMAL, NORMAL_MIN_CLUSTERS
+from gates.config import load_policy
+from gates.context import EvalContext
+from gates.errors import UserError
+from gates.results import CheckResult, Status
+
+CANDIDATE = {"scores": {"correct": "cand_correct", "latency": "cand_ms"}}
+BASELINE = {"scores": {"correct": "prod_correct", "latency": "prod_ms"}}
+
+
+def evals(n_prompts: int = 300, samples: int = 4, *, gain: float = 0.0, slower: float = 1.0,
+          seed: int = 0) -> pd.DataFrame:
+    """Prompts x samples of two versions: a prompt's difficulty is shared by its samples and versions."""
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(n_prompts), samples)
+    hard = rng.normal(size=n_prompts)[pid]
+    u = rng.random(pid.size)
+    base_ms = rng.gamma(4.0, 50.0, n_prompts)[pid] * rng.lognormal(0, 0.2, pid.size)
+    return pd.DataFrame({
+        "prompt_id": [f"p{i:04d}" for i in pid],
+        "language": np.where(pid % 3 == 0, "de", "en"),
+        "cand_correct": (u < 1 / (1 + np.exp(-(0.6 + gain + hard)))).astype(int),
+        "prod_correct": (u < 1 / (1 + np.exp(-(0.6 + hard)))).astype(int),
+        "cand_ms": base_ms * slower * rng.lognormal(0, 0.1, pid.size),
+        "prod_ms": base_ms,
+    })
+
+
+def write(tmp_path: Path, df: pd.DataFrame, gates: dict[str, Any], *, model: dict[str, Any] | None = None,
+          data: dict[str, Any] | None = None) -> Path:
+    df.to_csv(tmp_path / "evals.csv", index=False)
+    doc = {"version": 1,
+           "model": {"name": "bot", "task": "per_example", "candidate": CANDIDATE, "baseline": BASELINE,
+                     **(model or {})},
+           "data": {"eval": "evals.csv", "cluster": "prompt_id", **(data or {})}, "seed": 3, "gates": gates}
+    path = tmp_path / "gates.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def regression(path: Path) -> dict[str, CheckResult]:
+    policy = load_policy(path)
+    return {r.id: r for r in rg.GATE.run(EvalContext(policy), policy.gates["regression"])}
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(UserError) as exc:
+        load_policy(path)
+    return str(exc.value)
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+# ------------------------------------------------------------------ the policy form
+
+
+def test_per_example_needs_no_target_and_keeps_names(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.5}}}}))
+    assert policy.data.target is None
+    assert policy.data.cluster == "prompt_id"
+    assert policy.model.candidate.score_columns == {"correct": "cand_correct", "latency": "cand_ms"}
+
+
+def test_unknown_metric_is_located_with_a_hint_over_the_score_names(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"corect": {"min": 0.5}}}})
+    msg = error_of(path)
+    assert msg == (f"gates.yaml:{line_of(path, 'corect')}: gates.regression.metrics.corect: "
+                   + rg.MSG_UNKNOWN_SCORE.format(name="corect", hint=" (did you mean 'correct'?)",
+                                                 known="correct, latency"))
+
+
+def test_registry_metric_names_are_not_per_example_scores(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, evals(), {"regression": {"metrics": {"accuracy": {"min": 0.5}}}}))
+    assert "unknown metric 'accuracy'" in msg and "correct, latency" in msg
+
+
+def test_baseline_names_must_match(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.5}}}},
+                 model={"baseline": {"scores": {"correct": "prod_correct", "latncy": "prod_ms"}}})
+    msg = error_of(path)
+    assert msg.startswith(f"gates.yaml:{line_of(path, 'latncy')}: model.baseline.scores: ")
+    assert "missing latency" in msg and "unknown 'latncy' (did you mean 'latency'?)" in msg
+
+
+def test_a_registry_string_baseline_asks_for_score_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.5}}}},
+                 model={"baseline": "registry:production"})
+    assert "{registry: production, scores: {...}}" in error_of(path)
+
+
+def test_target_is_still_required_elsewhere_and_better_is_per_example_only(tmp_path: Path) -> None:
+    df = evals()
+    df["label"] = df["prod_correct"]
+    df["p"] = 0.5
+    doc = {"version": 1, "model": {"name": "m", "task": "binary_classification", "candidate": {"scores": "p"},
+                                   "baseline": "none"},
+           "data": {"eval": "evals.csv"}, "gates": {"regression": {"metrics": {"roc_auc": {"min": 0.5}}}}}
+    df.to_csv(tmp_path / "evals.csv", index=False)
+    path = tmp_path / "gates.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert error_of(path).endswith("data: missing required key 'target'")
+    doc["data"]["target"] = "label"
+    doc["gates"]["regression"]["metrics"]["roc_auc"]["better"] = "lower"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert "better applies to per_example scores; roc_auc's direction is known (higher is better)" in error_of(path)
+
+
+def test_a_non_numeric_score_column_is_a_located_error(tmp_path: Path) -> None:
+    df = evals()
+    df["cand_correct"] = np.where(df["cand_correct"] == 1, "yes", "no")
+    policy = load_policy(write(tmp_path, df, {"regression": {"metrics": {"correct": {"min": 0.5}}}}))
+    with pytest.raises(UserError, match="score column 'cand_correct' is not numeric"):
+        EvalContext(policy).predictions("candidate")
+
+
+# ------------------------------------------------------------------ regression numbers
+
+
+def test_means_deltas_and_cluster_bootstrap(tmp_path: Path) -> None:
+    df = evals(gain=0.3)
+    path = write(tmp_path, df, {"regression": {"bootstrap": 1000, "metrics": {
+        "correct": {"min": 0.5, "max_drop": 0.02}, "latency": {"better": "lower", "max_relative_drop": 0.1}},
+        "slices": ["language"], "min_slice_size": 50}})
+    out = regression(path)
+    floor = out["regression.correct.min"]
+    assert floor.observed == pytest.approx(df["cand_correct"].mean())
+    assert floor.ci_method == METHOD_BOOTSTRAP and floor.details["clusters"] == 300
+    drop = out["regression.correct.max_drop"]
+    assert drop.delta == pytest.approx((df["cand_correct"] - df["prod_correct"]).mean())
+    assert drop.status is Status.PASS
+    de = out["regression.correct.max_drop[language=de]"]
+    rows = df[df["language"] == "de"]
+    assert de.delta == pytest.approx((rows["cand_correct"] - rows["prod_correct"]).mean())
+    assert de.details["clusters"] == rows["prompt_id"].nunique() == 100
+    lat = out["regression.latency.max_relative_drop"]
+    assert lat.observed == pytest.approx(df["cand_ms"].mean())
+    assert lat.baseline == pytest.approx(df["prod_ms"].mean())
+    assert lat.status is Status.PASS
+
+
+def test_lower_is_better_fails_when_slower(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(slower=1.3), {"regression": {"metrics": {
+        "latency": {"better": "lower", "max_relative_drop": 0.1}}}})
+    lat = regression(path)["regression.latency.max_relative_drop"]
+    assert lat.status is Status.FAIL and lat.delta > 0
+    assert lat.ci[0] > 0.1 * lat.baseline  # the interval of the change lies above the allowed rise
+
+
+def test_min_slice_size_counts_clusters(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.1}}, "slices": ["language"],
+                                                    "min_slice_size": 150}})
+    out = regression(path)
+    assert out["regression.correct.min[language=de]"].status is Status.SKIPPED
+    assert "100 clusters" in out["regression.correct.min[language=de]"].message  # 400 rows, 100 prompts
+    assert out["regression.correct.min[language=en]"].status is Status.PASS
+
+
+def test_many_clusters_use_the_cluster_robust_normal_interval(tmp_path: Path) -> None:
+    df = evals(n_prompts=NORMAL_MIN_CLUSTERS + 100, samples=3, gain=-0.05, seed=2)
+    path = write(tmp_path, df, {"regression": {"metrics": {"correct": {"max_drop": 0.05}},
+                                               "multiple_testing": "none"}})
+    r = regression(path)["regression.correct.max_drop"]
+    assert r.ci_method == METHOD_NORMAL
+    d = (df["cand_correct"] - df["prod_correct"]).to_numpy()
+    totals = pd.Series(d - d.mean()).groupby(df["prompt_id"]).sum()
+    g = len(totals)
+    se = np.sqrt(g / (g - 1) * (totals ** 2).sum()) / len(d)
+    from scipy.stats import norm
+    z = norm.ppf(0.975)
+    assert r.ci == pytest.approx((d.mean() - z * se, d.mean() + z * se), rel=1e-9)
+
+
+def test_missing_scores_are_an_error_naming_the_column(tmp_path: Path) -> None:
+    df = evals()
+    df.loc[[3, 10, 11], "cand_ms"] = np.nan
+    path = write(tmp_path, df, {"regression": {"metrics": {"latency": {"better": "lower", "max": 1e9}}}})
+    r = regression(path)["regression.latency.max"]
+    assert r.status is Status.ERROR
+    assert r.message == "score column 'cand_ms' of the candidate has 3 missing value(s) of 1200"
+
+
+def test_without_baseline_relative_checks_skip(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.5, "max_drop": 0.01}}}},
+                 model={"baseline": "none"})
+    out = regression(path)
+    assert out["regression.correct.max_drop"].status is Status.SKIPPED
+    assert out["regression.correct.min"].status is Status.PASS
+
+
+def test_rows_are_independent_without_cluster(tmp_path: Path) -> None:
+    df = evals()
+    path = write(tmp_path, df, {"regression": {"metrics": {"correct": {"min": 0.5}}}}, data={"cluster": None})
+    doc = yaml.safe_load(path.read_text())
+    del doc["data"]["cluster"]
+    path.write_text(yaml.safe_dump(doc))
+    r = regression(path)["regression.correct.min"]
+    assert r.ci_method == "bootstrap-rows" and "clusters" not in r.details
