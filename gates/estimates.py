@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
-from gates.clusters import ClusterIndex, expanded_codes
+from gates.clusters import ClusterIndex, cluster_weights
 from gates.intervals import (
     Estimate,
     delong_components,
@@ -472,10 +472,13 @@ def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
     cells = _Refinement.of(slicings, len(y))
     ordered = (values - centre).astype(np.float32)[cells.order]
     chunks: list[list[np.ndarray]] = [[] for _ in slicings]
-    draws = (poisson_codes(len(y), n_boot, rng) if clusters is None else
-             expanded_codes(clusters.codes[cells.order], clusters.n_clusters, n_boot, rng))
-    for codes in draws:
-        cell_sums = cells.sums(_weights(codes), ordered)
+    if clusters is None:
+        draws: Iterator[np.ndarray] = (_weights(codes) for codes in poisson_codes(len(y), n_boot, rng))
+    else:  # the core's weights keyed by cluster: a cluster's rows share each replicate's weight
+        seed = int(rng.integers(0, 1 << 63))
+        draws = (w.astype(np.float32) for w in cluster_weights(clusters.keys[cells.order], n_boot, seed))
+    for weights in draws:
+        cell_sums = cells.sums(weights, ordered)
         for own, members in zip(chunks, cells.members):
             sums = members @ cell_sums
             with np.errstate(invalid="ignore", divide="ignore"):

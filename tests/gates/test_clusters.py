@@ -9,10 +9,10 @@ from gates.clusters import (
     METHOD_BOOTSTRAP,
     METHOD_NORMAL,
     cluster_index,
-    expanded_codes,
+    cluster_weights,
     normal_mean,
 )
-from gates.estimates import _weights, paired_estimates, whole
+from gates.estimates import paired_estimates, whole
 from gates.context import Predictions
 from gates.per_example import score_metric
 
@@ -65,7 +65,7 @@ def test_normal_mean_equals_the_sandwich_formula() -> None:
     est = normal_mean(values, codes)
     assert est.method == METHOD_NORMAL
     assert est.value == pytest.approx(values.mean(), rel=1e-12)
-    assert est.se == pytest.approx(sandwich_se(values, codes), rel=1e-10)
+    assert est.se == pytest.approx(sandwich_se(values, codes), rel=1e-7)
     naive = values.std(ddof=1) / np.sqrt(values.size)
     assert est.se > 1.5 * naive  # correlated rows: the row formula is far too narrow
 
@@ -74,7 +74,7 @@ def test_normal_mean_of_singletons_is_the_row_standard_error_times_the_finite_fa
     values = np.random.default_rng(1).normal(size=400)
     est = normal_mean(values, np.arange(400))
     n = values.size
-    assert est.se == pytest.approx(np.sqrt(np.sum((values - values.mean()) ** 2) / (n - 1)) / np.sqrt(n), rel=1e-10)
+    assert est.se == pytest.approx(np.sqrt(np.sum((values - values.mean()) ** 2) / (n - 1)) / np.sqrt(n), rel=1e-7)
 
 
 def test_normal_mean_single_cluster_has_no_interval() -> None:
@@ -82,12 +82,16 @@ def test_normal_mean_single_cluster_has_no_interval() -> None:
     assert np.isnan(est.interval(0.95)[0])
 
 
-def test_expanded_codes_are_equal_within_a_cluster() -> None:
-    codes = np.array([0, 0, 1, 2, 2, 2])
-    (chunk,) = list(expanded_codes(codes, 3, 50, np.random.default_rng(0)))
-    assert chunk.shape == (50, 6)
+def test_cluster_weights_are_equal_within_a_cluster_and_independent_of_row_order() -> None:
+    frame = pd.DataFrame({"pid": ["a", "a", "b", "c", "c", "c"]})
+    idx = cluster_index(frame, "pid")
+    (chunk,) = list(cluster_weights(idx.keys, 64, seed=5))
+    assert chunk.shape == (64, 6)
     assert (chunk[:, 0] == chunk[:, 1]).all() and (chunk[:, 3] == chunk[:, 5]).all()
     assert (chunk[:, 0] != chunk[:, 2]).any()
+    shuffled = cluster_index(frame.iloc[[5, 2, 0, 4, 1, 3]], "pid")
+    (again,) = list(cluster_weights(shuffled.keys, 64, seed=5))
+    assert (again[:, 2] == chunk[:, 0]).all() and (again[:, 1] == chunk[:, 2]).all()
 
 
 def slow_cluster_bootstrap(values: np.ndarray, codes: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -124,7 +128,3 @@ def test_cluster_poisson_bootstrap_agrees_with_a_slow_cluster_bootstrap() -> Non
     assert np.std(rows.observed.replicates) < 0.75 * np.std(est.observed.replicates)
 
 
-def test_poisson_weight_table_is_used_for_cluster_codes() -> None:
-    codes = np.array([[0, 65535]], dtype=np.uint16)
-    w = _weights(codes)
-    assert w[0, 0] == 0 and w[0, 1] >= 4
