@@ -54,7 +54,7 @@ def summarise(ctx: EvalContext, results: Sequence[CheckResult]) -> dict[str, Any
         y = ctx.y_true
         if task == "regression":
             out["residuals"] = residual_histograms(y, {r: p.labels for r, p in preds.items() if p is not None})
-        else:
+        elif task != "per_example":  # per-example scores have no target to draw curves against
             out.update(classification_curves(ctx, y, preds))
     drift = drift_histograms(ctx, results)
     if drift:

@@ -209,3 +209,79 @@ def test_rows_are_independent_without_cluster(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc))
     r = regression(path)["regression.correct.min"]
     assert r.ci_method == "bootstrap-rows" and "clusters" not in r.details
+
+
+# ------------------------------------------------------------------ fairness on scores
+
+
+def fairness(path: Path) -> dict[str, CheckResult]:
+    from gates.checks import fairness as fg
+
+    policy = load_policy(path)
+    return {r.id: r for r in fg.GATE.run(EvalContext(policy), policy.gates["fairness"])}
+
+
+def test_group_means_differences_and_ratios_match_pandas(tmp_path: Path) -> None:
+    df = evals(gain=0.2, seed=5)
+    df["tier"] = np.where(df["prompt_id"].str[-1].isin(list("01")), "free", "paid")
+    path = write(tmp_path, df, {"fairness": {"groups": ["language", ["language", "tier"]], "min_group_size": 20,
+                                             "metrics": {"correct_difference": {"max": 0.2, "no_worse_than_baseline": True},
+                                                         "latency_ratio": {"min": 0.5}}}},
+                 data={"sensitive": ["language"]})
+    out = fairness(path)
+    by = df.groupby("language")
+    diff = out["fairness.correct_difference.max[language]"]
+    means = by["cand_correct"].mean()
+    assert diff.observed == pytest.approx(means.max() - means.min())
+    base = by["prod_correct"].mean()
+    assert diff.baseline == pytest.approx(base.max() - base.min())
+    assert diff.ci_method == METHOD_BOOTSTRAP
+    groups = {g["group"]["language"]: g for g in diff.details["groups"]}
+    assert groups["de"]["metrics"]["correct"] == pytest.approx(means["de"])
+    assert groups["de"]["clusters"] == df[df["language"] == "de"]["prompt_id"].nunique()
+    assert groups["de"]["size"] == int((df["language"] == "de").sum())
+    ratio = out["fairness.latency_ratio.min[language]"]
+    lat = by["cand_ms"].mean()
+    assert ratio.observed == pytest.approx(lat.min() / lat.max())
+    inter = out["fairness.correct_difference.max[language&tier]"]
+    cells = df.groupby(["language", "tier"])["cand_correct"].mean()
+    assert inter.observed == pytest.approx(cells.max() - cells.min())
+    nwtb = out["fairness.correct_difference.no_worse_than_baseline[language]"]
+    assert nwtb.delta == pytest.approx((means.max() - means.min()) - (base.max() - base.min()))
+
+
+def test_fairness_interval_resamples_clusters(tmp_path: Path) -> None:
+    """The disparity's bootstrap spread matches a slow cluster bootstrap of the same disparity."""
+    df = evals(n_prompts=240, samples=5, seed=8)
+    path = write(tmp_path, df, {"fairness": {"groups": ["language"], "bootstrap": 2000,
+                                             "metrics": {"correct_difference": {"max": 0.5}}}})
+    r = fairness(path)["fairness.correct_difference.max[language]"]
+    rng = np.random.default_rng(1)
+    members = [g.index.to_numpy() for _, g in df.groupby("prompt_id")]
+    correct, lang = df["cand_correct"].to_numpy(), df["language"].to_numpy()
+    reps = []
+    for _ in range(1500):  # draw prompts with replacement, keep all their rows
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        m = [correct[rows][lang[rows] == g].mean() for g in ("de", "en")]
+        reps.append(max(m) - min(m))
+    lo, hi = r.ci
+    width_slow = np.subtract(*np.quantile(reps, [0.975, 0.025]))
+    assert hi - lo == pytest.approx(width_slow, rel=0.15)
+
+
+def test_min_group_size_counts_clusters(tmp_path: Path) -> None:
+    df = evals(n_prompts=300, samples=4)
+    path = write(tmp_path, df, {"fairness": {"groups": ["language"], "min_group_size": 150,
+                                             "metrics": {"correct_difference": {"max": 0.5}}}})
+    r = fairness(path)["fairness.correct_difference.max[language]"]
+    groups = {g["group"]["language"]: g for g in r.details["groups"]}
+    assert groups["de"]["excluded"] == "100 clusters < min_group_size 150"  # 400 rows in 100 prompts
+    assert r.status is Status.ERROR  # one group left: no disparity
+
+
+def test_fairness_unknown_score_name_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"fairness": {"groups": ["language"],
+                                                  "metrics": {"corect_difference": {"max": 0.1}}}})
+    msg = error_of(path)
+    assert msg.startswith(f"gates.yaml:{line_of(path, 'corect_difference')}: gates.fairness.metrics.corect_difference")
+    assert "(did you mean 'correct_difference'?)" in msg

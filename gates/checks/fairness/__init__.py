@@ -70,7 +70,8 @@ from gates.checks.fairness._measure import (
     measure,
     views,
 )
-from gates.checks.fairness._stats import EvalData, GroupStats, eval_data, needs_scores
+from gates.checks.fairness._stats import PER_EXAMPLE, EvalData, GroupStats, eval_data, needs_scores
+from gates.clusters import ClusterIndex
 from gates.errors import UserError
 from gates.groups import group_index
 from gates.metrics import REGRESSION
@@ -81,24 +82,27 @@ MSG_NO_SCORES = "{metric} needs scores, which the {role} does not give (a scores
 
 
 def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..., np.random.Generator], *,
-           sensitive: Sequence[str] = (), require_baseline: bool = False) -> list[CheckResult]:
+           sensitive: Sequence[str] = (), require_baseline: bool = False, scores: Sequence[str] = (),
+           clusters: ClusterIndex | None = None) -> list[CheckResult]:
     """Return the fairness gate's results for ``data`` grouped by columns of ``frame``.
 
     ``rng_for(*names)`` returns a seeded generator per name (``EvalContext.rng``); each grouping
     and statistic draws from its own, so results do not depend on which other checks exist.
+    ``scores`` are a per_example policy's score names; with ``clusters`` whole clusters are resampled
+    and ``min_group_size`` counts clusters.
     """
     found = missing_grouping(frame, spec, sensitive)
     if found is not None:
         raise UserError(f"{_dotted(found[0])}: {found[1]}")
     settings = settings_of(spec)
-    metrics = metric_specs(spec, data.task)
+    metrics = metric_specs(spec, data.task, scores)
     pending: list[Pending] = []
     factorized: dict[str, Any] = {}
     unscored = {m.name: text for m in metrics if (text := _missing_scores(m, data))}
     for columns in groupings(spec, sensitive):
         scope = scope_of(columns)
         index = group_index(frame, columns, factorized)
-        stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope))
+        stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope), clusters)
         for metric in metrics:
             if metric.name in unscored:
                 pending += _error_checks([metric], scope, unscored[metric.name], "no_scores", settings)
@@ -169,9 +173,10 @@ def run(ctx: Any, spec: Spec) -> list[CheckResult]:
     baseline = ctx.predictions("baseline")
     task = policy.model.task
     data = eval_data(task, ctx.y_true, candidate, baseline, policy.model.positive_label,
-                     None if task == REGRESSION else ctx.classes)
+                     None if task in (REGRESSION, PER_EXAMPLE) else ctx.classes)
     return assess(ctx.frame, data, spec, ctx.rng, sensitive=policy.data.sensitive,
-                  require_baseline=bool(getattr(ctx, "require_baseline", False)))
+                  require_baseline=bool(getattr(ctx, "require_baseline", False)),
+                  scores=[n for n, _ in policy.model.candidate.named_scores], clusters=getattr(ctx, "clusters", None))
 
 
 GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validate=validate,

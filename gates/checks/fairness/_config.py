@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gates.checks import GateSetup, Spec
-from gates.checks.fairness._stats import group_metric_names, is_rate
+from gates.checks.fairness._stats import PER_EXAMPLE, group_metric_names, is_rate
 from gates.decisions import Correction, Rule
 from gates.metrics import MULTICLASS, REGRESSION
 
@@ -46,6 +46,8 @@ MSG_MACRO_SELECTION = (
     "set average: per_class"
 )
 MSG_NO_GROUPS = "no groups to compare: set gates.fairness.groups or data.sensitive"
+MSG_CLUSTER_TASK = ("data.cluster: the fairness gate resamples clusters for per_example scores only; "
+                    "its {task} rates resample rows")
 
 
 # ---------------------------------------------------------------- configuration
@@ -97,22 +99,25 @@ def settings_of(spec: Spec) -> Settings:
                     min_group_size=int(get["min_group_size"]), min_positives=int(get["min_positives"]))
 
 
-def resolve_metric(name: str, task: str) -> tuple[tuple[str, ...], str] | None:
-    """Return (group metrics compared, ``difference`` or ``ratio``) for a metric name, or None."""
+def resolve_metric(name: str, task: str, scores: Sequence[str] = ()) -> tuple[tuple[str, ...], str] | None:
+    """Return (group metrics compared, ``difference`` or ``ratio``) for a metric name, or None.
+
+    A per_example policy's group metrics are its ``scores`` (``correct_difference``, ``latency_ratio``).
+    """
     if name in NAMED:
-        return NAMED[name] if task != REGRESSION else None
+        return NAMED[name] if task not in (REGRESSION, PER_EXAMPLE) else None
     for kind in ("difference", "ratio"):
         base = name.removesuffix(f"_{kind}")
-        if base != name and base in group_metric_names(task):
+        if base != name and base in group_metric_names(task, scores):
             return (base,), kind
     return None
 
 
-def metric_specs(spec: Spec, task: str) -> list[MetricSpec]:
+def metric_specs(spec: Spec, task: str, scores: Sequence[str] = ()) -> list[MetricSpec]:
     """Return the configured metrics (names already validated)."""
     out = []
     for name, th in (spec.get("metrics") or {}).items():
-        resolved = resolve_metric(name, task)
+        resolved = resolve_metric(name, task, scores)
         assert resolved is not None, name
         out.append(MetricSpec(
             name=name, rates=resolved[0], kind=resolved[1],
@@ -138,23 +143,26 @@ def validate(spec: Spec, setup: GateSetup) -> None:
     """Reject what the schema cannot: unknown metric names and thresholds that do not apply."""
     if not spec.get("groups") and not setup.data.sensitive:
         raise setup.error(("fairness",), MSG_NO_GROUPS)
+    if setup.data.cluster is not None and setup.task != PER_EXAMPLE:
+        raise setup.error(("fairness",), MSG_CLUSTER_TASK.format(task=setup.task))
     for name, th in (spec.get("metrics") or {}).items():
-        _validate_metric(name, th, setup.task, functools.partial(_error_at, setup, name))
+        _validate_metric(name, th, setup.task, functools.partial(_error_at, setup, name), setup.scores)
 
 
 def _error_at(setup: GateSetup, name: str, message: str) -> Exception:
     return setup.error(("fairness", "metrics", name), message)
 
 
-def _validate_metric(name: str, th: Mapping[str, Any], task: str, error: Callable[[str], Exception]) -> None:
-    resolved = resolve_metric(name, task)
+def _validate_metric(name: str, th: Mapping[str, Any], task: str, error: Callable[[str], Exception],
+                     scores: Sequence[str] = ()) -> None:
+    resolved = resolve_metric(name, task, scores)
     if resolved is None:
-        choices = _metric_choices(task)
+        choices = _metric_choices(task, scores)
         close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise error(MSG_UNKNOWN_METRIC.format(name=name, task=task, hint=hint,
-                                              named=", ".join(NAMED) if task != REGRESSION else "none for regression",
-                                              choices=", ".join(group_metric_names(task))))
+        named = ", ".join(NAMED) if task not in (REGRESSION, PER_EXAMPLE) else f"none for {task}"
+        raise error(MSG_UNKNOWN_METRIC.format(name=name, task=task, hint=hint, named=named,
+                                              choices=", ".join(group_metric_names(task, scores))))
     rates, _ = resolved
     if "min" not in th and "max" not in th and not th.get("no_worse_than_baseline"):
         raise error(MSG_NO_THRESHOLD)
@@ -171,9 +179,9 @@ def _validate_metric(name: str, th: Mapping[str, Any], task: str, error: Callabl
         raise error(MSG_MACRO_SELECTION.format(name=name))
 
 
-def _metric_choices(task: str) -> list[str]:
-    named = list(NAMED) if task != REGRESSION else []
-    return named + [f"{m}_{k}" for m in group_metric_names(task) for k in ("difference", "ratio")]
+def _metric_choices(task: str, scores: Sequence[str] = ()) -> list[str]:
+    named = list(NAMED) if task not in (REGRESSION, PER_EXAMPLE) else []
+    return named + [f"{m}_{k}" for m in group_metric_names(task, scores) for k in ("difference", "ratio")]
 
 
 def declares_blocking(spec: Spec) -> bool:

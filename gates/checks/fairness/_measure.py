@@ -25,6 +25,7 @@ MSG_TOO_FEW_GROUPS = "{what} is undefined: {why}"
 MSG_WHY_FEW = "{count} group(s) eligible for {rate}, {need} needed"
 MSG_WHY_RATIO = "the {rate} ratio divides by 0 (its largest group value or the overall value is 0)"
 REASON_SIZE = "size {size} < min_group_size {min}"
+REASON_SIZE_CLUSTERS = "{size} clusters < min_group_size {min}"
 REASON_SUPPORT = "{rate}: {support} {needs} < min_positives {min}"
 REASON_UNDEFINED = "{rate} undefined: no {needs}"
 REASON_UNDEFINED_OTHER = "{rate} undefined"
@@ -58,9 +59,10 @@ def measure(stats: GroupStats, metric: MetricSpec, view: Any, view_label: str,
     names it for ids and messages (empty unless per class).
     """
     pairs = [stats.values(rate, view) for rate in metric.rates]
-    sizes = stats.sizes
+    sizes = stats.units
+    too_small = REASON_SIZE if stats.clusters is None else REASON_SIZE_CLUSTERS
     reasons: list[list[str]] = [[] if n >= settings.min_group_size else
-                                [REASON_SIZE.format(size=int(n), min=settings.min_group_size)]
+                                [too_small.format(size=int(n), min=settings.min_group_size)]
                                 for n in sizes]
     macro = isinstance(view, list)
     includes = [_eligible(rate, pair, sizes >= settings.min_group_size, settings, reasons, macro)
@@ -99,7 +101,7 @@ def _eligible(rate: str, pair: GroupPair, size_ok: np.ndarray, settings: Setting
     support = np.min([m.support for m in models], axis=0)
     defined = np.all([np.isfinite(m.point) for m in models], axis=0)
     needs = pair.candidate.needs
-    floor = settings.min_positives if needs != "rows" else 0
+    floor = settings.min_positives if needs not in ("rows", "clusters") else 0
     enough = support >= max(floor, 1)
     for g in np.flatnonzero(size_ok & ~(defined & enough)):
         if not defined[g]:
@@ -133,6 +135,8 @@ def _details(stats: GroupStats, metric: MetricSpec, view: Any, view_label: str,
     groups = []
     for g in range(stats.index.n_groups):
         entry: dict[str, Any] = {"group": stats.index.label(g), "size": int(stats.sizes[g])}
+        if stats.clusters is not None:
+            entry["clusters"] = int(stats.units[g])
         if positives is not None:
             entry["positives"] = int(positives[g])
         entry["metrics"] = {r: num(values[r].candidate.point[g]) for r in shown}

@@ -26,6 +26,8 @@ from gates.groups import (
     plain,
     table_of_cells,
 )
+from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
+from gates.clusters import ClusterIndex, cluster_weights
 from gates.intervals import multinomial_counts, row_resample_sums
 from gates.metrics import (
     BINARY,
@@ -43,6 +45,8 @@ CHUNK_CELLS = 4_000_000
 #: group metrics that are not in the metric registry: fairlearn's ``count`` and ``mean_prediction``
 COUNT = "count"
 MEAN_PREDICTION = "mean_prediction"
+PER_EXAMPLE = "per_example"
+METHOD_ROWS = "bootstrap-rows"
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def eval_data(task: str, y: np.ndarray, candidate: Predictions, baseline: Predic
               positive_label: Any, classes: tuple[Any, ...] | None) -> EvalData:
     """Return :class:`EvalData`, encoding labels once for classification tasks."""
     encoded = None
-    if task != REGRESSION:
+    if task not in (REGRESSION, PER_EXAMPLE):
         arrays = [y, candidate.labels] + ([] if baseline is None else [baseline.labels])
         pos = positive_label if task == BINARY else None
         encoded = _encode(arrays, pos, classes)
@@ -153,12 +157,15 @@ class GroupStats:
     """
 
     def __init__(self, data: EvalData, index: GroupIndex, n_boot: int,
-                 rng_for: Callable[[str], np.random.Generator]) -> None:
+                 rng_for: Callable[[str], np.random.Generator], clusters: ClusterIndex | None = None) -> None:
         self.data = data
         self.index = index
         self.n_boot = n_boot
         self._rng_for = rng_for
         self.sizes = index.sizes
+        self.clusters = clusters
+        #: what min_group_size counts: each group's clusters when there are clusters, else its rows
+        self.units = self.sizes if clusters is None else clusters.counts_by(index.codes, index.n_groups)
         self._cache: dict[tuple[str, Any], GroupPair] = {}
 
     @property
@@ -173,6 +180,8 @@ class GroupStats:
         return self._cache[key]
 
     def _compute(self, name: str, view: Any) -> GroupPair:
+        if self.data.task == PER_EXAMPLE:
+            return self._score_mean(name)
         if name == COUNT:
             return self._count()
         rate = RATES.get(RATE_ALIASES.get(name, name))
@@ -306,6 +315,41 @@ class GroupStats:
             return GroupValues(point, overall, self.sizes, "rows", draw)
 
         return self._pair([model(i) for i in range(len(models))], "bootstrap-stratified-rows")
+
+    # -- per-example scores: group means, whole clusters resampled with the core's Poisson weights
+
+    def _score_mean(self, name: str) -> GroupPair:
+        """Per-group means of score ``name`` of both models; replicates weight rows (or clusters) by Poisson(1)."""
+        order, starts = self._order
+        models = self._models
+        assert all(m.classes is not None and m.scores is not None for m in models)
+        values = np.column_stack([m.scores[:, m.classes.index(name)] for m in models])  # type: ignore[union-attr]
+        ones = np.hstack([np.ones((len(values), 1)), values])[order]
+        sizes = self.sizes.astype(np.float64)
+        sums = np.column_stack([np.bincount(self.index.codes, weights=values[:, j], minlength=sizes.size)
+                                for j in range(values.shape[1])])
+        keys = (np.arange(len(values), dtype=np.uint64) if self.clusters is None else self.clusters.keys)[order]
+
+        @_once
+        def rep_sums() -> np.ndarray:
+            seed = int(self._rng_for(name).integers(0, 1 << 63))
+            parts = [np.stack([w[:, a:b].astype(np.float64) @ ones[a:b] for a, b in zip(starts[:-1], starts[1:])],
+                              axis=1) for w in cluster_weights(keys, self.n_boot, seed)]
+            return np.concatenate(parts)  # (B, G, 1 + models)
+
+        def model(i: int) -> GroupValues:
+            def draw() -> tuple[np.ndarray, np.ndarray]:
+                reps = rep_sums()
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    return reps[..., 1 + i] / reps[..., 0], reps[..., 1 + i].sum(axis=1) / reps[..., 0].sum(axis=1)
+
+            with np.errstate(invalid="ignore", divide="ignore"):
+                point = sums[:, i] / np.where(sizes > 0, sizes, np.nan)
+            return GroupValues(point, float(sums[:, i].sum() / sizes.sum()), self.units,
+                               "rows" if self.clusters is None else "clusters", draw)
+
+        method = METHOD_ROWS if self.clusters is None else METHOD_CLUSTERS
+        return self._pair([model(i) for i in range(len(models))], method)
 
     # -- ranking metrics (ROC AUC, average precision): bootstrap counts as row weights
 
@@ -456,8 +500,10 @@ MEAN_PREDICTION_METRIC = Metric(MEAN_PREDICTION, 0, "labels", frozenset({REGRESS
                                 "mean predicted value", row_stats=_mean_prediction_rows, from_means=_first)
 
 
-def group_metric_names(task: str) -> list[str]:
-    """Return every group metric a fairness check may name for ``task``."""
+def group_metric_names(task: str, scores: Sequence[str] = ()) -> list[str]:
+    """Return every group metric a fairness check may name for ``task`` (per_example: its ``scores``)."""
+    if task == PER_EXAMPLE:
+        return list(scores)
     names = [COUNT]
     if task == REGRESSION:
         names.append(MEAN_PREDICTION)
@@ -474,11 +520,11 @@ def group_metric(name: str, task: str) -> Metric:
 
 def is_rate(name: str, task: str) -> bool:
     """True when ``name`` is a one-vs-rest confusion rate (has a per-class view)."""
-    return task != REGRESSION and RATE_ALIASES.get(name, name) in RATES
+    return task not in (REGRESSION, PER_EXAMPLE) and RATE_ALIASES.get(name, name) in RATES
 
 
 def needs_scores(name: str, task: str) -> bool:
     """True when group metric ``name`` is computed from scores rather than labels."""
-    if name in (COUNT, MEAN_PREDICTION) or is_rate(name, task):
+    if task == PER_EXAMPLE or name in (COUNT, MEAN_PREDICTION) or is_rate(name, task):
         return False
     return group_metric(name, task).needs == "scores"
