@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,19 +18,20 @@ from urllib.parse import quote
 
 from gates.publishers import findings as find
 from gates.publishers import github_workflow as wf
+from gates.publishers import limits
 from gates.publishers.base import ApiPublisher
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy, response_id
+from gates.publishers.limits import ANNOTATIONS_PER_REQUEST, CHECK_RUN_TEXT, GITHUB_COMMENT
 from gates.publishers.sticky import comment_body, marker, upsert
 from gates.publishers.sticky import shorten as _shorten
-from gates.reporters._format import counts_line
+from gates.reporters._format import STATUS_ICON, STATUS_WORD, counts_line, num, sort_checks, threshold
 from gates.reporters.markdown import render_markdown
 
-#: the Checks API accepts at most this many annotations per request (the rest go in PATCHes)
-ANNOTATIONS_PER_REQUEST = 50
 MAX_ANNOTATIONS = 500
-CHECK_TEXT_CHARS = 65535
-COMMENT_CHARS = 65536
 STATUS_DESCRIPTION_CHARS = 140
+ANNOTATION_TITLE_CHARS = 255
+#: environment values that turn a default-on switch off
+OFF = ("false", "0", "no", "off")
 
 MSG_NO_TOKEN = ("GITHUB_TOKEN is not set: no check run, commit status or pull-request comment "
                 "(the job summary and step outputs are still written)")
@@ -64,6 +66,7 @@ class GitHubContext:
     output_file: Path | None
     summary_file: Path | None
     comment: bool
+    check_run: bool
     check_name: str
 
     @classmethod
@@ -88,7 +91,8 @@ class GitHubContext:
             workspace=Path(env["GITHUB_WORKSPACE"]) if env.get("GITHUB_WORKSPACE") else None,
             output_file=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             summary_file=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
-            comment=env.get("MODEL_GATES_COMMENT", "true").strip().lower() not in ("false", "0", "no", "off"),
+            comment=env.get("MODEL_GATES_COMMENT", "true").strip().lower() not in OFF,
+            check_run=env.get("MODEL_GATES_CHECK_RUN", "true").strip().lower() not in OFF,
             check_name=env.get("MODEL_GATES_CHECK_NAME", "").strip(),
         )
 
@@ -135,9 +139,12 @@ class GitHubPublisher(ApiPublisher):
                                "X-GitHub-Api-Version": "2022-11-28"},
             secrets=(self.ctx.token,), retry=retry or RetryPolicy.from_env(env), sleep=sleep))
         self._check_run_id: int | None = None
-        self._use_status = False
+        #: a commit status instead of a check run: asked for (MODEL_GATES_CHECK_RUN=false) or forced
+        #: by a token that may not create check runs
+        self._use_status = not self.ctx.check_run
         self._read_only = False
         self._items: list[find.Finding] = []
+        self._report_dir: Path | None = None
 
     # -- Publisher protocol -------------------------------------------------------------------
     def ci_info(self) -> dict[str, Any]:
@@ -149,7 +156,9 @@ class GitHubPublisher(ApiPublisher):
         return {k: v for k, v in info.items() if v is not None}
 
     def _open(self, model_name: str) -> list[str]:
-        """Open an in-progress check run (or a pending commit status when checks are not allowed)."""
+        """Open an in-progress check run (or a pending commit status when checks are off or not allowed)."""
+        if self._use_status:
+            return self._status("pending", f"Gating {model_name}…")
         try:
             created = self._client.request("POST", f"{self.ctx.repo_path}/check-runs", body={
                 "name": self.check_name, "head_sha": self.ctx.sha, "status": "in_progress",
@@ -164,6 +173,7 @@ class GitHubPublisher(ApiPublisher):
 
     def _write_local(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
         """Write step outputs and the job summary, and print workflow commands for failed checks."""
+        self._report_dir = report_dir
         warnings = self._write_files(report, report_dir)
         self._items = find.findings(report, find.config_path(report, self._env, self._cwd), self.ctx.workspace)
         wf.print_commands(self._items, self._out or sys.stdout)
@@ -224,7 +234,7 @@ class GitHubPublisher(ApiPublisher):
         """Complete the check run; annotations beyond the first 50 follow in further PATCHes."""
         notes = [_annotation(f) for f in items[:MAX_ANNOTATIONS]]
         batches = [notes[i:i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(notes), ANNOTATIONS_PER_REQUEST)]
-        output = {"title": _title(report), "summary": render_markdown(report, max_chars=CHECK_TEXT_CHARS)}
+        output = self._check_output(report)
         first = {"status": "completed", "conclusion": _conclusion(report), "completed_at": _now(),
                  "output": {**output, "annotations": batches[0]} if batches else output}
         if self._check_run_id is None:
@@ -236,6 +246,22 @@ class GitHubPublisher(ApiPublisher):
         for batch in batches[1:]:
             self._client.request("PATCH", f"{self.ctx.repo_path}/check-runs/{self._check_run_id}",
                                  body={"output": {**output, "annotations": batch}})
+
+    def _check_output(self, report: Mapping[str, Any]) -> dict[str, str]:
+        """Return the check run's title, summary (the Markdown report) and, when the summary had to be
+        shortened, a text listing every check; both within GitHub's 65,535 bytes."""
+        where = self._where_whole()
+        summary = limits.fit(lambda chars: render_markdown(report, max_chars=chars), CHECK_RUN_TEXT, where)
+        output = {"title": _title(report), "summary": summary}
+        if summary.endswith(limits.cut_note(CHECK_RUN_TEXT, where)):
+            output["text"] = limits.cut(check_list(report), CHECK_RUN_TEXT, where)
+        return output
+
+    def _where_whole(self) -> str:
+        """Say where the whole report is, for the note that ends a shortened text."""
+        folder = _display_dir(self._report_dir, self.ctx.workspace)
+        where = f"the whole report is `{folder}/report.md` (with report.json), uploaded by the action as the run's artifact"
+        return f"{where}: {self.ctx.run_url}" if self.ctx.run_url else where
 
     def _status(self, state: str, description: str) -> list[str]:
         if self._read_only:
@@ -254,7 +280,7 @@ class GitHubPublisher(ApiPublisher):
         if self._read_only:
             return []
         mark = marker(self.ctx.workflow, str(report["model"]["name"]))
-        body = comment_body(report, mark, COMMENT_CHARS)
+        body = comment_body(report, mark, GITHUB_COMMENT, self._where_whole())
         issue = f"{self.ctx.repo_path}/issues/{self.ctx.pull_number}/comments"
         try:
             upsert(self._client.paginate(issue, {"per_page": 100}), mark, body,
@@ -314,9 +340,29 @@ def _title(report: Mapping[str, Any]) -> str:
 
 def _annotation(f: find.Finding) -> dict[str, Any]:
     return {"path": f.path, "start_line": f.line, "end_line": f.line, "annotation_level": f.level,
-            "title": _shorten(f.title, 255), "message": _shorten(f.message, 60000)}
+            "title": _shorten(limits.encodable(f.title), ANNOTATION_TITLE_CHARS),
+            "message": limits.shorten(f.message, limits.ANNOTATION_MESSAGE)}
 
 
+def check_list(report: Mapping[str, Any]) -> str:
+    """Return every check on one line each, worst first: the check run's text when the summary was shortened."""
+    lines = ["### Every check", ""]
+    for c in sort_checks(report.get("checks") or []):
+        status = c["status"]
+        base = f", baseline {num(c.get('baseline'))}" if c.get("baseline") is not None else ""
+        lines.append(f"- {STATUS_ICON.get(status, '')} {STATUS_WORD.get(status, status)} `{c['id']}`: "
+                     f"observed {num(c.get('observed'))}{base}, threshold {threshold(c.get('threshold') or {})}")
+    return "\n".join(lines) + "\n"
+
+
+def _display_dir(folder: Path | None, root: Path | None) -> str:
+    """Return the report folder as a reader finds it: relative to the workspace when inside it."""
+    if folder is None:
+        return "model-gates-report"
+    path = folder.resolve()
+    if root is not None and path.is_relative_to(root.resolve()):
+        return Path(os.path.relpath(path, root.resolve())).as_posix()
+    return folder.as_posix()
 
 
 def _now() -> str:

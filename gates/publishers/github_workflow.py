@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gates.publishers.findings import Finding
-from gates.publishers.sticky import fit_utf8
+from gates.publishers.limits import BYTES, Limit, fit
 from gates.reporters.markdown import render_markdown
 
 #: GitHub rejects a step summary over 1 MiB; keep a margin for what other tools appended
@@ -47,7 +47,9 @@ def write_step_summary(path: Path, report: Mapping[str, Any]) -> None:
     room = STEP_SUMMARY_BYTES - used
     if room <= 0:
         return
-    text = fit_utf8(lambda chars: render_markdown(report, max_chars=chars), room)
+    limit = Limit(room, BYTES, "the room left in GitHub's 1 MiB job summary")
+    where = "the whole report is report.md (with report.json) in the report folder"
+    text = fit(lambda chars: render_markdown(report, max_chars=chars), limit, where)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(text)
 

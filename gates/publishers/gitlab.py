@@ -16,12 +16,12 @@ from urllib.parse import quote
 
 from gates.publishers.base import ApiPublisher
 from gates.publishers.http import ApiClient, ApiError, RetryPolicy
+from gates.publishers.limits import GITLAB_NOTE
 from gates.publishers.metrics import write_metrics
 from gates.publishers.sticky import comment_body, marker, upsert
 from gates.publishers.sticky import shorten as _shorten
 from gates.reporters._format import counts_line
 
-NOTE_CHARS = 1_000_000
 FIELD_CHARS = 255
 DEFAULT_TOKEN_VARIABLES = ("MODEL_GATES_GITLAB_TOKEN", "GITLAB_TOKEN")
 
@@ -123,6 +123,7 @@ class GitLabPublisher(ApiPublisher):
         super().__init__(ApiClient(self.ctx.api_url, {"PRIVATE-TOKEN": self.ctx.token}, secrets=(self.ctx.token,),
                                    retry=retry or RetryPolicy.from_env(env), sleep=sleep))
         self._status_sent = False
+        self._report_dir: Path | None = None
 
     def ci_info(self) -> dict[str, Any]:
         c = self.ctx
@@ -137,6 +138,7 @@ class GitLabPublisher(ApiPublisher):
 
     def _write_local(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
         """Write metrics.txt (GitLab's metrics report) beside the other reports."""
+        self._report_dir = report_dir
         try:
             write_metrics(report, report_dir)
         except OSError as exc:
@@ -181,7 +183,7 @@ class GitLabPublisher(ApiPublisher):
 
     def _note(self, report: Mapping[str, Any]) -> list[str]:
         mark = marker(self.ctx.job_name, str(report["model"]["name"]))
-        body = comment_body(report, mark, NOTE_CHARS)
+        body = comment_body(report, mark, GITLAB_NOTE, self._where_whole())
         notes = f"{self.ctx.project}/merge_requests/{self.ctx.merge_request_iid}/notes"
         try:
             upsert(self._client.paginate(notes, {"per_page": 100, "sort": "asc", "order_by": "created_at"}),
@@ -191,6 +193,12 @@ class GitLabPublisher(ApiPublisher):
         except ApiError as exc:
             return [MSG_NOTE.format(error=exc)]
         return []
+
+    def _where_whole(self) -> str:
+        """Say where the whole report is, for the note that ends a shortened note."""
+        folder = self._report_dir.as_posix() if self._report_dir is not None else "model-gates-report"
+        where = f"the whole report is `{folder}/report.md` (with report.json) in the job's artifacts"
+        return f"{where}: {self.ctx.job_url}" if self.ctx.job_url else where
 
     def abandon(self) -> None:
         """Fail the ``running`` status of a run that ended without a verdict; called at exit.

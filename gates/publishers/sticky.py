@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from gates.publishers.limits import Limit, fit
 from gates.reporters.markdown import render_markdown
 
 MARKER = "<!-- model-gates:{workflow}:{model} -->"
@@ -23,26 +24,15 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("--", "-").replace(">", "")).strip()
 
 
-def comment_body(report: Mapping[str, Any], mark: str, max_chars: int) -> str:
-    """Return the marker line plus the Markdown report, at most ``max_chars`` characters long."""
-    room = max_chars - len(mark) - 1
-    return f"{mark}\n{render_markdown(report, max_chars=room)}"
+def comment_body(report: Mapping[str, Any], mark: str, limit: Limit, where: str) -> str:
+    """Return the marker line plus the Markdown report, within the platform's ``limit`` for a body.
 
-
-def fit_utf8(render: Callable[[int], str], max_bytes: int) -> str:
-    """Return ``render(max_chars)`` for the largest ``max_chars`` whose UTF-8 encoding fits ``max_bytes``.
-
-    Markdown reports are mostly ASCII with a few 4-byte emoji, so a character budget equal to
-    the byte budget is tried first and shrunk in proportion to the overshoot.
+    A report too long for it is shortened by the renderer, then cut, with a note saying ``where``
+    the whole report is.
     """
-    chars = max(0, max_bytes)
-    for _ in range(8):
-        text = render(chars)
-        size = len(text.encode("utf-8"))
-        if size <= max_bytes:
-            return text
-        chars = max(0, int(chars * max_bytes / size) - 16)
-    return ""
+    head = f"{mark}\n"
+    return head + fit(lambda chars: render_markdown(report, max_chars=chars), limit, where,
+                      reserve=limit.measure(head))
 
 
 def shorten(text: str, limit: int) -> str:

@@ -2,7 +2,10 @@
 
 Every request body is validated against the official request schema in
 ``../shared/contracts/`` (a body the real API would reject is answered 422 and recorded in
-``errors``); state (check runs, statuses, comments) is kept so a second run can find and edit
+``errors``), and against the limits the schemas cannot say the way the platform counts them:
+GitHub measures check-run ``summary`` and ``text`` (their schema ``maxLength``) and annotation
+messages ("64 KB") in UTF-8 bytes, and limits comment bodies to the characters its contract's notes
+give; state (check runs, statuses, comments) is kept so a second run can find and edit
 what the first created. Faults (5xx, 429, 403) can be scripted per endpoint.
 """
 from __future__ import annotations
@@ -29,10 +32,58 @@ GITLAB_PREFIX = "/api/v4"
 
 def contract(name: str) -> dict[str, Any]:
     """Return a contract file's endpoints, skipping the test when ``shared/contracts`` is absent."""
+    return contract_file(name)["endpoints"]
+
+
+def contract_file(name: str) -> dict[str, Any]:
+    """Return a whole contract file (endpoints and notes), skipping the test when it is absent."""
     path = CONTRACTS / name
     if not path.is_file():
         pytest.skip(f"the platform contracts are not beside the project ({path} is missing)")
-    return json.loads(path.read_text(encoding="utf-8"))["endpoints"]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+CHECK_RUN_ENDPOINTS = ("POST /repos/{owner}/{repo}/check-runs", "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}")
+COMMENT_ENDPOINTS = ("POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+                     "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}")
+
+
+@dataclass(frozen=True)
+class GitHubLimits:
+    """GitHub's limits as its contract states them, in the unit GitHub counts them in."""
+
+    output_bytes: dict[str, int]  # check-run output field -> its maxLength, counted in UTF-8 bytes
+    annotation_message_bytes: int
+    comment_chars: int
+
+    @classmethod
+    def from_contract(cls, data: dict[str, Any]) -> GitHubLimits:
+        output = data["endpoints"][CHECK_RUN_ENDPOINTS[0]]["requestBody"]["properties"]["output"]["properties"]
+        message = output["annotations"]["items"]["properties"]["message"]["description"]
+        kb = re.search(r"maximum size is (\d+) KB", message)
+        chars = next(re.search(r"comment bodies are limited to ([\d,]+) characters", n)
+                     for n in data["notes"] if "comment bodies" in n)
+        assert kb and chars, "the GitHub contract no longer states the annotation and comment limits"
+        return cls(output_bytes={f: output[f]["maxLength"] for f in ("summary", "text")},
+                   annotation_message_bytes=int(kb.group(1)) * 1024,
+                   comment_chars=int(chars.group(1).replace(",", "")))
+
+    def problem(self, endpoint: str, body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return None
+        if endpoint in CHECK_RUN_ENDPOINTS:
+            output = body.get("output") or {}
+            for name, most in self.output_bytes.items():
+                size = len(str(output.get(name, "")).encode("utf-8"))
+                if size > most:
+                    return f"output/{name}: {size} UTF-8 bytes, more than GitHub's {most}"
+            for i, note in enumerate(output.get("annotations") or []):
+                size = len(str(note.get("message", "")).encode("utf-8"))
+                if size > self.annotation_message_bytes:
+                    return f"output/annotations/{i}/message: {size} bytes, more than {self.annotation_message_bytes}"
+        if endpoint in COMMENT_ENDPOINTS and len(str(body.get("body", ""))) > self.comment_chars:
+            return f"body: {len(body['body'])} characters, more than GitHub's {self.comment_chars}"
+        return None
 
 
 @dataclass
@@ -60,7 +111,9 @@ class StandIn:
         self.platform = platform
         self.prefix = (GITLAB_PREFIX if platform == "gitlab" else "") if prefix is None else prefix
         name = "github-rest-subset.json" if platform == "github" else "gitlab-rest-subset.json"
-        self.endpoints = contract(name)
+        data = contract_file(name)
+        self.endpoints = data["endpoints"]
+        self.limits = GitHubLimits.from_contract(data) if platform == "github" else None
         self.routes = [(key, _route(key)) for key in self.endpoints]
         self.token = GITHUB_TOKEN if platform == "github" else GITLAB_TOKEN
         self.requests: list[Recorded] = []
@@ -169,6 +222,9 @@ class StandIn:
             err = jsonschema.exceptions.best_match(validator.iter_errors(rec.body))
             if err is not None:
                 return f"{'/'.join(map(str, err.absolute_path)) or 'body'}: {err.message[:300]}"
+            beyond = self.limits.problem(rec.endpoint, rec.body) if self.limits else None
+            if beyond:
+                return beyond
         elif rec.body is not None:
             return "a body was sent to an endpoint that takes none"
         for q in spec.get("query", []):

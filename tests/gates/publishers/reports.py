@@ -82,3 +82,23 @@ def many_failures(n: int) -> dict[str, Any]:
     """Return a failing report with ``n`` failed checks (to exceed per-request limits)."""
     return report([check(f"regression.roc_auc.min[slice={i}]", "fail", message=f"slice {i} too low")
                    for i in range(n)])
+
+
+#: values as real slices and groups hold them: Greek, CJK, Hangul, a flag, an emoji with a skin tone and
+#: joiners, a combining accent, the minus sign (3 bytes in UTF-8)
+WORLD = ["Ελλάδα", "北京市", "東京都", "서울", "🇬🇷", "👩🏽‍💻", "São Paulo", "Ⅻ−Ⅸ", "e\u0301cole"]
+
+
+def multibyte_report(n: int, groups: int = 12) -> dict[str, Any]:
+    """Return a failing report of ``n`` fairness checks whose ids, messages and group values are
+    mostly multi-byte text (each UTF-8 character 2 to 4 bytes)."""
+    checks = []
+    for i in range(n):
+        value = WORLD[i % len(WORLD)]
+        c = check(f"fairness.selection_rate.max[περιοχή={value.replace(' ', '_')}{i}]", "fail",
+                  message=f"selection rate − baseline = −0.{i:03d} in «{value}» (区域 {i}，低于基线) 📉")
+        c["details"] = {"groups": [{"group": {"περιοχή": "·".join(WORLD[(i + j + k) % len(WORLD)] for k in range(4))},
+                                    "size": 100 + j,
+                                    "metrics": {"selection_rate": 0.5}} for j in range(groups)]}
+        checks.append(c)
+    return report(checks)

@@ -19,7 +19,9 @@ from gates.publishers.github import (
 )
 from gates.publishers.github_workflow import COMMANDS_PER_LEVEL, STEP_SUMMARY_BYTES
 from gates.publishers.http import RetryPolicy
+from gates.publishers.limits import CHECK_RUN_TEXT, GITHUB_COMMENT
 from gates.publishers.sticky import marker
+from gates.reporters.markdown import render_markdown
 from tests.contracts.stand_in import GITHUB_TOKEN, Fault, StandIn, serve
 from tests.gates.publishers.reports import (
     LINE_DP_RATIO,
@@ -28,6 +30,7 @@ from tests.gates.publishers.reports import (
     POLICY_YAML,
     check,
     many_failures,
+    multibyte_report,
     report,
 )
 
@@ -268,7 +271,7 @@ def test_a_huge_report_keeps_the_summary_and_comment_within_limits(run, github_a
     size = (run.root / "summary.md").stat().st_size
     assert 0 < size <= STEP_SUMMARY_BYTES
     assert len(github_api.comments["42"][0]["body"]) <= 65536
-    assert len(github_api.check_runs[1001]["output"]["summary"]) <= 65535
+    assert len(github_api.check_runs[1001]["output"]["summary"].encode("utf-8")) <= 65535
 
 
 def test_a_full_step_summary_is_left_alone(run):
@@ -314,3 +317,96 @@ def test_a_bug_while_publishing_is_a_warning_not_a_crash(tmp_path, github_api):
     del broken["checks"][0]["status"]  # not a valid report: rendering it fails
     warnings = r.publisher.publish(broken, tmp_path / "out")
     assert len(warnings) == 1 and warnings[0].startswith("publishing to GitHub failed: KeyError")
+
+
+# -- byte-exact limits, with reports full of multi-byte text ---------------------------------------
+
+RUN_URL = "https://github.example/acme/models/actions/runs/777"
+CUT = "shortened to fit GitHub's check-run limit of 65,535 bytes"
+
+
+def test_a_report_longer_in_bytes_than_in_characters_is_shortened_by_bytes(run, github_api):
+    """The case counting characters gets wrong: under 65,535 characters, over 65,535 bytes."""
+    n = next(n for n in range(10, 300, 5)
+             if len(render_markdown(multibyte_report(n))) <= 65535 < len(render_markdown(multibyte_report(n)).encode()))
+    rep = multibyte_report(n)
+    assert run(rep) == []  # and the stand-in, counting bytes as GitHub does, accepted every request
+    output = github_api.check_runs[1001]["output"]
+    summary, text = output["summary"], output["text"]
+    assert len(summary.encode("utf-8")) <= 65535 and len(text.encode("utf-8")) <= 65535
+    assert CUT in summary and "`model-gates-report/report.md`" in summary and RUN_URL in summary
+    assert all(f"`{c['id']}`" in summary for c in rep["checks"])  # every failing row is kept
+    assert summary.count("<details>") == summary.count("</details>")
+    assert text.startswith("### Every check") and all(f"`{c['id']}`" in text for c in rep["checks"])
+
+
+def test_a_report_whose_failures_alone_overflow_is_cut_on_a_character_boundary(run, github_api):
+    rep = multibyte_report(900, groups=1)
+    assert len(render_markdown(rep, max_chars=65535).encode("utf-8")) > 65535
+    run(rep)
+    output = github_api.check_runs[1001]["output"]
+    for field in ("summary", "text"):
+        value = output[field]
+        assert len(value.encode("utf-8")) <= 65535 and CUT in value and value.endswith(RUN_URL + "._\n")
+        assert "\ufffd" not in value  # nothing was cut inside a UTF-8 sequence
+    ids = [c["id"] for c in rep["checks"]]
+    shown = [i for i in ids if f"`{i}`" in output["summary"]]
+    assert shown == ids[:len(shown)] and 50 < len(shown) < len(ids)  # worst first, then cut
+    assert len(github_api.annotations[1001]) == 500 and github_api.errors == []
+
+
+def test_an_annotation_message_is_cut_to_64_kb_of_utf8(run, github_api):
+    rep = report([check("regression.roc_auc.min", "fail", message="𝔸" * 30000)])  # 120,000 bytes
+    run(rep)
+    (note,) = github_api.annotations[1001]
+    assert 60000 < len(note["message"].encode("utf-8")) <= 65535 and note["message"].endswith("…")
+    assert set(note["message"][:-1]) == {"𝔸"}
+
+
+def test_a_comment_full_of_multibyte_text_keeps_githubs_character_limit(run, github_api):
+    rep = multibyte_report(120)
+    assert len(render_markdown(rep)) > GITHUB_COMMENT.size
+    run(rep)
+    (comment,) = github_api.comments["42"]
+    body = comment["body"]
+    assert len(body) <= 65536 and body.startswith(marker("model gates", "credit-risk") + "\n")
+    assert "shortened to fit GitHub's comment limit of 65,536 characters" in body and RUN_URL in body
+
+
+def test_a_report_that_fits_is_sent_whole_without_a_note(run, github_api):
+    rep = multibyte_report(5)
+    run(rep)
+    output = github_api.check_runs[1001]["output"]
+    assert output["summary"] == render_markdown(rep) and "text" not in output
+    assert "shortened" not in github_api.comments["42"][0]["body"]
+    assert CHECK_RUN_TEXT.fits(output["summary"])
+
+
+# -- the check run can be turned off ----------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["false", "False", "0", "no", "off"])
+def test_check_run_off_keeps_status_comment_and_summary(tmp_path, github_api, value):
+    r = Run(tmp_path, github_env(tmp_path, github_api.url, MODEL_GATES_CHECK_RUN=value))
+    assert r(report()) == []
+    assert github_api.calls(CHECK_RUNS) == [] and github_api.calls(CHECK_RUN) == []
+    assert [(s["state"], s["sha"], s["context"]) for s in github_api.statuses] == [
+        ("pending", HEAD_SHA, "model-gates: credit-risk"), ("failure", HEAD_SHA, "model-gates: credit-risk")]
+    assert len(github_api.comments["42"]) == 1
+    assert "model-gates: `credit-risk` failed" in (tmp_path / "summary.md").read_text()
+    assert "::error file=gates.yaml" in r.stdout.getvalue()  # the job's own annotations remain
+    assert outputs(tmp_path / "output")["verdict"] == "fail"
+    assert github_api.errors == []
+
+
+def test_check_run_on_by_default_and_when_asked(tmp_path, github_api):
+    for value in (None, "true", "yes", ""):
+        extra = {} if value is None else {"MODEL_GATES_CHECK_RUN": value}
+        Run(tmp_path, github_env(tmp_path, github_api.url, **extra))(report())
+    assert len(github_api.check_runs) == 4 and github_api.statuses == []
+
+
+def test_check_run_off_closes_the_status_of_an_abandoned_run(tmp_path, github_api):
+    r = Run(tmp_path, github_env(tmp_path, github_api.url, MODEL_GATES_CHECK_RUN="false"))
+    r.publisher.started("credit-risk")
+    r.publisher.abandon()
+    assert [s["state"] for s in github_api.statuses] == ["pending", "error"] and github_api.check_runs == {}

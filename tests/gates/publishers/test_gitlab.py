@@ -12,7 +12,8 @@ from gates.publishers.http import RetryPolicy
 from gates.publishers.metrics import METRICS_FILE
 from gates.publishers.sticky import marker
 from tests.contracts.stand_in import GITLAB_TOKEN, Fault, StandIn
-from tests.gates.publishers.reports import check, report
+from gates.reporters.markdown import render_markdown
+from tests.gates.publishers.reports import check, multibyte_report, report
 
 STATUS = "POST /projects/:id/statuses/:sha"
 LIST = "GET /projects/:id/merge_requests/:merge_request_iid/notes"
@@ -185,3 +186,22 @@ def test_a_bug_while_publishing_is_a_warning_not_a_crash(tmp_path, gitlab_api):
     del broken["verdict"]
     warnings = Run(tmp_path, gitlab_env(gitlab_api.url)).publisher.publish(broken, tmp_path / "out")
     assert len(warnings) == 1 and warnings[0].startswith("publishing to GitLab failed: KeyError")
+
+
+def test_a_note_longer_than_gitlabs_limit_is_shortened_with_a_pointer_to_the_artifacts(run, gitlab_api):
+    rep = multibyte_report(1000, groups=14)
+    assert len(render_markdown(rep)) > 1_000_000
+    assert run(rep) == []  # the stand-in holds the body to the schema's maxLength of 1,000,000
+    (note,) = gitlab_api.comments["17"]
+    body = note["body"]
+    assert len(body) <= 1_000_000 and body.startswith(marker("model-gates", "credit-risk") + "\n")
+    assert "shortened to fit GitLab's note limit of 1,000,000 characters" in body
+    assert f"`{run.root / 'model-gates-report'}/report.md`" in body and JOB_URL in body
+    assert all(f"`{c['id']}`" in body for c in rep["checks"])  # every failing check is still listed
+
+
+def test_a_multibyte_note_that_fits_is_sent_whole(run, gitlab_api):
+    rep = multibyte_report(30)
+    run(rep)
+    (note,) = gitlab_api.comments["17"]
+    assert note["body"] == marker("model-gates", "credit-risk") + "\n" + render_markdown(rep)

@@ -1,7 +1,8 @@
 """Sticky-comment helpers: marker, body limits, upsert."""
 from __future__ import annotations
 
-from gates.publishers.sticky import comment_body, find_marked, fit_utf8, marker, shorten, upsert
+from gates.publishers.limits import CHARS, Limit
+from gates.publishers.sticky import comment_body, find_marked, marker, shorten, upsert
 from tests.gates.publishers.reports import check, report
 
 
@@ -13,13 +14,9 @@ def test_marker_cannot_close_the_html_comment_early():
 def test_comment_body_fits_and_starts_with_the_marker():
     rep = report([check(f"regression.m{i}.min", "fail", message="y" * 200) for i in range(500)])
     mark = marker("wf", "credit-risk")
-    body = comment_body(rep, mark, 5000)
+    body = comment_body(rep, mark, Limit(5000, CHARS, "a test's"), "see report.md")
     assert body.startswith(mark + "\n") and len(body) <= 5000 and "`regression.m0.min`" in body
-
-
-def test_fit_utf8_counts_bytes_not_characters():
-    text = fit_utf8(lambda n: "✅" * n, 1000)  # 3 bytes each
-    assert len(text.encode()) <= 1000 and len(text) >= 300
+    assert body.endswith("_This report was shortened to fit a test's limit of 5,000 characters; see report.md._\n")
 
 
 def test_upsert_creates_updates_or_leaves_alone():
