@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gates.checks import gate_registry
+from gates.checks.data.scores import run_score_checks
 from gates.context import BaselineResolver, EvalContext
 from gates.errors import GateError
 from gates.policy import Policy, Waiver
@@ -57,6 +58,7 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
                progress: Progress | None = None) -> RunResult:
     """Run every gate of ``policy`` and return the verdict.
 
+    A per_example policy's score columns are checked for missing values first (``data.scores.*``).
     User mistakes found while running (a missing column, an unreadable model) raise
     :class:`~gates.errors.UserError`; a gate that fails for any other reason yields one blocking
     ``error`` check instead of aborting the others.
@@ -64,7 +66,7 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
     started = _now()
     ctx = context or make_context(policy, resolve_baseline, options)
     ctx.frame  # noqa: B018 -- load and check the data before any gate, so data errors come first
-    results = run_gates(ctx, policy, options.only_gates, progress)
+    results = [*run_score_checks(ctx), *run_gates(ctx, policy, options.only_gates, progress)]
     waivers = (*policy.waivers, *options.waivers)
     results, unused = apply_waivers(results, waivers)
     curves = summarise_curves(ctx, results)

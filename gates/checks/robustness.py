@@ -88,6 +88,8 @@ MSG_DIRECTIONAL_TASK = "directional checks need one score per row: binary classi
 
 # ---------------------------------------------------------------- messages (results)
 MSG_NO_MODEL = "the candidate is given as prediction columns, so it cannot be re-scored on perturbed inputs"
+MSG_PER_EXAMPLE = ("a per_example candidate is its eval harness's scores: there is no model to perturb "
+                   "and re-score, so robustness does not apply")
 MSG_BASELINE_NO_MODEL = "the baseline is given as prediction columns, so it cannot be re-scored on perturbed inputs"
 MSG_NO_BASELINE = "no baseline to compare with"
 MSG_NO_BASELINE_REQUIRED = "no baseline to compare with, and a baseline is required"
@@ -286,6 +288,8 @@ def validate(spec: Spec, setup: GateSetup) -> None:
     perts = spec.get("perturbations") or {}
     if not (perts or spec.get("invariance") or spec.get("directional")):
         raise setup.error(at, MSG_EMPTY)
+    if setup.task == "per_example":
+        return  # every check is skipped at run time (MSG_PER_EXAMPLE): no metric or feature to resolve
     gate_metrics = spec.get("metrics") or {}
     if gate_metrics and not perts:
         raise setup.error((*at, "metrics"), MSG_METRICS_UNUSED)
@@ -802,7 +806,8 @@ def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
     """Return every robustness check's result; prediction-column candidates skip them all."""
     plan = parse_plan(spec)
     if ctx.model("candidate") is None:
-        return [_plain(cid, blocking, threshold, Status.SKIPPED, MSG_NO_MODEL, "no_model")
+        why = MSG_PER_EXAMPLE if ctx.policy.model.task == "per_example" else MSG_NO_MODEL
+        return [_plain(cid, blocking, threshold, Status.SKIPPED, why, "no_model")
                 for cid, blocking, threshold in plan.checks()]
     gate_run = _GateRun(ctx, plan)
     if gate_run.clean_predictions("candidate") is None:

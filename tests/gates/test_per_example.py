@@ -285,3 +285,55 @@ def test_fairness_unknown_score_name_hint(tmp_path: Path) -> None:
     msg = error_of(path)
     assert msg.startswith(f"gates.yaml:{line_of(path, 'corect_difference')}: gates.fairness.metrics.corect_difference")
     assert "(did you mean 'correct_difference'?)" in msg
+
+
+# ------------------------------------------------------------------ data gate, robustness, whole runs
+
+
+def run_all(path: Path) -> dict[str, CheckResult]:
+    from gates.runner import run_policy
+
+    return {c.id: c for c in run_policy(load_policy(path)).verdict.checks}
+
+
+def test_missing_scores_fail_a_blocking_data_check_naming_column_and_count(tmp_path: Path) -> None:
+    df = evals()
+    df.loc[[1, 2], "prod_correct"] = np.nan
+    path = write(tmp_path, df, {"regression": {"metrics": {"correct": {"min": 0.1}}}})
+    out = run_all(path)
+    bad = out["data.scores.not_null[prod_correct]"]
+    assert bad.status is Status.FAIL and bad.blocking and bad.observed == 2
+    assert "2 of 1200 eval rows have no baseline score in 'prod_correct'" in bad.message
+    assert out["data.scores.not_null[cand_correct]"].status is Status.PASS
+
+
+def test_score_drift_against_a_reference_run(tmp_path: Path) -> None:
+    from scipy.stats import ks_2samp
+
+    df = evals(seed=1)
+    ref = evals(seed=2)
+    ref["cand_ms"] = ref["cand_ms"] * 0.6  # last week's run was faster
+    ref.to_csv(tmp_path / "reference.csv", index=False)
+    path = write(tmp_path, df, {"data": {"drift": {"default": {"method": "ks", "max": 0.1}, "min_rows": 100}},
+                                "regression": {"metrics": {"correct": {"min": 0.1}}}},
+                 data={"reference": "reference.csv"})
+    out = run_all(path)
+    drift = out["data.drift.max[cand_ms]"]
+    assert drift.observed == pytest.approx(ks_2samp(df["cand_ms"], ref["cand_ms"]).statistic)
+    assert drift.status is Status.FAIL
+    assert "data.drift.max[prompt_id]" not in out  # the cluster key is an id, not a distribution
+
+
+def test_robustness_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    from gates.checks.robustness import MSG_PER_EXAMPLE
+
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.1}}},
+                                     "robustness": {"perturbations": {"missing": {"rate": 0.1}},
+                                                    "metrics": {"correct": {"max_drop": 0.01}}}})
+    skipped = [c for c in run_all(path).values() if c.gate == "robustness"]
+    assert skipped and all(c.status is Status.SKIPPED and c.message == MSG_PER_EXAMPLE for c in skipped)
+
+
+def test_leakage_needs_a_target(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"data": {"leakage": {}}, "regression": {"metrics": {"correct": {"min": 0.1}}}})
+    assert "leakage needs a target" in error_of(path)

@@ -40,6 +40,7 @@ MSG_MIN_ABOVE_MAX = "min {lo} is above max {hi}"
 MSG_BAD_REGEX = "invalid regular expression {pattern!r}: {problem}"
 MSG_NO_P_VALUE = "min_p_value needs method ks or chi2; {method} has no p-value"
 MSG_DEFAULT_NO_P_VALUE = "min_p_value needs method ks or chi2 (set default.method)"
+MSG_LEAKAGE_NO_TARGET = "leakage needs a target, and a per_example policy has none"
 
 #: sections that hold checks (for "does this policy block on anything")
 CHECK_KEYS = ("pandera", "great_expectations", "checks", "drift", "overlap", "leakage")
@@ -70,6 +71,8 @@ def validate(spec: Mapping[str, Any], setup: GateSetup) -> None:
         raise setup.error((GATE_NAME, key), MSG_NEEDS_REFERENCE.format(what=what))
     _validate_checks(spec.get("checks") or {}, setup)
     _validate_drift(spec.get("drift") or {}, setup)
+    if spec.get("leakage") is not None and setup.task == "per_example":
+        raise setup.error((GATE_NAME, "leakage"), MSG_LEAKAGE_NO_TARGET)
 
 
 def _validate_pandera(value: str | Mapping[str, Any], setup: GateSetup) -> None:
@@ -185,7 +188,13 @@ def _leakage(ctx: EvalContext, spec: Mapping[str, Any], skip: set[str], settings
 
 
 def _model_columns(ctx: EvalContext) -> set[str]:
-    """Return the eval columns that hold model outputs: never data to check for drift or leakage."""
+    """Return the eval columns that hold model outputs: never data to check for drift or leakage.
+
+    A per_example run's scores are the data whose drift against a reference run matters; only its
+    cluster key (an id, drifting by design) is left out.
+    """
+    if ctx.policy.model.task == "per_example":
+        return {ctx.policy.data.cluster} if ctx.policy.data.cluster else set()
     out: set[str] = set()
     for role in ("candidate", "baseline"):
         src = getattr(ctx.policy.model, role)

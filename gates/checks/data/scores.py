@@ -1,0 +1,58 @@
+"""A per_example model's score columns: always checked, blocking, with or without a ``gates.data`` section.
+
+``data.scores.not_null[COLUMN]`` fails with the number of eval rows whose score is missing (null, or
+a number that is not finite), for every score column of the candidate and the baseline: a mean
+over the rows that happen to have a score would silently change what is being compared.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gates.checks.data._common import (
+    DEFAULT_MAX_FAILURE_CASES,
+    REASON_BAD_ROWS,
+    count_outcome,
+    make_result,
+    mask_examples,
+)
+from gates.results import CheckResult
+
+if TYPE_CHECKING:
+    from gates.context import EvalContext
+
+CHECK_PREFIX = "data.scores.not_null"
+MSG_OK = "all {n} eval rows have a {role} score in '{col}' ({name})"
+MSG_MISSING = "{k} of {n} eval rows have no {role} score in '{col}' ({name}: null or not a finite number)"
+
+
+def run_score_checks(ctx: EvalContext) -> list[CheckResult]:
+    """Return one ``data.scores.not_null[COLUMN]`` per score column (none unless task is per_example)."""
+    if not ctx.is_per_example:
+        return []
+    out = []
+    for role in ("candidate", "baseline"):
+        src = getattr(ctx.policy.model, role)
+        for name, col in src.named_scores:
+            out.append(_not_null(ctx, role, name, col))
+    return out
+
+
+def _not_null(ctx: EvalContext, role: str, name: str, col: str) -> CheckResult:
+    series = ctx.frame[col]
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan) if _numeric(series) else None
+    bad = series.isna().to_numpy() if values is None else ~np.isfinite(values)
+    k, n = int(np.count_nonzero(bad)), len(series)
+    words = {"k": k, "n": n, "col": col, "name": name, "role": role}
+    return make_result(f"{CHECK_PREFIX}[{col}]", outcome=count_outcome(k), blocking=True,
+                       message=(MSG_MISSING if k else MSG_OK).format(**words), reason=REASON_BAD_ROWS,
+                       observed=k, threshold={"max": 0},
+                       details={"rows": n, "null_rows": k, "score": name, "role": role,
+                                "examples": mask_examples(series, bad, DEFAULT_MAX_FAILURE_CASES)})
+
+
+def _numeric(series: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
