@@ -27,6 +27,7 @@ FORMAT_FOLDER = "tar"
 FORMAT_MANIFEST = "manifest"
 
 MSG_UNREADABLE = "cannot read model.artifact {path}: {problem}"
+MSG_CHANGED = "model.artifact {path} changed during the run (sha256 {expected} when gated, {actual} now)"
 
 
 @dataclass(frozen=True)

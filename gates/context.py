@@ -225,7 +225,8 @@ class EvalContext:
         named = src.score_columns or None
         if src.kind == "columns" and src.registry_ref is not None and self.resolved_baseline is not None:
             r = self.resolved_baseline
-            return ModelInfo(uri=f"{r.uri} {src.uri}", sha256=r.sha256, format="columns", version=r.version,
+            columns = "columns:" + ",".join(src.score_columns.values())
+            return ModelInfo(uri=f"{r.uri} {columns}", sha256=r.sha256, format="columns", version=r.version,
                              scores=named)
         if src.kind == "columns":
             return ModelInfo(uri=src.uri, sha256=None, format="columns", scores=named)

@@ -44,7 +44,8 @@ class ModelSource:
     @property
     def uri(self) -> str:
         if self.named_scores:
-            return "columns:" + ",".join(col for _, col in self.named_scores)
+            columns = "columns:" + ",".join(col for _, col in self.named_scores)
+            return f"registry:{self.ref} {columns}" if self.ref else columns
         if self.kind == "file":
             return str(self.path)
         if self.kind == "registry":

@@ -7,9 +7,12 @@ the verdict is final when it arrives.
 from __future__ import annotations
 
 import difflib
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from gates import artifacts
 from gates.context import BaselineResolver, ResolvedModel
 from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor, run_entry
@@ -88,7 +91,7 @@ def why_not_register(policy: Policy, result: RunResult, *, register: bool) -> st
         return REASON_DISABLED
     if not result.verdict.passed:
         return REASON_FAILED
-    if policy.model.candidate.kind != "file":
+    if policy.model.candidate.kind != "file" and not result.context.is_per_example:
         return REASON_COLUMNS
     return None
 
@@ -117,6 +120,8 @@ def record_run(policy: Policy, result: RunResult, report: Mapping[str, Any], *, 
 
 def _register(backend: RegistryBackend, policy: Policy, result: RunResult, report: Mapping[str, Any],
               who: str) -> dict[str, Any]:
+    if result.context.is_per_example:
+        return _register_artifact(backend, policy, result, report, who)
     candidate = result.context.candidate_model
     if candidate is None:
         raise EnvironmentProblem(REASON_COLUMNS)
@@ -125,6 +130,26 @@ def _register(backend: RegistryBackend, policy: Policy, result: RunResult, repor
                            verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
                            run=run_entry(report, by=who), expected_sha256=candidate.sha256,
                            evidence=Evidence(candidate.estimator, _feature_frame(result)))
+    return {"registered": True, "backend": backend.kind, "version": reg.version.version,
+            "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
+
+
+def _register_artifact(backend: RegistryBackend, policy: Policy, result: RunResult, report: Mapping[str, Any],
+                       who: str) -> dict[str, Any]:
+    """Register what a per_example run evaluated: ``model.artifact``'s bytes (a folder as a deterministic
+    tar), or for a URI or no artifact a manifest naming it, the scores, the eval data and the policy."""
+    art = result.context.artifact
+    with tempfile.TemporaryDirectory(prefix="model-gates-artifact-") as tmp:
+        path, sha = artifacts.stage(art, report, Path(tmp))
+        if art.sha256 is not None and sha != art.sha256:
+            raise EnvironmentProblem(artifacts.MSG_CHANGED.format(path=art.uri, expected=art.sha256, actual=sha))
+        lineage = build_lineage(report, model_sha256=sha, model_format=art.format, by=who)
+        shown = (report.get("model") or {}).get("candidate") or {}
+        lineage["model"]["artifact"] = {"uri": shown.get("uri") if art.uri else None, "sha256": art.sha256,
+                                        "format": art.format, "scores": shown.get("scores")}
+        reg = backend.register(policy.model.name, path, format=art.format, lineage=lineage, by=who,
+                               verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
+                               run=run_entry(report, by=who), expected_sha256=sha, evidence=None)
     return {"registered": True, "backend": backend.kind, "version": reg.version.version,
             "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
 

@@ -362,6 +362,7 @@ def render_lineage(mv: ModelVersion) -> str:
         ("registered", f"{mv.created_at} by {mv.created_by}"),
         ("model", f"sha256 {mv.model_sha256}  {mv.format}, {mv.size:,} bytes"
                   + (f", from {model['source']}" if model.get("source") else "")),
+        *([("artifact", _artifact(model["artifact"]))] if "artifact" in model else []),
         ("baseline", _baseline(lin.get("baseline"))),
         ("data", _data(lin.get("data") or {})),
         ("policy", _policy(lin.get("policy") or {})),
@@ -386,8 +387,18 @@ def _baseline(block: Mapping[str, Any] | None) -> str:
     return f"{block.get('uri')}{sha}"
 
 
+def _artifact(art: Mapping[str, Any]) -> str:
+    """Say what a per_example version is: its bundle (with sha256), a URI, or nothing beyond data and policy."""
+    if not art.get("uri"):
+        return "none: the eval data and the policy identify this version"
+    sha = f", sha256 {art['sha256']}" if art.get("sha256") else " (remote: its bytes were not read)"
+    return f"{art['uri']} ({art.get('format')}{sha})"
+
+
 def _data(data: Mapping[str, Any]) -> str:
-    parts = [f"{k}: {v.get('uri')} ({v.get('rows')} rows, sha256 {str(v.get('sha256'))[:12]})"
+    parts = [f"{k}: {v.get('uri')} ({v.get('rows')} rows"
+             + (f" in {v['clusters']} clusters of {v.get('cluster')}" if v.get("clusters") else "")
+             + f", sha256 {str(v.get('sha256'))[:12]})"
              for k, v in data.items() if isinstance(v, Mapping)]
     return "; ".join(parts) or "-"
 

@@ -337,3 +337,82 @@ def test_robustness_is_skipped_with_a_reason(tmp_path: Path) -> None:
 def test_leakage_needs_a_target(tmp_path: Path) -> None:
     path = write(tmp_path, evals(), {"data": {"leakage": {}}, "regression": {"metrics": {"correct": {"min": 0.1}}}})
     assert "leakage needs a target" in error_of(path)
+
+
+# ------------------------------------------------------------------ registry
+
+
+def gate_and_record(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from gates.registrar import baseline_resolver, record_run
+    from gates.reporters.json_report import build_report
+    from gates.runner import run_policy
+
+    policy = load_policy(path)
+    result = run_policy(policy, resolve_baseline=baseline_resolver(policy))
+    report = build_report(result)
+    return report, record_run(policy, result, report, register=True)
+
+
+def test_the_artifact_folder_is_registered_and_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gates.artifacts import describe
+    from gates.cli import main
+    from gates.registry import open_backend
+
+    (tmp_path / "prompt").mkdir()
+    (tmp_path / "prompt" / "system.txt").write_text("Answer briefly.\n")
+    path = write(tmp_path, evals(gain=0.3), {"regression": {"metrics": {"correct": {"min": 0.5}}}},
+                 model={"artifact": "prompt"})
+    report, block = gate_and_record(path)
+    assert block["registered"] and block["version"] == 1
+    expected = describe(str(tmp_path / "prompt")).sha256
+    assert report["model"]["candidate"] == {"uri": "prompt", "sha256": expected, "format": "tar",
+                                            "scores": {"correct": "cand_correct", "latency": "cand_ms"}}
+    reg = open_backend("local", str(tmp_path / ".model-gates" / "registry"))
+    mv = reg.get_version("bot", 1)
+    assert mv.model_sha256 == expected and mv.format == "tar"
+    assert mv.lineage["model"]["artifact"]["uri"] == "prompt"
+    assert mv.lineage["data"]["eval"]["clusters"] == 300
+    reg.close()
+    capsys.readouterr()
+    assert main(["show", "bot", "1", "-c", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert f"artifact     prompt (tar, sha256 {expected})" in shown
+    assert "1200 rows in 300 clusters of prompt_id" in shown
+
+
+def test_without_artifact_a_manifest_of_data_and_policy_is_registered(tmp_path: Path) -> None:
+    from gates.registry import open_backend
+
+    path = write(tmp_path, evals(gain=0.3), {"regression": {"metrics": {"correct": {"min": 0.5}}}})
+    report, block = gate_and_record(path)
+    assert block["registered"]
+    reg = open_backend("local", str(tmp_path / ".model-gates" / "registry"))
+    body = __import__("json").loads(reg.fetch("bot", 1).read_text())
+    assert body["artifact"] is None and body["policy_sha256"] == report["policy"]["sha256"]
+    assert body["data"]["eval"] == report["data"]["eval"]["sha256"]
+    reg.close()
+
+
+def test_a_registry_baseline_names_whose_scores_the_columns_are(tmp_path: Path) -> None:
+    from gates.registry import open_backend
+
+    (tmp_path / "v1.txt").write_text("prompt v1")
+    spec = {"regression": {"metrics": {"correct": {"min": 0.5, "max_drop": 0.05}}}}
+    path = write(tmp_path, evals(gain=0.3), spec, model={"artifact": "v1.txt"})
+    _, block = gate_and_record(path)
+    reg = open_backend("local", str(tmp_path / ".model-gates" / "registry"))
+    reg.set_alias("bot", "production", block["version"], by="test")
+    reg.close()
+    (tmp_path / "v2.txt").write_text("prompt v2")
+    path = write(tmp_path, evals(gain=0.3), spec, model={
+        "artifact": "v2.txt", "baseline": {"registry": "production", **BASELINE}})
+    report, _ = gate_and_record(path)
+    assert report["model"]["baseline"]["version"] == 1
+    assert report["model"]["baseline"]["uri"].startswith("registry:production (v1) columns:prod_correct")
+    drop = next(c for c in report["checks"] if c["id"] == "regression.correct.max_drop")
+    assert drop["status"] == "pass"
+    path = write(tmp_path, evals(gain=0.3), spec, model={
+        "artifact": "v2.txt", "baseline": {"registry": "champion", **BASELINE}})
+    report, _ = gate_and_record(path)
+    drop = next(c for c in report["checks"] if c["id"] == "regression.correct.max_drop")
+    assert drop["status"] == "skipped" and report["model"]["baseline"] is None
