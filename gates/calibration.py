@@ -436,7 +436,8 @@ def regression_family(ctx: EvalContext, spec: Mapping[str, Any], simulations: in
     targets = [Target(p.check.metric, p.check.slicing, p.check.slice) for p in decided]
     null = NullModel.of(ctx.y_true, candidate, baseline, measured.slicings, task=task,
                         positive_label=ctx.policy.model.positive_label if task == BINARY else None,
-                        classes=ctx.classes if task != REGRESSION else None)
+                        classes=ctx.classes if task not in (REGRESSION, "per_example") else None,
+                        clusters=None if ctx.clusters is None else ctx.clusters.codes)
     draws, ses, methods = null.simulate(targets, simulations, ctx.rng("calibrate", "regression"))
     directions = np.array([p.check.metric.direction for p in decided], dtype=np.float64)
     members = []

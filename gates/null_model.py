@@ -16,6 +16,9 @@ A simulated eval set of ``n`` rows is drawn from this population without touchin
   the same multinomial counts (so accuracy and AUC stay coupled as on real data), the rest is
   normal with the pooled within-cell covariance. Their standard error at ``n`` rows is
   ``sqrt(mean(phi**2) / n)``, DeLong's for AUC.
+
+With clusters (``data.cluster``) a cluster is swapped as a whole, so the normal part's covariance is
+that of cluster totals of ``phi`` (the cluster-robust form: ``sqrt(sum_g Phi_g**2) / n`` for a mean).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from gates.estimates import Slicing, multinomial_tables
 from gates.influence import difference_influence, take
 from gates.metrics import REGRESSION, Metric, encode_labels
 
+PER_EXAMPLE = "per_example"
 METHOD_MULTINOMIAL = "multinomial"
 METHOD_NORMAL = "normal"
 
@@ -65,14 +69,17 @@ class NullModel:
     positive: int
     positive_label: Any
     classes: tuple[Any, ...] | None
+    clusters: np.ndarray | None = None
 
     @classmethod
     def of(cls, y: np.ndarray, candidate: Predictions, baseline: Predictions, slicings: Sequence[Slicing | None], *,
-           task: str, positive_label: Any, classes: tuple[Any, ...] | None) -> NullModel:
+           task: str, positive_label: Any, classes: tuple[Any, ...] | None,
+           clusters: np.ndarray | None = None) -> NullModel:
+        """``clusters``: each row's cluster code, when rows of a cluster are not independent."""
         y = np.asarray(y)
         finest, to_slice = _finest(slicings, len(y))
         codes: tuple[np.ndarray, ...]
-        if task == REGRESSION:  # no labels: cells are slices only
+        if task in (REGRESSION, PER_EXAMPLE):  # no labels: cells are slices only
             codes, k, positive = (np.zeros(len(y), dtype=np.int64),) * 3, 1, -1
         else:
             enc = encode_labels(y, candidate.labels, baseline.labels, positive_label=positive_label, classes=classes)
@@ -83,7 +90,7 @@ class NullModel:
         size = n_fine * k ** 3
         cells = (np.bincount(row_cell, minlength=size) + np.bincount(twin_cell, minlength=size)) / 2.0
         return cls(y, candidate, baseline, slicings, finest, to_slice, cells.reshape(n_fine, k, k, k),
-                   row_cell, twin_cell, positive, positive_label, classes)
+                   row_cell, twin_cell, positive, positive_label, classes, clusters)
 
     @property
     def n(self) -> int:
@@ -139,6 +146,8 @@ class NullModel:
         np.add.at(sums, self.twin_cell, -phi)
         means = np.divide(sums, counts[:, None], out=np.zeros_like(sums), where=counts[:, None] > 0)
         resid_row, resid_twin = phi - means[self.row_cell], -phi - means[self.twin_cell]
+        if self.clusters is not None:  # a cluster moves as one: the covariance of its totals
+            resid_row, resid_twin = _totals(resid_row, self.clusters), _totals(resid_twin, self.clusters)
         cov = (resid_row.T @ resid_row + resid_twin.T @ resid_twin) / (2.0 * self.n)
         vals, vecs = np.linalg.eigh(cov) if k else (np.zeros(0), np.zeros((0, 0)))
         return means, vecs * np.sqrt(np.clip(vals, 0.0, None))
@@ -151,6 +160,15 @@ class NullModel:
         cand = target.metric.counts(mine.sum(axis=-1), self.positive)
         base = target.metric.counts(mine.sum(axis=-2), self.positive)
         return np.asarray(cand - base, dtype=np.float64)
+
+
+def _totals(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Return the per-cluster column sums ``(G, k)`` of ``values`` ``(n, k)``."""
+    _, inverse = np.unique(clusters, return_inverse=True)
+    inverse = inverse.ravel()
+    g = int(inverse.max()) + 1 if len(inverse) else 0
+    return np.stack([np.bincount(inverse, weights=values[:, j], minlength=g) for j in range(values.shape[1])],
+                    axis=1) if values.shape[1] else np.zeros((g, 0))
 
 
 def _finest(slicings: Sequence[Slicing | None], n: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:

@@ -416,3 +416,25 @@ def test_a_registry_baseline_names_whose_scores_the_columns_are(tmp_path: Path) 
     report, _ = gate_and_record(path)
     drop = next(c for c in report["checks"] if c["id"] == "regression.correct.max_drop")
     assert drop["status"] == "skipped" and report["model"]["baseline"] is None
+
+
+# ------------------------------------------------------------------ calibrate
+
+
+def test_calibrate_null_is_cluster_robust(tmp_path: Path) -> None:
+    from gates.calibration import regression_family
+
+    df = evals(n_prompts=400, samples=5, gain=0.4, seed=4)
+    spec = {"metrics": {"correct": {"max_drop": 0.03}}, "multiple_testing": "none"}
+    path = write(tmp_path, df, {"regression": spec})
+    policy = load_policy(path)
+    family, _ = regression_family(EvalContext(policy), policy.gates["regression"], 2000)
+    assert family is not None
+    (member,) = family.members
+    d = (df["cand_correct"] - df["prod_correct"]).to_numpy()
+    totals = pd.Series(d).groupby(df["prompt_id"]).sum()
+    expected = np.sqrt((totals ** 2).sum()) / len(d)  # swapping whole prompts under the null
+    assert member.se == pytest.approx(expected, rel=1e-6)
+    assert np.std(family.noise[:, 0]) == pytest.approx(expected, rel=0.08)
+    rows_only = np.sqrt((d ** 2).sum()) / len(d)
+    assert member.se > 1.1 * rows_only  # the row formula is too narrow here
