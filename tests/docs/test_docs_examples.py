@@ -185,6 +185,21 @@ def write_schema_files(folder: Path) -> None:
     (folder / "gx" / "eval_suite.json").write_text(json.dumps(suite), encoding="utf-8")
 
 
+def per_example_frame(prompts: int, samples: int, seed: int) -> pd.DataFrame:
+    """An LLM eval set: prompts x samples, both versions' pass/fail and latency per answer."""
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(prompts), samples)
+    hard = rng.normal(size=prompts)[pid]
+    u = rng.random(pid.size)
+    ms = rng.gamma(4.0, 60.0, prompts)[pid]
+    return pd.DataFrame({
+        "prompt_id": [f"q{i}" for i in pid], "language": np.where(pid % 3 == 0, "de", "en"),
+        "cand_correct": (u < 1 / (1 + np.exp(hard - 1.2))).astype(int),
+        "prod_correct": (u < 1 / (1 + np.exp(hard - 1.0))).astype(int),
+        "cand_ms": np.round(ms * rng.lognormal(0, 0.1, pid.size), 1), "prod_ms": np.round(ms, 1),
+    })
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """eval.csv, reference.csv, two skops models and the schema files, in one folder."""
@@ -195,6 +210,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, c in (("candidate", 1.0), ("baseline", 0.01)):
         skops.io.dump(fit_model(reference, c), out / f"{name}.skops")
     write_schema_files(out)
+    per_example_frame(240, 4, 3).to_csv(out / "evals.csv", index=False)
     return out
 
 
