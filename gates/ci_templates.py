@@ -1,7 +1,9 @@
 """CI files ``model-gates init --ci github|gitlab`` writes into a project.
 
 The files ship inside the package (``gates/templates/``) as copies of the user-facing sources in
-the repository's ``templates/`` folder, so a wheel install can scaffold a project offline.
+the repository: the GitLab component in ``templates/`` (the CI/CD catalog's folder, which holds
+components only) and the starters in ``starters/`` (the GitHub workflow, the pipeline that includes
+the component, the commented gates.yaml), so a wheel install can scaffold a project offline.
 """
 from __future__ import annotations
 

@@ -260,7 +260,8 @@ class GitHubPublisher(ApiPublisher):
     def _where_whole(self) -> str:
         """Say where the whole report is, for the note that ends a shortened text."""
         folder = _display_dir(self._report_dir, self.ctx.workspace)
-        where = f"the whole report is `{folder}/report.md` (with report.json), uploaded by the action as the run's artifact"
+        where = (f"the whole report is `{folder}/report.md` (with report.json), which the model-gates action "
+                 f"uploads as the run's artifact")
         return f"{where}: {self.ctx.run_url}" if self.ctx.run_url else where
 
     def _status(self, state: str, description: str) -> list[str]:

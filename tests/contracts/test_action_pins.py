@@ -34,7 +34,7 @@ OWN_ACTION = f"{ACTION_REPOSITORY}/actions/model-gates"
 SHA = re.compile(r"^[0-9a-f]{40}$")
 USES_KEY = re.compile(r"(?:^|[\s{,-])uses\s*:")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#'\"]+)(?:\s+#\s*(?P<tag>\S+)(?:\s.*)?)?\s*$")
-FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
+FENCE = re.compile(r"^\s*```(?P<lang>[\w-]*)\s*$")  # also indented, inside a list item
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def fenced_yaml(path: Path) -> Iterator[Source]:
         if not m:
             i += 1
             continue
-        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].lstrip().startswith("```")), len(lines))
         body = "\n".join(lines[i + 1:end]) + "\n"
         if m["lang"] in ("yaml", "yml") or USES_KEY.search(body):
             yield Source(path, body, first_line=i + 2)
@@ -171,7 +171,8 @@ def check_sources(sources: Iterable[Source], known: Mapping[str, Any], version: 
         out += odd
         parsed = yaml_uses(source.text)
         if parsed is not None and sorted(parsed) != sorted(u.ref for u in found):
-            out.append(f"{source.path}: the YAML holds uses {sorted(parsed)}, the lines read {sorted(u.ref for u in found)}")
+            read = sorted(u.ref for u in found)
+            out.append(f"{source.path}: the YAML holds uses {sorted(parsed)}, the lines read {read}")
         out += [p for p in (problem(u, known, version) for u in found) if p]
     return out
 
@@ -184,6 +185,22 @@ def test_every_shipped_and_documented_reference_is_a_pinned_node24_release():
     assert any(r.startswith("actions/setup-python@") for r in refs)  # the scan reaches the action
     assert any(r.startswith("actions/checkout@") for r in refs)  # ... the starter and the docs
     assert check_sources(sources, pins(), gates.__version__) == []
+
+
+#: an official action named with a ref anywhere in prose or tables: `actions/x@ref # tag`
+PROSE_REF = re.compile(r"(?<![\w/.-])(?P<ref>actions/[\w.-]+@[\w.-]+)(?:\s*#\s*(?P<tag>v[\w.]+))?")
+
+
+def test_actions_named_in_the_docs_prose_are_pinned_too():
+    """Tables and sentences that name an official action at a ref say the pinned form as well."""
+    found = []
+    for doc in DOCS:
+        base = REPO / doc
+        for path in sorted(base.rglob("*.md")) if base.is_dir() else [base]:
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                found += [Use(f"{path.relative_to(REPO)}:{n}", m["ref"], m["tag"]) for m in PROSE_REF.finditer(line)]
+    assert len(found) >= 3
+    assert [p for p in (problem(u, pins(), gates.__version__) for u in found) if p] == []
 
 
 def test_the_workflow_init_writes_is_pinned(tmp_path):
@@ -243,7 +260,9 @@ def test_the_check_accepts_a_pinned_node24_release_and_this_release_of_model_gat
 def test_docs_blocks_are_scanned_with_their_line_numbers(tmp_path):
     doc = tmp_path / "guide.md"
     doc.write_text("Intro\n\n```yaml\nsteps:\n  - uses: actions/setup-python@v7\n```\n\n"
-                   "```\n- uses: actions/checkout@v4\n```\n")
+                   "```\n- uses: actions/checkout@v4\n```\n* a list item:\n\n  ```yaml\n"
+                   "  - uses: actions/upload-artifact@v4\n  ```\n")
     blocks = list(fenced_yaml(doc))
-    assert [b.first_line for b in blocks] == [4, 9]
-    assert [u.where.rsplit(":", 1)[1] for b in blocks for u in uses_of(b)[0]] == ["5", "9"]
+    assert [b.first_line for b in blocks] == [4, 9, 14]
+    assert [u.where.rsplit(":", 1)[1] for b in blocks for u in uses_of(b)[0]] == ["5", "9", "14"]
+    assert len(check_sources(blocks, KNOWN, "0.1.0")) == 3

@@ -28,11 +28,13 @@ from tests.contracts.stand_in import CONTRACTS
 
 REPO = Path(__file__).resolve().parents[2]
 ACTION = REPO / "actions" / "model-gates" / "action.yml"
-WORKFLOW = REPO / "templates" / "github" / "model-gates.yml"
+WORKFLOW = REPO / "starters" / "github" / "model-gates.yml"
 COMPONENT = REPO / "templates" / "model-gates" / "template.yml"
-PIPELINE = REPO / "templates" / "model-gates" / "gitlab-ci.yml"
+PIPELINE = REPO / "starters" / "gitlab-ci.yml"
+POLICY = REPO / "starters" / "gates.yaml"
 #: user-facing source -> packaged copy that init writes
-COPIES = {WORKFLOW: "github-workflow.yml", COMPONENT: "gitlab-component.yml", PIPELINE: "gitlab-ci.yml"}
+COPIES = {WORKFLOW: "github-workflow.yml", COMPONENT: "gitlab-component.yml", PIPELINE: "gitlab-ci.yml",
+          POLICY: "gates.yaml"}
 INPUT = re.compile(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]")
 
 
@@ -167,6 +169,30 @@ def test_starter_pipeline_matches_the_gitlab_ci_schema_and_includes_the_componen
     assert_valid(doc, "gitlab-ci.json")
     (include,) = doc["include"]
     assert include["local"] == GITLAB_COMPONENT[1] and set(include["inputs"]) <= set(defaults())
+
+
+def test_the_component_folder_holds_only_components():
+    """The CI/CD catalog takes every templates/<name>.yml and templates/<name>/template.yml for a component."""
+    folder = REPO / "templates"
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    assert files == [Path("model-gates/template.yml")]
+    for rel in files:
+        header = load((folder / rel).read_text().split("\n---\n", 1)[0])
+        assert set(header) == {"spec"} and header["spec"]["inputs"]
+
+
+#: a YAML ``component:`` line (also inside a comment), not prose that names the keyword
+COMPONENT_REF = re.compile(r"^[\s#-]*component:\s*(?P<ref>\S+)", re.M)
+
+
+def test_every_documented_component_reference_names_this_component_and_release():
+    texts = {p: p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), PIPELINE]}
+    refs = [(p.name, m["ref"]) for p, text in texts.items() for m in COMPONENT_REF.finditer(text)]
+    assert refs, "the docs show the include: component: form"
+    names = {p.parent.name if p.name == "template.yml" else p.stem for p in (REPO / "templates").rglob("*.yml")}
+    for where, ref in refs:
+        path, _, version = ref.partition("@")
+        assert path.rsplit("/", 1)[1] in names and version == gates.__version__, (where, ref)
 
 
 # -- packaged copies and init ---------------------------------------------------------------------

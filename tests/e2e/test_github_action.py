@@ -193,6 +193,20 @@ def test_a_passing_model_is_registered_and_the_comment_kept_current(checkout, ru
     assert "an earlier verdict" not in comment["body"] and "Registered** as version 1" in comment["body"]
 
 
+def test_check_run_false_keeps_the_status_comment_and_summary(checkout, runner, github_api, tmp_path):
+    """Several workflows on one commit: the check run is off, the commit status carries the verdict."""
+    workspace = Path(runner["GITHUB_WORKSPACE"])
+    write_project(workspace, passing=False)
+    (run,) = run_action(checkout, workspace, runner, {"check-run": "false", "check-name": "gates / nightly"},
+                        only=("Run model-gates",))
+    assert run.code == 1, run.stdout + run.stderr
+    assert github_api.check_runs == {} and "::error file=gates.yaml,line=" in run.stdout
+    assert [(s["state"], s["context"], s["sha"]) for s in github_api.statuses] == [
+        ("pending", "gates / nightly", HEAD_SHA), ("failure", "gates / nightly", HEAD_SHA)]
+    assert len(github_api.comments["7"]) == 1
+    assert "## ❌ model-gates: `demo` failed" in (tmp_path / "summary.md").read_text()
+
+
 def test_a_config_error_fails_the_step_even_without_fail_on_error(checkout, runner, tmp_path):
     workspace = Path(runner["GITHUB_WORKSPACE"])
     (workspace / "gates.yaml").write_text("version: 1\nmodel: {name: x}\n")
@@ -210,6 +224,6 @@ def test_init_writes_ci_files_from_the_installed_package(installed, python_bin, 
         assert out.returncode == 0, out.stderr
     repo = Path(__file__).resolve().parents[2]
     assert (tmp_path / "github/.github/workflows/model-gates.yml").read_text() == \
-        (repo / "templates/github/model-gates.yml").read_text()
+        (repo / "starters/github/model-gates.yml").read_text()
     assert (tmp_path / "gitlab/.gitlab/model-gates.yml").read_text() == \
         (repo / "templates/model-gates/template.yml").read_text()

@@ -97,7 +97,8 @@ def multibyte_report(n: int, groups: int = 12) -> dict[str, Any]:
         value = WORLD[i % len(WORLD)]
         c = check(f"fairness.selection_rate.max[περιοχή={value.replace(' ', '_')}{i}]", "fail",
                   message=f"selection rate − baseline = −0.{i:03d} in «{value}» (区域 {i}，低于基线) 📉")
-        c["details"] = {"groups": [{"group": {"περιοχή": "·".join(WORLD[(i + j + k) % len(WORLD)] for k in range(4))},
+        c["details"] = {"groups": [{"group": {"περιοχή": "·".join(WORLD[(i + j + k) % len(WORLD)]
+                                                              for k in range(4))},
                                     "size": 100 + j,
                                     "metrics": {"selection_rate": 0.5}} for j in range(groups)]}
         checks.append(c)
