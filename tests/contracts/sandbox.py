@@ -23,7 +23,7 @@ from tests.conftest import BASE_POLICY, scored_frame
 
 REPO = Path(__file__).resolve().parents[2]
 #: what a checkout needs so that ``pip install CHECKOUT`` works
-CHECKOUT_PARTS = ("gates", "pytest_plugin", "actions", "templates", "pyproject.toml", "README.md")
+CHECKOUT_PARTS = ("gates", "pytest_plugin", "actions", "templates", "starters", "pyproject.toml", "README.md")
 #: pip arguments that install from a local checkout without the network
 OFFLINE_PIP_ARGS = "--no-deps --no-build-isolation --no-index"
 
@@ -86,15 +86,35 @@ def copy_checkout(dest: Path) -> Path:
     return dest
 
 
+def build_backend_problem() -> str | None:
+    """Return why this environment cannot build the checkout without build isolation, or None.
+
+    Offline, pip cannot fetch ``[build-system] requires``: the environment's own setuptools and
+    wheel build it (``scripts/test-tools.sh`` installs them), so they must meet those requirements.
+    """
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]["requires"]
+    for spec in map(Requirement, requires):
+        try:
+            version = metadata.version(spec.name)
+        except metadata.PackageNotFoundError:
+            return f"building the checkout offline needs {spec} (bash scripts/test-tools.sh installs it)"
+        if not spec.specifier.contains(version, prereleases=True):
+            return f"building the checkout offline needs {spec}, not {spec.name} {version} (bash scripts/test-tools.sh)"
+    return None
+
+
 def can_build_offline() -> str | None:
     """Return why ``pip install --no-build-isolation CHECKOUT`` cannot work here, or None."""
-    from importlib import metadata
     from importlib.util import find_spec
 
-    version = tuple(int(p) for p in metadata.version("setuptools").split(".")[:2] if p.isdigit())
-    if find_spec("wheel") is None and version < (70, 1):
-        return "building the checkout offline needs the 'wheel' package (pip install -e '.[test]')"
-    return None
+    if find_spec("pip") is None:
+        return "installing the checkout needs pip in this environment (bash scripts/test-tools.sh installs it)"
+    return build_backend_problem()
 
 
 def fresh_python(dest: Path) -> Path:
