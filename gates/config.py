@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
@@ -24,6 +25,7 @@ import jsonschema
 import yaml
 
 from gates.errors import UserError
+from gates.models.trust import MSG_PICKLE
 from gates.policy import (
     DEFAULT_REGISTRY_URI,
     DEFAULT_SEED,
@@ -45,11 +47,12 @@ MSG_MISSING_KEY = "missing required key '{key}'"
 MSG_EXPECTED = "expected {expected}, got {got}"
 MSG_UNSET_VAR = "environment variable '{var}' is not set"
 MSG_MISSING_FILE = "file not found: {path}"
-MSG_PICKLE = (
-    "'{path}' is a pickle file, which can run arbitrary code when loaded; save the model with "
-    "skops (.skops) or set model.trust_pickle: true if you trust its origin"
-)
 MSG_MODEL_FORMAT = "unsupported model file '{path}': expected .skops, .joblib or .pkl"
+MSG_MIXED_SOURCE = ("a model source is prediction columns ({columns}) or a model ({model}), not both: "
+                    "use predictions/scores, or path/uri with format, features and outputs")
+MSG_PATH_OR_URI = "a model mapping needs path (a model file)"
+MSG_OUTPUTS_ONNX = "outputs names an ONNX graph's outputs, but this model's format is {format}"
+MSG_FEATURE_TARGET = "the target column '{col}' cannot be one of the model's features"
 MSG_BASELINE = "expected registry:<alias>, registry:<version>, none, a model file or prediction columns, got {got!r}"
 MSG_VACUOUS = (
     "the policy has no blocking check, so it would pass every candidate; add a check with "
@@ -69,6 +72,8 @@ MSG_NEEDS_TARGET = "missing required key 'target'"
 PER_EXAMPLE = "per_example"
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+COLUMN_KEYS = ("predictions", "scores", "registry")
+MODEL_KEYS = ("path", "format", "features", "outputs")
 CLI_SOURCE = "command line"
 #: gates that re-score the candidate, so a prediction-column candidate skips all their checks
 NEEDS_MODEL_OBJECT = frozenset({"robustness"})
@@ -353,6 +358,9 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
     )
     if dspec.features and dspec.target in dspec.features:
         raise doc.error(("data", "features"), MSG_SENSITIVE_TARGET.format(col=dspec.target))
+    for role, src in (("candidate", candidate), ("baseline", baseline)):
+        if src.features and dspec.target in src.features:
+            raise doc.error(("model", role, "features"), MSG_FEATURE_TARGET.format(col=dspec.target))
     return Policy(
         path=doc.file.resolve(), sha256=sha256, model=spec, data=dspec,
         registry=_registry(data.get("registry", {}), base),
@@ -364,12 +372,7 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
 
 def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: bool) -> ModelSource:
     if isinstance(value, dict):
-        scores = value.get("scores")
-        if isinstance(scores, dict):
-            return ModelSource("columns", named_scores=tuple(scores.items()), ref=value.get("registry"),
-                               predictions=value.get("predictions"))
-        return ModelSource("columns", predictions=value.get("predictions"),
-                           scores=tuple(scores) if isinstance(scores, list) else scores, ref=value.get("registry"))
+        return _mapping_source(doc, value, path, base)
     if value is None or value == "none":
         return ModelSource("none")
     if value.startswith("registry:"):
@@ -380,16 +383,48 @@ def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: 
         if not ref:
             raise doc.error(path, MSG_BASELINE.format(got=value))
         return ModelSource("registry", ref=ref)
-    return ModelSource("file", path=_existing(doc, base, value, path))
+    return _file_source(doc, _existing(doc, base, value, path), None, path)
+
+
+def _mapping_source(doc: _Document, value: dict[str, Any], path: KeyPath, base: Path) -> ModelSource:
+    column_keys = [k for k in COLUMN_KEYS if k in value]
+    model_keys = [k for k in MODEL_KEYS if k in value]
+    if column_keys and model_keys:
+        raise doc.error(path + (model_keys[0],), MSG_MIXED_SOURCE.format(columns=", ".join(column_keys),
+                                                                          model=", ".join(model_keys)))
+    if column_keys:
+        scores = value.get("scores")
+        if isinstance(scores, dict):
+            return ModelSource("columns", named_scores=tuple(scores.items()), ref=value.get("registry"),
+                               predictions=value.get("predictions"))
+        return ModelSource("columns", predictions=value.get("predictions"),
+                           scores=tuple(scores) if isinstance(scores, list) else scores, ref=value.get("registry"))
+    if "path" not in value:
+        raise doc.error(path, MSG_PATH_OR_URI)
+    features = tuple(value["features"]) if value.get("features") else None
+    outputs = dict(value["outputs"]) if value.get("outputs") else None
+    src = _file_source(doc, _existing(doc, base, value["path"], path + ("path",)), value.get("format"),
+                       path + ("format",) if "format" in value else path + ("path",))
+    if outputs and src.format != "onnx":
+        raise doc.error(path + ("outputs",), MSG_OUTPUTS_ONNX.format(format=src.format))
+    return replace(src, features=features, outputs=outputs)
+
+
+def _file_source(doc: _Document, file: Path, given: str | None, path: KeyPath) -> ModelSource:
+    from gates.models import default_format, extra_problem
+
+    try:
+        fmt = given or default_format(file)
+    except ValueError as exc:
+        raise doc.error(path, str(exc)) from None
+    problem = extra_problem(fmt)
+    if problem:
+        raise doc.error(path, problem)
+    return ModelSource("file", path=file, format=fmt)
 
 
 def _check_model_file(doc: _Document, src: ModelSource, path: KeyPath, trust_pickle: bool) -> None:
-    if src.kind != "file" or src.path is None:
-        return
-    suffix = src.path.suffix.lower()
-    if suffix not in MODEL_SUFFIXES:
-        raise doc.error(path, MSG_MODEL_FORMAT.format(path=src.path.name))
-    if suffix in PICKLE_SUFFIXES and not trust_pickle:
+    if src.kind == "file" and src.format == "pickle" and not trust_pickle and src.path is not None:
         raise doc.error(path, MSG_PICKLE.format(path=src.path.name))
 
 

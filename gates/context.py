@@ -19,17 +19,24 @@ from gates.artifacts import Artifact, describe
 from gates.clusters import ClusterIndex, cluster_index
 from gates.errors import UserError
 from gates.datasets import data_sha256
-from gates.loading import LoadedModel, load_model, read_table
+from gates.loading import read_table
+from gates.models import LoadedModel, Trust, load_model
+from gates.models.registered import load_registered
 from gates.policy import ModelSource, Policy
 
 Role = Literal["candidate", "baseline"]
 
 MSG_MISSING_COLUMN = "column '{col}' is not in {what} ({path})"
 MSG_NO_FEATURES = (
-    "cannot tell which columns the model takes: it has no feature_names_in_; list them in data.features"
+    "cannot tell which columns the {role} model ({name}) takes: it names none; list them as "
+    "model.{role}.features ({{path: ..., features: [...]}}) or data.features"
+)
+MSG_MISSING_FEATURES = (
+    "the {role} model ({name}) takes {n} column(s) the eval data ({path}) does not have: {cols} "
+    "(from {origin})"
 )
 MSG_POSITIVE_LABEL = "positive_label {label!r} is not one of the model's classes {classes}"
-MSG_PREDICT_FAILED = "the {role} model raised on predict: {problem}"
+MSG_PREDICT_FAILED = "the {role} model ({name}) raised on predict: {problem}"
 MSG_EMPTY_EVAL = "the eval data has no rows"
 MSG_SCORE_NOT_NUMERIC = "score column '{col}' is not numeric (dtype {dtype})"
 PER_EXAMPLE = "per_example"
@@ -73,6 +80,11 @@ class ModelInfo:
     format: str
     version: int | None = None
     scores: dict[str, str] | None = None
+    run_id: str | None = None
+
+
+class PredictFailed(RuntimeError):
+    """A model raised on predict; the message names the model (candidate/baseline) and its file."""
 
 
 class EvalContext:
@@ -94,6 +106,7 @@ class EvalContext:
         self._resolve = resolve_baseline
         self._predictions: dict[Role, Predictions] = {}
         self._resolved_baseline: ResolvedModel | None = None
+        self._features: dict[Role, list[str]] = {}
 
     # ------------------------------------------------------------------ data
 
@@ -186,16 +199,18 @@ class EvalContext:
         return self.candidate_model if role == "candidate" else self.baseline_model
 
     def _load(self, role: Role) -> LoadedModel | None:
+        """Load ``role``'s model under the policy's trust (a registry or an MLmodel file adds none)."""
         src: ModelSource = getattr(self.policy.model, role)
         spec = self.policy.model
+        trust = Trust(trust_pickle=spec.trust_pickle, trusted_types=spec.trusted_types)
+        where = self.policy.where("model", role)
         if src.kind == "file" and src.path is not None:
-            return load_model(src.path, trusted_types=spec.trusted_types, trust_pickle=spec.trust_pickle,
-                              location=self.policy.where("model", role))
+            return load_model(src.path, src.format or "skops", trust=trust, role=role, where=where,
+                              outputs=src.outputs)
         if src.kind == "registry" and self.resolved_baseline is not None:
             found = self.resolved_baseline
-            return load_model(found.path, trusted_types=spec.trusted_types,
-                              trust_pickle=spec.trust_pickle or found.format != "skops",
-                              location=found.uri)
+            return load_registered(found.path, found.format, trust=trust, role=role, where=found.uri,
+                                   uri=found.uri, version=found.version)
         return None
 
     @cached_property
@@ -207,9 +222,9 @@ class EvalContext:
 
     @property
     def has_baseline(self) -> bool:
-        """True when a baseline exists (a file, prediction columns, or a registry version)."""
+        """True when a baseline exists (a model, prediction columns, or a registry version)."""
         src = self.policy.model.baseline
-        if src.kind == "file" or (src.kind == "columns" and src.registry_ref is None):
+        if src.kind in ("file", "mlflow") or (src.kind == "columns" and src.registry_ref is None):
             return True
         return src.registry_ref is not None and self.resolved_baseline is not None
 
@@ -235,22 +250,52 @@ class EvalContext:
             return ModelInfo(uri=r.uri, sha256=r.sha256, format=r.format, version=r.version)
         loaded = self.model(role)
         assert loaded is not None
-        return ModelInfo(uri=str(loaded.path), sha256=loaded.sha256, format=loaded.format)
+        return ModelInfo(uri=loaded.uri or str(loaded.path), sha256=loaded.sha256, format=loaded.format,
+                         version=loaded.version, run_id=loaded.run_id)
+
+    def features_of(self, role: Role) -> list[str]:
+        """The columns ``role``'s model takes: its ``features`` in the policy, else the model's own
+        feature names, else ``data.features``; each checked against the eval data."""
+        if role not in self._features:
+            self._features[role] = self._find_features(role)
+        return self._features[role]
+
+    def _find_features(self, role: Role) -> list[str]:
+        src: ModelSource = getattr(self.policy.model, role)
+        loaded = self.model(role)
+        name = loaded.path.name if loaded is not None else src.uri
+        columns = [str(c) for c in self.frame.columns]
+        if src.features:
+            names, keypath, origin = list(src.features), ("model", role, "features"), "its features"
+        else:
+            own = loaded.adapter.feature_names(columns) if loaded is not None else None
+            if own:
+                names, keypath, origin = list(own), ("model", role), "the model's own feature names"
+            elif self.policy.data.features:
+                names, keypath, origin = list(self.policy.data.features), ("data", "features"), "data.features"
+            else:
+                raise UserError(MSG_NO_FEATURES.format(role=role, name=name), location=self.policy.where("model", role))
+        missing = [c for c in names if c not in self.frame.columns]
+        if missing:
+            raise UserError(MSG_MISSING_FEATURES.format(role=role, name=name, n=len(missing), cols=", ".join(missing),
+                                                        origin=origin, path=self.policy.data.eval.name),
+                            location=self.policy.where(*keypath))
+        return names
 
     @cached_property
     def features(self) -> list[str]:
-        """The columns fed to the model: ``data.features`` or the model's ``feature_names_in_``."""
+        """Every column some model takes: the candidate's, then the baseline's others (in order)."""
+        out: list[str] = []
+        for role in ("candidate", "baseline"):
+            if self.model(role) is not None:  # type: ignore[arg-type]
+                out += [c for c in self.features_of(role) if c not in out]  # type: ignore[arg-type]
+        if out:
+            return out
         if self.policy.data.features:
             self._require(self.frame, list(self.policy.data.features), ("data", "features"), "the eval data")
             return list(self.policy.data.features)
-        for role in ("candidate", "baseline"):
-            loaded = self.model(role)  # type: ignore[arg-type]
-            names = getattr(getattr(loaded, "estimator", None), "feature_names_in_", None)
-            if names is not None:
-                names = [str(n) for n in names]
-                self._require(self.frame, names, ("model", role), "the eval data")
-                return names
-        raise UserError(MSG_NO_FEATURES, location=self.policy.where("data"))
+        raise UserError(MSG_NO_FEATURES.format(role="candidate", name=self.policy.model.candidate.uri),
+                        location=self.policy.where("data"))
 
     # ------------------------------------------------------------------ predictions
 
@@ -263,33 +308,42 @@ class EvalContext:
             if src.kind == "columns":
                 self._predictions[role] = self._from_columns(src)
             else:
-                self._predictions[role] = self.predict(role, self.frame)
+                self._predictions[role] = self._predict_eval(role)
         return self._predictions[role]
 
     def computed_predictions(self, role: Role) -> Predictions | None:
         """Return ``role``'s eval predictions if a gate already asked for them (never runs a model)."""
         return self._predictions.get(role)
 
+    def _predict_eval(self, role: Role) -> Predictions:
+        try:
+            return self.predict(role, self.frame)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- said with the model's name and file
+            loaded = self.model(role)
+            name = loaded.path.name if loaded is not None else role
+            raise PredictFailed(MSG_PREDICT_FAILED.format(role=role, name=name, problem=_first_line(exc))) from exc
+
     def predict(self, role: Role, frame: pd.DataFrame) -> Predictions:
-        """Run ``role``'s model on ``frame`` (one batched call); raises UserError if it has none."""
+        """Run ``role``'s model on ``frame`` (one batched call); raises UserError if it has none.
+
+        What the model raises passes through (robustness reads it as a finding); on the eval data,
+        :meth:`predictions` turns it into :class:`PredictFailed` naming the model and its file.
+        """
         loaded = self.model(role)
         if loaded is None:
             raise UserError(f"the {role} is given as prediction columns, so it cannot be re-scored",
                             location=self.policy.where("model", role))
-        est = loaded.estimator
-        X = frame[self.features]
+        X = frame[self.features_of(role)]
         task = self.policy.model.task
+        out = loaded.adapter.predict(X, task)
         if task == "regression":
-            return Predictions(labels=np.asarray(est.predict(X), dtype=float), scores=None)
-        if hasattr(est, "predict_proba"):
-            proba = np.asarray(est.predict_proba(X), dtype=float)
-            classes = tuple(est.classes_)
-            return self._from_proba(proba, classes)
-        labels = np.asarray(est.predict(X))
-        scores = None
-        if task == "binary_classification" and hasattr(est, "decision_function"):
-            scores = np.asarray(est.decision_function(X), dtype=float)
-        return Predictions(labels=labels, scores=scores, classes=tuple(getattr(est, "classes_", ())) or None)
+            return Predictions(labels=np.asarray(out.labels, dtype=float).reshape(-1), scores=None)
+        classes = loaded.adapter.classes()
+        if out.proba is not None and classes is not None:
+            return self._from_proba(out.proba, classes)
+        return Predictions(labels=np.asarray(out.labels), scores=out.decision, classes=classes or None)
 
     def _from_proba(self, proba: np.ndarray, classes: tuple[Any, ...]) -> Predictions:
         if self.policy.model.task == "binary_classification":
@@ -375,3 +429,8 @@ def _tighten(values: np.ndarray) -> np.ndarray:
         except (ValueError, TypeError):
             return values
     return values
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -64,7 +64,7 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
     sha = file_sha256(path)
     try:
         if suffix == ".skops":
-            return LoadedModel(_load_skops(path, trusted_types, where), path, "skops", sha)
+            return LoadedModel(load_skops_file(path, trusted_types, where), path, "skops", sha)
         if suffix in (".joblib", ".pkl", ".pickle"):
             if not trust_pickle:
                 from gates.config import MSG_PICKLE
@@ -82,7 +82,8 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
     raise UserError(MSG_MODEL_FORMAT.format(path=path.name), location=where)
 
 
-def _load_skops(path: Path, trusted_types: tuple[str, ...], where: str) -> Any:
+def load_skops_file(path: Path, trusted_types: tuple[str, ...], where: str) -> Any:
+    """Return the object in a ``.skops`` file, or raise UserError when it holds an untrusted type."""
     import skops.io as sio
 
     data = path.read_bytes()  # read once: the trust check and the load parse the same bytes

@@ -18,18 +18,25 @@ DEFAULT_REGISTRY_URI = ".model-gates/registry"
 class ModelSource:
     """Where a model's predictions come from.
 
-    ``kind`` is ``file`` (a model file at ``path``), ``columns`` (prediction and/or score columns
-    of the eval data), ``registry`` (``ref`` is an alias or a version number) or ``none``.
+    ``kind`` is ``file`` (a model file or MLflow model folder at ``path``), ``mlflow`` (an MLflow
+    model URI ``model_uri``), ``columns`` (prediction and/or score columns of the eval data),
+    ``registry`` (``ref`` is an alias or a version number) or ``none``. ``format`` is the model
+    format (given, or from the file's extension), ``features`` the columns this model takes when
+    the policy names them, ``outputs`` an ONNX graph's output names (``label``, ``probabilities``).
     ``named_scores`` holds a ``per_example`` model's ``(metric name, column)`` pairs; with ``ref``
     set too, those columns are the scores of the registered version ``ref`` names.
     """
 
-    kind: Literal["file", "columns", "registry", "none"]
+    kind: Literal["file", "mlflow", "columns", "registry", "none"]
     path: Path | None = None
     predictions: str | None = None
     scores: str | tuple[str, ...] | None = None
     ref: str | None = None
     named_scores: tuple[tuple[str, str], ...] = ()
+    format: str | None = None
+    features: tuple[str, ...] | None = None
+    outputs: Mapping[str, str] | None = None
+    model_uri: str | None = None
 
     @property
     def registry_ref(self) -> str | None:
@@ -48,12 +55,19 @@ class ModelSource:
             return f"registry:{self.ref} {columns}" if self.ref else columns
         if self.kind == "file":
             return str(self.path)
+        if self.kind == "mlflow":
+            return str(self.model_uri)
         if self.kind == "registry":
             return f"registry:{self.ref}"
         if self.kind == "columns":
             cols = [c for c in (self.predictions, self.scores) if c]
             return "columns:" + ",".join(c if isinstance(c, str) else "+".join(c) for c in cols)
         return "none"
+
+    @property
+    def is_model(self) -> bool:
+        """True when predictions come from a model object (a file or an MLflow URI)."""
+        return self.kind in ("file", "mlflow")
 
 
 @dataclass(frozen=True)

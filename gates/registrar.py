@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from gates import artifacts
 from gates.context import BaselineResolver, ResolvedModel
 from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor, run_entry
+from gates.models import LoadedModel
 from gates.policy import Policy, RegistrySpec
 from gates.registry import open_backend
 from gates.registry.base import Evidence, RegistryBackend, is_version_ref
@@ -91,7 +93,7 @@ def why_not_register(policy: Policy, result: RunResult, *, register: bool) -> st
         return REASON_DISABLED
     if not result.verdict.passed:
         return REASON_FAILED
-    if policy.model.candidate.kind != "file" and not result.context.is_per_example:
+    if not policy.model.candidate.is_model and not result.context.is_per_example:
         return REASON_COLUMNS
     return None
 
@@ -126,10 +128,11 @@ def _register(backend: RegistryBackend, policy: Policy, result: RunResult, repor
     if candidate is None:
         raise EnvironmentProblem(REASON_COLUMNS)
     lineage = build_lineage(report, model_sha256=candidate.sha256, model_format=candidate.format, by=who)
-    reg = backend.register(policy.model.name, candidate.path, format=candidate.format, lineage=lineage, by=who,
-                           verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
-                           run=run_entry(report, by=who), expected_sha256=candidate.sha256,
-                           evidence=Evidence(candidate.estimator, _feature_frame(result)))
+    with registrable_file(candidate) as path:
+        reg = backend.register(policy.model.name, path, format=candidate.format, lineage=lineage, by=who,
+                               verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
+                               run=run_entry(report, by=who), expected_sha256=candidate.sha256,
+                               evidence=Evidence(candidate.estimator, _feature_frame(result)))
     return {"registered": True, "backend": backend.kind, "version": reg.version.version,
             "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
 
@@ -154,9 +157,22 @@ def _register_artifact(backend: RegistryBackend, policy: Policy, result: RunResu
             "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
 
 
+@contextmanager
+def registrable_file(model: LoadedModel) -> Iterator[Path]:
+    """Yield the one file a registry stores for ``model``: its file, or its files' deterministic archive
+    (whose sha256 is the model's)."""
+    if not model.is_bundle:
+        yield model.path
+        return
+    from gates.models.bundle import save_archive
+
+    with tempfile.TemporaryDirectory(prefix="model-gates-bundle-") as tmp:
+        yield save_archive(model.files, Path(tmp) / f"model.{model.format}")
+
+
 def _feature_frame(result: RunResult) -> Any:
     """Return the eval data's feature columns (a backend may infer a signature), None if unknown."""
     try:
-        return result.context.frame[result.context.features]
+        return result.context.frame[result.context.features_of("candidate")]
     except UserError:
         return None

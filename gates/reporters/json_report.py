@@ -75,6 +75,8 @@ def _model_block(info: Any, base: Path) -> dict[str, Any] | None:
         block["version"] = info.version
     if info.scores:
         block["scores"] = dict(info.scores)
+    if getattr(info, "run_id", None):
+        block["run_id"] = info.run_id
     return block
 
 

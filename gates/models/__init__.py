@@ -1,0 +1,113 @@
+"""Model formats: one module per format, each turning a file into a :class:`ModelAdapter`.
+
+=========  ==========================================  =====================================
+format     files                                       loaded by
+=========  ==========================================  =====================================
+skops      ``.skops``                                  skops, types audited against the policy
+pickle     ``.pkl``, ``.joblib``, ``.pickle``          joblib, only with ``trust_pickle``
+xgboost    ``.ubj``, ``.json`` (format said)           ``xgboost.Booster.load_model``
+lightgbm   text model file (``.txt``, format said)     ``lightgbm.Booster``
+onnx       ``.onnx`` (+ external data beside it)       onnxruntime, CPU provider only
+=========  ==========================================  =====================================
+
+This module imports no model library: a format's library is imported when a model of that
+format is loaded, and a missing one is a config error naming the pip command.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import import_module
+from importlib.util import find_spec
+from pathlib import Path
+
+from gates.errors import UserError
+from gates.hashing import file_sha256
+from gates.models.base import LoadedModel, ModelAdapter, Output, check_adapter
+from gates.models.trust import Trust
+
+__all__ = ["FORMATS", "LoadedModel", "ModelAdapter", "Output", "Trust", "default_format", "extra_problem",
+           "load_model"]
+
+FORMATS = ("skops", "pickle", "xgboost", "lightgbm", "onnx")
+#: file extensions whose format is known without being said
+EXTENSIONS = {".skops": "skops", ".pkl": "pickle", ".joblib": "pickle", ".pickle": "pickle",
+              ".ubj": "xgboost", ".onnx": "onnx"}
+#: extensions several formats use: the policy must say which
+AMBIGUOUS = {".json": "xgboost", ".txt": "lightgbm"}
+#: the extra and the modules each format needs
+EXTRAS = {"xgboost": ("xgboost", ("xgboost",)), "lightgbm": ("lightgbm", ("lightgbm",)),
+          "onnx": ("onnx", ("onnxruntime", "onnx"))}
+
+MSG_AMBIGUOUS = ("a {ext} file can be more than one model format: say which, e.g. "
+                 "{{path: {name}, format: {example}}}")
+MSG_UNKNOWN_EXTENSION = ("unsupported model file '{name}': expected .skops, .pkl, .joblib, .ubj or .onnx, "
+                         "or a format (one of " + ", ".join(FORMATS) + ")")
+MSG_EXTRA = "the {format} format needs the '{extra}' extra: pip install 'model-gates[{extra}]'"
+MSG_LOAD_FAILED = "the {role} model ({name}) could not be loaded as {format}: {problem}"
+
+
+def default_format(path: Path) -> str:
+    """Return the format a model path's extension says.
+
+    Raises ValueError with the message to show when the extension is ambiguous or unknown.
+    """
+    ext = path.suffix.lower()
+    if ext in EXTENSIONS:
+        return EXTENSIONS[ext]
+    if ext in AMBIGUOUS:
+        raise ValueError(MSG_AMBIGUOUS.format(ext=ext, name=path.name, example=AMBIGUOUS[ext]))
+    raise ValueError(MSG_UNKNOWN_EXTENSION.format(name=path.name))
+
+
+def extra_problem(format: str) -> str | None:
+    """Return the message for a format whose library is not installed, or None."""
+    if format not in EXTRAS:
+        return None
+    extra, modules = EXTRAS[format]
+    if all(find_spec(m) is not None for m in modules):
+        return None
+    return MSG_EXTRA.format(format=format, extra=extra)
+
+
+def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
+               outputs: Mapping[str, str] | None = None, uri: str | None = None) -> LoadedModel:
+    """Load the ``format`` model at ``path`` under ``trust``; every failure is a UserError naming
+    ``role`` and the file.
+
+    The sha256 is the file's, or for a model of several files (an ONNX graph with external data,
+    an MLflow folder) their deterministic archive's.
+    """
+    problem = extra_problem(format)
+    if problem:
+        raise UserError(problem, location=where)
+    module = import_module(f"gates.models.{format}")
+    try:
+        adapter = module.load(path, trust=trust, where=where, outputs=outputs)
+    except UserError as exc:
+        raise UserError(_named(exc.message, role, path), location=exc.location or where) from None
+    except Exception as exc:  # a model file is user input: any failure to read it is theirs to fix
+        raise UserError(MSG_LOAD_FAILED.format(role=role, name=path.name, format=format, problem=_first_line(exc)),
+                        location=where) from None
+    check_adapter(adapter, format)
+    files = tuple(getattr(adapter, "files", ()) or ((path.name, path),))
+    return LoadedModel(adapter=adapter, path=path, format=format, sha256=model_sha256(files), files=files,
+                       uri=uri or str(path))
+
+
+def model_sha256(files: tuple[tuple[str, Path], ...]) -> str:
+    """Return a one-file model's sha256, or its files' deterministic archive's."""
+    if len(files) == 1:
+        return file_sha256(files[0][1])
+    from gates.models.bundle import archive_sha256
+
+    return archive_sha256(files)
+
+
+def _named(message: str, role: str, path: Path) -> str:
+    prefix = f"the {role} model ({path.name}): "
+    return message if message.startswith("the ") and f"({path.name})" in message else prefix + message
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,111 @@
+"""Models of several files as one deterministic archive: same files, same bytes, same sha256.
+
+An ONNX graph with external data or an MLflow model folder is registered, hashed and reported as
+an uncompressed tar whose members are sorted by name, with zero times, owners and modes
+``0644``; nothing of the machine that wrote it leaks into the bytes. Extraction refuses links,
+devices and names that leave the destination folder.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import io
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+MSG_UNSAFE_MEMBER = "the model archive holds '{name}', which is not a plain file inside the archive"
+MSG_LINK_OUT = "'{name}' in the model folder is a link to a file outside it"
+#: the tar magic at offset 257, to tell an archived model from a single-file one
+TAR_MAGIC = b"ustar"
+_SCRATCH: list[Path] = []
+
+
+class _HashSink(io.RawIOBase):
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.digest.update(data)
+        return len(data)
+
+
+def folder_files(folder: Path) -> tuple[tuple[str, Path], ...]:
+    """Return every regular file under ``folder`` as (posix name inside it, path), sorted.
+
+    A symlink is followed only when it stays inside the folder.
+    """
+    root = folder.resolve()
+    out = []
+    for path in sorted(folder.rglob("*")):
+        real = path.resolve()
+        if not real.is_relative_to(root):
+            raise ValueError(MSG_LINK_OUT.format(name=path.relative_to(folder).as_posix()))
+        if real.is_file():
+            out.append((path.relative_to(folder).as_posix(), path))
+    return tuple(out)
+
+
+def write_archive(files: Iterable[tuple[str, Path]], out: BinaryIO) -> None:
+    """Write the deterministic tar of ``files`` (name, path) to ``out``."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name, path in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = path.stat().st_size
+            info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 0, 0o644, 0, 0, "", ""
+            with path.open("rb") as fh:
+                tar.addfile(info, fh)
+
+
+def archive_sha256(files: Iterable[tuple[str, Path]]) -> str:
+    """Return the sha256 of the deterministic archive of ``files`` without writing it anywhere."""
+    sink = _HashSink()
+    write_archive(files, sink)  # type: ignore[arg-type]
+    return sink.digest.hexdigest()
+
+
+def save_archive(files: Iterable[tuple[str, Path]], dest: Path) -> Path:
+    """Write the deterministic archive of ``files`` to ``dest`` and return it."""
+    with dest.open("wb") as fh:
+        write_archive(files, fh)
+    return dest
+
+
+def is_archive(path: Path) -> bool:
+    """True when ``path`` is a file holding a tar archive (an archived multi-file model)."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        head = fh.read(262)
+    return head[257:262] == TAR_MAGIC
+
+
+def extract_archive(archive: Path, dest: Path) -> Path:
+    """Extract an archived model into ``dest`` (created) and return it; only plain files inside."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, mode="r:") as tar:
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or member.name.startswith("/") or ".." in parts or not parts:
+                raise ValueError(MSG_UNSAFE_MEMBER.format(name=member.name))
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def scratch_folder(prefix: str) -> Path:
+    """Return a new private folder that lives until the process ends (unpacked or downloaded models)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    _SCRATCH.append(folder)
+    return folder
+
+
+@atexit.register
+def _remove_scratch() -> None:
+    for folder in _SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
