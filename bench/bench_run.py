@@ -5,8 +5,9 @@ eval rows plus one per robustness perturbation. This runs the full DESIGN sectio
 gates) end to end, the way ``model-gates run --no-register`` does (``load_policy``, ``run_policy``,
 ``build_report``, ``write_all``), counts every ``predict_proba`` call the run makes and keeps the
 frames it was given, then replays exactly those calls on exactly those frames. **Ratio** = the run's
-time / the replayed inference; 1.0 means the run costs exactly its inference. Target: at most 1.3,
-with and without report.html (matplotlib), both reported.
+time / the replayed inference; 1.0 means the run costs exactly its inference. Target: at most 1.25
+with report.html (its performance, drift, interval, fairness and robustness charts) included; the
+ratio without report.html is shown too.
 
 Data: 100,000 eval rows and a 100,000-row reference (training) snapshot, built by
 ``bench_robustness.make_frame`` (10 floats with 1% nulls, 3 string categories, an id, a binary
@@ -24,7 +25,8 @@ The repetition with the median ratio is reported, with each stage's time (the ru
 measured: imports in fresh interpreters (median of 5) and the peak RSS of an uninstrumented run
 against data + models. Children cache bytecode in a temporary folder (``PYTHONPYCACHEPREFIX``), as
 an installed package has it, even where ``PYTHONDONTWRITEBYTECODE`` is set. Exit status 1 when a
-target is missed: a ratio above 1.3, ``import gates`` above 1.5 s, or peak memory more than 200 MB
+target is missed: a ratio above 1.25, ``import gates`` above 1.5 s, the gates modules a run imports
+before any work (on top of what inference imports) above 0.5 s, or peak memory more than 200 MB
 above the ready interpreter plus data and models.
 
     python bench/bench_run.py                   # prints Markdown tables; exits 1 if a target is missed
@@ -50,7 +52,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.25
+#: CPU seconds of the gates modules a run imports before any work, over what inference imports anyway
+TARGET_GATES_IMPORT_S = 0.5
 TARGET_IMPORT_S = 1.5
 TARGET_MEMORY_MB = 200.0
 #: what a run's inference needs whatever tool drives it; a child imports these before timing
@@ -252,8 +256,19 @@ def child(folder: Path, keep_frames: bool) -> dict[str, Any]:
         recorder.stage = f"gate: {gate}"
         marks.append((recorder.stage, time.process_time(), time.perf_counter()))
 
+    import gates.runner
+
+    summarise_curves = gates.runner.summarise_curves
+
+    def timed_curves(*args: Any) -> Any:  # the charts' curve summaries, after the last gate
+        recorder.stage = "curve summaries (gates/curves.py)"
+        marks.append((recorder.stage, time.process_time(), time.perf_counter()))
+        return summarise_curves(*args)
+
+    gates.runner.summarise_curves = timed_curves
     ctx = CountingContext(policy)
     result = run_policy(policy, options=RunOptions(), context=ctx, progress=progress)
+    gates.runner.summarise_curves = summarise_curves
     marks.append(("end", time.process_time(), time.perf_counter()))
     for (name, cpu, wall), (_, cpu_next, wall_next) in itertools.pairwise(marks):
         clock.add(name, cpu_next - cpu, wall_next - wall)
@@ -345,7 +360,11 @@ IMPORTS = {
     "`model-gates run` before any work: `gates.commands.run` + every gate module (numpy, pandas, "
     "scikit-learn, jsonschema with them)": "import gates.commands.run; from gates.checks import gate_registry; "
                                           "gate_registry()",
+    "what inference imports anyway (numpy, pandas, pyarrow, scikit-learn, skops)":
+        "; ".join(f"import {m}" for m in INFERENCE_IMPORTS),
 }
+#: the run's imports (third row) less inference's (fourth): what model-gates itself adds before any work
+RUN_IMPORTS, INFERENCE_ONLY = list(IMPORTS)[2], list(IMPORTS)[3]
 
 
 def import_times(code: str, env: dict[str, str], n: int = 5) -> dict[str, float]:
@@ -392,14 +411,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update({k: env[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
         sizes = build_inputs(folder, args.rows)
         memory = spawn(folder, False, env)  # first: it also fills the bytecode cache the others use
-        runs = sorted((summarise(spawn(folder, True, env)) for _ in range(args.repeat)), key=lambda r: r["ratio"])
+        runs = sorted((summarise(spawn(folder, True, env)) for _ in range(args.repeat)), key=lambda r: r["ratio_html"])
         imports = {label: import_times(code, env) for label, code in IMPORTS.items()}
     median = runs[len(runs) // 2]
     print_tables(args, median, runs, imports, memory, sizes)
     import_s = imports[next(iter(IMPORTS))]["wall"]
-    ok = (median["ratio"] <= TARGET_RATIO and median["ratio_html"] <= TARGET_RATIO and import_s <= TARGET_IMPORT_S
+    own = gates_imports(imports)
+    ok = (median["ratio_html"] <= TARGET_RATIO and import_s <= TARGET_IMPORT_S and own <= TARGET_GATES_IMPORT_S
           and memory_overhead(memory, sizes) <= TARGET_MEMORY_MB)
     return 0 if ok else 1
+
+
+def gates_imports(imports: dict[str, dict[str, float]]) -> float:
+    """CPU seconds model-gates' own modules add to a run's imports, over what inference imports anyway."""
+    return imports[RUN_IMPORTS]["cpu"] - imports[INFERENCE_ONLY]["cpu"]
 
 
 def memory_overhead(memory: dict[str, Any], sizes: dict[str, Any]) -> float:
@@ -442,6 +467,8 @@ def print_tables(args: Any, run: dict[str, Any], runs: list[dict[str, Any]], imp
     print("| --- | ---: | ---: |")
     for label, t in imports.items():
         print(f"| {label} | {t['cpu']:.3f} | {t['wall']:.3f} |")
+    print(f"| **model-gates' own imports before any work** (run - inference; target <= {TARGET_GATES_IMPORT_S}) "
+          f"| **{gates_imports(imports):.3f}** | |")
     print()
     print("| memory (an uninstrumented run, its own process) | MB |")
     print("| --- | ---: |")

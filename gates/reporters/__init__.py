@@ -1,4 +1,4 @@
-"""Renderers of report.json: JUnit, Markdown, terminal, and HTML (with the ``html`` extra)."""
+"""Renderers of report.json: JUnit, Markdown, terminal and HTML."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -37,21 +37,20 @@ def renderer(fmt: str) -> Callable[[Mapping[str, Any]], str]:
 
 
 def html_available() -> bool:
-    """True when the ``html`` extra (matplotlib) is installed."""
-    from importlib.util import find_spec
+    """True: report.html needs nothing beyond the core install (its charts are SVG written directly).
 
-    return find_spec("matplotlib") is not None and find_spec("gates.reporters.html") is not None
+    Kept for callers written when the charts needed matplotlib (the ``html`` extra, now empty).
+    """
+    return True
 
 
 def write_all(report: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Write report.json, report.xml, report.md (and report.html when possible) into ``folder``.
+    """Write report.json, report.xml, report.md and report.html into ``folder``.
 
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    targets = [("json", "report.json"), ("junit", "report.xml"), ("md", "report.md")]
-    if html_available():
-        targets.append(("html", "report.html"))
+    targets = [("json", "report.json"), ("junit", "report.xml"), ("md", "report.md"), ("html", "report.html")]
     written = []
     for fmt, name in targets:
         path = folder / name

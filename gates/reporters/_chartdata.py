@@ -386,3 +386,206 @@ def worst_intervals_first(rows: Sequence[IntervalRow]) -> list[IntervalRow]:
     Ties keep report order (a stable sort), so the same report always draws the same rows.
     """
     return sorted(rows, key=lambda r: (STATUS_ORDER.get(r.status, 9), -crossing(r)))
+
+
+# ---------------------------------------------------------------- model performance (report["curves"])
+
+ROLES = ("candidate", "baseline")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One model's curve: x and y values (None = undefined) and the number that sums it up."""
+
+    role: str
+    xs: tuple[float | None, ...]
+    ys: tuple[float | None, ...]
+    summary: float | None
+
+
+@dataclass(frozen=True)
+class CurveChart:
+    """ROC, precision-recall or reliability curves of one class, candidate and production together."""
+
+    kind: str  # roc | pr | calibration
+    label: Any  # the class the curves are one-vs-rest for
+    lines: tuple[Line, ...]
+    counts: tuple[tuple[int, ...], ...] = ()  # calibration: rows per bin, per line
+    prevalence: float | None = None  # pr: the no-skill line
+
+
+@dataclass(frozen=True)
+class Confusion:
+    labels: tuple[str, ...]
+    matrices: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]  # (role, counts[true][predicted])
+
+
+@dataclass(frozen=True)
+class Residuals:
+    edges: tuple[float, ...]
+    hists: tuple[tuple[str, tuple[int, ...], Mapping[str, Any]], ...]  # (role, counts, stats)
+
+
+def _line(role: str, raw: Any, x: str, y: str, summary: str) -> Line | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get(x), list) or not isinstance(raw.get(y), list):
+        return None
+    xs, ys = tuple(_maybe(v) for v in raw[x]), tuple(_maybe(v) for v in raw[y])
+    if len(xs) != len(ys) or len(xs) < 2:
+        return None
+    return Line(role, xs, ys, _maybe(raw.get(summary)))
+
+
+def _maybe(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def curve_charts(curves: Mapping[str, Any] | None, kind: str) -> list[CurveChart]:
+    """Return one chart per class of ``curves[kind]`` (roc, pr or calibration) that has a line."""
+    out = []
+    entries = (curves or {}).get(kind)
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        lines, counts = [], []
+        prevalence = None
+        for role in ROLES:
+            raw = entry.get(role)
+            if kind == "roc":
+                line = _line(role, raw, "fpr", "tpr", "auc")
+            elif kind == "pr":
+                line = _line(role, raw, "recall", "precision", "average_precision")
+                prevalence = prevalence if prevalence is not None else _maybe((raw or {}).get("prevalence"))
+            else:
+                line, n = _reliability(role, raw)
+                counts.append(n)
+            if line is not None:
+                lines.append(line)
+            elif kind == "calibration" and counts:
+                counts.pop()
+        if lines:
+            out.append(CurveChart(kind, entry.get("class"), tuple(lines), tuple(counts), prevalence))
+    return out
+
+
+def _reliability(role: str, raw: Any) -> tuple[Line | None, tuple[int, ...]]:
+    """Return the reliability line (mean score, fraction positive per non-empty bin) and the bin counts."""
+    if not isinstance(raw, Mapping):
+        return None, ()
+    count, total, pos = raw.get("count"), raw.get("score_sum"), raw.get("positives")
+    if not (isinstance(count, list) and isinstance(total, list) and isinstance(pos, list)
+            and len(count) == len(total) == len(pos)):
+        return None, ()
+    xs, ys = [], []
+    for n, s, p in zip(count, total, pos):
+        n, s, p = _maybe(n), _maybe(s), _maybe(p)
+        if n and s is not None and p is not None and n > 0:
+            xs.append(s / n)
+            ys.append(p / n)
+    if not xs:
+        return None, ()
+    return Line(role, tuple(xs), tuple(ys), _maybe(raw.get("brier"))), tuple(int(_maybe(n) or 0) for n in count)
+
+
+def confusion(curves: Mapping[str, Any] | None) -> Confusion | None:
+    raw = (curves or {}).get("confusion")
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("labels"), list):
+        return None
+    labels = tuple(str(x) for x in raw["labels"])
+    k = len(labels)
+    mats = []
+    for role in ROLES:
+        m = raw.get(role)
+        if (isinstance(m, list) and len(m) == k
+                and all(isinstance(r, list) and len(r) == k and all(_maybe(v) is not None for v in r) for r in m)):
+            mats.append((role, tuple(tuple(int(v) for v in r) for r in m)))
+    return Confusion(labels, tuple(mats)) if mats and k else None
+
+
+def residuals(curves: Mapping[str, Any] | None) -> Residuals | None:
+    raw = (curves or {}).get("residuals")
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("edges"), list):
+        return None
+    edges = tuple(v for v in (_maybe(e) for e in raw["edges"]) if v is not None)
+    hists = []
+    for role in ROLES:
+        h = raw.get(role)
+        counts = h.get("counts") if isinstance(h, Mapping) else None
+        if isinstance(counts, list) and len(counts) == len(edges) - 1 and all(_maybe(v) is not None for v in counts):
+            hists.append((role, tuple(int(v) for v in counts), h))
+    return Residuals(edges, tuple(hists)) if hists and len(edges) > 1 else None
+
+
+# ---------------------------------------------------------------- drift
+
+#: passing drift checks drawn besides every one that does not pass (the nearest their limit)
+DRIFT_PASSING = 3
+
+
+@dataclass(frozen=True)
+class DriftChart:
+    """A drift check's column: reference and eval share per bin, in bin order."""
+
+    check: Mapping[str, Any]
+    column: str
+    bins: tuple[tuple[str, float, float], ...]  # (label, reference share, eval share)
+    binning: str
+
+    @property
+    def status(self) -> str:
+        return str(self.check["status"])
+
+
+def drift_charts(checks: Sequence[Mapping[str, Any]], curves: Mapping[str, Any] | None,
+                 passing: int = DRIFT_PASSING) -> list[DriftChart]:
+    """Return a chart for every drift check that does not pass and the ``passing`` nearest their limit.
+
+    Bins come from the check's ``details.bins`` (psi, js, chi2) or the run's ``curves.drift``
+    (methods that keep none); a check with neither has no chart.
+    """
+    found = []
+    for c in checks:
+        cid = split_id(c["id"])
+        if cid.gate != "data" or cid.name != "drift" or not cid.scope:
+            continue
+        column = cid.scope[1:-1]
+        details = c.get("details") or {}
+        stored = ((curves or {}).get("drift") or {}).get(column) if isinstance((curves or {}).get("drift"), Mapping) else None
+        raw = details.get("bins") or (stored or {}).get("bins")
+        bins = _bins(raw)
+        if bins:
+            found.append(DriftChart(c, column, bins, str(details.get("binning") or (stored or {}).get("binning") or "")))
+    attention = [d for d in found if d.status != "pass"]
+    calm = sorted((d for d in found if d.status == "pass"), key=lambda d: -_closeness(d.check))[:passing]
+    return sorted(attention, key=lambda d: STATUS_ORDER.get(d.status, 9)) + calm
+
+
+def _bins(raw: Any) -> tuple[tuple[str, float, float], ...]:
+    if not isinstance(raw, list):
+        return ()
+    rows = [(str(b.get("bin")), float(b["reference"]), float(b["eval"])) for b in raw
+            if isinstance(b, Mapping) and _maybe(b.get("reference")) is not None and _maybe(b.get("eval")) is not None]
+    lower = [_lower_bound(label) for label, _, _ in rows]
+    if rows and all(v is not None for v in lower):
+        return tuple(r for _, r in sorted(zip(lower, rows), key=lambda t: t[0]))  # numeric bins in axis order
+    return tuple(sorted(rows, key=lambda r: -r[1]))  # categories by their reference share
+
+
+def _lower_bound(label: str) -> float | None:
+    m = re.match(r"^\[\s*([^,\s]+)\s*,", label)
+    if m is None:
+        return None
+    try:
+        return float(m[1])
+    except ValueError:
+        return None
+
+
+def _closeness(check: Mapping[str, Any]) -> float:
+    """Return observed / limit of a ``max`` drift check (1 = at the limit); 0 when unknown."""
+    limit = (check.get("threshold") or {}).get("max")
+    observed = check.get("observed")
+    if not isinstance(limit, (int, float)) or not isinstance(observed, (int, float)) or not limit:
+        return 0.0
+    return float(observed) / float(limit)

@@ -1,8 +1,12 @@
 """report.html: one self-contained page with charts, rendered offline from report.json alone.
 
-No scripts, no network: styles are inline, charts are inline SVG (matplotlib, see
+No scripts, no network: styles are inline, charts are inline SVG written directly (see
 :mod:`gates.reporters.charts`), and a Content-Security-Policy forbids loading anything, so the file
 can be published as a CI artifact and opened anywhere. Every text from the report is escaped.
+
+The page opens with the verdict and the blocking checks that fail, then the pictures a reader
+reaches for (ROC, precision-recall, reliability, confusion or residuals; drift per column), then
+every check by gate, then the interval, fairness and robustness charts.
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         _banner(report),
         _blocking(checks),
         _summary(report),
+        _performance(report.get("curves")),
+        _drift(cd.drift_charts(checks, report.get("curves"))),
         _checks_by_gate(checks),
         _intervals(cd.interval_rows(checks)),
         _fairness(cd.fairness_panels(checks)),
@@ -225,6 +231,84 @@ def _method(c: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- charts
+
+
+def _performance(curves: Mapping[str, Any] | None) -> str:
+    """Return ROC, precision-recall, reliability and confusion charts (classification) or residuals."""
+    parts = []
+    for kind, title, draw, caption in PERFORMANCE:
+        found = cd.curve_charts(curves, kind)
+        if found:
+            multi = len(found) > 1
+            svgs = "".join(f'<div class="cell">{draw(ch, f"{kind}{i}", multi)}</div>' for i, ch in enumerate(found))
+            parts.append(_chart_figure(kind, title, svgs, caption, multi))
+    conf = cd.confusion(curves)
+    if conf is not None:
+        svgs = "".join(f'<div class="cell">{charts.confusion_chart(conf, role, m, f"cm-{role}")}</div>'
+                       for role, m in conf.matrices)
+        parts.append(_chart_figure("confusion", "Confusion matrix", svgs, CAPTION_CONFUSION, len(conf.matrices) > 1))
+    res = cd.residuals(curves)
+    if res is not None:
+        parts.append(_chart_figure("residuals", "Residuals", f'<div class="cell">{charts.residual_chart(res, "res")}</div>',
+                                   CAPTION_RESIDUALS, False))
+    if not parts:
+        return ""
+    return (f'<section id="performance"><h2>Model performance</h2><p class="muted">{e(CAPTION_PERFORMANCE)}</p>'
+            f'<div class="perf">{"".join(parts)}</div></section>')
+
+
+def _chart_figure(kind: str, title: str, svgs: str, caption: str, wide: bool) -> str:
+    cls = "chart-section chart perf-chart" + (" wide" if wide else "")
+    return (f'<figure class="{cls}" id="chart-{kind}" data-kind="{kind}"><h3>{e(title)}</h3>'
+            f'<div class="cells">{svgs}</div><figcaption>{e(caption)}</figcaption></figure>')
+
+
+def _drift(found: Sequence[cd.DriftChart]) -> str:
+    if not found:
+        return ""
+    ids = _drift_ids([d.column for d in found])
+    parts = []
+    for i, (d, fid) in enumerate(zip(found, ids)):
+        c = d.check
+        parts.append(f'<figure class="chart-section chart perf-chart" id="{e(fid)}" data-kind="drift">'
+                     f'<h3>{status_chip(d.status)} {_link(c["id"])}</h3><p class="msg">{e(c.get("message", ""))}</p>'
+                     f'<div class="cells"><div class="cell">{charts.drift_chart(d, f"dr{i}")}</div></div></figure>')
+    note = (f"Every drift check that did not pass, and the {cd.DRIFT_PASSING} passing ones nearest their limit: "
+            "the share of rows per bin in the reference snapshot and in the eval data.")
+    return (f'<section id="drift"><h2>Data drift</h2><p class="muted">{e(note)}</p>'
+            f'<div class="perf">{"".join(parts)}</div></section>')
+
+
+def _drift_ids(columns: Sequence[str]) -> list[str]:
+    """Return ``chart-drift-<column>`` ids, made unique where two columns give the same slug."""
+    out, taken = [], set()
+    for col in columns:
+        base = "chart-drift-" + slug(col)
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+CAPTION_PERFORMANCE = ("Candidate (solid, blue) and production (dashed, grey) on the same eval rows, from "
+                       "curves computed once during the run (report.json's curves).")
+CAPTION_ROC = ("True positive rate against false positive rate as the score threshold falls; the dotted "
+               "diagonal is chance. AUC in the legend.")
+CAPTION_PR = ("Precision against recall as the threshold falls; the dotted line is the share of positives "
+              "(no skill). Average precision in the legend.")
+CAPTION_CALIBRATION = ("Fraction of positives against the mean predicted probability in ten equal-width bins; "
+                       "on the diagonal, a score of 0.7 means 70% positives. Bars: rows per bin. Brier score in the legend.")
+CAPTION_CONFUSION = ("Rows are the actual class, columns the predicted one; each cell shows its count and its "
+                     "share of the actual class (green: correct).")
+CAPTION_RESIDUALS = ("Histogram of actual − predicted on bins shared by both models (the candidate filled, "
+                     "production outlined); centred on 0 and narrow is good.")
+PERFORMANCE = (
+    ("roc", "ROC curve", charts.roc_chart, CAPTION_ROC),
+    ("pr", "Precision-recall curve", charts.pr_chart, CAPTION_PR),
+    ("calibration", "Reliability (calibration)", charts.calibration_chart, CAPTION_CALIBRATION),
+)
 
 
 def _intervals(rows: Sequence[cd.IntervalRow]) -> str:
@@ -480,7 +564,13 @@ table.kv th{width:9rem;background:none;vertical-align:top}
 .muted{color:var(--muted);font-size:.82rem}
 .better{color:var(--pass)}.worse{color:var(--fail)}
 figure.chart{margin:.6rem auto;text-align:center;max-width:640px}
-figure.chart svg{width:100%;height:auto}
+figure.chart svg{width:100%;height:auto;display:block}
+.perf{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,440px),1fr));gap:14px 26px}
+.perf figure.chart{margin:0;max-width:none;text-align:left}
+.perf figure.wide{grid-column:1/-1}
+.perf h3{margin:.2rem 0 .3rem}
+.cells{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,300px),1fr));gap:10px 18px}
+.cell{min-width:0}
 .panel figure.chart{margin:.3rem 0}
 figcaption{color:var(--muted);font-size:.82rem;text-align:left;margin-top:.3rem}
 article+article{border-top:1px solid var(--line);padding-top:.4rem}

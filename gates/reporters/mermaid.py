@@ -23,9 +23,11 @@ HEADING = "\n**Charts**\n"
 
 
 def mermaid_charts(report: Mapping[str, Any]) -> str:
-    """Return Markdown with the worst fairness check and the worst robustness curve ("" if neither)."""
+    """Return Markdown with the model's ROC curve (or residuals), the worst fairness check and the
+    worst robustness curve ("" if none of them)."""
     checks = report.get("checks") or []
-    parts = [text for text in (_fairness_chart(checks), _robustness_chart(checks)) if text]
+    parts = [text for text in (_performance_chart(report.get("curves")), _fairness_chart(checks),
+                               _robustness_chart(checks)) if text]
     return HEADING + "".join(parts) if parts else ""
 
 
@@ -51,6 +53,75 @@ def _heading(checks: Sequence[Mapping[str, Any]], what: str) -> str:
     worst = ranked[0]["status"] if ranked else "pass"
     return (f"\n{STATUS_ICON.get(worst, '')} {STATUS_WORD.get(worst, worst)} · {_escape(what)} · "
             + ", ".join(f"`{c['id']}`" for c in ranked[:3]) + (" …" if len(ranked) > 3 else "") + "\n")
+
+
+# ---------------------------------------------------------------- model performance
+
+#: false positive rates at which the ROC curve is read for the chart (xychart spaces points evenly)
+ROC_GRID = tuple(i / 20 for i in range(21))
+
+
+def _performance_chart(curves: Mapping[str, Any] | None) -> str:
+    """Return candidate and production ROC curves (binary: the positive class), else residual histograms."""
+    charts = cd.curve_charts(curves, "roc")
+    if charts:
+        return _roc_chart(charts[0], multiclass=len(charts) > 1)
+    res = cd.residuals(curves)
+    return _residual_chart(res) if res is not None else ""
+
+
+def _roc_chart(chart: cd.CurveChart, multiclass: bool) -> str:
+    lines, palette, names = [], [], []
+    for ln in chart.lines:
+        tpr = _read_at(ln.xs, ln.ys, ROC_GRID)
+        if tpr is None:
+            continue
+        lines.append(f"line [{', '.join(number(v) for v in tpr)}]")
+        palette.append(PALETTE[1] if ln.role == "candidate" else PALETTE[2])
+        names.append(("blue" if ln.role == "candidate" else "grey") + f" = {'candidate' if ln.role == 'candidate' else 'production'}"
+                     + (f" (AUC {num(ln.summary, 3)})" if ln.summary is not None else ""))
+    if not lines:
+        return ""
+    lines.append(f"line [{', '.join(number(v) for v in ROC_GRID)}]")
+    palette.append(PALETTE[3])
+    what = f"class {chart.label} vs rest" if multiclass else "ROC curve"
+    body = [f"title {quoted(f'ROC curve · {what}' if multiclass else 'ROC curve', 60)}",
+            f"x-axis {quoted('false positive rate')} [{', '.join(quoted(number(x)) for x in ROC_GRID)}]",
+            'y-axis "true positive rate" 0 --> 1', *lines]
+    heading = "\n📈 Model performance · " + _escape(what) + "\n"
+    return heading + _fence(palette, body) + "Lines: " + ", ".join(names) + ", red = chance.\n"
+
+
+def _read_at(xs: Sequence[float | None], ys: Sequence[float | None], grid: Sequence[float]) -> list[float] | None:
+    """Return the curve's height at each grid x (the highest point at that x: ROC curves step up)."""
+    pts = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+    if len(pts) < 2:
+        return None
+    out = []
+    for g in grid:
+        below = [y for x, y in pts if x <= g + 1e-12]
+        out.append(max(below) if below else 0.0)
+    return out
+
+
+def _residual_chart(res: cd.Residuals) -> str:
+    edges = res.edges
+    step = max(1, len(edges) // 16)  # at most ~16 bars: merge neighbouring bins
+    groups = [(i, min(i + step, len(edges) - 1)) for i in range(0, len(edges) - 1, step)]
+    labels = [quoted(number((edges[a] + edges[b]) / 2)) for a, b in groups]
+    bars, palette, names = [], [], []
+    for role, counts, stats in res.hists:
+        merged = [sum(counts[a:b]) for a, b in groups]
+        kind = "bar" if role == "candidate" else "line"
+        bars.append(f"{kind} [{', '.join(str(v) for v in merged)}]")
+        palette.append(PALETTE[0] if role == "candidate" else PALETTE[2])
+        rmse = stats.get("rmse")
+        names.append(("bars = candidate" if role == "candidate" else "grey line = production")
+                     + (f" (RMSE {num(rmse, 3)})" if isinstance(rmse, (int, float)) else ""))
+    top = max(max(sum(c[a:b]) for a, b in groups) for _, c, _ in res.hists)
+    body = ['title "Residuals (actual − predicted)"', f"x-axis {quoted('residual')} [{', '.join(labels)}]",
+            f'y-axis "rows" 0 --> {int(top * 1.1) + 1}', *bars]
+    return "\n📈 Model performance · residuals\n" + _fence(palette, body) + _escape("; ".join(names)) + ".\n"
 
 
 # ---------------------------------------------------------------- fairness

@@ -20,13 +20,9 @@ import sklearn.linear_model
 import skops.io
 
 from gates.checks import gate_registry
-from gates.reporters import html_available
 from tests.conftest import BASE_POLICY, scored_frame
 
 gate_registry()
-if html_available():
-    import matplotlib.backends.backend_svg
-    import matplotlib.pyplot  # noqa: F401
 
 MODEL_POLICY = """\
 version: 1

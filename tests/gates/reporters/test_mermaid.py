@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gates.reporters.markdown import render_markdown
@@ -68,8 +69,38 @@ def charts() -> list[dict[str, Any]]:
     return [parse_xychart(b) for b in BLOCK.findall(mermaid_charts(REPORT))]
 
 
+def test_roc_curve_of_both_models_read_at_fixed_false_positive_rates(charts):
+    roc = charts[0]
+    assert roc["title"] == "ROC curve" and roc["x"][0] == "0" and roc["x"][-1] == "1" and len(roc["x"]) == 21
+    assert roc["y"] == ("true positive rate", 0.0, 1.0)
+    (_, cand), (_, base), (_, chance) = roc["series"]
+    grid = [float(x) for x in roc["x"]]
+    for values, role in ((cand, "candidate"), (base, "baseline")):
+        curve = REPORT["curves"]["roc"][0][role]
+        # independent reading: the highest true positive rate at or left of each grid rate
+        expected = [max(t for f, t in zip(curve["fpr"], curve["tpr"]) if f <= g + 1e-12) for g in grid]
+        assert values == pytest.approx(expected, abs=1e-4)
+    assert chance == grid
+    md = render_markdown(REPORT)
+    auc = REPORT["curves"]["roc"][0]["candidate"]["auc"]
+    assert f"blue = candidate (AUC {auc:.3f})" in md
+
+
+def test_regression_reports_draw_residual_bars():
+    from gates.curves import residual_histograms
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=2000)
+    curves = {"residuals": json.loads(json.dumps(residual_histograms(y, {"candidate": y + rng.normal(0, .3, 2000),
+                                                                        "baseline": y + rng.normal(0, .5, 2000)})))}
+    [chart] = [parse_xychart(b) for b in BLOCK.findall(mermaid_charts({"checks": [], "curves": curves}))]
+    (kind_c, bars), (kind_b, line) = chart["series"]
+    assert (kind_c, kind_b) == ("bar", "line") and sum(bars) == sum(line) == 2000
+    assert chart["title"].startswith("Residuals")
+
+
 def test_worst_fairness_check_as_bars(charts):
-    bars = charts[0]
+    bars = charts[1]
     # the failing eod check on sex: tpr has the widest gap (0.8 - 0.66); group X's tpr is undefined
     assert bars["title"] == "tpr by sex"
     assert bars["x"] == ["F n=512", "M n=600"]
@@ -78,7 +109,7 @@ def test_worst_fairness_check_as_bars(charts):
 
 
 def test_worst_robustness_curve_as_lines(charts):
-    curve = charts[1]
+    curve = charts[2]
     assert curve["title"] == "accuracy under gaussian_noise on age, income"
     assert curve["x"] == ["0", "0.05", "0.1", "0.2"]
     candidate, production, limit = (values for _, values in curve["series"])
@@ -89,7 +120,7 @@ def test_worst_robustness_curve_as_lines(charts):
 
 def test_markdown_carries_the_charts_before_the_footer():
     md = render_markdown(REPORT)
-    assert md.count("```mermaid") == 2
+    assert md.count("```mermaid") == 3
     assert md.index("```mermaid") > md.index("<details>")
     assert md.index("```mermaid") < md.index("**Waivers**") < md.index("<sub>model-gates")
     assert "sex=&lt;X &amp; \"Y\"&gt;" in md  # group text in prose is escaped for GitHub
@@ -109,7 +140,7 @@ def test_charts_are_dropped_before_failing_rows():
 
 def test_no_charts_without_fairness_groups_or_curves():
     checks = [c for c in REPORT["checks"] if c["gate"] in ("data", "regression")]
-    assert mermaid_charts({**REPORT, "checks": checks}) == ""
+    assert mermaid_charts({**REPORT, "checks": checks, "curves": {}}) == ""
 
 
 def test_labels_and_numbers_stay_inside_the_grammar():
@@ -165,7 +196,7 @@ def test_mermaid_cli_renders_every_block(tmp_path: Path):
     result = _run_mmdc(md, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     svgs = sorted((tmp_path / "out").glob("*.svg"))
-    assert len(svgs) == md.count("```mermaid") == 4
+    assert len(svgs) == md.count("```mermaid") == 5
     assert all("<svg" in p.read_text() for p in svgs)
 
 
@@ -177,7 +208,7 @@ def test_mermaid_cli_rejects_a_broken_chart(tmp_path: Path):
 
 def test_among_equal_statuses_the_widest_gap_wins_and_intersections_show_values():
     checks = [{**c, "status": "fail"} if c["gate"] == "fairness" else c for c in REPORT["checks"]]
-    [bars] = [parse_xychart(b) for b in BLOCK.findall(mermaid_charts({**REPORT, "checks": checks}))][:1]
+    [bars] = [parse_xychart(b) for b in BLOCK.findall(mermaid_charts({**REPORT, "checks": checks}))][1:2]
     # race&sex selection rates spread 0.41 - 0.18 = 0.23 over included groups; sex's tpr only 0.14
     assert bars["title"] == "selection_rate by race · sex"
     assert bars["x"][0] == "asian·F n=240"
