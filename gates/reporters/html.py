@@ -569,7 +569,7 @@ figure.chart svg{width:100%;height:auto;display:block}
 .perf figure.chart{margin:0;max-width:none;text-align:left}
 .perf figure.wide{grid-column:1/-1}
 .perf h3{margin:.2rem 0 .3rem}
-.cells{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,300px),1fr));gap:10px 18px}
+.cells{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,380px),1fr));gap:10px 18px}
 .cell{min-width:0}
 .panel figure.chart{margin:.3rem 0}
 figcaption{color:var(--muted);font-size:.82rem;text-align:left;margin-top:.3rem}
