@@ -30,6 +30,7 @@ from gates.policy import (
     DEFAULT_REGISTRY_URI,
     DEFAULT_SEED,
     DataSpec,
+    EngineSpec,
     KeyPath,
     ModelSource,
     ModelSpec,
@@ -366,6 +367,7 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
         registry=_registry(data.get("registry", {}), base),
         seed=int(data.get("seed", DEFAULT_SEED)), mode=data.get("mode", "enforce"),
         gates=data.get("gates", {}) or {}, waivers=_waivers(doc, data.get("waivers", [])),
+        engine=_engine(doc, data.get("engine") or {}),
         lines=dict(doc.lines),
     )
 
@@ -486,6 +488,18 @@ def _data_source(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
     except UserError as exc:
         raise doc.error(path, exc.message) from None
     return resolved
+
+
+def _engine(doc: _Document, value: dict[str, Any]) -> EngineSpec:
+    from gates.engine import MSG_ADDRESS_NEEDS_DASK, engine_problem
+
+    spec = EngineSpec(kind=value.get("kind", "local"), address=value.get("address"), workers=value.get("workers"))
+    if spec.address is not None and spec.kind != "dask":
+        raise doc.error(("engine", "address"), MSG_ADDRESS_NEEDS_DASK)
+    problem = engine_problem(spec.kind)
+    if problem is not None:
+        raise doc.error(("engine", "kind"), problem)
+    return spec
 
 
 def _registry(reg: dict[str, Any], base: Path) -> RegistrySpec:

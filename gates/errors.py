@@ -24,6 +24,10 @@ class UserError(GateError):
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        # raised on a dask worker, it reaches the client pickled: keep the location
+        return (type(self), (self.message, self.location))
+
 
 class EnvironmentProblem(GateError):
     """Something outside the user's config stops the run (missing extra, I/O, corrupt registry): exit 3."""

@@ -106,6 +106,16 @@ class RegistrySpec:
 
 
 @dataclass(frozen=True)
+class EngineSpec:
+    """Where the gates compute: ``local`` (embedded) or ``dask`` (a scheduler at ``address``, else a
+    LocalCluster of ``workers`` processes, default the machine's cores)."""
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
 class Waiver:
     """A request to turn one check's failure into ``waived``; ``by`` says who or what asked."""
 
@@ -133,6 +143,7 @@ class Policy:
     mode: Literal["enforce", "shadow"] = "enforce"
     gates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     waivers: tuple[Waiver, ...] = ()
+    engine: EngineSpec = EngineSpec()
     lines: Mapping[KeyPath, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -15,10 +15,11 @@ from gates.checks import gate_registry
 from gates.checks.data.scores import run_score_checks
 from gates.context import BaselineResolver, EvalContext
 from gates.errors import GateError
-from gates.policy import Policy, Waiver
+from gates.policy import EngineSpec, Policy, Waiver
 from gates.results import CheckResult, Status, Verdict
 
 MSG_GATE_CRASHED = "the {gate} gate could not run: {problem}"
+LOCAL_ENGINE = {"kind": "local", "address": None, "workers": 1, "partitions": 1}
 WAIVABLE = frozenset({Status.FAIL, Status.INCONCLUSIVE, Status.ERROR, Status.WARN})
 
 #: called with (gate name, index, total) before each gate runs, for progress display
@@ -32,6 +33,8 @@ class RunOptions:
     require_baseline: bool = False
     waivers: Sequence[Waiver] = ()
     only_gates: Sequence[str] | None = None
+    #: the engine given on the command line; None: gates.yaml's ``engine``
+    engine: EngineSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,38 @@ class RunResult:
     unused_waivers: Sequence[Waiver] = field(default_factory=tuple)
     #: the charts' curve summaries (:mod:`gates.curves`), None when no gate predicted nor measured drift
     curves: Mapping[str, Any] | None = None
+    #: ``run.engine`` of report.json
+    engine: dict[str, Any] = field(default_factory=lambda: dict(LOCAL_ENGINE))
 
 
 def make_context(policy: Policy, resolve_baseline: BaselineResolver | None = None,
                  options: RunOptions = RunOptions()) -> EvalContext:
-    """Return the EvalContext a run (or a pytest session) shares across gates."""
-    return EvalContext(policy, resolve_baseline, require_baseline=options.require_baseline)
+    """Return the EvalContext a run (or a pytest session) shares across gates.
+
+    On the dask engine it is a :class:`~gates.engine.context.PartitionedContext` holding the
+    cluster; :func:`close_context` releases it.
+    """
+    spec = options.engine or policy.engine
+    if spec.kind == "local":
+        return EvalContext(policy, resolve_baseline, require_baseline=options.require_baseline)
+    from gates.engine import open_engine
+    from gates.engine.context import PartitionedContext
+
+    engine = open_engine(spec, policy.where("engine"))
+    return PartitionedContext(policy, resolve_baseline, require_baseline=options.require_baseline, engine=engine)
+
+
+def close_context(ctx: EvalContext) -> None:
+    """Release what a context holds beyond this process (a dask cluster); a no-op for the embedded one."""
+    close = getattr(ctx, "close", None)
+    if close is not None:
+        close()
+
+
+def engine_info(ctx: EvalContext) -> dict[str, Any]:
+    """Return ``run.engine`` for report.json: kind, address, workers, partitions."""
+    describe = getattr(ctx, "engine_info", None)
+    return dict(LOCAL_ENGINE) if describe is None else describe()
 
 
 def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = None,
@@ -65,20 +94,53 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
     """
     started = _now()
     ctx = context or make_context(policy, resolve_baseline, options)
-    ctx.frame  # noqa: B018 -- load and check the data before any gate, so data errors come first
-    results = [*run_score_checks(ctx), *run_gates(ctx, policy, options.only_gates, progress)]
+    try:
+        _check_data(ctx)
+        results = [*_score_checks(ctx), *run_gates(ctx, policy, options.only_gates, progress)]
+        engine = engine_info(ctx)
+    finally:
+        if context is None:
+            close_context(ctx)
     waivers = (*policy.waivers, *options.waivers)
     results, unused = apply_waivers(results, waivers)
     curves = summarise_curves(ctx, results)
     return RunResult(policy=policy, context=ctx, verdict=Verdict(tuple(results)), started_at=started,
-                     finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused), curves=curves)
+                     finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused), curves=curves,
+                     engine=engine)
 
 
 def summarise_curves(ctx: EvalContext, results: Sequence[CheckResult]) -> Mapping[str, Any] | None:
-    """Return the curve summaries the report's charts draw (from predictions the gates computed)."""
+    """Return the curve summaries the report's charts draw (from predictions the gates computed).
+
+    None on a partitioned context: curves are drawn from rows, which the client does not hold.
+    """
+    if _is_partitioned(ctx):
+        return None
     from gates.curves import summarise
 
     return summarise(ctx, results)
+
+
+def _score_checks(ctx: EvalContext) -> list[CheckResult]:
+    if _is_partitioned(ctx):
+        from gates.engine.runner import score_checks
+
+        return score_checks(ctx)  # type: ignore[arg-type]
+    return run_score_checks(ctx)
+
+
+def _is_partitioned(ctx: EvalContext) -> bool:
+    from gates.engine.context import PartitionedContext
+
+    return isinstance(ctx, PartitionedContext)
+
+
+def _check_data(ctx: EvalContext) -> None:
+    """Load (embedded) or inspect (partitioned) the data before any gate, so data errors come first."""
+    if _is_partitioned(ctx):
+        ctx.schema  # type: ignore[attr-defined]  # noqa: B018
+    else:
+        ctx.frame  # noqa: B018
 
 
 def add_checks(result: RunResult, extra: Sequence[CheckResult]) -> RunResult:
@@ -105,6 +167,10 @@ def run_gates(ctx: EvalContext, policy: Policy, only: Sequence[str] | None = Non
 
 def _run_one(ctx: EvalContext, name: str, spec: Any) -> list[CheckResult]:
     try:
+        if _is_partitioned(ctx):
+            from gates.engine.runner import run_gate
+
+            return run_gate(ctx, name, spec)  # type: ignore[arg-type]
         return list(gate_registry()[name].run(ctx, spec))
     except GateError:
         raise

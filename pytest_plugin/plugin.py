@@ -33,6 +33,8 @@ class Settings:
     config: Path
     report_dir: Path
     register: bool
+    engine: str | None = None
+    engine_address: str | None = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model-gates-register", action="store_true", default=None, dest="model_gates_register",
                     help="Register the candidate at session end if every blocking check and every blocking "
                          "model_gate test passed (ini: model_gates_register).")
+    group.addoption("--model-gates-engine", dest="model_gates_engine", choices=("local", "dask"), default=None,
+                    help="Where the gates compute (over the policy's engine.kind).")
+    group.addoption("--model-gates-engine-address", dest="model_gates_engine_address", metavar="URL", default=None,
+                    help="A running dask scheduler (implies --model-gates-engine dask).")
     parser.addini("model_gates", type="bool", default=False, help="Run the model-gates policy (like --model-gates).")
     parser.addini("model_gates_config", type="string", default="",
                   help="The policy file, relative to the ini file (like --model-gates-config).")
@@ -81,6 +87,8 @@ def read_settings(config: pytest.Config) -> Settings | None:
         report_dir=(_path(config, "model_gates_report_dir")
                     or (config.invocation_params.dir / DEFAULT_REPORT_DIR).resolve()),
         register=bool(config.getoption("model_gates_register") or config.getini("model_gates_register")),
+        engine=config.getoption("model_gates_engine"),
+        engine_address=config.getoption("model_gates_engine_address"),
     )
 
 

@@ -87,10 +87,12 @@ class GateSession:
     def context(self) -> EvalContext:
         """The EvalContext the engine and the fixtures share (data and predictions loaded once)."""
         if self._context is None:
+            from gates.engine import resolve_spec
             from gates.registrar import baseline_resolver
-            from gates.runner import make_context
+            from gates.runner import RunOptions, make_context
 
-            self._context = make_context(self.policy, baseline_resolver(self.policy))
+            engine = resolve_spec(self.policy.engine, self.settings.engine, self.settings.engine_address)
+            self._context = make_context(self.policy, baseline_resolver(self.policy), RunOptions(engine=engine))
         return self._context
 
     def result(self) -> RunResult:
@@ -101,13 +103,15 @@ class GateSession:
         if self._error is not None:
             raise self._error
         if self._result is None:
-            from gates.runner import run_policy
+            from gates.runner import close_context, run_policy
 
             try:
                 self._result = run_policy(self.policy, context=self.context)
             except GateError as exc:
                 self._error = exc
                 raise
+            finally:
+                close_context(self.context)  # a cluster the engine started is not needed past the run
         return self._result
 
     def checks(self) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import click
 from gates.cli import EXIT_FAIL, EXIT_PASS
 from gates.commands import config_option
 from gates.config import CLI_SOURCE, cli_waiver, load_policy
+from gates.engine import resolve_spec
 from gates.errors import GateError, UserError
 from gates.policy import Policy
 from gates.publishers import CI_CHOICES, select_publisher
@@ -38,10 +39,15 @@ MSG_NO_BASELINE = ("no baseline: {uri} is not set for {name} yet, so baseline-re
               help="Fail baseline-relative checks when there is no baseline, instead of skipping them.")
 @click.option("--waive", "waive", multiple=True, metavar="CHECK_ID", help="Waive this check's failure (repeatable).")
 @click.option("--reason", help="Why the waived checks may fail (recorded in the report and audit log).")
+@click.option("--engine", "engine", type=click.Choice(["local", "dask"]), default=None,
+              help="Where the gates compute (over gates.yaml's engine.kind; default local).")
+@click.option("--engine-address", metavar="URL", default=None,
+              help="A running dask scheduler, e.g. tcp://10.0.0.5:8786 (implies --engine dask).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
 @click.option("--verbose", is_flag=True, help="List every skipped check (default: one line per gate and reason).")
 def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseline: bool,
-        waive: tuple[str, ...], reason: str | None, quiet: bool, verbose: bool) -> None:
+        waive: tuple[str, ...], reason: str | None, engine: str | None, engine_address: str | None,
+        quiet: bool, verbose: bool) -> None:
     """Run every gate of the policy on the candidate and decide."""
     if waive and not reason:
         raise UserError(MSG_WAIVE_NEEDS_REASON)
@@ -49,7 +55,8 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     os.environ.setdefault("MODEL_GATES_CONFIG", config)  # publishers point annotations at this file
     publisher = select_publisher(ci)
     options = RunOptions(require_baseline=require_baseline,
-                         waivers=tuple(cli_waiver(c, reason or "") for c in waive))
+                         waivers=tuple(cli_waiver(c, reason or "") for c in waive),
+                         engine=resolve_spec(policy.engine, engine, engine_address))
     warnings = publisher.started(policy.model.name) if publisher else []
     result = run_policy(policy, resolve_baseline=_resolver(policy), options=options,
                         progress=_progress if _interactive() else None)

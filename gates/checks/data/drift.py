@@ -276,12 +276,20 @@ def numeric_edges(ref: np.ndarray, bins: int) -> np.ndarray:
 
 def numeric_histogram(ref: np.ndarray, ev: np.ndarray, bins: int) -> Histogram:
     edges = numeric_edges(ref, bins)
+    labels, binning = numeric_labels(edges)
+    return Histogram(labels, numeric_counts(edges, ref), numeric_counts(edges, ev), binning)
+
+
+def numeric_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return the count of ``values`` (non-null floats) in each bin cut at ``edges``."""
+    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+
+
+def numeric_labels(edges: np.ndarray) -> tuple[list[str], str]:
+    """Return each numeric bin's label and the binning's description."""
     k = len(edges) + 1
-    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=k)
-    e = np.bincount(np.searchsorted(edges, ev, side="right"), minlength=k)
     bounds = [-np.inf, *edges.tolist(), np.inf]
-    labels = [f"[{bounds[i]:.6g}, {bounds[i + 1]:.6g})" for i in range(k)]
-    return Histogram(labels, r, e, f"reference quantiles, {k} bins")
+    return [f"[{bounds[i]:.6g}, {bounds[i + 1]:.6g})" for i in range(k)], f"reference quantiles, {k} bins"
 
 
 def categorical_histogram(ref: pd.Series, ev: pd.Series, max_categories: int) -> Histogram:

@@ -1,0 +1,486 @@
+"""The data gate on partitioned data: each partition measured where it lives, the client merges.
+
+Every partition yields a :class:`FramePartial` (row and null counts, each built-in rule's bad-row
+count with at most ``max_failure_cases`` example rows, the pandera suite's results, drift
+histogram counts); partials add in partition order and the client turns the total into the same
+checks the embedded gate reports. Rows keep their position in the whole source as their index,
+so examples name the same rows as an embedded run.
+
+Drift bins are fixed from the reference alone: one task reads the reference's drift columns on a
+worker, cuts the bins exactly as :mod:`.drift` does and counts the reference there; eval
+partitions then count into those bins. What has no mergeable form yet is reported as an
+``error`` check with reason ``not_distributable``, never computed from rows on the client:
+``unique`` rules and pandera uniqueness checks (duplicates across partitions), KS and Wasserstein
+drift (they need every raw value), ``overlap``, ``leakage`` and Great Expectations suites.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from gates.checks.data import builtin as bi
+from gates.checks.data import drift as dr
+from gates.checks.data._common import (
+    DEFAULT_MAX_FAILURE_CASES,
+    REASON_ALL_NULL,
+    REASON_BAD_ROWS,
+    REASON_CHECK_ERROR,
+    REASON_MISSING_COLUMN,
+    REASON_NO_ROWS,
+    REASON_NOT_NUMERIC,
+    REASON_TOO_FEW_ROWS,
+    REASON_TYPE_MISMATCH,
+    REASON_UNDEFINED,
+    Settings,
+    Target,
+    count_outcome,
+    first_line,
+    is_blocking,
+    json_value,
+    make_result,
+    mask_examples,
+)
+from gates.results import CheckResult, Outcome, Status
+
+if TYPE_CHECKING:
+    from gates.datasets import Partition
+    from gates.engine.context import PartitionedContext
+
+REASON_NOT_DISTRIBUTABLE = "not_distributable"
+MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
+WHAT_UNIQUE = "a uniqueness rule (duplicates can sit in different partitions)"
+WHAT_RAW = "{method} drift (it needs every raw value; psi, js and chi2 use mergeable histograms)"
+PANDERA_UNIQUE = ("field_uniqueness", "multiple_fields_uniqueness")
+_ROWS = re.compile(r"^\d+ rows ")
+
+
+# ---------------------------------------------------------------- what a worker measures
+
+
+@dataclass(frozen=True)
+class Bins:
+    """One drift column's bins, fixed from the reference, with the reference's counts in them."""
+
+    kind: str
+    labels: list[str]
+    binning: str
+    reference: np.ndarray
+    reference_rows: int
+    reference_non_null: int
+    edges: np.ndarray | None = None
+    kept: tuple[Any, ...] = ()
+    seen: tuple[Any, ...] = ()
+    dtype: str = ""
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a worker needs to measure one partition of one target (eval or reference)."""
+
+    target: str
+    checks: Mapping[str, Any] | None
+    pandera: tuple[str, bool] | None
+    base_dir: Path
+    limit: int
+    bins: Mapping[str, Bins] = field(default_factory=dict)
+
+
+@dataclass
+class RuleCount:
+    n_bad: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    unexpected: dict[str, list[Any]] = field(default_factory=dict)  # json key -> [value, count]
+    error: str | None = None
+
+
+@dataclass
+class FramePartial:
+    """Mergeable statistics of some rows of one target."""
+
+    rows: int = 0
+    non_null: dict[str, int] = field(default_factory=dict)
+    null_examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rules: dict[tuple[str, str], RuleCount] = field(default_factory=dict)
+    pandera: list[list[CheckResult]] = field(default_factory=list)
+    drift: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def measure_partition(part: Partition, plan: Plan) -> FramePartial:
+    """Return the partial statistics of one partition (runs on a worker)."""
+    frame = part.read()
+    out = FramePartial(rows=len(frame))
+    columns: Mapping[str, Mapping[str, Any]] = (plan.checks or {}).get("columns") or {}
+    for col, rules in columns.items():
+        if col in frame.columns:
+            _measure_column(frame[col], col, rules, plan.limit, out)
+    for col in plan.bins:
+        if col in frame.columns:
+            out.non_null.setdefault(col, int(frame[col].notna().sum()))
+            out.drift[col] = _eval_counts(frame[col], plan.bins[col])
+    if plan.pandera is not None:
+        from gates.checks.data.pandera_engine import run_pandera
+
+        ref, blocking = plan.pandera
+        out.pandera.append(run_pandera(Target(plan.target, frame), ref, plan.base_dir, blocking,
+                                       Settings(max_failure_cases=plan.limit)))
+    return out
+
+
+def _measure_column(series: pd.Series, col: str, rules: Mapping[str, Any], limit: int, out: FramePartial) -> None:
+    notna = series.notna().to_numpy()
+    out.non_null[col] = int(np.count_nonzero(notna))
+    if rules.get("max_null_fraction") is not None:
+        out.null_examples[col] = mask_examples(series, ~notna, limit)
+    for rule in bi._rules(rules):
+        if rule.name == "unique" or (rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(series.dtype)):
+            continue
+        count = RuleCount()
+        try:
+            bad = np.asarray(rule.bad(series, notna), dtype=bool)
+            count.n_bad = int(np.count_nonzero(bad))
+            count.examples = mask_examples(series, bad, limit)
+            if count.n_bad and rule.name in ("allowed", "dtype"):
+                for value, n in series[bad].value_counts(dropna=False).items():
+                    key = repr(json_value(value))
+                    count.unexpected.setdefault(key, [json_value(value), 0])[1] += int(n)
+        except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data
+            count.error = first_line(exc)
+        out.rules[(col, rule.name)] = count
+
+
+def _eval_counts(series: pd.Series, bins: Bins) -> np.ndarray:
+    if bins.problem is not None:
+        return np.zeros(0, dtype=np.int64)
+    if bins.kind == "numeric":
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        return dr.numeric_counts(bins.edges, values[~np.isnan(values)])  # type: ignore[arg-type]
+    values = series.dropna()
+    slot = np.full(len(values), len(bins.kept) + 1)  # unseen
+    slot[pd.Index(list(bins.seen)).get_indexer(values) >= 0] = len(bins.kept)
+    kept_at = pd.Index(list(bins.kept)).get_indexer(values)
+    slot[kept_at >= 0] = kept_at[kept_at >= 0]
+    return np.bincount(slot, minlength=len(bins.kept) + 2)
+
+
+def reference_bins(path: Path, columns: Sequence[str], methods: Mapping[str, str], spec: Mapping[str, Any],
+                   location: str) -> dict[str, Bins]:
+    """Return each drift column's bins and reference counts (runs on one worker, drift columns only)."""
+    from gates.datasets import read_many
+
+    ref = read_many(path, location, columns=list(columns))
+    out = {}
+    for col in columns:
+        s = ref[col]
+        kind = dr.column_kind(s)
+        non_null = int(s.notna().sum())
+        if methods[col] in dr.NUMERIC_ONLY:
+            out[col] = Bins(kind, [], "", np.zeros(0), len(s), non_null, dtype=str(s.dtype), problem="raw")
+            continue
+        if kind == "numeric":
+            values = dr._floats(s)
+            edges = dr.numeric_edges(values, int(spec.get("bins", dr.DEFAULT_BINS)))
+            labels, binning = dr.numeric_labels(edges)
+            out[col] = Bins(kind, labels, binning, dr.numeric_counts(edges, values), len(s), non_null,
+                            edges=edges, dtype=str(s.dtype))
+            continue
+        values = s.dropna()
+        codes, uniques = pd.factorize(values)
+        counts = np.bincount(codes, minlength=len(uniques))
+        kept = np.argsort(-counts, kind="stable")[:int(spec.get("max_categories", dr.DEFAULT_MAX_CATEGORIES))]
+        seen = tuple(uniques.tolist())
+        kept_values = tuple(uniques[kept].tolist())
+        ref_counts = np.concatenate([counts[kept], [counts.sum() - counts[kept].sum(), 0]])
+        labels = [str(v) for v in kept_values] + [dr.OTHER, dr.UNSEEN]
+        out[col] = Bins(kind, labels, f"reference categories, top {len(kept)} of {len(seen)}", ref_counts,
+                        len(s), non_null, kept=kept_values, seen=seen, dtype=str(s.dtype))
+    return out
+
+
+# ---------------------------------------------------------------- merging, in partition order
+
+
+def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
+    """Return the sum of partials taken in order (examples: the first ``limit`` rows overall)."""
+    total = FramePartial()
+    for p in parts:
+        total.rows += p.rows
+        for col, n in p.non_null.items():
+            total.non_null[col] = total.non_null.get(col, 0) + n
+        for col, ex in p.null_examples.items():
+            total.null_examples[col] = (total.null_examples.get(col, []) + ex)[:limit]
+        for key, c in p.rules.items():
+            t = total.rules.setdefault(key, RuleCount())
+            t.n_bad += c.n_bad
+            t.examples = (t.examples + c.examples)[:limit]
+            t.error = t.error or c.error
+            for k, (v, n) in c.unexpected.items():
+                t.unexpected.setdefault(k, [v, 0])[1] += n
+        total.pandera.extend(p.pandera)
+        for col, counts in p.drift.items():
+            total.drift[col] = counts if col not in total.drift else total.drift[col] + counts
+    return total
+
+
+# ---------------------------------------------------------------- the client's decisions
+
+
+def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
+    """Return the data gate's checks, in the embedded gate's order, from partition partials."""
+    settings = Settings(severity=spec.get("severity", "block"),
+                        max_failure_cases=int(spec.get("max_failure_cases", DEFAULT_MAX_FAILURE_CASES)))
+    limit = settings.max_failure_cases
+    engine, policy = ctx.engine, ctx.policy
+    pandera = None
+    if spec.get("pandera") is not None:
+        from gates.checks.data import engine_ref
+
+        ref, severity = engine_ref(spec["pandera"], "schema")
+        pandera = (ref, is_blocking(severity, settings.severity))
+    bins: dict[str, Bins] = {}
+    drift_cols: list[str] = []
+    has_ref = policy.data.reference is not None
+    if spec.get("drift") is not None and has_ref:
+        drift_cols = _drift_columns(ctx, spec["drift"])
+        bins = _bins(ctx, spec["drift"], drift_cols, settings)
+    targets = [("eval", ctx.eval_partitions, ctx.schema)]
+    if "reference" in (spec.get("apply_to") or ()) and has_ref:
+        targets.append(("reference", ctx.reference_partitions, ctx.reference_schema))
+    out: list[CheckResult] = []
+    eval_total: FramePartial | None = None
+    for name, parts, schema in targets:
+        plan = Plan(name, spec.get("checks"), pandera, policy.base_dir, limit, bins if name == "eval" else {})
+        total = merge(engine.map(measure_partition, parts, plan=engine.share(plan)), limit)
+        eval_total = eval_total or total
+        target = Target(name, schema)
+        if pandera is not None:
+            out.extend(_pandera(total, target, pandera[1], limit))
+        if spec.get("great_expectations") is not None:
+            out.append(_gate_level(target.check_id("great_expectations"), settings,
+                                   "a Great Expectations suite (its expectations are not all row-level)"))
+        if spec.get("checks") is not None:
+            out.extend(_builtin(target, total, spec["checks"], settings))
+    if drift_cols:
+        assert eval_total is not None
+        out.extend(_drift(spec["drift"], drift_cols, bins, eval_total, ctx.schema, settings))
+    for key, what in (("overlap", "overlap (row hashes of both sources)"), ("leakage", "leakage (a model per column)")):
+        if spec.get(key) is not None and (key != "overlap" or has_ref):
+            out.append(_gate_level(f"data.{key}.max", settings, what, spec[key]))
+    return out
+
+
+def _gate_level(check_id: str, settings: Settings, what: str, section: Any = None) -> CheckResult:
+    own = section.get("severity") if isinstance(section, Mapping) else None
+    return make_result(check_id, outcome=Outcome.ERROR, blocking=is_blocking(own, settings.severity),
+                       reason=REASON_NOT_DISTRIBUTABLE, message=MSG_NOT_DISTRIBUTABLE.format(what=what))
+
+
+def _drift_columns(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[str]:
+    from gates.checks.data import _model_columns
+
+    ref_schema = ctx.reference_schema
+    assert ref_schema is not None
+    return dr.drift_columns(spec, ctx.schema, ref_schema, ctx.policy.data.features, _model_columns(ctx))
+
+
+def _bins(ctx: PartitionedContext, spec: Mapping[str, Any], columns: list[str], settings: Settings
+          ) -> dict[str, Bins]:
+    ref_schema = ctx.reference_schema
+    assert ref_schema is not None and ctx.policy.data.reference is not None
+    present = [c for c in columns if c in ref_schema.columns and c in ctx.schema.columns]
+    if not present:
+        return {}
+    methods = {c: dr.resolve_rule(spec, c, dr.column_kind(ref_schema[c]), settings.severity).method for c in present}
+    [found] = ctx.engine.map(reference_bins, [ctx.policy.data.reference], columns=present, methods=methods,
+                             spec=dict(spec), location=ctx.policy.where("data", "reference"))
+    return found
+
+
+def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int) -> list[CheckResult]:
+    """Merge each pandera check over partitions: failing rows add, examples are the first ones."""
+    by_id: dict[str, list[CheckResult]] = {}
+    for results in total.pandera:
+        for r in results:
+            by_id.setdefault(r.id, []).append(r)
+    out = []
+    for check_id, results in by_id.items():
+        if any(u in check_id for u in PANDERA_UNIQUE):
+            out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=REASON_NOT_DISTRIBUTABLE,
+                                   message=MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE)))
+            continue
+        out.append(_merge_results(results, limit))
+    return out
+
+
+def _merge_results(results: list[CheckResult], limit: int) -> CheckResult:
+    errors = [r for r in results if r.status is Status.ERROR]
+    if errors:
+        return errors[0]
+    failing = [r for r in results if r.reason and r.status not in (Status.PASS, Status.SKIPPED)]
+    if not failing:
+        return results[0]
+    first = failing[0]
+    n = sum(int(r.observed or 0) for r in results)
+    examples = [e for r in failing for e in r.details.get("examples", [])][:limit]
+    details = {**first.details, "examples": examples} if "examples" in first.details else dict(first.details)
+    message = _ROWS.sub(f"{n} rows ", first.message) if first.observed is not None else first.message
+    return CheckResult(id=first.id, gate=first.gate, status=first.status, blocking=first.blocking, message=message,
+                       reason=first.reason, observed=n if first.observed is not None else None,
+                       threshold=dict(first.threshold), details=details, ci_method=first.ci_method)
+
+
+def _builtin(target: Target, total: FramePartial, section: Mapping[str, Any], settings: Settings
+             ) -> list[CheckResult]:
+    """The built-in checks of :mod:`.builtin`, decided from merged counts (same ids and messages)."""
+    section_severity = section.get("severity")
+    counted = Target(target.name, _Shape(target.frame.columns, total.rows))  # type: ignore[arg-type]
+    out = bi._row_count(counted, section.get("row_count") or {}, (section_severity, settings.severity))
+    columns: Mapping[str, Mapping[str, Any]] = section.get("columns") or {}
+    for col in dict.fromkeys([*(section.get("required_columns") or []), *columns]):
+        sev = (columns.get(col, {}).get("severity"), section_severity, settings.severity)
+        out.append(bi._required(counted, col, is_blocking(*sev)))
+    for col, rules in columns.items():
+        blocking = is_blocking(rules.get("severity"), section_severity, settings.severity)
+        for rule in bi._rules(rules):
+            out.append(_rule_result(target, total, col, rule, blocking, settings.max_failure_cases))
+        if rules.get("max_null_fraction") is not None:
+            out.append(_nulls(target, total, col, float(rules["max_null_fraction"]), blocking))
+    return out
+
+
+class _Shape:
+    """What the row-count and required-column checks read of a frame: its columns and length."""
+
+    def __init__(self, columns: pd.Index, rows: int) -> None:
+        self.columns, self._rows = columns, rows
+
+    def __len__(self) -> int:
+        return self._rows
+
+
+def _rule_result(target: Target, total: FramePartial, col: str, rule: Any, blocking: bool, limit: int
+                 ) -> CheckResult:
+    check_id = target.check_id(f"{rule.name}[{col}]")
+
+    def error(reason: str, message: str) -> CheckResult:
+        return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=reason,
+                           threshold=rule.threshold, message=message)
+
+    if col not in target.frame.columns:
+        return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,
+                           threshold=rule.threshold, message=bi.MSG_SKIPPED_MISSING.format(col=col, label=target.label))
+    if total.rows == 0:
+        return error(REASON_NO_ROWS, bi.MSG_NO_ROWS.format(col=col, label=target.label))
+    non_null = total.non_null.get(col, 0)
+    if non_null == 0:
+        return error(REASON_ALL_NULL, bi.MSG_ALL_NULL.format(col=col))
+    dtype = target.frame[col].dtype
+    if rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(dtype):
+        return error(REASON_NOT_NUMERIC, bi.MSG_NOT_NUMERIC.format(col=col, dtype=dtype, rule=rule.name))
+    if rule.name == "unique":
+        return error(REASON_NOT_DISTRIBUTABLE, MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE))
+    count = total.rules[(col, rule.name)]
+    if count.error is not None:
+        return error(REASON_CHECK_ERROR, bi.MSG_RULE_ERROR.format(col=col, problem=count.error))
+    details: dict[str, Any] = {"rows": total.rows, "non_null": non_null, "examples": count.examples}
+    if count.n_bad and rule.name in ("allowed", "dtype"):
+        table = sorted(((n, v) for v, n in count.unexpected.values()), key=lambda t: (-t[0], str(t[1])))
+        details["unexpected_values"] = [{"value": v, "count": n} for n, v in table[:limit]]
+    if rule.name == "dtype":
+        details["pandas_dtype"] = str(dtype)
+    fmt = {"n": count.n_bad, "total": non_null, "col": col, "what": rule.what, "what_ok": rule.what_ok}
+    return make_result(check_id, outcome=count_outcome(count.n_bad), blocking=blocking, observed=count.n_bad,
+                       threshold=rule.threshold, reason=REASON_BAD_ROWS, details=details,
+                       message=(bi.MSG_BAD if count.n_bad else bi.MSG_OK).format(**fmt))
+
+
+def _nulls(target: Target, total: FramePartial, col: str, limit: float, blocking: bool) -> CheckResult:
+    strict = limit == 0
+    check_id = target.check_id(f"not_null[{col}]" if strict else f"null_fraction.max[{col}]")
+    threshold = {"max_null_fraction": limit}
+    if col not in target.frame.columns:
+        return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,
+                           threshold=threshold, message=bi.MSG_SKIPPED_MISSING.format(col=col, label=target.label))
+    if total.rows == 0:
+        return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=REASON_NO_ROWS,
+                           threshold=threshold, message=bi.MSG_NO_ROWS.format(col=col, label=target.label))
+    n_null = total.rows - total.non_null.get(col, 0)
+    fraction = n_null / total.rows
+    ok = fraction <= limit
+    fmt = {"n": n_null, "total": total.rows, "col": col, "fraction": fraction, "limit": limit}
+    return make_result(
+        check_id, outcome=Outcome.PASS if ok else Outcome.FAIL, blocking=blocking,
+        observed=n_null if strict else fraction, threshold=threshold, reason=REASON_BAD_ROWS,
+        message=(bi.MSG_NULLS_OK if ok else bi.MSG_NULLS).format(**fmt),
+        details={"rows": total.rows, "null_rows": n_null, "null_fraction": fraction,
+                 "examples": total.null_examples.get(col, [])})
+
+
+def _drift(spec: Mapping[str, Any], columns: list[str], bins: Mapping[str, Bins], total: FramePartial,
+           schema: pd.DataFrame, settings: Settings) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    for col in columns:
+        out.extend(_drift_column(spec, col, bins.get(col), total, schema, settings))
+    return out
+
+
+def _drift_column(spec: Mapping[str, Any], col: str, b: Bins | None, total: FramePartial, schema: pd.DataFrame,
+                  settings: Settings) -> list[CheckResult]:
+    """The decisions of :func:`.drift._column`, from the merged histogram."""
+    min_rows = int(spec.get("min_rows", dr.DEFAULT_MIN_ROWS))
+    kind = b.kind if b is not None else (dr.column_kind(schema[col]) if col in schema.columns else "numeric")
+    rule = dr.resolve_rule(spec, col, kind, settings.severity)
+
+    def every(outcome: Outcome, reason: str, message: str) -> list[CheckResult]:
+        return [make_result(cid, outcome=outcome, blocking=rule.blocking, reason=reason, message=message,
+                            threshold={k: v}, ci_method=rule.method, details={"method": rule.method})
+                for cid, k, v in dr._ids(col, rule)]
+
+    if b is None:
+        where = "eval" if col not in schema.columns else "reference"
+        return every(Outcome.ERROR, REASON_MISSING_COLUMN, dr.MSG_MISSING.format(col=col, where=where))
+    ev_n, ev_rows = total.non_null.get(col, 0), total.rows
+    ev_kind = dr.column_kind(schema[col])
+    if b.kind != ev_kind and ev_n and b.reference_non_null:
+        return every(Outcome.ERROR, REASON_TYPE_MISMATCH, dr.MSG_KIND_CHANGED.format(
+            col=col, ref_kind=b.kind, ref_dtype=b.dtype, eval_kind=ev_kind, eval_dtype=schema[col].dtype))
+    if rule.method in dr.NUMERIC_ONLY and b.kind != "numeric":
+        return every(Outcome.ERROR, REASON_TYPE_MISMATCH, dr.MSG_NUMERIC_ONLY.format(
+            method=rule.method, col=col, kind=b.kind, dtype=b.dtype))
+    for what, n in (("the reference", b.reference_non_null), ("the eval data", ev_n)):
+        if n < min_rows:
+            return every(Outcome.SKIPPED, REASON_TOO_FEW_ROWS,
+                         dr.MSG_TOO_FEW.format(what=what, n=n, col=col, min_rows=min_rows))
+    if b.problem is not None:
+        return every(Outcome.ERROR, REASON_NOT_DISTRIBUTABLE,
+                     MSG_NOT_DISTRIBUTABLE.format(what=WHAT_RAW.format(method=rule.method)))
+    hist = dr.Histogram(b.labels, b.reference, total.drift[col], b.binning)
+    try:
+        stat = {"psi": dr.psi, "js": dr.js, "chi2": dr.chi2}[rule.method](hist.reference, hist.eval)
+    except Exception as exc:  # noqa: BLE001 -- as the embedded gate: report, never crash
+        return every(Outcome.ERROR, REASON_UNDEFINED,
+                     dr.MSG_FAILED.format(method=rule.method, col=col, problem=str(exc) or first_line(exc)))
+    details: dict[str, Any] = {"method": rule.method, "statistic": stat.value}
+    if stat.p_value is not None:
+        details["p_value"] = stat.p_value
+    details.update(stat.extra or {})
+    details.update({"reference_rows": b.reference_non_null, "eval_rows": ev_n,
+                    "reference_null_fraction": _fraction(b.reference_rows - b.reference_non_null, b.reference_rows),
+                    "eval_null_fraction": _fraction(ev_rows - ev_n, ev_rows)})
+    if rule.note:
+        details["note"] = rule.note
+    details["binning"] = hist.binning
+    details["bins"] = dr._bin_table(hist, settings.max_failure_cases)
+    return [dr._decide(cid, k, lim, col, rule, stat, details) for cid, k, lim in dr._ids(col, rule)]
+
+
+def _fraction(part: int, whole: int) -> float:
+    """As ``mask.mean()`` computes it: an exact sum of 0/1 values divided by the count."""
+    return part / whole if whole else 0.0

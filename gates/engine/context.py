@@ -1,0 +1,103 @@
+"""The client's side of a partitioned run: the data's shape and partitions, never its rows.
+
+:class:`PartitionedContext` is an :class:`~gates.context.EvalContext` whose data lives in
+partitions that the engine's workers read. It knows the source's schema (from Parquet metadata),
+row counts and hashes, which is all a report and lineage need; asking it for ``frame`` is an
+error, so no code path can quietly collect the rows on the client.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from gates.context import MSG_EMPTY_EVAL, BaselineResolver, EvalContext
+from gates.datasets import Partition, data_sha256, empty_frame, partitions
+from gates.engine import Engine
+from gates.errors import UserError
+from gates.policy import Policy
+
+MSG_NO_FRAME = ("the dask engine never collects the eval data on the client; "
+                "use engine kind local to work with the whole frame")
+MSG_NEEDS_PARQUET = "the dask engine reads Parquet (a file, a folder or a glob); {name} is not Parquet"
+#: rows per partition: whole Parquet row groups are read until at least this many rows are in
+PARTITION_ROWS = 250_000
+
+
+class PartitionedContext(EvalContext):
+    """An EvalContext whose eval and reference rows stay with the engine's workers."""
+
+    def __init__(self, policy: Policy, resolve_baseline: BaselineResolver | None = None, *,
+                 require_baseline: bool = False, engine: Engine, partition_rows: int = PARTITION_ROWS) -> None:
+        super().__init__(policy, resolve_baseline, require_baseline=require_baseline)
+        self.engine = engine
+        self.partition_rows = partition_rows
+
+    # the rows are never here
+    @property
+    def frame(self) -> pd.DataFrame:  # type: ignore[override]
+        raise UserError(MSG_NO_FRAME, location=self.policy.where("engine"))
+
+    @property
+    def reference(self) -> pd.DataFrame | None:  # type: ignore[override]
+        raise UserError(MSG_NO_FRAME, location=self.policy.where("engine"))
+
+    @cached_property
+    def eval_partitions(self) -> list[Partition]:
+        """The eval data's partitions, in source order."""
+        return self._partitions(self.policy.data.eval, "eval")
+
+    @cached_property
+    def reference_partitions(self) -> list[Partition]:
+        ref = self.policy.data.reference
+        return [] if ref is None else self._partitions(ref, "reference")
+
+    def _partitions(self, path: Any, key: str) -> list[Partition]:
+        where = self.policy.where("data", key)
+        if path.suffix.lower() == ".csv":
+            raise UserError(MSG_NEEDS_PARQUET.format(name=path.name), location=where)
+        return partitions(path, self.partition_rows, where)
+
+    @cached_property
+    def schema(self) -> pd.DataFrame:
+        """A zero-row frame with the eval data's columns and dtypes, every referenced column checked."""
+        spec = self.policy.data
+        df = empty_frame(spec.eval, self.policy.where("data", "eval"))
+        if self.n_rows == 0:
+            raise UserError(MSG_EMPTY_EVAL, location=self.policy.where("data", "eval"))
+        self._require(df, [spec.target], ("data", "target"), "the eval data")
+        self._require(df, list(spec.sensitive), ("data", "sensitive"), "the eval data")
+        for role in ("candidate", "baseline"):
+            src = getattr(self.policy.model, role)
+            if src.kind == "columns":
+                cols = [src.predictions] if src.predictions else []
+                cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
+                self._require(df, cols, ("model", role), "the eval data")
+        return df
+
+    @cached_property
+    def reference_schema(self) -> pd.DataFrame | None:
+        ref = self.policy.data.reference
+        return None if ref is None else empty_frame(ref, self.policy.where("data", "reference"))
+
+    @property
+    def n_rows(self) -> int:
+        return sum(p.rows for p in self.eval_partitions)
+
+    @cached_property
+    def data_info(self) -> dict[str, dict[str, Any]]:
+        spec = self.policy.data
+        out = {"eval": {"uri": str(spec.eval), "sha256": data_sha256(spec.eval), "rows": self.n_rows}}
+        if spec.reference is not None:
+            out["reference"] = {"uri": str(spec.reference), "sha256": data_sha256(spec.reference),
+                                "rows": sum(p.rows for p in self.reference_partitions)}
+        return out
+
+    def engine_info(self) -> dict[str, Any]:
+        """``run.engine`` of report.json: kind, scheduler address, workers, eval partitions."""
+        return {"kind": self.engine.kind, "address": self.engine.address, "workers": self.engine.workers(),
+                "partitions": len(self.eval_partitions)}
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,24 @@
+"""The embedded engine: every partition computed in this process, one after another."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class LocalEngine:
+    """Runs partition tasks in-process; memory follows one partition at a time."""
+
+    kind = "local"
+    address: str | None = None
+
+    def workers(self) -> int:
+        return 1
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
+        return [fn(item, **shared) for item in items]
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,154 @@
+"""The data gate on partitions gives the embedded gate's checks: same ids, statuses, values, examples."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gates.checks.data import GATE
+from gates.checks.data.partitioned import REASON_NOT_DISTRIBUTABLE
+from gates.config import load_policy
+from gates.context import EvalContext
+from gates.engine.context import PartitionedContext
+from gates.engine.local import LocalEngine
+from gates.reporters.json_report import check_to_dict
+from gates.results import Status
+
+SECTION = """\
+max_failure_cases: 4
+pandera: schema.yaml
+apply_to: [eval, reference]
+checks:
+  row_count: {min: 10, max: 100}
+  required_columns: [zip]
+  columns:
+    age: {min: 18, max: 90, max_null_fraction: 0.01}
+    income: {dtype: float, max_null_fraction: 0}
+    city: {allowed: [Oslo, Bergen, Tromso], regex: "[A-Z][a-z]+"}
+    code: {dtype: int, unique: true}
+    seen: {min: 0}
+drift:
+  default: {method: psi, max: 0.05}
+  columns:
+    city: {method: js, max: 0.01}
+    income: {method: chi2, min_p_value: 0.05}
+    age: {method: ks, max: 0.1}
+  min_rows: 50
+overlap: {}
+"""
+
+PANDERA = """\
+schema_type: dataframe
+columns:
+  age: {dtype: float64, nullable: true, checks: {less_than_or_equal_to: 80}}
+  city: {dtype: str, nullable: false, checks: {isin: [Oslo, Bergen]}}
+  code: {dtype: int64, unique: true}
+"""
+
+POLICY = """\
+version: 1
+model: {{name: demo, task: regression, candidate: {{predictions: pred}}, baseline: none}}
+data: {{eval: {eval}, target: y, reference: {reference}}}
+gates:
+  data:
+{section}
+"""
+
+
+def messy(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Rows with nulls, values out of range, unknown cities, duplicated codes and a drifted column."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(45 + shift, 15, n).round()
+    age[rng.random(n) < 0.03] = np.nan
+    income = rng.lognormal(10 + shift / 20, 0.5, n)
+    income[rng.random(n) < 0.01] = np.nan
+    city = rng.choice(["Oslo", "Bergen", "Tromso", "oslo", "Paris"], n, p=[0.4, 0.3, 0.2, 0.05, 0.05])
+    city = np.where(rng.random(n) < 0.02, None, city).astype(object)
+    code = rng.integers(0, n * 5, n)
+    return pd.DataFrame({"y": rng.normal(size=n), "pred": rng.normal(size=n), "age": age, "income": income,
+                         "city": city, "code": code, "seen": rng.normal(size=n)})
+
+
+def write_folder(folder: Path, frame: pd.DataFrame, pieces: int, row_group: int) -> None:
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), pieces)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       folder / f"part-{i}.parquet", row_group_size=row_group)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A gates.yaml over an eval folder (3 files) and a reference folder (2 files) of messy rows."""
+    write_folder(tmp_path / "eval", messy(3000, 1, shift=4.0), 3, 300)
+    write_folder(tmp_path / "ref", messy(2500, 2), 2, 400)
+    (tmp_path / "schema.yaml").write_text(PANDERA)
+    section = "\n".join("    " + line for line in SECTION.splitlines())
+    (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=section))
+    return tmp_path / "gates.yaml"
+
+
+def by_id(results: list[Any]) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in (check_to_dict(c) for c in results)}
+
+
+def compare(embedded: dict[str, dict[str, Any]], partitioned: dict[str, dict[str, Any]]) -> None:
+    """Every check computed both ways agrees; the rest are not_distributable errors."""
+    assert list(partitioned) == [i for i in embedded if i in partitioned]
+    for cid, got in partitioned.items():
+        want = embedded[cid]
+        if got.get("reason") == REASON_NOT_DISTRIBUTABLE:
+            assert got["status"] in ("error", "warn")
+            continue
+        assert got["status"] == want["status"], cid
+        if want["observed"] is None:
+            assert got["observed"] is None, cid
+        else:
+            assert got["observed"] == pytest.approx(want["observed"], rel=1e-9, abs=0), cid
+        assert got["details"].get("examples") == want["details"].get("examples"), cid
+        assert got["details"].get("unexpected_values") == want["details"].get("unexpected_values"), cid
+        assert got["details"].get("bins") == want["details"].get("bins"), cid  # counts add exactly
+        for key in ("p_value", "reference_null_fraction", "eval_null_fraction", "rows", "non_null"):
+            if key in want["details"]:
+                assert got["details"][key] == pytest.approx(want["details"][key], rel=1e-9), (cid, key)
+
+
+def run_partitioned(config: Path, engine: Any, partition_rows: int) -> dict[str, dict[str, Any]]:
+    ctx = PartitionedContext(load_policy(config), engine=engine, partition_rows=partition_rows)
+    from gates.engine.runner import run_gate
+
+    return by_id(run_gate(ctx, "data", ctx.policy.gates["data"]))
+
+
+def test_partitions_reproduce_the_embedded_gate(project: Path) -> None:
+    policy = load_policy(project)
+    embedded = by_id(GATE.run(EvalContext(policy), policy.gates["data"]))
+    partitioned = run_partitioned(project, LocalEngine(), 250)
+    compare(embedded, partitioned)
+    # the interesting checks really failed, so the comparison compared something
+    failing = {i for i, c in partitioned.items() if c["status"] == "fail"}
+    assert {"data.min[age]", "data.allowed[city]", "data.regex[city]", "data.not_null[income]",
+            "data.drift.max[city]", "data.row_count.max",
+            "data.required[zip]"} <= failing
+    assert partitioned["data.allowed[city]"]["observed"] == embedded["data.allowed[city]"]["observed"] > 100
+    assert len(partitioned["data.allowed[city]"]["details"]["examples"]) == 4
+    assert any("pandera" in i and partitioned[i]["status"] == "fail" for i in partitioned)
+
+
+def test_what_has_no_mergeable_form_is_an_error_not_a_guess(project: Path) -> None:
+    got = run_partitioned(project, LocalEngine(), 250)
+    nd = {i for i, c in got.items() if c.get("reason") == REASON_NOT_DISTRIBUTABLE}
+    assert {"data.unique[code]", "data.drift.max[age]", "data.overlap.max",
+            "data.reference.unique[code]"} <= nd
+    assert all(got[i]["status"] == Status.ERROR.value for i in nd)
+    assert any("field_uniqueness" in i for i in nd)
+
+
+def test_one_partition_or_many_give_the_same_checks(project: Path) -> None:
+    one = run_partitioned(project, LocalEngine(), 10**9)
+    many = run_partitioned(project, LocalEngine(), 1)
+    assert one == many

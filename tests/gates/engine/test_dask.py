@@ -1,0 +1,88 @@
+"""The dask engine against real clusters: scheduler and worker processes, and a LocalCluster."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from gates.config import load_policy
+from gates.engine import MSG_NO_DASK
+from gates.errors import UserError
+from gates.runner import RunOptions, run_policy
+from gates.policy import EngineSpec
+from tests.gates.checks.data.test_partitioned import compare, project  # noqa: F401 -- project is a fixture
+from tests.gates.engine.conftest import free_port
+
+pytest.importorskip("distributed")
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gates", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "CI": "true"})
+
+
+def checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for c in report["checks"]}
+
+
+def test_a_running_cluster_gives_the_embedded_report(project: Path, scheduler: str) -> None:  # noqa: F811
+    local = cli("run", "-c", str(project), "--no-register", "--ci", "none", "--report-dir", "local", cwd=project.parent)
+    remote = cli("run", "-c", str(project), "--no-register", "--ci", "none", "--report-dir", "dask",
+                 "--engine-address", scheduler, cwd=project.parent)
+    assert local.returncode == remote.returncode == 1, remote.stdout + remote.stderr
+    want = json.loads((project.parent / "local" / "report.json").read_text())
+    got = json.loads((project.parent / "dask" / "report.json").read_text())
+    schema = json.loads((Path(__file__).parents[3] / "gates" / "schemas" / "report.schema.json").read_text())
+    jsonschema.validate(got, schema)
+    assert got["run"]["engine"] == {"kind": "dask", "address": scheduler, "workers": 2,
+                                    "partitions": got["run"]["engine"]["partitions"]}
+    assert got["run"]["engine"]["partitions"] >= 3  # one per file at least
+    assert want["run"]["engine"] == {"kind": "local", "address": None, "workers": 1, "partitions": 1}
+    assert got["data"] == want["data"]
+    compare(checks(want), checks(got))
+
+
+def test_a_local_cluster_is_started_for_the_run_and_closed_after(project: Path) -> None:  # noqa: F811
+    policy = load_policy(project)
+    result = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", workers=2)))
+    assert result.engine["kind"] == "dask" and result.engine["address"] is None
+    assert result.engine["workers"] == 2
+    assert result.context.engine.client.status == "closed"  # type: ignore[attr-defined]
+    assert result.context.engine._cluster is None  # type: ignore[attr-defined]
+    assert any(c.id == "data.min[age]" and c.status.value == "fail" for c in result.verdict.checks)
+
+
+def test_a_gate_without_partials_is_a_blocking_not_distributable_error(project: Path, scheduler: str) -> None:  # noqa: F811
+    text = project.read_text().replace("gates:\n", "gates:\n  fairness:\n    groups: [city]\n"
+                                                  "    metrics: {mae_difference: {max: 1.0}}\n", 1)
+    project.write_text(text)
+    result = run_policy(load_policy(project), options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    [check] = [c for c in result.verdict.checks if c.gate == "fairness"]
+    assert check.id == "fairness.not_distributable" and check.reason == "not_distributable"
+    assert check.status.value == "error" and check.blocking
+    assert not result.verdict.passed
+
+
+def test_an_unreachable_scheduler_is_a_user_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr("gates.engine.dask.CONNECT_TIMEOUT", "1s")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(UserError, match="cannot reach the dask scheduler"):
+        run_policy(load_policy(project), options=RunOptions(engine=EngineSpec("dask", address=address)))
+
+
+def test_without_the_dask_extra_kind_dask_is_a_config_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    project.write_text(project.read_text() + "engine: {kind: dask, workers: 2}\n")
+    with pytest.raises(UserError) as info:
+        load_policy(project)
+    assert info.value.message.endswith(MSG_NO_DASK) and "pip install 'model-gates[dask]'" in info.value.message
+    assert info.value.location is not None and info.value.location.startswith("gates.yaml:")
