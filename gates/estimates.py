@@ -300,9 +300,18 @@ def _confusion_family(y: np.ndarray, cand: Predictions, base: Predictions | None
     enc = encode_labels(*arrays, positive_label=positive_label, classes=classes)
     b = enc.codes[2] if base is not None else None
     cells = joint_cells(slicing.codes, enc.codes[0], enc.codes[1], b, slicing.n_slices, enc.k)
-    paired = base is not None
-    point = _table_values(cells, metrics, enc.positive, paired)
-    chunks = [_table_values(t, metrics, enc.positive, paired) for t in multinomial_tables(cells, n_boot, rng)]
+    return cell_estimates(cells, metrics, enc.positive, base is not None, n_boot, rng)
+
+
+def cell_estimates(cells: np.ndarray, metrics: Sequence[Metric], positive: int, paired: bool, n_boot: int,
+                   rng: np.random.Generator) -> dict[str, list[SliceEstimate]]:
+    """Return confusion-family estimates per slice from joint cells ``(S, K, K, Kb)`` (:func:`joint_cells`).
+
+    Cells add across data partitions, so a distributed engine merges its partitions' cells and
+    calls this with the same stream: the same numbers as one pass over every row.
+    """
+    point = _table_values(cells, metrics, positive, paired)
+    chunks = [_table_values(t, metrics, positive, paired) for t in multinomial_tables(cells, n_boot, rng)]
     out = {}
     for m in metrics:
         reps_c = np.concatenate([ch[m.name][0] for ch in chunks])

@@ -82,6 +82,18 @@ class PartitionedContext(EvalContext):
         return None if ref is None else empty_frame(ref, self.policy.where("data", "reference"))
 
     @property
+    def y_true(self) -> Any:  # type: ignore[override]
+        raise UserError(MSG_NO_FRAME, location=self.policy.where("engine"))
+
+    @cached_property
+    def classes(self) -> tuple[Any, ...]:
+        """The sorted labels seen in the target, from one pass over the partitions' target column."""
+        from gates.engine.worker import target_values
+
+        found = self.engine.map(target_values, self.eval_partitions, column=self.policy.data.target)
+        return tuple(sorted(pd.unique(pd.Series([v for part in found for v in part], dtype=object)).tolist()))
+
+    @property
     def n_rows(self) -> int:
         return sum(p.rows for p in self.eval_partitions)
 

@@ -86,3 +86,45 @@ def test_without_the_dask_extra_kind_dask_is_a_config_error(project: Path, monke
         load_policy(project)
     assert info.value.message.endswith(MSG_NO_DASK) and "pip install 'model-gates[dask]'" in info.value.message
     assert info.value.location is not None and info.value.location.startswith("gates.yaml:")
+
+
+def test_shipped_models_predict_on_the_workers_and_give_the_embedded_regression_checks(
+        tmp_path: Path, scheduler: str) -> None:
+    from tests.gates.checks.test_regression_partitioned import assert_same, by_id, make_project
+
+    policy = load_policy(make_project(tmp_path))
+    embedded = run_policy(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    assert remote.engine["workers"] == 2 and remote.engine["partitions"] == 3
+    assert_same(by_id([c for c in embedded.verdict.checks if c.gate == "regression"]),
+                by_id([c for c in remote.verdict.checks if c.gate == "regression"]))
+    assert remote.verdict.passed == embedded.verdict.passed
+
+
+def test_a_model_whose_bytes_change_on_the_way_is_refused_by_the_worker(tmp_path: Path, scheduler: str) -> None:
+    from gates.checks.regression_partitioned import CellPlan, count_partition
+    from gates.engine import open_engine
+    from gates.engine.context import PartitionedContext
+    from gates.engine.shipping import MSG_SHA_MISMATCH
+    from gates.engine.worker import ship_models
+    from tests.gates.checks.test_regression_partitioned import make_project
+
+    policy = load_policy(make_project(tmp_path))
+    engine = open_engine(EngineSpec("dask", address=scheduler))
+    try:
+        ctx = PartitionedContext(policy, engine=engine)
+        plan, handles = ship_models(ctx)
+        good = (tmp_path / "candidate.skops").read_bytes()
+        tampered = bytearray(good)
+        tampered[len(tampered) // 2] ^= 0xFF
+        handles["candidate_bytes"] = engine.share(bytes(tampered))
+        with pytest.raises(UserError) as info:
+            engine.map(count_partition, ctx.eval_partitions, plan=CellPlan(plan, ()), **handles)
+        assert info.value.message.startswith(MSG_SHA_MISMATCH.split("{")[0] + "candidate")
+        assert info.value.location == "candidate.skops"
+        # the untampered bytes load and predict on the same workers
+        handles["candidate_bytes"] = engine.share(good)
+        parts = engine.map(count_partition, ctx.eval_partitions, plan=CellPlan(plan, ()), **handles)
+        assert sum(int(p.counts[0]["n"].sum()) for p in parts) == ctx.n_rows
+    finally:
+        engine.close()

@@ -1,0 +1,178 @@
+"""The regression gate on partitioned data: confusion-family metrics from joint cells merged across partitions.
+
+Each partition is predicted where it lives (prediction columns read, or the shipped model run)
+and yields, per slicing, its counts over (slice values, y, candidate label, baseline label) and
+the labels in the order it first saw them. The client adds the counts, rebuilds exactly the code
+space and slice order an embedded run builds (first appearance over the rows in source order;
+slices sorted as ``groupby`` sorts them), and hands the dense cells to
+:func:`gates.estimates.cell_estimates` with the embedded run's seeded stream: point values and
+multinomial intervals are the embedded run's. The checks are planned and decided by the
+regression gate's own code.
+
+Only the ``confusion`` and ``churn`` families have this form today; a policy naming any other
+metric (AUC, average precision, row means), clusters or a per_example task gets one
+``regression.not_distributable`` error instead, so the multiple-testing family is never
+silently smaller than the embedded run's.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from gates.checks import regression as rg
+from gates.estimates import Slicing, cell_estimates, slice_by
+from gates.metrics import encode_labels
+from gates.results import CheckResult
+
+if TYPE_CHECKING:
+    from gates.datasets import Partition
+    from gates.engine.context import PartitionedContext
+
+MERGEABLE = ("confusion", "churn")
+MSG_FAMILIES = ("the regression gate runs on the dask engine for confusion-matrix metrics and churn only; "
+                "{names} need every row (docs/scale.md)")
+Y, C, B = "__y", "__candidate", "__baseline"
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """What a worker needs to count one partition: the prediction plan and the slicings' columns."""
+
+    predict: Any  # gates.engine.worker.PredictPlan
+    slicings: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class CellPartial:
+    """One partition's labels in first-seen order and, per slicing, its sparse joint counts."""
+
+    uniques: tuple[list[Any], list[Any], list[Any] | None]
+    counts: tuple[pd.DataFrame, ...]
+
+
+def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | None = None,
+                    baseline_bytes: bytes | None = None) -> CellPartial:
+    """Predict one partition and return its joint counts per slicing (runs on a worker)."""
+    from gates.engine.worker import predict_partition
+
+    frame = part.read()
+    y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
+    table = pd.DataFrame({Y: y, C: cand.labels})
+    if base is not None:
+        table[B] = base.labels
+    labels = [c for c in (Y, C, B) if c in table.columns]
+    counts = []
+    for cols in ((), *plan.slicings):
+        present = [c for c in cols if c in frame.columns]
+        if len(present) < len(cols):
+            counts.append(pd.DataFrame())
+            continue
+        joint = pd.concat([frame[present].reset_index(drop=True), table], axis=1)
+        counts.append(joint.groupby([*present, *labels], dropna=False, sort=False).size().rename("n").reset_index())
+    uniques = (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
+               None if base is None else pd.unique(base.labels).tolist())
+    return CellPartial(uniques, tuple(counts))
+
+
+def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
+    """Return the regression gate's checks from merged cells, or its not_distributable error."""
+    from gates.engine.runner import not_distributable
+    from gates.engine.worker import ship_models
+
+    metrics = rg.metrics_of(ctx)
+    others = sorted(n for n in spec["metrics"] if metrics[n].family not in MERGEABLE)
+    if others or ctx.is_per_example or ctx.policy.data.cluster is not None or ctx.policy.model.task == "regression":
+        names = ", ".join(others) or "its metrics"
+        return [not_distributable("regression", spec, MSG_FAMILIES.format(names=names))]
+    settings = rg.Settings.of(spec)
+    plan, handles = ship_models(ctx)
+    parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(CellPlan(plan, settings.slicings)),
+                           **handles)
+    paired = ctx.has_baseline
+    enc = _encoding(ctx, parts, paired)
+    slicings, missing, cells = _cells(ctx, settings, parts, enc, paired)
+    checks = rg._plan(spec, settings, slicings, metrics, None)
+    estimates = _estimates(ctx, settings, slicings, checks, cells, enc.positive, paired)
+    measured = rg.Measured(settings, slicings, missing, {}, estimates, paired,
+                           bool(getattr(ctx, "require_baseline", False)))
+    return rg._decide(measured, checks)
+
+
+def _encoding(ctx: PartitionedContext, parts: Sequence[CellPartial], paired: bool) -> Any:
+    """The embedded run's label codes: first appearance over y, then candidate, then baseline labels."""
+    arrays = []
+    for i in range(3 if paired else 2):
+        seen = pd.unique(np.asarray([v for p in parts for v in p.uniques[i]], dtype=object))
+        arrays.append(_tight(seen))
+    task = ctx.policy.model.task
+    positive = ctx.policy.model.positive_label if task == rg.BINARY else None
+    return encode_labels(*arrays, positive_label=positive, classes=ctx.classes)
+
+
+def _tight(values: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(values.tolist())
+    except (ValueError, TypeError):
+        return values
+
+
+def _cells(ctx: PartitionedContext, settings: rg.Settings, parts: Sequence[CellPartial], enc: Any, paired: bool
+           ) -> tuple[list[Slicing | None], dict[int, str], list[np.ndarray | None]]:
+    labels = pd.Index(list(enc.labels))
+    k, kb = enc.k, enc.k if paired else 1
+    slicings: list[Slicing | None] = []
+    missing: dict[int, str] = {}
+    cells: list[np.ndarray | None] = []
+    for i, cols in enumerate(((), *settings.slicings)):
+        absent = [c for c in cols if c not in ctx.schema.columns]
+        if absent:
+            missing[i] = absent[0]
+            slicings.append(None)
+            cells.append(None)
+            continue
+        total = pd.concat([p.counts[i] for p in parts], ignore_index=True)
+        keys = [*cols, Y, C, *([B] if paired else [])]
+        total = total.groupby(keys, dropna=False, sort=False)["n"].sum().reset_index()
+        slicing, s = _slicing(cols, total)
+        y = labels.get_indexer(total[Y])
+        c = labels.get_indexer(total[C])
+        b = labels.get_indexer(total[B]) if paired else np.zeros(len(total), dtype=np.int64)
+        flat = ((s * k + y) * k + c) * kb + b
+        dense = np.bincount(flat, weights=total["n"].to_numpy(dtype=np.float64),
+                            minlength=slicing.n_slices * k * k * kb).reshape(slicing.n_slices, k, k, kb)
+        slicing.__dict__["sizes"] = dense.sum(axis=(1, 2, 3)).astype(np.int64)  # no row codes on the client
+        slicings.append(slicing)
+        cells.append(dense)
+    return slicings, missing, cells
+
+
+def _slicing(cols: tuple[str, ...], total: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
+    """The slices in the embedded order (``slice_by`` over the distinct values in first-seen order),
+    and each row of ``total``'s slice code."""
+    if not cols:
+        return Slicing((), np.zeros(0, dtype=np.int64), ((),)), np.zeros(len(total), dtype=np.int64)
+    distinct = total[list(cols)].drop_duplicates().reset_index(drop=True)
+    slicing = slice_by(distinct, cols)
+    coded = distinct.assign(__code=slicing.codes)
+    merged = total[list(cols)].merge(coded, on=list(cols), how="left", sort=False)
+    return slicing, merged["__code"].to_numpy(dtype=np.int64)
+
+
+def _estimates(ctx: PartitionedContext, settings: rg.Settings, slicings: list[Slicing | None], checks: Sequence[Any],
+               cells: list[np.ndarray | None], positive: int, paired: bool) -> dict[tuple[int, str], Any]:
+    """Per (slicing, metric): the embedded gate's estimates, from the cells, with its seeded streams."""
+    wanted = {c.metric.name: c.metric for c in checks}.values()
+    usable = [m for m in wanted if not (m.needs_baseline and not paired)]
+    out: dict[tuple[int, str], Any] = {}
+    for i, (slicing, table) in enumerate(zip(slicings, cells)):
+        if slicing is None or table is None or not usable:
+            continue
+        rng = rg._streams(ctx, "&".join(slicing.columns))("confusion")
+        found = cell_estimates(table, usable, positive, paired, settings.n_boot, rng)
+        here = {c.metric.name for c in checks if c.slicing == i}
+        out.update({(i, name): value for name, value in found.items() if name in here})
+    return out
