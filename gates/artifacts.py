@@ -27,6 +27,7 @@ FORMAT_FOLDER = "tar"
 FORMAT_MANIFEST = "manifest"
 
 MSG_UNREADABLE = "cannot read model.artifact {path}: {problem}"
+MSG_NOT_A_FILE = "model.artifact {path} is neither a regular file nor a folder"
 MSG_CHANGED = "model.artifact {path} changed during the run (sha256 {expected} when gated, {actual} now)"
 
 
@@ -50,6 +51,8 @@ def describe(artifact: str | None) -> Artifact:
     path = Path(artifact)
     if path.is_dir():
         return Artifact(artifact, _digest_folder(path), FORMAT_FOLDER)
+    if not path.is_file():  # a FIFO or a device would be read forever
+        raise UserError(MSG_NOT_A_FILE.format(path=artifact))
     try:
         return Artifact(artifact, file_sha256(path), FORMAT_FILE)
     except OSError as exc:

@@ -80,3 +80,12 @@ def test_a_uri_or_nothing_registers_a_manifest(tmp_path: Path, uri: str | None) 
     assert body == {"kind": "per_example", "artifact": uri, "scores": {"correct": "c"},
                     "data": {"eval": "e" * 64}, "policy_sha256": "p" * 64}
     assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    from gates.errors import UserError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="neither a regular file nor a folder"):
+        describe(str(fifo))

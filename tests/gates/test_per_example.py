@@ -438,3 +438,42 @@ def test_calibrate_null_is_cluster_robust(tmp_path: Path) -> None:
     assert np.std(family.noise[:, 0]) == pytest.approx(expected, rel=0.08)
     rows_only = np.sqrt((d ** 2).sum()) / len(d)
     assert member.se > 1.1 * rows_only  # the row formula is too narrow here
+
+
+# ------------------------------------------------------------------ waivers, shadow mode, bad input
+
+
+def test_a_waiver_and_shadow_mode_apply_to_per_example_checks(tmp_path: Path) -> None:
+    from gates.policy import Waiver
+    from gates.runner import RunOptions, run_policy
+
+    spec = {"regression": {"metrics": {"latency": {"better": "lower", "max_relative_drop": 0.05}}}}
+    path = write(tmp_path, evals(slower=1.4), spec)
+    cid = "regression.latency.max_relative_drop"
+    waiver = Waiver(check=cid, reason="new model, slower by design", by="test")
+    result = run_policy(load_policy(path), options=RunOptions(waivers=(waiver,)))
+    assert {c.id: c for c in result.verdict.checks}[cid].status is Status.WAIVED and result.verdict.passed
+    doc = yaml.safe_load(path.read_text())
+    doc["mode"] = "shadow"
+    doc["gates"]["regression"]["severity"] = "warn"  # no blocking check: allowed in shadow mode only
+    path.write_text(yaml.safe_dump(doc))
+    checks = {c.id: c for c in run_policy(load_policy(path)).verdict.checks}
+    assert checks[cid].status is Status.WARN
+
+
+def test_a_missing_cluster_column_is_a_located_error(tmp_path: Path) -> None:
+    path = write(tmp_path, evals(), {"regression": {"metrics": {"correct": {"min": 0.5}}}},
+                 data={"cluster": "prompt"})
+    with pytest.raises(UserError) as exc:
+        EvalContext(load_policy(path)).frame
+    assert str(exc.value).startswith(f"gates.yaml:{line_of(path, 'cluster: prompt')}: data.cluster: column 'prompt'")
+
+
+def test_infinite_scores_count_as_missing(tmp_path: Path) -> None:
+    df = evals()
+    df["cand_correct"] = df["cand_correct"].astype(float)
+    df.loc[5, "cand_correct"] = np.inf
+    path = write(tmp_path, df, {"regression": {"metrics": {"correct": {"min": 0.1}}}})
+    out = run_all(path)
+    assert out["data.scores.not_null[cand_correct]"].observed == 1
+    assert out["regression.correct.min"].status is Status.ERROR
