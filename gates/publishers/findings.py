@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from gates.publishers.limits import encodable
 from gates.reporters._format import STATUS_WORD, num, threshold
 
 #: report statuses worth a finding, with the level they are shown at
@@ -36,6 +37,9 @@ class Finding:
 def findings(report: Mapping[str, Any], config: Path | None, root: Path | None) -> list[Finding]:
     """Return a finding per check that failed, warned or was waived, failures first.
 
+    Titles and messages are valid UTF-8 (a lone surrogate, which YAML escapes allow in a check id
+    or a message, becomes U+FFFD), so the log and the API can carry them.
+
     ``config`` is the policy file (for line numbers) and ``root`` the repository root the
     paths are made relative to; either may be unknown, and then the report's policy name and
     line 1 are used.
@@ -47,9 +51,9 @@ def findings(report: Mapping[str, Any], config: Path | None, root: Path | None) 
         level = _level(check)
         if level is None:
             continue
+        title = f"{check['id']}: {STATUS_WORD.get(check['status'], check['status'])}"
         out.append(Finding(check_id=check["id"], level=level, path=path, line=locate(check["id"], lines),
-                           title=f"{check['id']}: {STATUS_WORD.get(check['status'], check['status'])}",
-                           message=describe(check)))
+                           title=encodable(title), message=encodable(describe(check))))
     order = {"failure": 0, "warning": 1, "notice": 2}
     return sorted(out, key=lambda f: order[f.level])
 

@@ -410,3 +410,20 @@ def test_check_run_off_closes_the_status_of_an_abandoned_run(tmp_path, github_ap
     r.publisher.started("credit-risk")
     r.publisher.abandon()
     assert [s["state"] for s in github_api.statuses] == ["pending", "error"] and github_api.check_runs == {}
+
+
+def test_text_utf8_cannot_encode_is_replaced_not_fatal(tmp_path, github_api):
+    """A lone surrogate (YAML's "\\ud800" escape) in a check id or message: the log, the summary and
+    the API still get everything, with U+FFFD in its place."""
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8")  # a real log stream: strict UTF-8
+    env = github_env(tmp_path, github_api.url)
+    publisher = GitHubPublisher(env, sleep=lambda s: None, stdout=stdout, cwd=tmp_path, retry=RetryPolicy(attempts=2))
+    rep = report([check("regression.m.min[s=\ud800]", "fail", message="bad \udc80 value")])
+    assert publisher.started("credit-risk") + publisher.publish(rep, tmp_path / "model-gates-report") == []
+    log = raw.getvalue().decode("utf-8")
+    assert "::error file=gates.yaml" in log and "bad \ufffd value" in log
+    assert "\ufffd" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    (note,) = github_api.annotations[1001]
+    assert note["message"].startswith("bad \ufffd value") and len(github_api.comments["42"]) == 1
+    assert github_api.errors == []
