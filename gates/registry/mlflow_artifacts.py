@@ -30,6 +30,9 @@ SIGNATURE_OUTPUT_ROWS = 200
 
 NOTE_PICKLE = "no flavour: a pickle-based file is loaded only by a gate run whose policy trusts it"
 NOTE_NOT_A_MODEL = "no flavour: {problem}"
+NOTE_ARTIFACT = "no flavour: a per_example version (prompt, config or bundle) is kept as its exact bytes"
+#: formats of per_example versions (gates.artifacts): never a model object
+ARTIFACT_FORMATS = frozenset({"artifact", "tar", "manifest"})
 NOTE_FLAVOUR_FAILED = "no flavour: mlflow.sklearn could not save the model: {problem}"
 NOTE_NO_SIGNATURE = "no signature: registered without a gate run's eval data"
 
@@ -64,6 +67,8 @@ def _estimator(staged: Path, format: str, evidence: Evidence | None) -> tuple[An
     """Return the model object (from the gate run, or a .skops file of only safe types) or why there is none."""
     if evidence is not None and evidence.estimator is not None:
         return evidence.estimator, None
+    if format in ARTIFACT_FORMATS:
+        return None, NOTE_ARTIFACT
     if format != "skops":
         return None, NOTE_PICKLE
     from gates.loading import load_model

@@ -89,3 +89,17 @@ def test_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(UserError, match="neither a regular file nor a folder"):
         describe(str(fifo))
+
+
+def test_mlflow_keeps_a_per_example_version_as_bytes_without_a_flavour(tmp_path: Path) -> None:
+    from gates.registry.mlflow_artifacts import NOTE_ARTIFACT, bytes_path, write_model_folder
+    from gates.registry.mlflow_records import TAG_FLAVOR, TAG_FLAVOR_NOTE
+
+    folder = bundle(tmp_path / "bundle", FILES)
+    art = describe(str(folder))
+    staged, sha = stage(art, {}, tmp_path)
+    out = tmp_path / "version"
+    out.mkdir()
+    tags = write_model_folder(out, staged, art.format, sha, None)
+    assert tags == {TAG_FLAVOR: "none", TAG_FLAVOR_NOTE: NOTE_ARTIFACT}
+    assert (out / bytes_path(art.format)).read_bytes() == staged.read_bytes()
