@@ -305,6 +305,7 @@ def test_missing_scores_fail_a_blocking_data_check_naming_column_and_count(tmp_p
     assert bad.status is Status.FAIL and bad.blocking and bad.observed == 2
     assert "2 of 1200 eval rows have no baseline score in 'prod_correct'" in bad.message
     assert out["data.scores.not_null[cand_correct]"].status is Status.PASS
+    assert not [cid for cid in out if cid.startswith("data.target")]  # no target: its checks do not apply
 
 
 def test_score_drift_against_a_reference_run(tmp_path: Path) -> None:
