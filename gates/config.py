@@ -51,7 +51,8 @@ MSG_MISSING_FILE = "file not found: {path}"
 MSG_MODEL_FORMAT = "unsupported model file '{path}': expected .skops, .joblib or .pkl"
 MSG_MIXED_SOURCE = ("a model source is prediction columns ({columns}) or a model ({model}), not both: "
                     "use predictions/scores, or path/uri with format, features and outputs")
-MSG_PATH_OR_URI = "a model mapping needs path (a model file)"
+MSG_PATH_OR_URI = "a model mapping needs exactly one of path (a model file) or uri (models:/..., runs:/...)"
+MSG_URI_FORMAT = "a models:/ or runs:/ uri is an MLflow model: format must be mlflow (or left out), got {format!r}"
 MSG_OUTPUTS_ONNX = "outputs names an ONNX graph's outputs, but this model's format is {format}"
 MSG_FEATURE_TARGET = "the target column '{col}' cannot be one of the model's features"
 MSG_BASELINE = "expected registry:<alias>, registry:<version>, none, a model file or prediction columns, got {got!r}"
@@ -74,7 +75,7 @@ PER_EXAMPLE = "per_example"
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 COLUMN_KEYS = ("predictions", "scores", "registry")
-MODEL_KEYS = ("path", "format", "features", "outputs")
+MODEL_KEYS = ("path", "uri", "format", "features", "outputs")
 CLI_SOURCE = "command line"
 #: gates that re-score the candidate, so a prediction-column candidate skips all their checks
 NEEDS_MODEL_OBJECT = frozenset({"robustness"})
@@ -385,6 +386,8 @@ def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: 
         if not ref:
             raise doc.error(path, MSG_BASELINE.format(got=value))
         return ModelSource("registry", ref=ref)
+    if value.startswith(("models:", "runs:")):
+        return _uri_source(doc, value, path)
     return _file_source(doc, _existing(doc, base, value, path), None, path)
 
 
@@ -401,15 +404,31 @@ def _mapping_source(doc: _Document, value: dict[str, Any], path: KeyPath, base: 
                                predictions=value.get("predictions"))
         return ModelSource("columns", predictions=value.get("predictions"),
                            scores=tuple(scores) if isinstance(scores, list) else scores, ref=value.get("registry"))
-    if "path" not in value:
+    if ("path" in value) == ("uri" in value):
         raise doc.error(path, MSG_PATH_OR_URI)
     features = tuple(value["features"]) if value.get("features") else None
     outputs = dict(value["outputs"]) if value.get("outputs") else None
-    src = _file_source(doc, _existing(doc, base, value["path"], path + ("path",)), value.get("format"),
-                       path + ("format",) if "format" in value else path + ("path",))
+    if "uri" in value:
+        if value.get("format", "mlflow") != "mlflow":
+            raise doc.error(path + ("format",), MSG_URI_FORMAT.format(format=value["format"]))
+        src = _uri_source(doc, value["uri"], path + ("uri",))
+    else:
+        src = _file_source(doc, _existing(doc, base, value["path"], path + ("path",)), value.get("format"),
+                           path + ("format",) if "format" in value else path + ("path",))
     if outputs and src.format != "onnx":
         raise doc.error(path + ("outputs",), MSG_OUTPUTS_ONNX.format(format=src.format))
     return replace(src, features=features, outputs=outputs)
+
+
+def _uri_source(doc: _Document, uri: str, path: KeyPath) -> ModelSource:
+    from gates.models import MODEL_URI, MSG_BAD_URI, extra_problem
+
+    if not MODEL_URI.fullmatch(uri):
+        raise doc.error(path, MSG_BAD_URI.format(got=uri))
+    problem = extra_problem("mlflow")
+    if problem:
+        raise doc.error(path, problem)
+    return ModelSource("mlflow", model_uri=uri, format="mlflow")
 
 
 def _file_source(doc: _Document, file: Path, given: str | None, path: KeyPath) -> ModelSource:

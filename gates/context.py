@@ -207,6 +207,11 @@ class EvalContext:
         if src.kind == "file" and src.path is not None:
             return load_model(src.path, src.format or "skops", trust=trust, role=role, where=where,
                               outputs=src.outputs)
+        if src.kind == "mlflow" and src.model_uri is not None:
+            from gates.models.mlflow import load_uri
+
+            return load_uri(src.model_uri, trust=trust, role=role, where=where, outputs=src.outputs,
+                            registry=self.policy.registry)
         if src.kind == "registry" and self.resolved_baseline is not None:
             found = self.resolved_baseline
             return load_registered(found.path, found.format, trust=trust, role=role, where=found.uri,

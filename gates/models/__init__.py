@@ -8,6 +8,7 @@ pickle     ``.pkl``, ``.joblib``, ``.pickle``          joblib, only with ``trust
 xgboost    ``.ubj``, ``.json`` (format said)           ``xgboost.Booster.load_model``
 lightgbm   text model file (``.txt``, format said)     ``lightgbm.Booster``
 onnx       ``.onnx`` (+ external data beside it)       onnxruntime, CPU provider only
+mlflow     an MLflow model folder or ``models:/...``   the flavour's file, by the formats above
 =========  ==========================================  =====================================
 
 This module imports no model library: a format's library is imported when a model of that
@@ -15,6 +16,7 @@ format is loaded, and a missing one is a config error naming the pip command.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from importlib import import_module
 from importlib.util import find_spec
@@ -26,9 +28,9 @@ from gates.models.base import LoadedModel, ModelAdapter, Output, check_adapter
 from gates.models.trust import Trust
 
 __all__ = ["FORMATS", "LoadedModel", "ModelAdapter", "Output", "Trust", "default_format", "extra_problem",
-           "load_model"]
+           "load_model", "MODEL_URI"]
 
-FORMATS = ("skops", "pickle", "xgboost", "lightgbm", "onnx")
+FORMATS = ("skops", "pickle", "xgboost", "lightgbm", "onnx", "mlflow")
 #: file extensions whose format is known without being said
 EXTENSIONS = {".skops": "skops", ".pkl": "pickle", ".joblib": "pickle", ".pickle": "pickle",
               ".ubj": "xgboost", ".onnx": "onnx"}
@@ -36,21 +38,26 @@ EXTENSIONS = {".skops": "skops", ".pkl": "pickle", ".joblib": "pickle", ".pickle
 AMBIGUOUS = {".json": "xgboost", ".txt": "lightgbm"}
 #: the extra and the modules each format needs
 EXTRAS = {"xgboost": ("xgboost", ("xgboost",)), "lightgbm": ("lightgbm", ("lightgbm",)),
-          "onnx": ("onnx", ("onnxruntime", "onnx"))}
+          "onnx": ("onnx", ("onnxruntime", "onnx")), "mlflow": ("mlflow", ("mlflow",))}
+MODEL_URI = re.compile(r"models:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z][A-Za-z0-9_-]{0,63}|/[1-9][0-9]*)"
+                       r"|runs:/[0-9A-Za-z]+/[^\s]+")
 
 MSG_AMBIGUOUS = ("a {ext} file can be more than one model format: say which, e.g. "
                  "{{path: {name}, format: {example}}}")
 MSG_UNKNOWN_EXTENSION = ("unsupported model file '{name}': expected .skops, .pkl, .joblib, .ubj or .onnx, "
-                         "or a format (one of " + ", ".join(FORMATS) + ")")
+                         "an MLflow model folder, or a format (one of " + ", ".join(FORMATS) + ")")
 MSG_EXTRA = "the {format} format needs the '{extra}' extra: pip install 'model-gates[{extra}]'"
+MSG_BAD_URI = "expected an MLflow model URI models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH, got {got!r}"
 MSG_LOAD_FAILED = "the {role} model ({name}) could not be loaded as {format}: {problem}"
 
 
 def default_format(path: Path) -> str:
-    """Return the format a model path's extension says.
+    """Return the format a model path's extension (or an MLmodel file in a folder) says.
 
     Raises ValueError with the message to show when the extension is ambiguous or unknown.
     """
+    if path.is_dir() and (path / "MLmodel").is_file():
+        return "mlflow"
     ext = path.suffix.lower()
     if ext in EXTENSIONS:
         return EXTENSIONS[ext]
