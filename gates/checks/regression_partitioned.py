@@ -81,6 +81,7 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
 def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     """Return the regression gate's checks from merged cells, or its not_distributable error."""
     from gates.engine.runner import not_distributable
+    from gates.engine.shipping import NotShippable
     from gates.engine.worker import ship_models
 
     metrics = rg.metrics_of(ctx)
@@ -89,7 +90,10 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         names = ", ".join(others) or "its metrics"
         return [not_distributable("regression", spec, MSG_FAMILIES.format(names=names))]
     settings = rg.Settings.of(spec)
-    plan, handles = ship_models(ctx)
+    try:
+        plan, handles = ship_models(ctx)
+    except NotShippable as exc:
+        return [not_distributable("regression", spec, str(exc))]
     parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(CellPlan(plan, settings.slicings)),
                            **handles)
     paired = ctx.has_baseline

@@ -16,6 +16,7 @@ import pandas as pd
 
 from gates.context import EvalContext, Predictions, ResolvedModel
 from gates.engine.shipping import ShippedModel, load_shipped, ship
+from gates.models import Trust
 from gates.policy import Policy
 
 if TYPE_CHECKING:
@@ -39,19 +40,20 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
     """Load each model file on the client (trust rules, identity) and send its bytes to the workers once.
 
     Returns the plan and the task arguments (``candidate_bytes``, ``baseline_bytes``) holding the
-    engine's handles to the bytes.
+    engine's handles to the bytes; raises :class:`~gates.engine.shipping.NotShippable` for a
+    model of several files.
     """
     spec = ctx.policy.model
+    trust = Trust(trust_pickle=spec.trust_pickle, trusted_types=spec.trusted_types)
     models: dict[str, ShippedModel] = {}
     handles: dict[str, Any] = {}
     for role in ROLES:
         loaded = ctx.model(role)  # type: ignore[arg-type]
         if loaded is None:
             continue
-        registry = getattr(spec, role).kind == "registry"
-        trust_pickle = spec.trust_pickle or (registry and loaded.format != "skops")
-        models[role], handles[f"{role}_bytes"] = ship(ctx.engine, role, loaded.path, loaded.sha256,
-                                                      trusted_types=spec.trusted_types, trust_pickle=trust_pickle)
+        src = getattr(spec, role)
+        outputs = src.outputs if src.kind == "file" else None
+        models[role], handles[f"{role}_bytes"] = ship(ctx.engine, role, loaded, trust, outputs)
     plan = PredictPlan(ctx.policy, ctx.classes, ctx.negative_label, ctx.resolved_baseline, models)
     return plan, handles
 
