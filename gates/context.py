@@ -19,9 +19,9 @@ from gates.artifacts import Artifact, describe
 from gates.clusters import ClusterIndex, cluster_index
 from gates.errors import UserError
 from gates.datasets import data_sha256
-from gates.loading import read_table
+from gates.loading import MSG_REGISTRY_PICKLE, read_table
 from gates.models import LoadedModel, Trust, load_model
-from gates.models.registered import load_registered
+from gates.models.registered import format_name, load_registered
 from gates.policy import ModelSource, Policy
 
 Role = Literal["candidate", "baseline"]
@@ -213,7 +213,9 @@ class EvalContext:
             return load_uri(src.model_uri, trust=trust, role=role, where=where, outputs=src.outputs,
                             registry=self.policy.registry)
         if src.kind == "registry" and self.resolved_baseline is not None:
-            found = self.resolved_baseline
+            found = self.resolved_baseline  # a registry grants no trust: this policy's rules apply
+            if format_name(found.format) == "pickle" and not spec.trust_pickle:
+                raise UserError(MSG_REGISTRY_PICKLE.format(uri=found.uri, format=found.format), location=where)
             return load_registered(found.path, found.format, trust=trust, role=role, where=found.uri,
                                    uri=found.uri, version=found.version)
         return None

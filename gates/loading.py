@@ -13,14 +13,12 @@ from gates.hashing import file_sha256
 
 MSG_TABLE_FORMAT = "unsupported data file: expected .csv or .parquet"
 MSG_TABLE_READ = "cannot read data file: {problem}"
-MSG_SKOPS_UNTRUSTED = (
-    "the model file contains types that are not scikit-learn, numpy or scipy: {types}; "
-    "list them under model.trusted_types if you trust this file"
-)
 MSG_MODEL_READ = "cannot load model file: {problem}"
-
-#: modules whose types a .skops file may contain without being listed in trusted_types
-SAFE_MODULE_ROOTS = ("sklearn", "numpy", "scipy", "builtins", "collections")
+MSG_NOT_A_FILE = "model path is not a regular file: {path}"
+MSG_REGISTRY_PICKLE = (
+    "the baseline {uri} is a {format} file, which can run arbitrary code when loaded; a registry "
+    "grants no trust: set model.trust_pickle: true in this policy only if you trust how it got there"
+)
 
 
 def read_table(path: Path, location: str | None = None) -> pd.DataFrame:
@@ -56,11 +54,13 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
                location: str | None = None) -> LoadedModel:
     """Load a ``.skops`` model safely, or a pickle-based one only when ``trust_pickle``.
 
-    skops refuses types outside its default trust list; we also trust every type from
-    scikit-learn, numpy and scipy, and whatever the user lists in ``trusted_types``.
+    A ``.skops`` file loads when every type skops' own audit lists is in ``trusted_types``
+    (:func:`gates.trust.audit_skops`); nothing else is trusted, whatever module a type is from.
     """
     where = location or str(path)
     suffix = path.suffix.lower()
+    if not path.is_file():
+        raise UserError(MSG_NOT_A_FILE.format(path=path), location=where)
     sha = file_sha256(path)
     try:
         if suffix == ".skops":
@@ -86,12 +86,10 @@ def load_skops_file(path: Path, trusted_types: tuple[str, ...], where: str) -> A
     """Return the object in a ``.skops`` file, or raise UserError when it holds an untrusted type."""
     import skops.io as sio
 
+    from gates.trust import audit_skops
+
     data = path.read_bytes()  # read once: the trust check and the load parse the same bytes
-    untrusted = sio.get_untrusted_types(data=data)
-    unknown = [t for t in untrusted if t.split(".")[0] not in SAFE_MODULE_ROOTS and t not in trusted_types]
-    if unknown:
-        raise UserError(MSG_SKOPS_UNTRUSTED.format(types=", ".join(sorted(unknown))), location=where)
-    return sio.loads(data, trusted=list(untrusted))
+    return sio.loads(data, trusted=audit_skops(data, trusted_types, where))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -68,3 +68,17 @@ def write_policy(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def trusted_types_for(*paths: Path) -> str:
+    """Return the ``trusted_types: [...]`` line that lets these .skops files load ('' when none is needed).
+
+    Tests trust exactly what skops' audit lists in the models they fitted themselves, as a user does
+    after reviewing those types (docs/security.md).
+    """
+    import skops.io as sio
+
+    from gates.trust import trusted_types_line
+
+    found = {str(t) for p in paths if p.suffix == ".skops" and p.is_file() for t in sio.get_untrusted_types(file=p)}
+    return trusted_types_line(found) if found else ""

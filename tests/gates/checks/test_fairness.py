@@ -44,6 +44,7 @@ from gates.config import load_policy
 from gates.context import EvalContext, Predictions, make_rng
 from gates.errors import UserError
 from gates.results import Status
+from tests.conftest import trusted_types_for
 
 CASES_FILE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "fairlearn-cases.json").resolve()
 TOL = 1e-12
@@ -67,6 +68,8 @@ def write_policy(tmp: Path, frame: pd.DataFrame, fairness: str, *, task: str = "
     frame.to_csv(tmp / "eval.csv", index=False)
     pos = "" if task != "binary_classification" else f"\n  positive_label: {json.dumps(positive_label)}"
     feats = f"\n  features: {json.dumps(list(features))}" if features else ""
+    trust = trusted_types_for(tmp / candidate, tmp / baseline)
+    pos += f"\n  {trust}" if trust else ""
     text = f"""\
 version: 1
 model:

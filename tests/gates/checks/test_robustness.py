@@ -47,6 +47,7 @@ from gates.errors import UserError
 from gates.reporters.json_report import build_report, dumps, report_schema
 from gates.results import CheckResult, Status
 from gates.runner import run_policy
+from tests.conftest import trusted_types_for
 
 N = 3000
 SEED = 7
@@ -139,7 +140,10 @@ def write(tmp_path: Path, frame: pd.DataFrame) -> PolicyWriter:
         cand = str(models[candidate]) if models and candidate in models else candidate
         base = str(models[baseline]) if models and baseline in models else baseline
         feature_line = f"  features: [{', '.join(features)}]\n" if features else ""
+        trust = trusted_types_for(*(Path(m) for m in (cand, base)))
+        trust_line = f"  {trust}\n" if trust else ""
         text = (f"version: 1\nmodel:\n  name: credit\n  task: {task}\n  candidate: {cand}\n  baseline: {base}\n"
+                f"{trust_line}"
                 f"data:\n  eval: eval.csv\n  target: {target}\n{feature_line}seed: {seed}\n"
                 f"gates:\n  robustness:\n{textwrap.indent(textwrap.dedent(section), '    ')}")
         path = tmp_path / "gates.yaml"
