@@ -12,6 +12,7 @@ import difflib
 import getpass
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import replace
@@ -72,6 +73,15 @@ MSG_NAMED_SCORES_TASK = "named scores ({{NAME: COLUMN}}) and registry: need task
 MSG_ARTIFACT_TASK = "model.artifact applies to task: per_example (a model file is the candidate itself)"
 MSG_NEEDS_TARGET = "missing required key 'target'"
 PER_EXAMPLE = "per_example"
+MSG_NOT_FINITE = "expected a finite number, got {got}"
+MSG_ALIAS_BOMB = "YAML aliases expand to more than {limit:,} values; write the values out instead"
+MSG_ALIAS_CYCLE = "YAML alias refers to a value that contains it (a cycle)"
+MSG_EMPTY_URI = "expected a registry folder or tracking URI, got an empty value"
+MSG_NOT_A_FILE = "expected a model file, got {what}: {path}"
+MSG_UNRESOLVABLE = "cannot resolve {path}: {problem}"
+
+#: most values a gates.yaml may hold once its aliases are expanded (real policies hold a few hundred)
+MAX_YAML_VALUES = 100_000
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 COLUMN_KEYS = ("predictions", "scores", "registry")
@@ -143,14 +153,7 @@ class _Document:
     def __init__(self, file: Path, text: str) -> None:
         self.file = file
         self.lines: dict[KeyPath, int] = {}
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            line = f"{file.name}:{mark.line + 1}" if mark else file.name
-            raise UserError(MSG_YAML.format(problem=problem), location=line) from None
+        node, self.data = load_yaml(text, file.name)
         if not isinstance(self.data, dict):
             raise UserError(MSG_NOT_MAPPING, location=f"{file.name}:1")
         self._index(node, ())
@@ -206,6 +209,7 @@ class _Document:
         raise self.error(path, MSG_UNSET_VAR.format(var=name))
 
     def validate(self, data: Any) -> None:
+        self._check_finite(data, ())
         validator = jsonschema.Draft7Validator(policy_schema())
         errors = [_deepest(e) for e in validator.iter_errors(data)]
         if not errors:
@@ -214,6 +218,17 @@ class _Document:
         located.sort(key=lambda pe: (self._line_of(pe[0]), len(pe[0])))
         path, err = located[0]
         raise self.error(path, _describe(err, path))
+
+    def _check_finite(self, value: Any, path: KeyPath) -> None:
+        """Every number in a policy is finite: ``.nan`` compares false with any threshold, ``.inf`` passes all."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(path, MSG_NOT_FINITE.format(got=_yaml_float(value)))
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self._check_finite(v, path + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self._check_finite(v, path + (i,))
 
     def _error_path(self, err: jsonschema.ValidationError) -> KeyPath:
         path = tuple(err.absolute_path)
@@ -225,6 +240,46 @@ class _Document:
     def _line_of(self, path: KeyPath) -> int:
         loc = self.where(path)
         return int(loc.rsplit(":", 1)[1])
+
+
+def load_yaml(text: str, name: str) -> tuple[yaml.Node | None, Any]:
+    """Return (node graph, data) of a YAML text, refusing alias cycles and alias bombs.
+
+    An alias is a reference, so a few hundred bytes can stand for billions of values (or for a
+    value that contains itself); the node graph is walked once, with aliases expanded, before
+    anything is built from it, and the walk stops at :data:`MAX_YAML_VALUES`.
+    Errors are UserErrors located at ``name:LINE``.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_expansion(node, name)
+        return node, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line = f"{name}:{mark.line + 1}" if mark else name
+        raise UserError(MSG_YAML.format(problem=problem), location=line) from None
+
+
+def _check_expansion(root: yaml.Node | None, name: str) -> None:
+    """Raise UserError if ``root`` holds a cycle or expands past MAX_YAML_VALUES values."""
+    count = 0
+    # depth-first and iterative (no recursion limit): (node, line of the key that holds it, its ancestors)
+    stack: list[tuple[yaml.Node, int, frozenset[int]]] = [(root, 1, frozenset())] if root is not None else []
+    while stack:
+        node, line, above = stack.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise UserError(MSG_ALIAS_BOMB.format(limit=MAX_YAML_VALUES), location=f"{name}:{line}")
+        if id(node) in above:
+            raise UserError(MSG_ALIAS_CYCLE, location=f"{name}:{line}")
+        inside = above | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            for knode, vnode in node.value:
+                stack.append((knode, knode.start_mark.line + 1, inside))
+                stack.append((vnode, knode.start_mark.line + 1, inside))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, line, inside) for item in node.value)
 
 
 def _at(path: Sequence[str | int], message: str) -> str:
@@ -291,6 +346,10 @@ def _describe(err: jsonschema.ValidationError, path: KeyPath) -> str:
     if kind in ("oneOf", "anyOf"):
         return MSG_EXPECTED.format(expected=_alternatives(err.validator_value), got=_show(got))
     return err.message
+
+
+def _yaml_float(value: float) -> str:
+    return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
 
 
 def _type_phrase(types: str | list[str]) -> str:
@@ -365,7 +424,7 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
             raise doc.error(("model", role, "features"), MSG_FEATURE_TARGET.format(col=dspec.target))
     return Policy(
         path=doc.file.resolve(), sha256=sha256, model=spec, data=dspec,
-        registry=_registry(data.get("registry", {}), base),
+        registry=_registry(doc, data.get("registry", {}), base),
         seed=int(data.get("seed", DEFAULT_SEED)), mode=data.get("mode", "enforce"),
         gates=data.get("gates", {}) or {}, waivers=_waivers(doc, data.get("waivers", [])),
         engine=_engine(doc, data.get("engine") or {}),
@@ -385,6 +444,13 @@ def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: 
                             + f" ({{registry: {ref or 'ALIAS'}, scores: {{...}}}}), or none")
         if not ref:
             raise doc.error(path, MSG_BASELINE.format(got=value))
+        if ref.strip().isdigit():  # any script's digits: a version, and only ASCII int64 ones exist
+            from gates.registry.base import check_version
+
+            try:
+                check_version(ref)
+            except UserError as exc:
+                raise doc.error(path, exc.message) from None
         return ModelSource("registry", ref=ref)
     if value.startswith(("models:", "runs:")):
         return _uri_source(doc, value, path)
@@ -445,7 +511,12 @@ def _file_source(doc: _Document, file: Path, given: str | None, path: KeyPath) -
 
 
 def _check_model_file(doc: _Document, src: ModelSource, path: KeyPath, trust_pickle: bool) -> None:
-    if src.kind == "file" and src.format == "pickle" and not trust_pickle and src.path is not None:
+    if src.kind != "file" or src.path is None:
+        return
+    if not src.path.is_file():
+        what = "a folder" if src.path.is_dir() else "something that is not a regular file"
+        raise doc.error(path, MSG_NOT_A_FILE.format(what=what, path=src.path.name))
+    if src.format == "pickle" and not trust_pickle:
         raise doc.error(path, MSG_PICKLE.format(path=src.path.name))
 
 
@@ -488,8 +559,12 @@ def _artifact(doc: _Document, base: Path, value: str | None) -> str | None:
 
 
 def _existing(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
-    resolved = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
-    if not resolved.exists():
+    try:
+        resolved = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+        found = resolved.exists()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11's resolve)
+        raise doc.error(path, MSG_UNRESOLVABLE.format(path=value, problem=_first_line(exc))) from None
+    if not found:
         raise doc.error(path, MSG_MISSING_FILE.format(path=value))
     return resolved
 
@@ -521,9 +596,11 @@ def _engine(doc: _Document, value: dict[str, Any]) -> EngineSpec:
     return spec
 
 
-def _registry(reg: dict[str, Any], base: Path) -> RegistrySpec:
+def _registry(doc: _Document, reg: dict[str, Any], base: Path) -> RegistrySpec:
     backend = reg.get("backend", "local")
     uri = reg.get("uri", DEFAULT_REGISTRY_URI)
+    if not str(uri).strip():  # an empty uri would put a registry in the working folder, unasked
+        raise doc.error(("registry", "uri"), MSG_EMPTY_URI)
     if backend == "local" and "://" not in uri and not Path(uri).is_absolute():
         uri = str((base / uri).resolve())
     on_pass = reg.get("on_pass", {})
@@ -570,6 +647,11 @@ def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
         blocking = blocking or registry[name].declares_blocking(spec)
     if not blocking and not policy.is_shadow:
         raise UserError(MSG_VACUOUS, location=doc.where(("gates",)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def cli_waiver(check: str, reason: str) -> Waiver:

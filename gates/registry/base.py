@@ -23,7 +23,7 @@ MSG_BAD_ALIAS = (
     "invalid alias {alias!r}: use 1-64 letters, digits, '_' or '-', starting with a letter "
     "(not 'latest' nor v<number>, which name versions)"
 )
-MSG_BAD_VERSION = "invalid version {version!r}: expected a positive whole number"
+MSG_BAD_VERSION = "invalid version {version!r}: expected a positive whole number (ASCII digits, at most 2**63 - 1)"
 MSG_UNKNOWN_MODEL = "no model named {name!r} in the registry at {uri}"
 MSG_UNKNOWN_VERSION = "model {name!r} has no version {version} (versions: {known})"
 MSG_UNKNOWN_ALIAS = "model {name!r} has no alias {alias!r} (aliases: {known})"
@@ -37,7 +37,10 @@ MSG_BYTES_CHANGED = (
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-_VERSION_LIKE = re.compile(r"[vV]\d+")
+_VERSION_LIKE = re.compile(r"[vV][0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+#: SQLite's INTEGER is a signed 64-bit number: no version can be larger
+MAX_VERSION = 2**63 - 1
 RESERVED_ALIASES = frozenset({"latest"})
 
 
@@ -67,14 +70,14 @@ def check_alias(alias: str) -> str:
 def check_version(version: int | str) -> int:
     """Return ``version`` as a positive int, else raise UserError."""
     text = str(version).strip()
-    if not text.isdigit() or int(text) < 1:
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_VERSION:
         raise UserError(MSG_BAD_VERSION.format(version=version))
     return int(text)
 
 
 def is_version_ref(ref: str) -> bool:
-    """True when a ``registry:<ref>`` names a version number rather than an alias."""
-    return ref.strip().isdigit()
+    """True when a ``registry:<ref>`` names a version number (ASCII digits) rather than an alias."""
+    return re.fullmatch(r"[0-9]+", ref.strip()) is not None
 
 
 @dataclass(frozen=True)
