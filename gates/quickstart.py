@@ -21,8 +21,8 @@ from gates.checks import gate_registry
 from gates.config import load_policy
 from gates.errors import EnvironmentProblem, UserError
 from gates.policy import ModelSource, Policy
-from gates.registrar import baseline_resolver, record_run
-from gates.reporters import write_all
+from gates.finish import finish_run
+from gates.registrar import baseline_resolver
 from gates.reporters.json_report import build_report
 from gates.runner import run_policy
 
@@ -68,10 +68,11 @@ def build_demo(folder: Path) -> Demo:
     train.to_csv(folder / "data" / "train.csv", index=False)
     evaluation.to_csv(folder / "data" / "eval.csv", index=False)
     (folder / "models").mkdir()
-    save_model(production_model(train), folder / "models" / "production.skops")
-    save_model(candidate_model(train), folder / "models" / "candidate.skops")
+    models = (folder / "models" / "production.skops", folder / "models" / "candidate.skops")
+    save_model(production_model(train), models[0])
+    save_model(candidate_model(train), models[1])
     gates = tuple(g for g in ("data", "regression", "fairness", "robustness") if g in gate_registry())
-    (folder / "gates.yaml").write_text(policy_text(gates), encoding="utf-8")
+    (folder / "gates.yaml").write_text(policy_text(gates, needed_types(models)), encoding="utf-8")
     policy = load_policy(folder / "gates.yaml")
     version, report_dir = register_production(policy, folder / "models" / "production.skops",
                                               folder / "model-gates-report" / "production")
@@ -127,6 +128,13 @@ def save_model(model: Any, path: Path) -> None:
     sio.dump(model, path)
 
 
+def needed_types(paths: tuple[Path, ...]) -> tuple[str, ...]:
+    """Return the types skops' audit lists in these files (what the demo's trusted_types must name)."""
+    import skops.io as sio
+
+    return tuple(sorted({str(t) for p in paths for t in sio.get_untrusted_types(file=p)}))
+
+
 def register_production(policy: Policy, model_path: Path, report_dir: Path) -> tuple[int, Path]:
     """Gate the production model as the first model (no baseline) and register it as ``production``."""
     first = dataclasses.replace(
@@ -139,10 +147,10 @@ def register_production(policy: Policy, model_path: Path, report_dir: Path) -> t
     if not result.verdict.passed:
         failing = ", ".join(c.id for c in result.verdict.checks if c.is_failing)
         raise EnvironmentProblem(MSG_PRODUCTION_FAILED.format(failing=failing))
-    report = build_report(result)
-    report["registration"] = record_run(first, result, report, register=True)
-    write_all(report, report_dir)
-    return int(report["registration"]["version"]), report_dir
+    done = finish_run(first, result, build_report(result), report_dir, register=True)
+    if done.error is not None:
+        raise done.error
+    return int(done.report["registration"]["version"]), report_dir
 
 
 # ---------------------------------------------------------------- the policy file
@@ -155,6 +163,7 @@ model:
   name: {name}
   task: binary_classification
   candidate: models/candidate.skops      # the model being gated (.skops loads safely)
+  trusted_types: [{trusted}]   # types beyond skops' defaults that these models need (docs/security.md)
   baseline: registry:production          # compared with whatever the registry calls production
   positive_label: 1
 data:
@@ -227,7 +236,12 @@ SECTIONS = {
 }
 
 
-def policy_text(gates: tuple[str, ...]) -> str:
-    """Return the commented gates.yaml using each of ``gates`` (every gate this install has)."""
-    head = HEADER.format(name=MODEL_NAME, target=TARGET, features=", ".join(FEATURES), seed=SEED)
+def policy_text(gates: tuple[str, ...], trusted: tuple[str, ...] = ()) -> str:
+    """Return the commented gates.yaml using each of ``gates`` (every gate this install has).
+
+    ``trusted`` are the types the demo's own model files need beyond skops' defaults (we made
+    those files, so we can vouch for them; a user's model gets no such pass).
+    """
+    head = HEADER.format(name=MODEL_NAME, target=TARGET, features=", ".join(FEATURES), seed=SEED,
+                         trusted=", ".join(trusted))
     return head + "".join(SECTIONS[g] for g in gates)

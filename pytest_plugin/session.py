@@ -39,7 +39,7 @@ MSG_MISSING_TESTS = "{n} selected model_gate test(s) did not run: {names}"
 MSG_INTERRUPTED = "the session was interrupted: no report written, nothing registered"
 MSG_NOT_RUN = "the policy could not be run, so no report was written: {problem}"
 MSG_REGISTRY_ERROR = "registry error: {problem}"
-MSG_WRITE_FAILED = "could not write the reports to {folder}: {problem}"
+MSG_FINISH_FAILED = "model-gates: error: {problem}"
 MSG_VERDICT = "verdict: {verdict} ({counts}) for {name}"
 MSG_REPORTS = "reports: {path} (also {others})"
 MSG_REGISTERED = "registered: {name} version {version}{again}"
@@ -201,36 +201,24 @@ class GateSession:
 
     def finish(self, result: RunResult, incomplete: str | None) -> bool:
         """Build the verdict, register if asked and allowed, write the reports; False on failure."""
-        from gates.reporters import write_all
+        from gates.finish import finish_run
         from gates.reporters.json_report import build_report
         from gates.runner import add_checks
 
         final = add_checks(result, self.tests.results())
-        report = build_report(final)
-        registration, ok = self._record(final, report, incomplete)
-        report["registration"] = registration
-        try:
-            written = write_all(report, self.settings.report_dir)
-        except OSError as exc:
-            self.summary.append(MSG_WRITE_FAILED.format(folder=self.settings.report_dir, problem=exc))
-            return False
-        self.summary.extend(summary_lines(report, final.verdict.checks, written))
-        return ok
-
-    def _record(self, final: RunResult, report: Mapping[str, Any], incomplete: str | None
-                ) -> tuple[dict[str, Any], bool]:
-        """Append the run to the audit log and register when asked and complete (once, here)."""
-        from gates.registrar import record_run
-
         asked = self.settings.register
         not_asked = (incomplete or MSG_NOT_ASKED) if asked else MSG_NOT_ASKED
-        try:
-            registration = record_run(self.policy, final, report, register=asked and incomplete is None,
-                                      not_asked=not_asked)
-        except GateError as exc:  # the reports are still written: they are the session's evidence
-            self.summary.append(MSG_REGISTRY_ERROR.format(problem=exc))
-            return {"registered": False, "reason": MSG_REGISTRY_ERROR.format(problem=exc)}, not asked
-        return registration, True
+        done = finish_run(self.policy, final, build_report(final), Path(self.settings.report_dir),
+                          register=asked and incomplete is None, not_asked=not_asked)
+        if done.written:
+            self.summary.extend(summary_lines(done.report, final.verdict.checks, done.written))
+        if done.error is None:
+            return True
+        if done.stage == "registry":  # the audit log failed: that fails only a session that meant to register
+            self.summary.append(MSG_REGISTRY_ERROR.format(problem=done.error))
+            return not asked
+        self.summary.append(MSG_FINISH_FAILED.format(problem=done.error))
+        return False
 
     def _why_incomplete(self, session: pytest.Session) -> str | None:
         """Return why this session's verdict cannot be trusted for registration, or None."""

@@ -14,10 +14,9 @@ from gates.cli import EXIT_FAIL, EXIT_PASS
 from gates.commands import config_option
 from gates.config import CLI_SOURCE, cli_waiver, load_policy
 from gates.engine import resolve_spec
-from gates.errors import GateError, UserError
+from gates.errors import UserError
 from gates.policy import Policy
 from gates.publishers import CI_CHOICES, select_publisher
-from gates.reporters import write_all
 from gates.reporters.json_report import build_report
 from gates.reporters.terminal import render_terminal
 from gates.runner import RunOptions, RunResult, run_policy
@@ -61,22 +60,18 @@ def run(config: str, report_dir: str, no_register: bool, ci: str, require_baseli
     result = run_policy(policy, resolve_baseline=_resolver(policy), options=options,
                         progress=_progress if _interactive() else None)
     _check_cli_waivers(result)
+    from gates.finish import finish_run
+
     report = build_report(result, ci=publisher.ci_info() if publisher else None)
-    registry_error: GateError | None = None
-    try:
-        report["registration"] = _record(policy, result, report, register=not no_register)
-    except GateError as exc:  # the reports must still be written: they are the run's evidence
-        registry_error = exc
-        report["registration"] = {"registered": False, "reason": f"registry error: {exc}"}
     out = Path(report_dir)
-    written = write_all(report, out)
-    if publisher is not None:
-        warnings += publisher.publish(report, out)
+    done = finish_run(policy, result, report, out, register=not no_register)
+    if publisher is not None and done.written:
+        warnings += publisher.publish(done.report, out)
     if not result.context.has_baseline and policy.model.baseline.registry_ref is not None:
         warnings.append(MSG_NO_BASELINE.format(uri=policy.model.baseline.uri, name=policy.model.name))
-    _print(report, written, warnings, quiet, verbose)
-    if registry_error is not None:
-        raise registry_error
+    _print(done.report, list(done.written), warnings, quiet, verbose)
+    if done.error is not None:
+        raise done.error
     raise click.exceptions.Exit(EXIT_PASS if result.verdict.passed or policy.is_shadow else EXIT_FAIL)
 
 
@@ -94,12 +89,6 @@ def _resolver(policy: Policy) -> Any:
     from gates.registrar import baseline_resolver
 
     return baseline_resolver(policy)
-
-
-def _record(policy: Policy, result: RunResult, report: Mapping[str, Any], *, register: bool) -> dict[str, Any]:
-    from gates.registrar import record_run
-
-    return record_run(policy, result, report, register=register)
 
 
 def _interactive() -> bool:
@@ -128,7 +117,7 @@ def _print(report: Mapping[str, Any], written: list[Path], warnings: list[str], 
         click.echo(f"registered: {report['model']['name']} version {reg.get('version')}{again}")
     elif reg.get("reason") and not quiet:
         click.echo(f"not registered: {reg['reason']}")
-    if not quiet:
+    if not quiet and written:
         others = ", ".join(p.name for p in written[1:])
         click.echo(f"reports: {written[0]} (also {others})")
 

@@ -44,15 +44,19 @@ def html_available() -> bool:
     return True
 
 
+def report_files() -> list[tuple[str, str]]:
+    """Return the (format, file name) pairs a run writes, report.json first."""
+    return [("json", "report.json"), ("junit", "report.xml"), ("md", "report.md"), ("html", "report.html")]
+
+
 def write_all(report: Mapping[str, Any], folder: Path) -> list[Path]:
     """Write report.json, report.xml, report.md and report.html into ``folder``.
 
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    targets = [("json", "report.json"), ("junit", "report.xml"), ("md", "report.md"), ("html", "report.html")]
     written = []
-    for fmt, name in targets:
+    for fmt, name in report_files():
         path = folder / name
         tmp = folder / f".{name}.tmp"
         tmp.write_text(renderer(fmt)(report), encoding="utf-8")
