@@ -1,4 +1,4 @@
-"""Registry commands: ``register``, ``promote``, ``rollback``, ``history`` and ``show``.
+"""Registry commands: ``register``, ``promote``, ``rollback``, ``history``, ``show`` and ``verify``.
 
 Each finds the registry from ``--registry URI`` (with ``--backend``) or from the ``registry``
 section of ``-c gates.yaml``; only that section (and ``model``) is read, so these commands work
@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
-from gates.config import MODEL_SUFFIXES
-from gates.errors import UserError
+from gates.config import MODEL_SUFFIXES, MSG_EMPTY_URI, load_yaml
+from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor
 from gates.hashing import file_sha256
 from gates.policy import DEFAULT_REGISTRY_URI
@@ -52,6 +51,7 @@ MSG_MODEL_FORMAT = "unsupported model file {path}: expected one of " + ", ".join
 MSG_FILE_NOT_FOUND = "file not found"
 MSG_NO_VERSIONS = "no version registered yet"
 MSG_ALIAS_UNSET = "model {name!r} has no alias {alias!r}"
+MSG_NO_LOCAL_REGISTRY = "no registry folder at {path}"
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,13 +84,17 @@ def locate(config: str, registry_uri: str | None, backend: str | None) -> Regist
     model = (section or {}).get("model") or {}
     name = model.get("name") if isinstance(model.get("name"), str) else None
     candidate = _candidate_path(model.get("candidate"), Path(config).parent)
-    if registry_uri:
+    if registry_uri is not None:
+        if not registry_uri.strip():
+            raise UserError(f"--registry: {MSG_EMPTY_URI}")
         return RegistryLocation(backend or "local", registry_uri, name, candidate)
     if section is None:
         raise UserError(MSG_NO_REGISTRY)
     reg = section.get("registry") or {}
     kind = backend or str(reg.get("backend", "local"))
     uri = str(reg.get("uri", DEFAULT_REGISTRY_URI))
+    if not uri.strip():
+        raise UserError(f"registry.uri: {MSG_EMPTY_URI}", location=str(config))
     if kind == "local" and "://" not in uri and not Path(uri).is_absolute():
         uri = str((Path(config).parent / uri).resolve())
     return RegistryLocation(kind, uri, name, candidate)
@@ -98,9 +102,10 @@ def locate(config: str, registry_uri: str | None, backend: str | None) -> Regist
 
 def _read_sections(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise UserError(MSG_CONFIG_UNREADABLE.format(problem=str(exc).splitlines()[0]), location=str(path)) from None
+    data = load_yaml(text, str(path))[1]  # bounded: aliases cannot make this walk explode
     if not isinstance(data, dict):
         raise UserError(MSG_CONFIG_UNREADABLE.format(problem="expected a mapping"), location=str(path))
     return {k: _interpolate(data.get(k)) for k in ("registry", "model")}
@@ -421,4 +426,32 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(fmt.format(*r).rstrip() for r in [list(headers), *rows])
 
 
-COMMANDS = [register, promote, rollback, history, show]
+# ------------------------------------------------------------------ verify
+
+
+@click.command()
+@registry_options
+def verify(config: str, registry_uri: str | None, backend: str | None) -> None:
+    """Check the registry: index integrity, every model's sha256, alias targets, the audit log.
+
+    Prints one line per problem and exits 3 when there is any, else says it is sound (exit 0).
+    """
+    from gates.registry.integrity import registry_problems
+    from gates.registry.mlflow_client import redact
+
+    where = locate(config, registry_uri, backend)
+    if where.backend == "local" and not Path(where.uri).expanduser().is_dir():
+        raise EnvironmentProblem(MSG_NO_LOCAL_REGISTRY.format(path=where.uri))
+    try:
+        with opened(where) as reg:
+            problems = registry_problems(reg)
+    except EnvironmentProblem as exc:
+        problems = [str(exc)]
+    for line in problems:
+        click.echo(f"{redact(where.uri)}: {line}")
+    if problems:
+        raise click.exceptions.Exit(3)
+    click.echo(f"{redact(where.uri)}: sound ({where.backend} registry)")
+
+
+COMMANDS = [register, promote, rollback, history, show, verify]

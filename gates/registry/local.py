@@ -3,6 +3,7 @@
 Layout::
 
     <root>/index.db                         SQLite, WAL mode, synchronous=FULL
+    <root>/REGISTRY                         marker written with a new index: without index.db, history was lost
     <root>/blobs/sha256/ab/abcdef....skops  model bytes, named by their sha256 (+ format), read-only
     <root>/tmp/                             blobs being written (renamed into blobs/ when complete)
 
@@ -59,6 +60,8 @@ from gates.registry.local_index import (
 )
 
 BUSY_TIMEOUT_S = 120.0
+#: written beside a new index: a folder holding it but no index lost its history
+MARKER = "REGISTRY"
 _FORMAT = re.compile(r"[a-z0-9]{1,16}")
 
 MSG_CORRUPT_INDEX = "the registry index {path} is damaged or not a model-gates registry: {problem}"
@@ -67,6 +70,10 @@ MSG_BUSY = "the registry at {path} stayed locked by another writer for {seconds:
 MSG_BAD_FORMAT = "invalid model format {format!r}: expected a file suffix such as skops or joblib"
 MSG_CANNOT_WRITE = "cannot write to the registry at {path}: {problem}"
 MSG_NOT_A_FOLDER = "the registry path {path} exists and is not a folder"
+MSG_LOST_INDEX = (
+    "the registry at {folder} is damaged: {problem}, yet it holds model files; refusing to start a new "
+    "registry over them (restore index.db from a backup; model-gates verify checks it)"
+)
 
 
 class LocalRegistry:
@@ -89,6 +96,7 @@ class LocalRegistry:
     def _connection(self, *, create: bool) -> sqlite3.Connection | None:
         if self._conn is not None:
             return self._conn
+        self._refuse_lost_index()
         if not self.index_path.exists():
             if not create:
                 return None
@@ -124,6 +132,31 @@ class LocalRegistry:
             raise
         return conn
 
+    def _refuse_lost_index(self) -> None:
+        """A folder that held a registry but lost its index lost its history: never start afresh there.
+
+        Taking it for a new registry would forget every version, alias and audit entry, so the
+        next run would skip its baseline checks and register "version 1". In WAL mode a young
+        index may be an empty file beside a WAL holding everything: that is sound.
+        """
+        try:
+            size = self.index_path.stat().st_size if self.index_path.exists() else None
+            journal = self.root / "index.db-wal"
+            has_wal = journal.is_file() and journal.stat().st_size > 0
+            if size or has_wal or not self._was_written():
+                return
+        except OSError as exc:
+            raise EnvironmentProblem(MSG_LOST_INDEX.format(folder=self.root, problem=exc.strerror or exc)) from None
+        problem = "its index.db is missing" if size is None else "its index.db is empty"
+        raise EnvironmentProblem(MSG_LOST_INDEX.format(folder=self.root, problem=problem))
+
+    def _was_written(self) -> bool:
+        """True when the folder shows a registry lived here: the marker written with its index, or a blob."""
+        if (self.root / MARKER).is_file():
+            return True
+        blobs = self.root / "blobs" / "sha256"
+        return blobs.is_dir() and next((p for p in blobs.glob("*/*") if p.is_file()), None) is not None
+
     def _make_folders(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise EnvironmentProblem(MSG_NOT_A_FOLDER.format(path=self.root))
@@ -135,6 +168,10 @@ class LocalRegistry:
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         found = stored_schema_version(conn)
+        if found is None and self._was_written() and stored_schema_version(conn) is None:
+            # a readable file, but not our index any more (read again: another process may have just
+            # created the schema, and it writes the marker only after committing it)
+            raise EnvironmentProblem(MSG_LOST_INDEX.format(folder=self.root, problem="its index.db holds no registry"))
         if found is not None and found > SCHEMA_VERSION:
             raise EnvironmentProblem(MSG_NEWER_SCHEMA.format(path=self.root, found=found, ours=SCHEMA_VERSION))
         if found == SCHEMA_VERSION:
@@ -149,6 +186,11 @@ class LocalRegistry:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        try:
+            (self.root / MARKER).write_text("model-gates registry: index.db holds its versions and audit log\n",
+                                            encoding="utf-8")
+        except OSError:
+            pass  # a read-only folder: the blobs still tell a lost index from a new one
 
     def close(self) -> None:
         if self._conn is not None:
@@ -218,6 +260,7 @@ class LocalRegistry:
         if not _FORMAT.fullmatch(format):
             raise UserError(MSG_BAD_FORMAT.format(format=format))
         self._make_folders()
+        self._connection(create=True)  # the index exists before any blob does (see _refuse_lost_index)
         sha, size = self.blobs.put(Path(model), format)
         if expected_sha256 is not None and sha != expected_sha256:
             raise EnvironmentProblem(MSG_BYTES_CHANGED.format(path=model, expected=expected_sha256, actual=sha))
