@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gates.publishers.http import ApiClient
+from gates.publishers.http import MSG_SKIPPED, ApiClient
 
 
 class ApiPublisher(abc.ABC):
@@ -27,14 +27,24 @@ class ApiPublisher(abc.ABC):
         self._model = ""
         self._finished = False
         self._reported: set[str] = set()
+        self._budget_said = False
 
     def started(self, model_name: str) -> list[str]:
         """Announce a running gate on the platform; return warnings."""
-        return self._guard(self._start, model_name)
+        return self._budget_once(self._guard(self._start, model_name))
 
     def publish(self, report: Mapping[str, Any], report_dir: Path) -> list[str]:
         """Write the local outputs, then conclude through the API; return warnings."""
-        return self._guard(self._publish, report, report_dir)
+        return self._budget_once(self._guard(self._publish, report, report_dir))
+
+    def _budget_once(self, warnings: list[str]) -> list[str]:
+        """Replace the warnings of steps skipped for a spent publishing budget by one warning, said once."""
+        kept = [w for w in warnings if MSG_SKIPPED not in w]
+        note = self._client.budget_warning()
+        if note is not None and not self._budget_said:
+            self._budget_said = True
+            kept.append(note)
+        return kept
 
     def _guard(self, step: Callable[..., list[str]], *args: Any) -> list[str]:
         """Run a publishing step; anything unexpected becomes a warning, since a verdict must never

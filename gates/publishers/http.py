@@ -1,18 +1,29 @@
-"""HTTP for publishers: timeouts, retries with backoff and jitter, pagination, token masking.
+"""HTTP for publishers: deadlines, a budget, retries with backoff and jitter, pagination, token masking.
 
 GitHub and GitLab share this client so that both platforms get the same robustness: a
-publisher talks to an API that may be slow, rate limited or briefly down, and none of that may
-ever change a verdict or leak a token into a CI log.
+publisher talks to an API that may be slow, rate limited, briefly down or hostile, and none of
+that may ever change a verdict, leak a token or hold a CI job:
+
+- the token goes only to the configured API origin (scheme, host, port): a redirect or a
+  pagination link anywhere else is refused, never followed;
+- each request has a total deadline (connect, headers and whole body), so a server that drips
+  one byte a second is cut at the deadline;
+- all requests of a run share one budget (``MODEL_GATES_PUBLISH_BUDGET`` seconds, default 120):
+  once it is spent, the remaining requests are skipped, and no ``Retry-After`` longer than what
+  is left is waited for.
 """
 from __future__ import annotations
 
 import email.utils
 import json
 import random
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -22,8 +33,24 @@ import gates
 MASK = "***"
 #: how many list pages a publisher reads at most (100 items each): a bound on a runaway loop
 MAX_PAGES = 50
+#: redirects followed at most (to the API's own origin only)
+MAX_REDIRECTS = 5
+#: seconds all publishing in a run may take, unless MODEL_GATES_PUBLISH_BUDGET says otherwise
+DEFAULT_BUDGET = 120.0
 MSG_GAVE_UP = "{what}: gave up after {attempts} attempts: {problem}"
 MSG_WAIT_TOO_LONG = "{what}: rate limited for {seconds:.0f} s more (longer than the {limit:.0f} s we wait); gave up"
+MSG_WAIT_BEYOND_BUDGET = (
+    "{what}: the server asks to wait {seconds:.0f} s, beyond the {left:.0f} s left of the publishing budget; gave up"
+)
+MSG_OTHER_ORIGIN = "{what}: refused to follow {kind} to {origin}: the token is sent only to {api}"
+MSG_DEADLINE = "no complete response within the {seconds:g} s deadline"
+#: the message of a request skipped because the budget is spent (warnings holding it are merged into one)
+MSG_SKIPPED = "skipped: the publishing budget is spent"
+MSG_BUDGET_SPENT = (
+    "publishing stopped: its {budget:g} s budget (MODEL_GATES_PUBLISH_BUDGET) is spent; {n} request(s) "
+    "skipped; the verdict is unchanged"
+)
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 class ApiError(Exception):
@@ -32,6 +59,32 @@ class ApiError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class BudgetSpent(ApiError):
+    """A request that was not sent because the run's publishing budget is spent."""
+
+
+class _Deadline(requests.Timeout):
+    """A request whose complete response did not arrive by its deadline (not retried)."""
+
+
+class Budget:
+    """Seconds all publishing of one run may take: time spent in requests and in waits between them.
+
+    Only publishing counts (not the gates before it), so a long gate run does not eat the budget.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.spent = 0.0
+        self.skipped = 0
+
+    def spend(self, seconds: float) -> None:
+        self.spent += max(0.0, seconds)
+
+    def left(self) -> float:
+        return max(0.0, self.seconds - self.spent)
 
 
 @dataclass(frozen=True)
@@ -46,16 +99,28 @@ class RetryPolicy:
     secondary_delay: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    #: the whole of one request: connect, headers and body (a dripping server is cut here)
+    deadline: float = 30.0
+    #: seconds for all publishing of a run (MODEL_GATES_PUBLISH_BUDGET)
+    budget: float = DEFAULT_BUDGET
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
-        """Return the default policy, tuned by ``MODEL_GATES_HTTP_ATTEMPTS`` / ``MODEL_GATES_HTTP_TIMEOUT``."""
+        """Return the default policy, tuned by ``MODEL_GATES_HTTP_ATTEMPTS`` / ``MODEL_GATES_HTTP_TIMEOUT``.
+
+        ``MODEL_GATES_HTTP_TIMEOUT`` is each request's total deadline in seconds,
+        ``MODEL_GATES_PUBLISH_BUDGET`` the seconds all publishing of a run may take.
+        """
         policy = cls()
-        attempts, timeout = env.get("MODEL_GATES_HTTP_ATTEMPTS", ""), env.get("MODEL_GATES_HTTP_TIMEOUT", "")
-        if attempts.isdigit() and int(attempts) >= 1:
+        attempts = env.get("MODEL_GATES_HTTP_ATTEMPTS", "").strip()
+        if re.fullmatch(r"[0-9]{1,3}", attempts) and int(attempts) >= 1:
             policy = replace(policy, attempts=int(attempts))
-        if timeout.replace(".", "", 1).isdigit() and float(timeout) > 0:
-            policy = replace(policy, read_timeout=float(timeout))
+        timeout = _positive_seconds(env.get("MODEL_GATES_HTTP_TIMEOUT", ""))
+        if timeout:
+            policy = replace(policy, read_timeout=timeout, deadline=timeout)
+        budget = _positive_seconds(env.get("MODEL_GATES_PUBLISH_BUDGET", ""))
+        if budget:
+            policy = replace(policy, budget=budget)
         return policy
 
 
@@ -74,9 +139,12 @@ class ApiClient:
 
     def __init__(self, base_url: str, headers: Mapping[str, str], *, secrets: tuple[str, ...] = (),
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 budget: Budget | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.origin = origin(self.base_url)
         self.retry = retry or RetryPolicy()
+        self.budget = budget or Budget(self.retry.budget)
         self._secrets = tuple(s for s in secrets if s)
         self._sleep, self._clock = sleep, clock
         self._rng = rng or random.Random()
@@ -96,6 +164,12 @@ class ApiClient:
         """Send one request (retrying transient failures) and return its decoded JSON, or None."""
         return _decode(self._send(method, self._url(path), body, params))
 
+    def budget_warning(self) -> str | None:
+        """Return the one warning for requests skipped because the budget is spent, None if none were."""
+        if not self.budget.skipped:
+            return None
+        return MSG_BUDGET_SPENT.format(budget=self.budget.seconds, n=self.budget.skipped)
+
     def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Yield the items of a list endpoint page by page (``Link: rel=next`` or ``x-next-page``)."""
         url, query = self._url(path), dict(params or {})
@@ -105,7 +179,8 @@ class ApiClient:
             yield from items if isinstance(items, list) else []
             nxt = response.links.get("next", {}).get("url")
             if nxt:
-                url, query = nxt, {}
+                url, query = urljoin(response.url or url, nxt), {}
+                self._refuse_other_origin(url, "a pagination link")
             elif response.headers.get("x-next-page"):
                 query["page"] = response.headers["x-next-page"]
             else:
@@ -117,15 +192,22 @@ class ApiClient:
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
+    def _refuse_other_origin(self, url: str, kind: str) -> None:
+        if origin(url) != self.origin:
+            raise ApiError(self.mask(MSG_OTHER_ORIGIN.format(what=_shown(url), kind=kind, origin=_shown_origin(url),
+                                                             api=_shown_origin(self.base_url))))
+
     def _send(self, method: str, url: str, body: Any, params: Mapping[str, Any] | None) -> requests.Response:
         what = self.mask(f"{method} {url}")
+        self._refuse_other_origin(url, "a request")
         policy = self.retry
         problem, status = "", None
         for attempt in range(policy.attempts):
             delay: float | None
             try:
-                response = self._session.request(method, url, json=body, params=params,
-                                                  timeout=(policy.connect_timeout, policy.read_timeout))
+                response = self._follow(method, url, body, params)
+            except _Deadline as exc:  # a server that slow will not be faster on a second try
+                raise ApiError(self.mask(f"{what}: {exc}")) from None
             except requests.RequestException as exc:
                 problem, delay = f"{type(exc).__name__}: {exc}", self._backoff(attempt)
             else:
@@ -140,8 +222,59 @@ class ApiClient:
                     raise ApiError(self.mask(MSG_WAIT_TOO_LONG.format(
                         what=what, seconds=delay, limit=policy.max_delay)), status)
             if attempt + 1 < policy.attempts:
+                if delay >= self.budget.left():
+                    raise ApiError(self.mask(MSG_WAIT_BEYOND_BUDGET.format(
+                        what=what, seconds=delay, left=self.budget.left())), status)
                 self._sleep(delay)
+                self.budget.spend(delay)
         raise ApiError(self.mask(MSG_GAVE_UP.format(what=what, attempts=policy.attempts, problem=problem)), status)
+
+    def _follow(self, method: str, url: str, body: Any, params: Mapping[str, Any] | None) -> requests.Response:
+        """Send a request, following redirects only within the API's origin (the token goes nowhere else)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._within_deadline(method, url, body, params)
+            if not (response.is_redirect and response.headers.get("location")):
+                return response
+            url = urljoin(response.url or url, response.headers["location"])
+            self._refuse_other_origin(url, f"a redirect ({response.status_code})")
+            if response.status_code == 303 or (response.status_code in (301, 302) and method != "HEAD"):
+                method, body = ("GET", None) if method != "GET" else (method, body)
+            params = None  # the Location carries its own query
+        raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _within_deadline(self, method: str, url: str, body: Any, params: Mapping[str, Any] | None
+                         ) -> requests.Response:
+        """Return the complete response, or raise _Deadline when it is not all here in time.
+
+        Socket timeouts bound each read, not the whole: a server sending a byte a second never
+        trips them. The request runs in a daemon thread that is abandoned at the deadline (its
+        socket is closed with the client, or with the process).
+        """
+        left = self.budget.left()
+        if left <= 0:
+            self.budget.skipped += 1
+            raise BudgetSpent(MSG_SKIPPED)
+        seconds = min(self.retry.deadline, left)
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["response"] = self._session.request(
+                    method, url, json=body, params=params, allow_redirects=False,
+                    timeout=(min(self.retry.connect_timeout, seconds), min(self.retry.read_timeout, seconds)))
+            except BaseException as exc:  # noqa: BLE001 -- handed to the caller's thread below
+                box["error"] = exc
+
+        worker = threading.Thread(target=call, name="model-gates-http", daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(seconds)
+        self.budget.spend(time.monotonic() - started)
+        if worker.is_alive():
+            raise _Deadline(MSG_DEADLINE.format(seconds=round(seconds, 3)))
+        if "error" in box:
+            raise box["error"]
+        return box["response"]
 
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, self.retry, self._rng)
@@ -182,7 +315,7 @@ def retry_delay(response: requests.Response, attempt: int, policy: RetryPolicy, 
     told = _retry_after(response.headers.get("retry-after"), now)
     if told is not None:
         return told
-    if exhausted and response.headers.get("x-ratelimit-reset", "").isdigit():
+    if exhausted and re.fullmatch(r"[0-9]{1,12}", response.headers.get("x-ratelimit-reset", "")):
         return max(0.0, int(response.headers["x-ratelimit-reset"]) - now) + 1.0
     if secondary:
         return max(policy.secondary_delay, backoff(attempt, policy, rng))
@@ -194,13 +327,41 @@ def _retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Return (scheme, host, port) of ``url``, the port made explicit for http and https."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return scheme, "", -1  # a malformed port matches no origin
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _shown_origin(url: str) -> str:
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _shown(url: str) -> str:
+    """Return ``url`` without its query (which may carry private data) for messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
+
+
+def _positive_seconds(text: str) -> float | None:
+    """Return ``text`` as positive seconds (ASCII digits, optionally a fraction), else None."""
+    text = text.strip()
+    return float(text) if _SECONDS.fullmatch(text) and float(text) > 0 else None
 
 
 def _api_message(response: requests.Response) -> str:
