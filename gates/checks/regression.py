@@ -378,7 +378,7 @@ def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | Non
 def _all_large(clusters: ClusterIndex, slicings: Sequence[Slicing], min_slice_size: int) -> bool:
     """True when every slice that gets checked has enough clusters for the cluster-robust normal interval."""
     for slicing in slicings:
-        for s, rows in enumerate(slicing.rows):
+        for rows in slicing.rows:
             n_clusters = clusters.count_in(rows)
             checked = not slicing.columns or n_clusters >= min_slice_size
             if checked and n_clusters < NORMAL_MIN_CLUSTERS:
