@@ -1,6 +1,6 @@
 """What the charts show, read from report dicts: interval rows, fairness panels, robustness curves.
 
-Shared by the HTML report (matplotlib) and the Markdown report (Mermaid), so both draw the same
+Shared by the HTML report (direct SVG) and the Markdown report (Mermaid), so both draw the same
 numbers. Nothing here recomputes a statistic; it only reads the report and places threshold lines
 in the units of the plotted quantity.
 """

@@ -33,8 +33,8 @@ from gates.reporters._format import (
 ATTENTION = frozenset({"fail", "inconclusive", "error", "warn", "waived"})
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 #: interval rows, fairness and robustness panels drawn per section, worst first; the rest keep
-#: their tables only (each panel costs ~0.02-0.2 s of matplotlib, and a reader stops looking long
-#: before the 13th)
+#: their tables only (a reader stops looking long before the 13th, and a page of hundreds of panels
+#: would be megabytes)
 MAX_CHARTS = 12
 MSG_NOT_DRAWN = "Not drawn: only the {n} worst panels of this section get a chart."
 
