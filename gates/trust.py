@@ -20,6 +20,13 @@ MSG_SKOPS_UNTRUSTED = (
     "(docs/security.md) and, if you trust this file, set under model: {line}"
 )
 MSG_SKOPS_UNREADABLE = "cannot audit the .skops file: {problem}"
+MSG_RUNS_CODE = " ({types} can run code or touch the system: no model needs that; never trust this file)"
+
+#: callables and modules that are never part of a model: naming them in a file is an attack
+RUNS_CODE_NAMES = frozenset({"exec", "eval", "compile", "open", "__import__", "getattr", "setattr", "delattr",
+                             "globals", "locals", "vars", "input", "breakpoint", "execfile"})
+RUNS_CODE_MODULES = ("os", "posix", "nt", "subprocess", "sys", "importlib", "pickle", "marshal", "shutil",
+                     "socket", "ctypes", "runpy", "code", "pty", "webbrowser", "builtins.__import__")
 
 #: a type name that is safe to write unquoted in a YAML flow list
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -49,10 +56,21 @@ def audit_skops(data: bytes, trusted_types: Iterable[str], where: str) -> list[s
     trusted = tuple(trusted_types)
     missing = sorted(t for t in set(listed) if t not in trusted)
     if missing:
-        raise UserError(MSG_SKOPS_UNTRUSTED.format(n=len(missing), types=", ".join(missing),
-                                                   line=trusted_types_line([*trusted, *missing])),
-                        location=where)
+        message = MSG_SKOPS_UNTRUSTED.format(n=len(missing), types=", ".join(missing),
+                                             line=trusted_types_line([*trusted, *missing]))
+        dangerous = [m for m in missing if runs_code(m)]
+        if dangerous:
+            message += MSG_RUNS_CODE.format(types=", ".join(dangerous))
+        raise UserError(message, location=where)
     return listed
+
+
+def runs_code(type_name: str) -> bool:
+    """True for a name no model needs: a builtin that runs code or reaches the system, or such a module's."""
+    module, _, name = type_name.rpartition(".")
+    if module == "builtins" and name in RUNS_CODE_NAMES:
+        return True
+    return any(module == m or module.startswith(m + ".") for m in RUNS_CODE_MODULES)
 
 
 def trusted_types_line(types: Iterable[str]) -> str:

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gates.errors import UserError
 from gates.loading import MSG_NOT_A_FILE, load_model
-from gates.trust import MSG_SKOPS_UNREADABLE, audit_skops, trusted_types_line
+from gates.trust import MSG_RUNS_CODE, MSG_SKOPS_UNREADABLE, audit_skops, runs_code, trusted_types_line
 from tests.hostile import skops_exec_alone, skops_exec_nested
 
 HOSTILE = {"alone": skops_exec_alone, "nested": skops_exec_nested}
@@ -39,6 +39,16 @@ def test_exec_in_a_skops_file_is_refused_and_never_runs(tmp_path, kind):
     assert not marker.exists()
     assert err.value.location == "gates.yaml:5"
     assert "builtins.exec" in err.value.message and "trusted_types: [builtins.exec]" in err.value.message
+    assert err.value.message.endswith(MSG_RUNS_CODE.format(types="builtins.exec"))
+
+
+@pytest.mark.parametrize("name, dangerous", [
+    ("builtins.exec", True), ("builtins.eval", True), ("os.system", True), ("subprocess.Popen", True),
+    ("os.path.join", True), ("builtins.int", False), ("sklearn.tree._tree.Tree", False), ("numpy.dtype", False),
+    ("cosmos.Model", False),
+])
+def test_names_that_run_code_are_flagged(name, dangerous):
+    assert runs_code(name) is dangerous
 
 
 def test_builtins_types_are_not_trusted_by_their_module(tmp_path):
