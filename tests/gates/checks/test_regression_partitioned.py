@@ -31,6 +31,7 @@ model:
   candidate: candidate.skops
   baseline: {baseline}
   positive_label: 1
+  trusted_types: [sklearn.tree._tree.Tree]   # the tree baseline
 data: {{eval: eval, target: target, features: {features}}}
 seed: 11
 gates:
