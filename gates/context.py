@@ -5,6 +5,7 @@ copies through :meth:`EvalContext.predict`, the only extra inference a run does.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ MSG_MISSING_FEATURES = (
 MSG_POSITIVE_LABEL = "positive_label {label!r} is not one of the model's classes {classes}"
 MSG_PREDICT_FAILED = "the {role} model ({name}) raised on predict: {problem}"
 MSG_EMPTY_EVAL = "the eval data has no rows"
+MSG_NO_TARGET = "no eval row has a target: column '{col}' is empty in all {n} rows"
+#: example row labels kept of the rows without a target (for data.target.not_null's details)
+MAX_MISSING_KEPT = 100
 MSG_SCORE_NOT_NUMERIC = "score column '{col}' is not numeric (dtype {dtype})"
 PER_EXAMPLE = "per_example"
 
@@ -83,6 +87,26 @@ class ModelInfo:
     run_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ScoredRows:
+    """Which eval rows have a target. ``mask`` is True for each scored row, in eval order."""
+
+    mask: np.ndarray
+    missing_index: tuple[Any, ...] = ()
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.mask.size)
+
+    @property
+    def n_scored(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def n_unscored(self) -> int:
+        return self.n_rows - self.n_scored
+
+
 class PredictFailed(RuntimeError):
     """A model raised on predict; the message names the model (candidate/baseline) and its file."""
 
@@ -111,8 +135,11 @@ class EvalContext:
     # ------------------------------------------------------------------ data
 
     @cached_property
-    def frame(self) -> pd.DataFrame:
-        """The eval data, with the target and every referenced column checked."""
+    def eval_frame(self) -> pd.DataFrame:
+        """Every row of the eval data, with the target and every referenced column checked.
+
+        The data gate checks these rows; the other gates score :attr:`frame`, the rows with a target.
+        """
         spec = self.policy.data
         df = read_table(spec.eval, self.policy.where("data", "eval"))
         if len(df) == 0:
@@ -129,7 +156,38 @@ class EvalContext:
                 cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
                 cols += [c for _, c in src.named_scores]
                 self._require(df, cols, ("model", role), "the eval data")
+        self._require_named_columns(df)
         return df
+
+    def _require_named_columns(self, df: pd.DataFrame) -> None:
+        """Raise a located UserError for the first column a gate section names that the eval data lacks."""
+        from gates.checks import gate_registry
+
+        kinds = gate_registry()
+        for name, spec in self.policy.gates.items():
+            for keypath, col in kinds[name].columns(spec) if name in kinds else ():
+                self._require(df, [col], ("gates", name, *keypath), "the eval data")
+
+    @cached_property
+    def scored(self) -> ScoredRows:
+        """Which eval rows have a target: the only rows any gate scores (computed once)."""
+        if self.policy.data.target is None:
+            return ScoredRows(mask=np.ones(len(self.eval_frame), dtype=bool))
+        target = self.eval_frame[self.policy.data.target]
+        missing = target.isna().to_numpy()
+        if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+            missing = missing | ~np.isfinite(target.to_numpy(dtype=float, na_value=np.nan))
+        mask = ~missing
+        if not mask.any():
+            raise UserError(MSG_NO_TARGET.format(col=self.policy.data.target, n=len(mask)),
+                            location=self.policy.where("data", "target"))
+        return ScoredRows(mask=mask, missing_index=tuple(self.eval_frame.index[missing][:MAX_MISSING_KEPT]))
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The scored rows: the eval rows that have a target (their index is the eval data's)."""
+        rows = self.scored
+        return self.eval_frame if rows.n_unscored == 0 else self.eval_frame[rows.mask]
 
     @property
     def is_per_example(self) -> bool:
@@ -157,17 +215,23 @@ class EvalContext:
         """The target column; per_example has none, and its metrics read only scores (zeros stand in)."""
         if self.policy.data.target is None:
             return np.zeros(self.n_rows)
-        return self.frame[self.policy.data.target].to_numpy()
+        y = self.frame[self.policy.data.target].to_numpy()
+        if self.policy.model.task in ("binary_classification", "multiclass_classification") and y.dtype.kind == "f" \
+                and np.all(y == np.round(y)):
+            return y.astype(np.int64)  # a 0/1 column with gaps reads as floats
+        return y
 
     @property
     def n_rows(self) -> int:
+        """The number of scored rows."""
         return len(self.frame)
 
     @cached_property
     def data_info(self) -> dict[str, dict[str, Any]]:
         """sha256 and row counts of the eval and reference data (for the report and lineage)."""
         out: dict[str, dict[str, Any]] = {"eval": {"uri": str(self.policy.data.eval),
-                                                   "sha256": data_sha256(self.policy.data.eval), "rows": self.n_rows}}
+                                                   "sha256": data_sha256(self.policy.data.eval),
+                                                   "rows": len(self.eval_frame)}}
         if self.clusters is not None:
             out["eval"].update(cluster=self.clusters.column, clusters=self.clusters.n_clusters)
         if self.policy.data.reference is not None:
@@ -177,11 +241,14 @@ class EvalContext:
                                 "rows": 0 if ref is None else len(ref)}
         return out
 
-    def _require(self, df: pd.DataFrame, cols: list[str], keypath: tuple[str, ...], what: str) -> None:
+    def _require(self, df: pd.DataFrame, cols: list[str], keypath: tuple[str | int, ...], what: str) -> None:
         for col in cols:
             if col not in df.columns:
                 path = self.policy.data.eval.name
-                raise UserError(f"{'.'.join(keypath)}: " + MSG_MISSING_COLUMN.format(col=col, what=what, path=path),
+                close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                dotted = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keypath).lstrip(".")
+                raise UserError(f"{dotted}: " + MSG_MISSING_COLUMN.format(col=col, what=what, path=path) + hint,
                                 location=self.policy.where(*keypath))
 
     # ------------------------------------------------------------------ models

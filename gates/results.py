@@ -65,17 +65,23 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The run's outcome: ``pass`` iff no blocking check failed."""
+    """The run's outcome: ``fail`` if a blocking check failed, else ``incomplete`` when something
+    blocking was left out (``incomplete`` says what: a pytest session that deselected a blocking
+    check), else ``pass``. Only ``pass`` registers.
+    """
 
     checks: Sequence[CheckResult]
+    incomplete: str | None = None
 
     @property
     def passed(self) -> bool:
-        return not any(c.is_failing for c in self.checks)
+        return self.value == "pass"
 
     @property
     def value(self) -> str:
-        return "pass" if self.passed else "fail"
+        if any(c.is_failing for c in self.checks):
+            return "fail"
+        return "incomplete" if self.incomplete else "pass"
 
     def counts(self) -> dict[str, int]:
         """Return the number of checks per status, every status listed."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from gates.checks import gate_registry
 from gates.checks.data.scores import run_score_checks
+from gates.checks.data.target import run_target_checks
 from gates.context import BaselineResolver, EvalContext
 from gates.errors import GateError
 from gates.policy import EngineSpec, Policy, Waiver
@@ -87,8 +88,10 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
                progress: Progress | None = None) -> RunResult:
     """Run every gate of ``policy`` and return the verdict.
 
-    A per_example policy's score columns are checked for missing values first (``data.scores.*``).
-    User mistakes found while running (a missing column, an unreadable model) raise
+    A per_example policy's score columns are checked for missing values first (``data.scores.*``),
+    every other policy's target (``data.target.*``, embedded engine); rows without a target are
+    never scored. User mistakes found while running (a missing column, an unreadable model, target
+    labels of another type than the model's) raise
     :class:`~gates.errors.UserError`; a gate that fails for any other reason yields one blocking
     ``error`` check instead of aborting the others.
     """
@@ -96,7 +99,7 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
     ctx = context or make_context(policy, resolve_baseline, options)
     try:
         _check_data(ctx)
-        results = [*_score_checks(ctx), *run_gates(ctx, policy, options.only_gates, progress)]
+        results = [*_score_checks(ctx), *_target_checks(ctx), *run_gates(ctx, policy, options.only_gates, progress)]
         engine = engine_info(ctx)
     finally:
         if context is None:
@@ -143,13 +146,22 @@ def _check_data(ctx: EvalContext) -> None:
         ctx.frame  # noqa: B018
 
 
-def add_checks(result: RunResult, extra: Sequence[CheckResult]) -> RunResult:
+def _target_checks(ctx: EvalContext) -> list[CheckResult]:
+    """Return the target's checks; a per_example policy has no target, a partitioned run no rows here."""
+    if ctx.policy.data.target is None or _is_partitioned(ctx):
+        return []
+    return run_target_checks(ctx)
+
+
+def add_checks(result: RunResult, extra: Sequence[CheckResult], incomplete: str | None = None) -> RunResult:
     """Return ``result`` with ``extra`` checks (a pytest session's marked tests) in its verdict.
 
     The run's waivers apply to the extra checks too, so a waiver they use is no longer unused.
+    ``incomplete`` says what blocking work the session left out (the verdict is then at best
+    ``incomplete``).
     """
     waived, unused = apply_waivers(extra, result.unused_waivers)
-    return dataclasses.replace(result, verdict=Verdict((*result.verdict.checks, *waived)),
+    return dataclasses.replace(result, verdict=Verdict((*result.verdict.checks, *waived), incomplete=incomplete),
                                finished_at=_now(), unused_waivers=tuple(unused))
 
 

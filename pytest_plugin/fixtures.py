@@ -56,7 +56,7 @@ def gate_context(request: pytest.FixtureRequest) -> EvalContext:
 
 @pytest.fixture(scope="session")
 def eval_data(gate_context: EvalContext) -> pd.DataFrame:
-    """The eval data as a DataFrame (loaded once, checked against the policy)."""
+    """The eval rows the gates score, as a DataFrame: loaded once, checked, rows without a target left out."""
     return _user_errors_as_failures(lambda: gate_context.frame)
 
 

@@ -2,7 +2,8 @@
 
 A gate kind is a :class:`GateKind`: its config section's JSON Schema, a ``validate`` hook for
 semantics the schema cannot say (unknown metric names, missing files), ``declares_blocking`` (does
-the section contain at least one blocking check) and ``run`` (context + section -> results). Gates
+the section contain at least one blocking check), ``run`` (context + section -> results) and
+``columns`` (the eval columns the section names, checked when the eval data is loaded). Gates
 are pure: they never import a CI, registry or report module and never print.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from gates.results import CheckResult
 
 Spec = Mapping[str, Any]
+#: a column a gate section names, with the key path (inside the section) that names it
+NamedColumn = tuple[tuple[str | int, ...], str]
 
 #: built-in gate modules, in run order
 BUILTIN = ("data", "regression", "fairness", "robustness")
@@ -54,6 +57,7 @@ class GateKind:
     validate: Callable[[Spec, GateSetup], None]
     declares_blocking: Callable[[Spec], bool]
     run: Callable[["EvalContext", Spec], list["CheckResult"]]
+    columns: Callable[[Spec], list[NamedColumn]] = lambda spec: []
 
     def schema(self) -> dict[str, Any]:
         """Return this gate's config-section JSON Schema (a fresh copy).
@@ -80,6 +84,17 @@ def gate_registry() -> Mapping[str, GateKind]:
         if ep.name not in kinds:
             kinds[ep.name] = ep.load()
     return kinds
+
+
+def listed_columns(value: Any, keypath: tuple[str | int, ...]) -> list[NamedColumn]:
+    """Return the columns of a ``[a, [b, c]]`` list (an entry that is a list names several), with key paths."""
+    out: list[NamedColumn] = []
+    for i, entry in enumerate(value or ()):
+        if isinstance(entry, str):
+            out.append(((*keypath, i), entry))
+        else:
+            out.extend(((*keypath, i, j), str(col)) for j, col in enumerate(entry))
+    return out
 
 
 def declares_blocking_default(spec: Spec, check_keys: tuple[str, ...]) -> bool:

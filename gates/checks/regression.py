@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gates import per_example
-from gates.checks import GateKind, GateSetup, Spec, declares_blocking_default
+from gates.checks import GateKind, GateSetup, NamedColumn, Spec, declares_blocking_default, listed_columns
 from gates.clusters import NORMAL_MIN_CLUSTERS, ClusterIndex, normal_mean
 from gates.context import EvalContext, Predictions
 from gates.decisions import (
@@ -632,4 +632,9 @@ def _fmt_ci(ci: tuple[float, float]) -> str:
     return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
-GATE = GateKind(GATE_NAME, "gate_regression.schema.json", validate, declares_blocking, run)
+def columns(spec: Spec) -> list[NamedColumn]:
+    """Return the slice columns the section names."""
+    return listed_columns(spec.get("slices"), ("slices",))
+
+
+GATE = GateKind(GATE_NAME, "gate_regression.schema.json", validate, declares_blocking, run, columns)

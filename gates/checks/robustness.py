@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gates.checks import GateKind, GateSetup, Spec
+from gates.checks import GateKind, GateSetup, NamedColumn, Spec, listed_columns
 from gates.context import EvalContext, Predictions, Role
 from gates.contrasts import contrast_estimate, paired_mean
 from gates.decisions import (
@@ -738,7 +738,7 @@ def curve_details(p: PerturbationPlan, columns: list[str], severity: float, t: T
             if pt.baseline is not None:
                 entry["baseline"] = _curve_point(pt.severity, pt.baseline, metric, base_clean)
     out: dict[str, Any] = {"perturbation": p.name, "columns": columns, "severity": severity, "metric": metric,
-                           "clean_metric": clean, "curve": curve}
+                           "clean_metric": clean, "rows": len(run.X), "curve": curve}
     out.update({k: v for k, v in p.params.items()})
     return out
 
@@ -823,4 +823,20 @@ def _plain(cid: str, blocking: bool, threshold: Mapping[str, Any], status: Statu
                        threshold=dict(threshold))
 
 
-GATE = GateKind(GATE_NAME, "gate_robustness.schema.json", validate, declares_blocking, run)
+def columns(spec: Spec) -> list[NamedColumn]:
+    """Return the columns the section names: perturbation column lists, invariance and directional."""
+    out: list[NamedColumn] = []
+    for name, perturbation in (spec.get("perturbations") or {}).items():
+        cols = (perturbation or {}).get("columns")
+        if isinstance(cols, list):
+            out.extend(listed_columns(cols, ("perturbations", name, "columns")))
+    invariance = spec.get("invariance")
+    if isinstance(invariance, Mapping):
+        out.extend(listed_columns(invariance.get("columns"), ("invariance", "columns")))
+    else:
+        out.extend(listed_columns(invariance, ("invariance",)))
+    out.extend((("directional", col), str(col)) for col in (spec.get("directional") or {}))
+    return out
+
+
+GATE = GateKind(GATE_NAME, "gate_robustness.schema.json", validate, declares_blocking, run, columns)

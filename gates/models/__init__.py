@@ -48,6 +48,10 @@ MSG_UNKNOWN_EXTENSION = ("unsupported model file '{name}': expected .skops, .pkl
                          "an MLflow model folder, or a format (one of " + ", ".join(FORMATS) + ")")
 MSG_EXTRA = "the {format} format needs the '{extra}' extra: pip install 'model-gates[{extra}]'"
 MSG_BAD_URI = "expected an MLflow model URI models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH, got {got!r}"
+MSG_MODULE_MISSING = (
+    "cannot load the {role} model ({name}): it needs the module '{module}', which is missing from the "
+    "environment that loads the model (install the package that defines it)"
+)
 MSG_LOAD_FAILED = "the {role} model ({name}) could not be loaded as {format}: {problem}"
 
 
@@ -92,6 +96,9 @@ def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
         adapter = module.load(path, trust=trust, where=where, outputs=outputs)
     except UserError as exc:
         raise UserError(_named(exc.message, role, path), location=exc.location or where) from None
+    except ModuleNotFoundError as exc:  # a pickled class whose package this environment lacks
+        raise UserError(MSG_MODULE_MISSING.format(role=role, name=path.name, module=exc.name or _first_line(exc)),
+                        location=where) from None
     except Exception as exc:  # a model file is user input: any failure to read it is theirs to fix
         raise UserError(MSG_LOAD_FAILED.format(role=role, name=path.name, format=format, problem=_first_line(exc)),
                         location=where) from None

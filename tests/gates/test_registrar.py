@@ -134,7 +134,9 @@ def test_a_failed_run_is_audited_with_its_failing_checks(project):
     [event] = open_registry(project().registry).audit_log("churn")
     assert event.verdict == "fail" == report["verdict"]
     assert event.record["failing"] == ["data.row_count.min"]
-    assert event.record["checks"] == [{"id": "data.row_count.min", "status": "fail", "blocking": True}]
+    assert event.record["checks"] == [{"id": "data.target.not_null", "status": "pass", "blocking": True},
+                                      {"id": "data.target.labels", "status": "pass", "blocking": True},
+                                      {"id": "data.row_count.min", "status": "fail", "blocking": True}]
 
 
 def test_the_registered_production_model_is_the_next_baseline(project, tmp_path):

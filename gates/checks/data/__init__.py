@@ -10,8 +10,9 @@ One verdict from every engine a team uses, each (column, rule) one check:
 * ``leakage``             a feature that alone predicts the target                -> :mod:`.leakage`
 
 ``apply_to: [eval, reference]`` runs the schema engines (pandera, GX, built-in checks) on the
-reference data too, with ids ``data.reference.<rest>``. The gate reads only ``ctx.frame`` and
-``ctx.reference``: it never needs a model.
+reference data too, with ids ``data.reference.<rest>``. The gate reads only ``ctx.eval_frame``
+(every eval row, those without a target too) and ``ctx.reference``: it never needs a model.
+The target's own checks (:mod:`.target`) run before every gate, with or without this section.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gates.checks import GateKind, GateSetup, declares_blocking_default
+from gates.checks import GateKind, GateSetup, NamedColumn, declares_blocking_default, listed_columns
 from gates.checks.data._common import DEFAULT_MAX_FAILURE_CASES, GATE_NAME, Settings, Target, is_blocking
 from gates.checks.data.builtin import run_builtin
 from gates.checks.data.drift import HAS_P_VALUE, drift_columns, run_drift
@@ -144,7 +145,7 @@ def run(ctx: EvalContext, spec: Mapping[str, Any]) -> list[CheckResult]:
                         max_failure_cases=int(spec.get("max_failure_cases", DEFAULT_MAX_FAILURE_CASES)))
     base_dir = ctx.policy.base_dir
     reference = ctx.reference if ctx.policy.data.reference is not None else None
-    targets = [Target("eval", ctx.frame)]
+    targets = [Target("eval", ctx.eval_frame)]
     if "reference" in (spec.get("apply_to") or ()) and reference is not None:
         targets.append(Target("reference", reference))
     out: list[CheckResult] = []
@@ -152,10 +153,10 @@ def run(ctx: EvalContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         out.extend(_schema_checks(target, spec, base_dir, settings))
     skip = _model_columns(ctx)
     if spec.get("drift") is not None and reference is not None:
-        cols = drift_columns(spec["drift"], ctx.frame, reference, ctx.policy.data.features, skip)
-        out.extend(run_drift(ctx.frame, reference, spec["drift"], cols, settings))
+        cols = drift_columns(spec["drift"], ctx.eval_frame, reference, ctx.policy.data.features, skip)
+        out.extend(run_drift(ctx.eval_frame, reference, spec["drift"], cols, settings))
     if spec.get("overlap") is not None and reference is not None:
-        out.extend(run_overlap(ctx.frame, reference, spec["overlap"], skip, settings))
+        out.extend(run_overlap(ctx.eval_frame, reference, spec["overlap"], skip, settings))
     if spec.get("leakage") is not None:
         out.extend(_leakage(ctx, spec["leakage"], skip, settings))
     return out
@@ -182,8 +183,8 @@ def _schema_checks(target: Target, spec: Mapping[str, Any], base_dir: Path, sett
 def _leakage(ctx: EvalContext, spec: Mapping[str, Any], skip: set[str], settings: Settings) -> list[CheckResult]:
     target = ctx.policy.data.target
     columns = spec.get("columns") or list(ctx.policy.data.features or
-                                          [str(c) for c in ctx.frame.columns if c != target and c not in skip])
-    return run_leakage(ctx.frame, target, ctx.policy.model.task, spec, list(columns), ctx.rng("data.leakage"),
+                                          [str(c) for c in ctx.eval_frame.columns if c != target and c not in skip])
+    return run_leakage(ctx.eval_frame, target, ctx.policy.model.task, spec, list(columns), ctx.rng("data.leakage"),
                        settings)
 
 
@@ -204,10 +205,23 @@ def _model_columns(ctx: EvalContext) -> set[str]:
     return out
 
 
+def columns(spec: Mapping[str, Any]) -> list[NamedColumn]:
+    """Return the eval columns the section names: rules' and drift's columns, leakage's list.
+
+    ``required_columns`` is not among them: a missing required column is that check's failure.
+    """
+    out: list[NamedColumn] = [(("checks", "columns", col), str(col))
+                              for col in ((spec.get("checks") or {}).get("columns") or {})]
+    out += [(("drift", "columns", col), str(col)) for col in ((spec.get("drift") or {}).get("columns") or {})]
+    out += listed_columns((spec.get("leakage") or {}).get("columns"), ("leakage", "columns"))
+    return out
+
+
 GATE = GateKind(
     name=GATE_NAME,
     schema_file="gate_data.schema.json",
     validate=validate,
     declares_blocking=declares_blocking,
     run=run,
+    columns=columns,
 )

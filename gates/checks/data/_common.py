@@ -36,6 +36,7 @@ REASON_SCHEMA_ERROR = "schema_error"
 REASON_TOO_FEW_ROWS = "too_few_rows"
 REASON_TYPE_MISMATCH = "type_mismatch"
 REASON_UNDEFINED = "undefined"
+REASON_UNKNOWN_LABEL = "unknown_label"
 
 
 @dataclass(frozen=True)

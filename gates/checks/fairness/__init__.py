@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gates.checks import GateKind, Spec
+from gates.checks import GateKind, NamedColumn, Spec, listed_columns
 from gates.checks.fairness._config import (
     DEFAULT_MARGIN,
     DEFAULTS,
@@ -179,7 +179,12 @@ def run(ctx: Any, spec: Spec) -> list[CheckResult]:
                   scores=[n for n, _ in policy.model.candidate.named_scores], clusters=getattr(ctx, "clusters", None))
 
 
-GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validate=validate,
+def columns(spec: Spec) -> list[NamedColumn]:
+    """Return the grouping columns the ``groups`` list names (``data.sensitive`` is checked on its own)."""
+    return listed_columns(spec.get("groups"), ("groups",))
+
+
+GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validate=validate, columns=columns,
                      declares_blocking=declares_blocking, run=run)
 
 

@@ -146,7 +146,7 @@ def _details(stats: GroupStats, metric: MetricSpec, view: Any, view_label: str,
         groups.append(entry)
     order = _worst_first(metric, [values[r] for r in metric.rates], includes, stats.sizes)
     out: dict[str, Any] = {
-        "grouping": list(stats.index.columns), "method": metric.method,
+        "grouping": list(stats.index.columns), "rows": int(stats.sizes.sum()), "method": metric.method,
         "metrics_involved": list(metric.rates),
         "overall": {r: num(values[r].candidate.overall) for r in shown},
         "groups": [groups[g] for g in order],

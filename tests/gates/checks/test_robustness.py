@@ -571,7 +571,7 @@ def test_results_render_into_a_schema_valid_report(write: PolicyWriter, models: 
     policy = load_policy(write(section, candidate="hgb", baseline="lr", models=models))
     report = build_report(run_policy(policy))
     jsonschema.validate(json.loads(dumps(report)), report_schema())
-    assert {c["gate"] for c in report["checks"]} == {"robustness"}
+    assert {c["gate"] for c in report["checks"] if not c["id"].startswith("data.target.")} == {"robustness"}
 
 
 # ---------------------------------------------------------------- config validation
