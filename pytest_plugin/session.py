@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pytest_model_gates.items import CheckItem, policy_file
 from pytest_model_gates.plugin import SESSION_PLUGIN, Settings
-from pytest_model_gates.usertests import REPORT_ATTR, MarkedTests, marker_settings
+from pytest_model_gates.usertests import REPORT_ATTR, MarkedTests, check_id, marker_settings, soften
 
 from gates.config import load_policy
 from gates.errors import GateError, UserError
@@ -30,12 +30,17 @@ if TYPE_CHECKING:
 
 #: key of a pytest-xdist worker's ``workerinput`` holding the controller's checks
 WORKER_KEY = "model_gates_checks"
+#: key of a worker's ``workeroutput`` telling the controller what it selected and deselected
+SELECTION_KEY = "model_gates_selection"
 #: pytest exit statuses after which the session's verdict means nothing: write nothing, register nothing
 UNFINISHED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
 MSG_HEADER = "model-gates: policy {path} sha256 {sha256}, seed {seed}, mode {mode}, register {register}"
 MSG_NOT_ASKED = "--model-gates-register was not given"
 MSG_STOPPED = "the pytest session stopped early ({why}), so the verdict may be missing checks"
 MSG_MISSING_TESTS = "{n} selected model_gate test(s) did not run: {names}"
+MSG_DESELECTED = "{n} blocking check(s) deselected: {names}; run without -k/-m/--deselect for a verdict"
+MSG_INCOMPLETE = "  incomplete: {reason}"
+MSG_SHADOW_VERDICT = " (shadow mode: not enforced)"
 MSG_INTERRUPTED = "the session was interrupted: no report written, nothing registered"
 MSG_NOT_RUN = "the policy could not be run, so no report was written: {problem}"
 MSG_REGISTRY_ERROR = "registry error: {problem}"
@@ -65,6 +70,8 @@ class GateSession:
         self.settings = settings
         self.tests = MarkedTests()
         self.selected_tests: set[str] = set()
+        #: check ids of blocking checks and blocking marked tests that -k, -m or --deselect left out
+        self.deselected: set[str] = set()
         self.summary: list[str] = []
         #: set when pytest collects the policy file (pytest offers every file, collects only selected ones)
         self.is_collected = False
@@ -148,6 +155,17 @@ class GateSession:
         if rep.passed:
             items[:0] = [node for node in rep.result if isinstance(node, pytest.Item)]
 
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        """Remember every blocking check or blocking marked test left out: the verdict is then incomplete."""
+        for item in items:
+            if isinstance(item, CheckItem):
+                if item.check["blocking"]:
+                    self.deselected.add(str(item.check["id"]))
+                continue
+            settings = marker_settings(item)
+            if settings is not None and settings["blocking"]:
+                self.deselected.add(check_id(item.nodeid))
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.selected_tests = {item.nodeid for item in session.items
                                if not isinstance(item, CheckItem) and marker_settings(item) is not None}
@@ -162,7 +180,7 @@ class GateSession:
             return report
         settings = marker_settings(item)
         if settings is not None:
-            setattr(report, REPORT_ATTR, settings)
+            setattr(report, REPORT_ATTR, soften(report, settings, is_shadow=self.policy.is_shadow))
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -177,8 +195,19 @@ class GateSession:
         except GateError:
             return  # each worker then meets the same error and reports it as a collection error
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Fold a pytest-xdist worker's selection into the controller's (the controller collects nothing)."""
+        selection = getattr(node, "workeroutput", {}).get(SELECTION_KEY) or {}
+        self.selected_tests.update(selection.get("selected", ()))
+        self.deselected.update(selection.get("deselected", ()))
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or self.config.option.collectonly:
+        if self.is_worker:
+            self.config.workeroutput[SELECTION_KEY] = {  # type: ignore[attr-defined]
+                "selected": sorted(self.selected_tests), "deselected": sorted(self.deselected)}
+            return
+        if self.config.option.collectonly:
             return
         if exitstatus in UNFINISHED:
             self.summary.append(MSG_INTERRUPTED)
@@ -205,13 +234,13 @@ class GateSession:
         from gates.reporters.json_report import build_report
         from gates.runner import add_checks
 
-        final = add_checks(result, self.tests.results())
+        final = add_checks(result, self.tests.results(), incomplete)
         asked = self.settings.register
         not_asked = (incomplete or MSG_NOT_ASKED) if asked else MSG_NOT_ASKED
         done = finish_run(self.policy, final, build_report(final), Path(self.settings.report_dir),
                           register=asked and incomplete is None, not_asked=not_asked)
         if done.written:
-            self.summary.extend(summary_lines(done.report, final.verdict.checks, done.written))
+            self.summary.extend(summary_lines(done.report, final.verdict.checks, done.written, incomplete))
         if done.error is None:
             return True
         if done.stage == "registry":  # the audit log failed: that fails only a session that meant to register
@@ -225,17 +254,25 @@ class GateSession:
         stopped = session.shouldfail or session.shouldstop
         if stopped:
             return MSG_STOPPED.format(why=stopped)
+        if self.deselected:
+            names = sorted(self.deselected)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            return MSG_DESELECTED.format(n=len(names), names=", ".join(names[:3]) + more)
         missing = sorted(self.selected_tests - self.tests.nodeids)
         if missing:
             return MSG_MISSING_TESTS.format(n=len(missing), names=", ".join(missing[:3]))
         return None
 
 
-def summary_lines(report: Mapping[str, Any], checks: Sequence[CheckResult], written: Sequence[Path]) -> list[str]:
-    """Return the terminal summary: verdict, notes on warn/waived checks, reports, registration."""
+def summary_lines(report: Mapping[str, Any], checks: Sequence[CheckResult], written: Sequence[Path],
+                  incomplete: str | None = None) -> list[str]:
+    """Return the terminal summary: verdict, why it is incomplete, notes on warn/waived checks, reports, registration."""
     counts = ", ".join(f"{n} {s}" for s, n in report["summary"].items() if n)
-    lines = [MSG_VERDICT.format(verdict=report["verdict"].upper(), counts=counts or "no checks",
+    shadow = MSG_SHADOW_VERDICT if (report.get("policy") or {}).get("mode") == "shadow" else ""
+    lines = [MSG_VERDICT.format(verdict=report["verdict"].upper() + shadow, counts=counts or "no checks",
                                 name=report["model"]["name"])]
+    if incomplete:
+        lines.append(MSG_INCOMPLETE.format(reason=incomplete))
     for c in checks:
         if c.status is Status.WAIVED and c.waiver:
             lines.append(f"  WAIVED {c.id}: {c.waiver.get('reason', '')}")

@@ -105,7 +105,7 @@ def _link(check_id: str) -> str:
 def _banner(report: Mapping[str, Any]) -> str:
     verdict = report["verdict"]
     shadow = (report.get("policy") or {}).get("mode") == "shadow"
-    word = "PASSED" if verdict == "pass" else "FAILED"
+    word = {"pass": "PASSED", "incomplete": "INCOMPLETE"}.get(verdict, "FAILED")
     note = " · shadow mode: reported, never blocks" if shadow else ""
     reg = report.get("registration") or {}
     if reg.get("registered"):
@@ -537,9 +537,11 @@ a{color:#0b5cad}
 .banner{border-width:0 0 0 8px;border-style:solid}
 .banner-pass{border-color:var(--pass);background:#edf7ee}
 .banner-fail{border-color:var(--fail);background:#fdeeee}
+.banner-incomplete{border-color:var(--warn);background:#fff3e0}
 .verdict{font-weight:800;letter-spacing:.06em;margin:0;font-size:1.6rem}
 .banner-pass .verdict{color:var(--pass)}
 .banner-fail .verdict{color:var(--fail)}
+.banner-incomplete .verdict{color:var(--warn)}
 .chips,.plain{list-style:none;padding:0;margin:.4rem 0}
 .chips li{display:inline-block;margin:0 .6rem .3rem 0}
 .plain li{margin:.25rem 0;overflow-wrap:anywhere}

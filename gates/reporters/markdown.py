@@ -52,8 +52,8 @@ def _header(report: Mapping[str, Any]) -> str:
     verdict = report["verdict"]
     model = report["model"]
     mode = report.get("policy", {}).get("mode", "enforce")
-    icon = "✅" if verdict == "pass" else "❌"
-    word = "passed" if verdict == "pass" else "failed"
+    icon = {"pass": "✅", "incomplete": "⚠️"}.get(verdict, "❌")
+    word = {"pass": "passed", "incomplete": "incomplete"}.get(verdict, "failed")
     shadow = " (shadow mode: reported, never blocks)" if mode == "shadow" else ""
     lines = [f"## {icon} model-gates: `{model['name']}` {word}{shadow}", ""]
     cand = model.get("candidate") or {}

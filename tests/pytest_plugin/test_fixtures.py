@@ -28,7 +28,7 @@ def test_fixtures_give_the_engines_objects_and_predictions_computed_once(pyteste
             assert gate_context.predictions("candidate") is first
             np.testing.assert_allclose(first.scores, candidate_model.predict_proba(eval_data[["x", "z"]])[:, 1])
     """)
-    pytester.runpytest("--model-gates").assert_outcomes(passed=5)
+    pytester.runpytest("--model-gates").assert_outcomes(passed=7)
 
 
 def test_prediction_column_candidates_have_no_model_object(pytester, gate_project):
@@ -39,7 +39,7 @@ def test_prediction_column_candidates_have_no_model_object(pytester, gate_projec
             assert gate_context.has_baseline
             assert (gate_context.predictions("baseline").scores == gate_context.frame["base_score"]).all()
     """)
-    pytester.runpytest("--model-gates").assert_outcomes(passed=3)
+    pytester.runpytest("--model-gates").assert_outcomes(passed=5)
 
 
 def test_a_data_mistake_fails_a_fixture_user_in_one_line(pytester, gate_project):

@@ -43,17 +43,17 @@ def test_collection_yields_one_item_per_check_of_the_engine(pytester, gate_proje
     assert result.ret == pytest.ExitCode.OK
     collected = [ln for ln in result.stdout.lines if ln.startswith("gates.yaml::")]
     assert collected == [f"gates.yaml::{cid}" for cid in expected]
-    assert len(expected) == 4
+    assert len(expected) == 6 and expected[:2] == ["data.target.not_null", "data.target.labels"]
     assert not (pytester.path / "model-gates-report").exists()
 
 
 def test_each_status_maps_to_its_pytest_outcome(pytester, gate_project):
     gate_project(text=MIXED_POLICY)
     result = pytester.runpytest("--model-gates", "-rA")
-    result.assert_outcomes(passed=2, failed=1, skipped=1, errors=1)
+    result.assert_outcomes(passed=4, failed=1, skipped=1, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     report = read_report(pytester.path / "model-gates-report")
-    assert sorted(statuses(report).values()) == ["error", "fail", "pass", "skipped", "waived"]
+    assert sorted(statuses(report).values()) == ["error", "fail", "pass", "pass", "pass", "skipped", "waived"]
     got = outcomes_by_nodeid(result)
     assert got == {f"gates.yaml::{cid}": OUTCOME[status] for cid, status in statuses(report).items()}
 
@@ -62,7 +62,7 @@ def test_a_failure_shows_observed_threshold_interval_and_hint(pytester, gate_pro
     frame = gate_project(text=MIXED_POLICY) and pd.read_csv(pytester.path / "eval.csv")
     observed = f1_score(frame["label"], frame["cand_pred"])
     result = pytester.runpytest("--model-gates", "-k", "f1")
-    result.assert_outcomes(failed=1, deselected=4)
+    result.assert_outcomes(failed=1, deselected=6)
     result.stdout.fnmatch_lines([
         "*_ model-gates check regression.f1.min _*",
         f"FAIL: observed {num(observed)}; threshold min 0.99; interval [[]*, *[]] (*)",
@@ -74,10 +74,10 @@ def test_a_failure_shows_observed_threshold_interval_and_hint(pytester, gate_pro
 def test_an_inconclusive_check_fails_with_its_half_width(pytester, gate_project):
     gate_project("roc_auc: {max_drop: 0.01}")
     report = run_policy(load_policy(pytester.path / "gates.yaml"))
-    (check,) = report.verdict.checks
+    (check,) = [c for c in report.verdict.checks if c.gate == "regression"]
     assert check.status.value == "inconclusive"
     result = pytester.runpytest("--model-gates")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
         f"INCONCLUSIVE: observed {num(check.observed)}; baseline *; delta *; threshold max_drop 0.01; interval *",
         "*straddles*",
@@ -102,19 +102,19 @@ def test_skips_errors_and_waivers_say_why(pytester, gate_project):
 def test_k_and_deselect_select_checks_by_id(pytester, gate_project):
     gate_project(text=MIXED_POLICY)
     result = pytester.runpytest("--model-gates", "-k", "regression and (accuracy or recall)")
-    result.assert_outcomes(passed=2, deselected=3)
+    result.assert_outcomes(passed=2, deselected=5)
     result = pytester.runpytest("--model-gates", "--deselect", "gates.yaml::regression.f1.min",
                                 "--deselect", "gates.yaml::regression.roc_auc.min")
-    result.assert_outcomes(passed=2, skipped=1, deselected=2)
+    result.assert_outcomes(passed=4, skipped=1, deselected=2)
     assert result.ret == pytest.ExitCode.OK
 
 
 def test_deselected_checks_still_count_in_the_verdict(pytester, gate_project):
     gate_project(text=MIXED_POLICY)
     result = pytester.runpytest("--model-gates", "-k", "accuracy")
-    result.assert_outcomes(passed=1, deselected=4)
+    result.assert_outcomes(passed=1, deselected=6)
     report = read_report(pytester.path / "model-gates-report")
-    assert report["verdict"] == "fail" and len(report["checks"]) == 5
+    assert report["verdict"] == "fail" and len(report["checks"]) == 7
 
 
 def test_junitxml_carries_every_check(pytester, gate_project):
@@ -124,7 +124,7 @@ def test_junitxml_carries_every_check(pytester, gate_project):
     root = ET.parse(pytester.path / "junit.xml").getroot()
     cases = {tc.get("name"): tc for tc in root.iter("testcase") if tc.get("classname") == "gates.yaml"}
     report = read_report(pytester.path / "model-gates-report")
-    assert set(cases) == set(statuses(report)) and len(cases) == 5
+    assert set(cases) == set(statuses(report)) and len(cases) == 7
     fail = cases["regression.f1.min"].find("failure")
     assert fail is not None and "threshold min 0.99" in fail.text and "interval" in fail.text
     assert cases["regression.roc_auc.min"].find("error") is not None
@@ -138,7 +138,7 @@ def test_the_policy_file_as_an_argument_runs_only_its_checks(pytester, gate_proj
     gate_project()
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest("--model-gates", "gates.yaml", "-v")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["gates.yaml::regression.accuracy.min PASSED*"])
     result = pytester.runpytest("--model-gates", "gates.yaml::regression.accuracy.max_drop")
     result.assert_outcomes(passed=1)
@@ -148,7 +148,7 @@ def test_shadow_mode_reports_failures_as_xfail(pytester, gate_project):
     path = gate_project(text=MIXED_POLICY)
     path.write_text(path.read_text() + "mode: shadow\n")
     result = pytester.runpytest("--model-gates", "-rx")
-    result.assert_outcomes(passed=2, skipped=1, xfailed=2)
+    result.assert_outcomes(passed=4, skipped=1, xfailed=2)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*" + MSG_SHADOW.format(status="fail", text="observed*")])
 

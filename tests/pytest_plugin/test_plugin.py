@@ -20,6 +20,9 @@ CHECKOUT_PYPROJECT = """
     addopts = "-p no:cacheprovider"
 """
 
+#: the target checks every policy has
+TARGET_CHECKS = ("data.target.not_null", "data.target.labels")
+
 
 def move_into(pytester: pytest.Pytester, folder: str) -> Path:
     """Move the project's gates.yaml and eval.csv into a subfolder of the checkout; return the subfolder."""
@@ -78,10 +81,10 @@ def test_ini_options_switch_the_gate_on_with_paths_relative_to_the_ini_file(pyte
     """)
     pytester.makepyfile(PLAIN_TEST)
     result = pytester.runpytest()
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["model-gates: policy ml/gates.yaml sha256 *, seed 7, mode enforce, register no"])
     report = read_report(pytester.path / "out" / "gates")
-    assert set(statuses(report)) == {"regression.accuracy.min", "regression.accuracy.max_drop"}
+    assert set(statuses(report)) == {*TARGET_CHECKS, "regression.accuracy.min", "regression.accuracy.max_drop"}
 
 
 def test_command_line_options_win_over_the_ini_file(pytester, gate_project):
@@ -92,7 +95,7 @@ def test_command_line_options_win_over_the_ini_file(pytester, gate_project):
     """)
     result = pytester.runpytest("--model-gates", "--model-gates-config", "gates.yaml",
                                 "--model-gates-report-dir", "from-cli")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     assert (pytester.path / "from-cli" / "report.json").is_file()
     assert not (pytester.path / "from-ini").exists()
 
@@ -121,9 +124,9 @@ def test_run_from_a_subfolder_the_gates_yaml_there_wins_over_the_rootdirs(pytest
     pytester.makepyprojecttoml(CHECKOUT_PYPROJECT)
     monkeypatch.chdir(demo)
     result = pytester.runpytest("--model-gates")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["model-gates: policy demo/gates.yaml sha256 *", f"rootdir: {pytester.path}"])
-    assert set(statuses(read_report(demo / DEFAULT_REPORT_DIR))) == {"regression.accuracy.min"}
+    assert set(statuses(read_report(demo / DEFAULT_REPORT_DIR))) == {*TARGET_CHECKS, "regression.accuracy.min"}
     assert not (pytester.path / DEFAULT_REPORT_DIR).exists()
 
 
@@ -133,7 +136,7 @@ def test_run_from_a_subfolder_without_gates_yaml_the_rootdirs_is_used(pytester, 
     (pytester.path / "sub").mkdir()
     monkeypatch.chdir(pytester.path / "sub")
     result = pytester.runpytest("--model-gates")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["model-gates: policy gates.yaml sha256 *"])
     assert (pytester.path / "sub" / DEFAULT_REPORT_DIR / "report.json").is_file()
 
@@ -155,7 +158,7 @@ def test_a_relative_config_option_is_relative_to_where_pytest_runs(pytester, gat
     pytester.makepyprojecttoml(CHECKOUT_PYPROJECT)
     monkeypatch.chdir(demo)
     result = pytester.runpytest("--model-gates", "--model-gates-config", "policy.yaml")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["model-gates: policy demo/policy.yaml sha256 *"])
 
 
@@ -173,5 +176,5 @@ def test_the_ini_config_stays_relative_to_the_ini_file_when_run_from_a_subfolder
     (pytester.path / "sub" / "gates.yaml").write_text("not: a policy\n")
     monkeypatch.chdir(pytester.path / "sub")
     result = pytester.runpytest("--model-gates")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["model-gates: policy ml/gates.yaml sha256 *"])

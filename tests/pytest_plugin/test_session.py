@@ -83,7 +83,7 @@ def audit_kinds(path: Path) -> list[str]:
 
 def test_reports_are_written_as_the_cli_writes_them(pytester, gate_project):
     path = gate_project("accuracy: {min: 0.5, max_drop: 0.05}\nroc_auc: {max_drop: 0.05}")
-    pytester.runpytest("--model-gates").assert_outcomes(passed=3)
+    pytester.runpytest("--model-gates").assert_outcomes(passed=5)
     assert cli_main(["run", "-c", str(path), "--no-register", "--ci", "none", "--report-dir",
                      str(pytester.path / "cli")]) == 0
     ours, theirs = pytester.path / "model-gates-report", pytester.path / "cli"
@@ -102,7 +102,7 @@ def test_marked_tests_become_checks_with_their_outcome(pytester, gate_project):
     gate_project()
     pytester.makepyfile(test_user=MARKED_TESTS)
     result = pytester.runpytest("--model-gates")
-    result.assert_outcomes(passed=4, failed=2, skipped=1, xfailed=1)
+    result.assert_outcomes(passed=6, failed=1, skipped=1, xfailed=2)
     report = load_report(pytester.path / "model-gates-report" / "report.json")
     got = {k: v for k, v in statuses(report).items() if k.startswith("pytest.")}
     assert got == {"pytest.test_user.py::test_pass": "pass", "pytest.test_user.py::test_soft": "warn",
@@ -120,7 +120,7 @@ def test_marked_tests_become_checks_with_their_outcome(pytester, gate_project):
 def test_a_marked_test_erroring_in_teardown_fails_the_verdict(pytester, gate_project):
     gate_project()
     pytester.makepyfile(test_user=TEARDOWN_ERROR)
-    pytester.runpytest("--model-gates").assert_outcomes(passed=3, errors=1)
+    pytester.runpytest("--model-gates").assert_outcomes(passed=5, errors=1)
     report = read_report(pytester.path / "model-gates-report")
     check = {c["id"]: c for c in report["checks"]}["pytest.test_user.py::test_teardown"]
     assert check["status"] == "error" and "teardown boom" in check["message"]
@@ -132,7 +132,7 @@ def test_a_waiver_in_the_policy_applies_to_a_marked_test(pytester, gate_project)
     path.write_text(path.read_text() + 'waivers:\n  - {check: "pytest.test_user.py::test_soft", '
                                        'reason: flaky upstream, expires: "2999-01-01"}\n')
     pytester.makepyfile(test_user="import pytest\n\n@pytest.mark.model_gate\ndef test_soft():\n    assert 0\n")
-    pytester.runpytest("--model-gates").assert_outcomes(passed=2, failed=1)
+    pytester.runpytest("--model-gates").assert_outcomes(passed=4, failed=1)
     report = read_report(pytester.path / "model-gates-report")
     assert statuses(report)["pytest.test_user.py::test_soft"] == "waived"
     assert report["verdict"] == "pass"
@@ -141,7 +141,7 @@ def test_a_waiver_in_the_policy_applies_to_a_marked_test(pytester, gate_project)
 
 def test_an_all_pass_session_registers_exactly_once(pytester, model_project):
     result = pytester.runpytest("--model-gates", "--model-gates-register")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["registered: demo version 1"])
     report = read_report(pytester.path / "model-gates-report")
     assert report["registration"]["registered"] is True and report["registration"]["version"] == 1
@@ -165,9 +165,9 @@ def test_a_failing_marked_test_blocks_registration(pytester, model_project):
             assert 120 < 100, "p99 latency over budget"
     """)
     result = pytester.runpytest("--model-gates", "--model-gates-register")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     report = read_report(pytester.path / "model-gates-report")
-    assert statuses(report) == {"regression.accuracy.min": "pass", "pytest.test_user.py::test_latency_budget": "fail"}
+    assert statuses(report) == {"data.target.not_null": "pass", "data.target.labels": "pass", "regression.accuracy.min": "pass", "pytest.test_user.py::test_latency_budget": "fail"}
     assert report["verdict"] == "fail"
     assert report["registration"] == {"registered": False, "reason": REASON_FAILED}
     assert versions(pytester.path) == []
@@ -178,9 +178,9 @@ def test_a_session_stopped_early_does_not_register(pytester, model_project):
     pytester.makepyfile(test_a="def test_first():\n    assert False\n",
                         test_b="import pytest\n\n@pytest.mark.model_gate\ndef test_never_runs():\n    pass\n")
     result = pytester.runpytest("--model-gates", "--model-gates-register", "-x", "-p", "no:randomly")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     report = read_report(pytester.path / "model-gates-report")
-    assert report["verdict"] == "pass"
+    assert report["verdict"] == "incomplete"
     assert report["registration"]["registered"] is False
     assert report["registration"]["reason"] == MSG_STOPPED.format(why="stopping after 1 failures")
     assert versions(pytester.path) == []
@@ -202,14 +202,16 @@ def test_under_xdist_the_controller_alone_registers_once(pytester, model_project
         @pytest.mark.model_gate
         def test_on_a_worker(request, gate_context):
             shipped = request.config.workerinput["model_gates_checks"]
-            assert [c["id"] for c in shipped] == ["regression.accuracy.min"]
+            assert [c["id"] for c in shipped] == ["data.target.not_null", "data.target.labels",
+                                                  "regression.accuracy.min"]
             assert gate_context.predictions("candidate").scores.shape == (600,)
     """)
     result = pytester.runpytest("--model-gates", "--model-gates-register", "-n", "1", *QUIET)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["registered: demo version 1"])
     report = read_report(pytester.path / "model-gates-report")
-    assert statuses(report) == {"regression.accuracy.min": "pass", "pytest.test_user.py::test_on_a_worker": "pass"}
+    assert statuses(report) == {"data.target.not_null": "pass", "data.target.labels": "pass", "regression.accuracy.min": "pass",
+                                "pytest.test_user.py::test_on_a_worker": "pass"}
     assert versions(pytester.path) == [1]
     assert audit_kinds(pytester.path).count("run") == 1
     assert audit_kinds(pytester.path).count("register") == 1

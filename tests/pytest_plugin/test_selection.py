@@ -1,0 +1,140 @@
+"""pytest keeps the verdict's rules: selection cannot let a candidate through, soft tests never fail a session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_model_gates.session import MSG_DESELECTED, MSG_SHADOW_VERDICT
+from pytest_model_gates.usertests import MSG_SOFT
+
+from gates.registry.local import LocalRegistry
+from tests.pytest_plugin.conftest import MIXED_POLICY, read_report, statuses
+
+#: the plugins this venv loads that these sessions do not need
+QUIET = ("-p", "no:hypothesispytest", "-p", "no:anyio", "-p", "no:typeguard", "-p", "no:randomly")
+
+FAILING_BLOCKER = """
+import pytest
+
+@pytest.mark.model_gate
+def test_latency_budget():
+    assert 120 < 100, "p99 latency over budget"
+"""
+
+SOFT = """
+import pytest
+
+@pytest.mark.model_gate(blocking=False)
+def test_soft():
+    assert 1 == 2, "soft"
+
+@pytest.mark.model_gate(blocking=False)
+def test_soft_setup(missing_fixture):
+    pass
+"""
+
+
+def versions(folder: Path) -> list[int]:
+    with LocalRegistry(folder / "registry") as reg:
+        return [v.version for v in reg.list_versions("demo")] if "demo" in reg.list_models() else []
+
+
+def test_k_that_deselects_a_blocking_check_makes_the_verdict_incomplete(pytester, model_project):
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-k", "not accuracy", *QUIET)
+    result.assert_outcomes(passed=2, deselected=1)
+    why = MSG_DESELECTED.format(n=1, names="regression.accuracy.min")
+    result.stdout.fnmatch_lines(["verdict: INCOMPLETE (*) for demo", f"  incomplete: {why}", f"not registered: {why}"])
+    report = read_report(pytester.path / "model-gates-report")
+    assert report["verdict"] == "incomplete"
+    assert statuses(report)["regression.accuracy.min"] == "pass"
+    assert report["registration"] == {"registered": False, "reason": why}
+    assert versions(pytester.path) == []
+
+
+def test_deselecting_a_failing_blocking_marked_test_registers_nothing(pytester, model_project):
+    pytester.makepyfile(test_user=FAILING_BLOCKER)
+    result = pytester.runpytest("--model-gates", "--model-gates-register",
+                                "--deselect", "test_user.py::test_latency_budget", *QUIET)
+    result.assert_outcomes(passed=3, deselected=1)
+    assert result.ret == pytest.ExitCode.OK
+    why = MSG_DESELECTED.format(n=1, names="pytest.test_user.py::test_latency_budget")
+    result.stdout.fnmatch_lines([f"  incomplete: {why}"])
+    assert read_report(pytester.path / "model-gates-report")["verdict"] == "incomplete"
+    assert versions(pytester.path) == []
+
+
+def test_m_that_deselects_every_check_is_incomplete_naming_them(pytester, model_project):
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest("--model-gates", "-m", "not model_gate", *QUIET)
+    result.assert_outcomes(passed=1, deselected=3)
+    names = "data.target.labels, data.target.not_null, regression.accuracy.min"
+    result.stdout.fnmatch_lines([f"  incomplete: {MSG_DESELECTED.format(n=3, names=names)}"])
+
+
+def test_deselecting_only_warn_checks_keeps_a_complete_verdict(pytester, model_project):
+    path = model_project
+    path.write_text(path.read_text().replace("accuracy: {min: 0.6}", "accuracy: {min: 0.6}\n      f1: {min: 0.99, severity: warn}"))
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-k", "not f1", *QUIET)
+    result.assert_outcomes(passed=3, deselected=1)
+    result.stdout.fnmatch_lines(["verdict: PASS (*) for demo", "registered: demo version 1"])
+    assert versions(pytester.path) == [1]
+
+
+def test_a_failing_non_blocking_marked_test_is_a_warning_and_the_session_passes(pytester, model_project):
+    pytester.makepyfile(test_user=SOFT)
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-rx", *QUIET)
+    result.assert_outcomes(passed=3, xfailed=2)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["XFAIL test_user.py::test_soft - " + MSG_SOFT.format(crash="AssertionError: soft")])
+    result.stdout.fnmatch_lines([
+        "verdict: PASS (*) for demo",
+        "  WARN pytest.test_user.py::test_soft: the test failed: AssertionError: soft*",
+        "  WARN pytest.test_user.py::test_soft_setup: the test errored in setup: *missing_fixture*",
+        "registered: demo version 1",
+    ])
+    report = read_report(pytester.path / "model-gates-report")
+    assert statuses(report)["pytest.test_user.py::test_soft"] == "warn"
+    assert statuses(report)["pytest.test_user.py::test_soft_setup"] == "warn"
+    assert report["verdict"] == "pass"
+
+
+def test_a_soft_teardown_error_passes_in_pytest_and_warns_in_the_verdict(pytester, model_project):
+    pytester.makepyfile(test_user="""
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            yield
+            raise RuntimeError("teardown boom")
+
+        @pytest.mark.model_gate(blocking=False)
+        def test_teardown(broken):
+            pass
+    """)
+    result = pytester.runpytest("--model-gates", *QUIET)
+    result.assert_outcomes(passed=4)
+    check = {c["id"]: c for c in read_report(pytester.path / "model-gates-report")["checks"]}[
+        "pytest.test_user.py::test_teardown"]
+    assert check["status"] == "warn" and "teardown boom" in check["message"]
+
+
+def test_shadow_mode_never_fails_the_session_and_the_verdict_says_shadow(pytester, gate_project):
+    path = gate_project(text=MIXED_POLICY)
+    path.write_text(path.read_text() + "mode: shadow\n")
+    pytester.makepyfile(test_user=FAILING_BLOCKER)
+    result = pytester.runpytest("--model-gates", "-rx", *QUIET)
+    result.assert_outcomes(passed=4, skipped=1, xfailed=3)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"verdict: FAIL{MSG_SHADOW_VERDICT} (*) for demo"])
+    report = read_report(pytester.path / "model-gates-report")
+    assert statuses(report)["pytest.test_user.py::test_latency_budget"] == "fail"
+    assert report["verdict"] == "fail"
+
+
+def test_under_xdist_the_controller_learns_what_workers_deselected(pytester, model_project):
+    pytest.importorskip("xdist")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-n", "2", "-k", "not accuracy", *QUIET)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"  incomplete: {MSG_DESELECTED.format(n=1, names='regression.accuracy.min')}"])
+    assert read_report(pytester.path / "model-gates-report")["verdict"] == "incomplete"
+    assert versions(pytester.path) == []
