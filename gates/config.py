@@ -28,6 +28,7 @@ import yaml
 from gates.errors import UserError
 from gates.models.trust import MSG_PICKLE
 from gates.policy import (
+    DEFAULT_ALIAS_ON_PASS,
     DEFAULT_REGISTRY_URI,
     DEFAULT_SEED,
     DataSpec,
@@ -153,6 +154,8 @@ class _Document:
     def __init__(self, file: Path, text: str) -> None:
         self.file = file
         self.lines: dict[KeyPath, int] = {}
+        #: key paths of unquoted scalars: a whole ``${VAR}`` there is read as YAML (``true``, ``3``)
+        self.plain: set[KeyPath] = set()
         node, self.data = load_yaml(text, file.name)
         if not isinstance(self.data, dict):
             raise UserError(MSG_NOT_MAPPING, location=f"{file.name}:1")
@@ -175,6 +178,8 @@ class _Document:
             for i, item in enumerate(node.value):
                 self.lines[path + (i,)] = item.start_mark.line + 1
                 self._index(item, path + (i,))
+        elif isinstance(node, yaml.ScalarNode) and node.style is None:
+            self.plain.add(path)
 
     def where(self, path: Sequence[str | int]) -> str:
         for end in range(len(path), 0, -1):
@@ -195,6 +200,9 @@ class _Document:
             if isinstance(value, (dt.date, dt.datetime)):
                 return value.isoformat()
             if isinstance(value, str) and "${" in value:
+                whole = _VAR.fullmatch(value)
+                if whole is not None and path in self.plain:
+                    return _scalar(self._lookup(whole, env, path))
                 return _VAR.sub(lambda m: self._lookup(m, env, path), value)
             return value
 
@@ -282,6 +290,19 @@ def _check_expansion(root: yaml.Node | None, name: str) -> None:
             stack.extend((item, line, inside) for item in node.value)
 
 
+def _scalar(text: str) -> Any:
+    """Return ``text`` read as a YAML scalar (``true``, ``3``, ``0.5``, ``null``); anything else stays a string."""
+    if not text.strip():
+        return text
+    try:
+        _, value = load_yaml(text, "environment")  # refuses alias bombs, like the file itself
+    except UserError:
+        return text
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value if value is None or isinstance(value, (bool, int, float, str)) else text
+
+
 def _at(path: Sequence[str | int], message: str) -> str:
     return f"{_dotted(path)}: {message}" if path else message
 
@@ -297,15 +318,32 @@ def _dotted(path: Sequence[str | int]) -> str:
 
 
 def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """Descend into oneOf/anyOf to the alternative that got furthest, for a precise message."""
+    """Descend into oneOf/anyOf to the alternative that fits the value best, for a precise message.
+
+    Alternatives of another type than the value are left out (a mapping is not judged as a
+    string); of those left, the one with the fewest problems wins (an unknown key names that key).
+    """
     while err.context:
-        best = jsonschema.exceptions.best_match(err.context)
+        best = _closest_alternative(err)
         if best is None or len(best.absolute_path) < len(err.absolute_path):
-            break
-        if len(best.absolute_path) == len(err.absolute_path) and best.validator == "type":
             break
         err = best
     return err
+
+
+def _closest_alternative(err: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """Return the most telling error of the alternative closest to the value, or None when none is of its type."""
+    by_alternative: dict[Any, list[jsonschema.ValidationError]] = {}
+    for sub in err.context or ():
+        key = sub.relative_schema_path[0] if sub.relative_schema_path else None
+        by_alternative.setdefault(key, []).append(sub)
+    depth = len(err.absolute_path)
+    fitting = [errs for errs in by_alternative.values()
+               if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errs)]
+    if not fitting:
+        return None
+    closest = min(fitting, key=lambda errs: sum(max(1, len(_extra_keys(e))) for e in errs))
+    return jsonschema.exceptions.best_match(closest)
 
 
 def _extra_keys(err: jsonschema.ValidationError) -> list[str]:
@@ -605,7 +643,7 @@ def _registry(doc: _Document, reg: dict[str, Any], base: Path) -> RegistrySpec:
         uri = str((base / uri).resolve())
     on_pass = reg.get("on_pass", {})
     return RegistrySpec(backend=backend, uri=uri, register_on_pass=on_pass.get("register", True),
-                        alias_on_pass=on_pass.get("alias", "staging"))
+                        alias_on_pass=on_pass.get("alias", DEFAULT_ALIAS_ON_PASS))
 
 
 def _waivers(doc: _Document, items: list[dict[str, Any]]) -> tuple[Waiver, ...]:

@@ -12,6 +12,8 @@ KeyPath = tuple[str | int, ...]
 
 DEFAULT_SEED = 20261122
 DEFAULT_REGISTRY_URI = ".model-gates/registry"
+#: the alias a registration on pass points at unless ``registry.on_pass.alias`` says otherwise
+DEFAULT_ALIAS_ON_PASS = "staging"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class RegistrySpec:
     backend: Literal["local", "mlflow"] = "local"
     uri: str = DEFAULT_REGISTRY_URI
     register_on_pass: bool = True
-    alias_on_pass: str | None = "staging"
+    alias_on_pass: str | None = DEFAULT_ALIAS_ON_PASS
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from gates.config import MODEL_SUFFIXES, MSG_EMPTY_URI, load_yaml
 from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor
 from gates.hashing import file_sha256
-from gates.policy import DEFAULT_REGISTRY_URI
+from gates.policy import DEFAULT_ALIAS_ON_PASS, DEFAULT_REGISTRY_URI
 from gates.registry import BACKENDS, open_backend
 from gates.registry.base import (
     AuditEvent,
@@ -66,6 +66,8 @@ class RegistryLocation:
     uri: str
     model_name: str | None = None
     candidate: Path | None = None
+    #: the policy's ``registry.on_pass.alias`` (what ``run`` points at a version it registers)
+    alias_on_pass: str | None = None
 
 
 def registry_options(func: F) -> F:
@@ -97,7 +99,9 @@ def locate(config: str, registry_uri: str | None, backend: str | None) -> Regist
         raise UserError(f"registry.uri: {MSG_EMPTY_URI}", location=str(config))
     if kind == "local" and "://" not in uri and not Path(uri).is_absolute():
         uri = str((Path(config).parent / uri).resolve())
-    return RegistryLocation(kind, uri, name, candidate)
+    on_pass = reg.get("on_pass") if isinstance(reg.get("on_pass"), dict) else {}
+    alias = on_pass.get("alias", DEFAULT_ALIAS_ON_PASS)
+    return RegistryLocation(kind, uri, name, candidate, alias if isinstance(alias, str) and alias else None)
 
 
 def _read_sections(path: Path) -> dict[str, Any]:
@@ -143,7 +147,7 @@ def opened(where: RegistryLocation) -> Iterator[RegistryBackend]:
 @click.option("--name", help="Model name (default: the report's model.name, else the config's).")
 @click.option("--report", "report_path", default="model-gates-report/report.json", show_default=True,
               type=click.Path(dir_okay=False), help="The passing report.json of a gate run on this model.")
-@click.option("--alias", help="Also point this alias at the version.")
+@click.option("--alias", help="Also point this alias at the version (default: the config's registry.on_pass.alias).")
 @click.option("--force", is_flag=True, help="Register without a passing report for these bytes (audited).")
 @click.option("--reason", help="Why --force is needed (recorded in the audit log and lineage).")
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as JSON.")
@@ -155,6 +159,7 @@ def register(model_file: str | None, config: str, registry_uri: str | None, back
     if alias is not None:
         check_alias(alias)
     where = locate(config, registry_uri, backend)
+    alias = alias or (check_alias(where.alias_on_pass) if where.alias_on_pass else None)
     path = Path(model_file) if model_file else where.candidate
     if path is None:
         raise UserError(MSG_NO_MODEL_FILE)

@@ -173,7 +173,7 @@ def test_show_json_is_the_lineage_with_aliases(project, capsys):
     report = project.report()
     assert record["model"]["sha256"] == report["model"]["candidate"]["sha256"]
     assert record["data"] == report["data"] and record["policy"]["sha256"] == report["policy"]["sha256"]
-    assert record["metrics"] == {"data.row_count.min": 300}
+    assert record["metrics"] == {"data.target.not_null": 0, "data.target.labels": 0, "data.row_count.min": 300}
     assert {"git_sha", "ci_url", "environment", "verdict", "report"} <= set(record)
 
 
@@ -246,3 +246,16 @@ def test_the_console_script_runs_the_registry_commands(project):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert [v["version"] for v in json.loads(res.stdout)] == [1]
+
+
+def test_register_points_the_configs_on_pass_alias_unless_told_otherwise(project, capsys):
+    project.use(1)
+    assert cli(capsys, "run", "--no-register")[0] == 0
+    code, out, err = cli(capsys, "register")
+    assert code == 0, err
+    assert out == "registered: churn version 1; aliases: staging\n"
+    (project.root / "gates.yaml").write_text(POLICY.replace("MIN_ROWS", "10").replace("alias: staging", "alias: null"))
+    project.use(2)
+    assert cli(capsys, "run", "--no-register")[0] == 0
+    code, out, err = cli(capsys, "register")
+    assert code == 0 and out == "registered: churn version 2\n", err
