@@ -74,7 +74,7 @@ def test_a_variable_of_the_wrong_type_is_a_located_schema_error(tmp_path: Path) 
 @pytest.mark.parametrize("candidate, message", [
     ("{predictions: cand_pred, scroes: cand_score}",
      "model.candidate.scroes: unknown key 'scroes' (did you mean 'scores'?)"),
-    ("{scores: 3}", "model.candidate.scores: expected a string or a list, got 3"),
+    ("{scores: 3}", "model.candidate.scores: expected a string or a list or a mapping, got 3"),
     ("7", "model.candidate: expected a string or a mapping, got 7"),
 ])
 def test_one_of_errors_name_the_offending_key(tmp_path: Path, candidate: str, message: str) -> None:
