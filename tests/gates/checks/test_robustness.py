@@ -553,16 +553,18 @@ def test_columns_that_do_not_fit_the_model_are_check_errors(write: PolicyWriter,
     section = """\
     perturbations:
       gaussian_noise: {columns: [region]}
-      outliers: {columns: [height]}
+      outliers: {columns: [income]}
     metrics:
       flip_rate: {max: 0.1}
     directional: {region: increasing}
     """
     results, _ = run_gate(write(section, candidate="lr", models=models))
+    missing = write(section.replace("[income]", "[height]"), candidate="lr", models=models)
+    with pytest.raises(UserError, match=r"gates.robustness.perturbations.outliers.columns\[0\]: column 'height' is not"):
+        run_gate(missing)
     noise = results["robustness.flip_rate.max[gaussian_noise=0.1]"]
     assert noise.status is Status.ERROR and noise.reason == "unknown_column" and "'region'" in noise.message
     assert "gates.yaml:" in noise.message
-    assert results["robustness.flip_rate.max[outliers=0.01]"].status is Status.ERROR
     assert results["robustness.directional[region]"].reason == "not_numeric"
 
 
