@@ -3,7 +3,7 @@
 For every baseline-relative interval check (regression ``max_drop``, ``max_relative_drop`` and
 ``min_gain`` per slice; fairness ``no_worse_than_baseline``), ``calibrate`` simulates eval sets of
 the configured size and replays the gate's own decision rule on them (same confidence, multiple
-testing, decision and ``on_inconclusive``, through :func:`gates.checks.regression.family_outcomes`):
+testing, decision and ``on_inconclusive``, through the one family decision :func:`gates.stats.decide_family`):
 
 * **as good** (A/A): the candidate is truly as good as the baseline, simulated from the eval rows
   symmetrised (:mod:`gates.null_model`: each row once as measured, once with the models' outputs
@@ -24,8 +24,10 @@ Rows needed: the standard error scales as ``1/sqrt(n)``, so a check with standar
 ``n`` rows reaches power ``1 - beta`` (an equally good candidate passes, and one worse by twice
 the margin fails, each with probability ``1 - beta``) at
 ``n' = n * ((z_c + z_{1-beta}) * se / margin)**2``, where ``z_c`` is the two-sided critical value
-of the check's level for ``non_inferiority`` (Bonferroni-adjusted under Bonferroni; unadjusted
-under Holm, whose last step the limiting check usually is) and 0 for ``point``.
+of the family's most adjusted level for ``non_inferiority`` (:meth:`IntervalSettings.lowest_level`:
+``1 - alpha / k`` under Bonferroni and Holm, whose first step uses it and whose later steps can only
+pass more often) and 0 for ``point``: the same adjusted level the simulated rates decide at, so
+rows needed, margins and rates agree.
 """
 from __future__ import annotations
 
@@ -40,12 +42,14 @@ import numpy as np
 
 from gates.checks import gate_registry, regression
 from gates.context import EvalContext
-from gates.decisions import Correction, Rule, to_status
 from gates.errors import UserError
 from gates.intervals import Estimate
 from gates.metrics import BINARY, REGRESSION
 from gates.null_model import METHOD_NORMAL, NullModel, Target
 from gates.results import FAILING, Outcome
+from gates.stats import Correction, IntervalSettings, Rule, decide_family
+from gates.stats import Member as FamilyMember
+from gates.stats.family import to_status
 
 DEFAULT_SIMULATIONS = 1000
 #: truth in each scenario, in multiples of the margin below "as good" (0: A/A)
@@ -223,9 +227,14 @@ class Family:
     """A gate's interval checks and ``noise``: simulated oriented deviations, shape ``(sims, k)``."""
 
     gate: str
-    settings: regression.Settings
+    settings: IntervalSettings
     members: Sequence[Member]
     noise: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """The number of blocking members: the family multiple testing adjusts over."""
+        return sum(1 for m in self.members if m.blocking)
 
 
 def calibrate(ctx: EvalContext, *, simulations: int = DEFAULT_SIMULATIONS) -> Calibration:
@@ -273,7 +282,7 @@ def summarise(families: Sequence[Family], *, model: str, rows: int, simulations:
         fam_blocked = blocked["as_good"][:, relative].any(axis=1) if relative.any() else np.zeros(simulations, bool)
         policy_blocked |= fam_blocked
         s = fam.settings
-        summaries.append(FamilyCalibration(fam.gate, _correction(s).value, s.rule.value, s.on_inconclusive,
+        summaries.append(FamilyCalibration(fam.gate, _correction(fam).value, s.decision.value, s.on_inconclusive,
                                            len(fam.members), float(fam_blocked.mean())))
         for j, member in enumerate(fam.members):
             if member.is_relative:
@@ -294,7 +303,7 @@ def scenario_outcomes(fam: Family, multiple: float, as_good: np.ndarray) -> np.n
     margins = np.array([abs(m.margin) if m.is_relative else 0.0 for m in fam.members])
     if multiple == 0:
         return as_good
-    if _correction(fam.settings) is not Correction.HOLM:
+    if _correction(fam) is not Correction.HOLM or fam.settings.decision is Rule.POINT:
         return replay(fam, -multiple * margins)
     out = as_good.copy()
     for j in np.flatnonzero(margins):
@@ -304,8 +313,9 @@ def scenario_outcomes(fam: Family, multiple: float, as_good: np.ndarray) -> np.n
     return out
 
 
-def _correction(settings: regression.Settings) -> Correction:
-    return settings.correction if settings.rule is Rule.NON_INFERIORITY else Correction.NONE
+def _correction(fam: Family) -> Correction:
+    """Return the correction the family's levels get (none for a family of one), under either rule."""
+    return fam.settings.multiple_testing if fam.size > 1 else Correction.NONE
 
 
 OUTCOME_CODES = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2, Outcome.ERROR: 3}
@@ -315,17 +325,14 @@ def replay(fam: Family, shift: np.ndarray) -> np.ndarray:
     """Return outcome codes ``(sims, k)`` of the gate's decision rule on every simulated eval set.
 
     ``shift`` moves each check's true (oriented) difference, e.g. ``-2 * margin`` for a candidate
-    twice the margin worse; the decision itself is the gate's
-    :func:`~gates.checks.regression.family_outcomes`.
+    twice the margin worse; the decision itself is the gates' :func:`gates.stats.decide_family`.
     """
-    margins = [m.margin for m in fam.members]
     values = fam.noise + shift + np.array([m.centre for m in fam.members])
-    ses = [m.se for m in fam.members]
     out = np.empty(values.shape, dtype=np.int8)
     for i, row in enumerate(values.tolist()):
-        estimates = [Estimate(v, METHOD_NORMAL, se=se) for v, se in zip(row, ses)]
-        gated = regression.family_outcomes(fam.settings, estimates, margins)[3]
-        out[i] = [OUTCOME_CODES[o] for o in gated]
+        members = [FamilyMember(Estimate(v, METHOD_NORMAL, se=m.se), m.margin, m.blocking)
+                   for v, m in zip(row, fam.members)]
+        out[i] = [OUTCOME_CODES[d.outcome] for d in decide_family(fam.settings, members).members]
     return out
 
 
@@ -348,19 +355,17 @@ def _rates(codes: np.ndarray, blocked: np.ndarray) -> Rates:
 # ---------------------------------------------------------------------------------------------- rows and advice
 
 
-def critical_value(settings: regression.Settings, family_size: int) -> float:
-    """Return the two-sided z of the level a check is planned at (0 for a point decision).
+def critical_value(settings: IntervalSettings, family_size: int) -> float:
+    """Return the two-sided z of the family's most adjusted level (0 for a point decision).
 
-    Bonferroni divides alpha by the family size. Holm's last step uses the unadjusted level, and the
-    check that limits the family (the one with the least room) is usually decided last, so it is
-    planned at that level; the simulated rates show the whole step-down's effect.
+    :meth:`IntervalSettings.lowest_level`: ``1 - alpha / k`` under Bonferroni and Holm. Holm decides
+    its first check at that level and passes every check Bonferroni would, so ``rows_needed`` at it
+    gives at least the planned power in the simulated step-down too.
     """
-    if settings.rule is Rule.POINT:
+    if settings.decision is Rule.POINT:
         return 0.0
-    alpha = 1.0 - settings.confidence
-    if settings.correction is Correction.BONFERRONI:
-        alpha /= max(family_size, 1)
-    return NormalDist().inv_cdf(1 - alpha / 2)
+    level = settings.lowest_level(family_size)
+    return NormalDist().inv_cdf(1 - (1 - level) / 2)
 
 
 def rows_needed(rows: int, se: float, margin: float, z_c: float, power: float) -> int | None:
@@ -372,15 +377,16 @@ def rows_needed(rows: int, se: float, margin: float, z_c: float, power: float) -
 
 
 def _check(m: Member, fam: Family, rates: Mapping[str, Rates]) -> CheckCalibration:
-    z_c = critical_value(fam.settings, len(fam.members))
+    size = fam.size if m.blocking else 1
+    z_c = critical_value(fam.settings, size)
     needed = {p: rows_needed(m.rows, m.se, m.margin, z_c, p) for p in POWERS}
     m80 = (z_c + NormalDist().inv_cdf(POWERS[0])) * m.se
-    advice = recommend(m, fam.settings, rates, needed[POWERS[0]], m80, len(fam.members))
-    return CheckCalibration(m.id, m.gate, m.blocking, fam.settings.rule.value, m.threshold, m.margin, m.rows,
+    advice = recommend(m, fam.settings, rates, needed[POWERS[0]], m80, size)
+    return CheckCalibration(m.id, m.gate, m.blocking, fam.settings.decision.value, m.threshold, m.margin, m.rows,
                             m.half_width, m.level, m.se, m.method, rates, needed, m80, advice)
 
 
-def recommend(m: Member, settings: regression.Settings, rates: Mapping[str, Rates], rows80: int | None,
+def recommend(m: Member, settings: IntervalSettings, rates: Mapping[str, Rates], rows80: int | None,
               m80: float, family_size: int) -> str:
     """Return one line saying whether the check is fit to enforce, and what to change if not."""
     aa, worse = rates["as_good"], rates["worse_2x"]
@@ -392,8 +398,8 @@ def recommend(m: Member, settings: regression.Settings, rates: Mapping[str, Rate
         return MSG_MIN_GAIN.format(**{**words, "rows80": _fmt_rows(rows)})
     if m.margin == 0:
         return MSG_ZERO_MARGIN.format(**words)
-    if settings.rule is Rule.POINT:
-        ni = dataclasses.replace(settings, rule=Rule.NON_INFERIORITY)
+    if settings.decision is Rule.POINT:
+        ni = dataclasses.replace(settings, decision=Rule.NON_INFERIORITY)
         words["rows80"] = _fmt_rows(rows_needed(m.rows, m.se, m.margin, critical_value(ni, family_size), POWERS[0]))
         return (MSG_NOISY_POINT if aa.failed > NOISY else MSG_POINT_OK).format(**words)
     if aa.passed >= POWERS[0] and worse.failed >= POWERS[0]:
@@ -428,8 +434,8 @@ def regression_family(ctx: EvalContext, spec: Mapping[str, Any], simulations: in
     skipped = [(c.id, _why_not(measured, c)) for c in checks if c.kind in regression.RELATIVE and c.id not in family_ids]
     if not decided:
         return None, skipped
-    settings = measured.settings
-    _, levels, _, _ = regression.family_outcomes(settings, [p.oriented for p in decided], [p.margin for p in decided])
+    settings = measured.settings.intervals
+    levels = [d.level for d in decide_family(settings, regression.members(decided)).members]
     candidate, baseline = ctx.predictions("candidate"), ctx.predictions("baseline")
     assert candidate is not None and baseline is not None
     task = ctx.policy.model.task
@@ -462,7 +468,7 @@ def fairness_family(ctx: EvalContext, spec: Mapping[str, Any], simulations: int
                     ) -> tuple[Family | None, list[tuple[str, str]]]:
     """Return the fairness gate's interval family, drawn from normal models of its reported intervals."""
     results = gate_registry()["fairness"].run(ctx, spec)
-    settings = regression.Settings.of({k: v for k, v in spec.items() if k in regression.DEFAULTS})
+    settings = IntervalSettings.of(spec)
     members, skipped = [], []
     for r in results:
         if "no_worse_than_baseline" not in r.threshold:

@@ -12,11 +12,14 @@ Each metric family uses the cheapest method that is exact or standard (DESIGN se
   (``delong``); no resampling.
 * ``ranking`` (average precision): the delta method, from its influence function
   (``delta-method``); like DeLong, one sort and no resampling.
-* ``row_mean``: a Poisson(1) weight per row and replicate (the Poisson bootstrap, Hanley &
-  MacGibbon 2006; mergeable across partitions, DESIGN section 12), applied as one matrix product
-  per chunk of replicates (``bootstrap-rows``). :func:`paired_estimates_many` draws the weights
-  once for several slicings: each slice's weighted sums are sums over the cells of the slicings'
-  common refinement.
+* ``row_mean``: on a slice of at least :data:`~gates.stats.ANALYTIC_MIN_ROWS` rows, the paired
+  normal interval (delta method) from the moments of the per-row statistics (``paired-normal``;
+  ``delta-method`` for one model's value), where it agrees with the bootstrap (DESIGN section 11);
+  on smaller slices a Poisson(1) weight per row and replicate, hashed from the row's key, the
+  replicate and the seed (:mod:`gates.stats.weights`; the Poisson bootstrap, Hanley & MacGibbon
+  2006, mergeable across partitions, DESIGN section 12), as one matrix product per cell and chunk
+  of replicates (``bootstrap-rows``). Both are :mod:`gates.stats.partials` over the cells of the
+  slicings' common refinement, so several slicings share one pass (and one draw of weights).
 
 No Python loop runs over replicates x rows; loops are over chunks of replicates or over slices.
 """
@@ -32,15 +35,18 @@ import numpy as np
 import pandas as pd
 
 from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
-from gates.clusters import ClusterIndex, cluster_weights
+from gates.clusters import ClusterIndex
 from gates.intervals import (
     Estimate,
+    difference_bounds,
     delong_components,
     delong_paired,
     delong_single,
-    multinomial_counts,
 )
 from gates.metrics import Metric, binary_auc, encode_labels
+from gates.stats import ANALYTIC_MIN_ROWS, MEMORY_BUDGET, CellCounts, Moments, PoissonSums, chunk_rows, row_keys
+from gates.stats.partials import METHOD_NORMAL
+from gates.stats.weights import poisson_weights as hashed_weights
 
 if TYPE_CHECKING:
     from gates.context import Predictions
@@ -49,53 +55,23 @@ METHOD_MULTINOMIAL = "bootstrap-multinomial"
 METHOD_DELONG = "delong"
 METHOD_ROWS = "bootstrap-rows"
 METHOD_DELTA = "delta-method"
-
-#: cells per chunk of replicates (bounds memory at a few tens of MB per chunk)
-CELL_BUDGET = 4_000_000
-ROW_BUDGET = 8_000_000
+METHOD_PAIRED_NORMAL = METHOD_NORMAL
 
 #: rng factory: family name -> Generator (one stream per family keeps results stable when metrics change)
 RngFor = Callable[[str], np.random.Generator]
 
 
-def _poisson_table(bits: int = 16) -> np.ndarray:
-    """Return a lookup from a uniform ``bits``-bit integer to a Poisson(1) count (inverse CDF)."""
-    size = 1 << bits
-    cdf, term, edges = 0.0, math.exp(-1.0), []
-    for k in range(32):
-        cdf += term
-        term /= k + 1
-        edges.append(round(cdf * size))
-    return np.searchsorted(np.asarray(edges), np.arange(size), side="right").astype(np.float32)
-
-
-_POISSON = _poisson_table()
-#: the same table as bytes: a lookup into 64 kB then a widening cast costs ~0.7x a float32 lookup
-_POISSON_BYTES = _POISSON.astype(np.uint8)
-
-
 def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
-                    budget: int = ROW_BUDGET) -> Iterator[np.ndarray]:
+                    budget: int = MEMORY_BUDGET) -> Iterator[np.ndarray]:
     """Yield Poisson(1) row weights in chunks of shape ``(c, n)`` (float32), ``n_boot`` rows in all.
 
-    Probabilities are quantised to 2**-16, far below the Monte Carlo error of any interval.
+    The weights are :func:`gates.stats.weights.poisson_weights` of the rows' positions, with a seed
+    drawn from ``rng``: the one Poisson scheme of every gate.
     """
-    for codes in poisson_codes(n, n_boot, rng, budget):
-        yield _weights(codes)
-
-
-def poisson_codes(n: int, n_boot: int, rng: np.random.Generator,
-                  budget: int = ROW_BUDGET) -> Iterator[np.ndarray]:
-    """Yield the uniform 16-bit codes :func:`poisson_weights` turns into weights (``_POISSON[codes]``)."""
-    chunk = max(1, min(n_boot, budget // max(n, 1)))
-    for start in range(0, n_boot, chunk):
-        c = min(chunk, n_boot - start)
-        yield rng.integers(0, len(_POISSON), size=(c, n), dtype=np.uint16)
-
-
-def _weights(codes: np.ndarray) -> np.ndarray:
-    """Return the float32 Poisson weights of uniform codes (equal to ``_POISSON[codes]``)."""
-    return _POISSON_BYTES[codes].astype(np.float32)
+    keys, seed = row_keys(n), int(rng.integers(0, 2**63))
+    step = chunk_rows(n_boot, n, budget)
+    for start in range(0, n_boot, step):
+        yield hashed_weights(keys, start, min(n_boot, start + step), seed).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- slicing
@@ -175,6 +151,7 @@ class SliceEstimate:
 def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
                      metrics: Sequence[Metric], slicing: Slicing, *, n_boot: int, rng: RngFor,
                      positive_label: Any = None, classes: tuple[Any, ...] | None = None,
+                     keys: np.ndarray | None = None, seed: int | None = None,
                      clusters: ClusterIndex | None = None) -> dict[str, list[SliceEstimate]]:
     """Return, per metric name, one :class:`SliceEstimate` per slice of ``slicing``.
 
@@ -183,21 +160,24 @@ def paired_estimates(y: np.ndarray, candidate: Predictions, baseline: Prediction
     checks that every score metric's candidate has scores of the right shape.
     """
     return paired_estimates_many(y, candidate, baseline, metrics, [slicing], n_boot=n_boot, rngs=[rng],
-                                 positive_label=positive_label, classes=classes, clusters=clusters)[0]
+                                 positive_label=positive_label, classes=classes, keys=keys, seed=seed,
+                                 clusters=clusters)[0]
 
 
 def paired_estimates_many(y: np.ndarray, candidate: Predictions, baseline: Predictions | None,
                           metrics: Sequence[Metric], slicings: Sequence[Slicing], *, n_boot: int,
                           rngs: Sequence[RngFor], positive_label: Any = None,
-                          classes: tuple[Any, ...] | None = None,
-                          clusters: ClusterIndex | None = None) -> list[dict[str, list[SliceEstimate]]]:
+                          classes: tuple[Any, ...] | None = None, keys: np.ndarray | None = None,
+                          seed: int | None = None, clusters: ClusterIndex | None = None,
+                          ) -> list[dict[str, list[SliceEstimate]]]:
     """Return :func:`paired_estimates` of every slicing, resampling the rows once for all of them.
 
     ``rngs[i]`` is slicing ``i``'s stream factory. The confusion family draws from each slicing's
-    own ``"confusion"`` stream; the row-mean family draws each row's Poisson weights once, from
-    ``rngs[0]("rows")``, and every slicing adds up the same weighted rows (its slices' sums are
-    sums over the cells of the slicings' common refinement), so slicing costs no extra draws.
-    With ``clusters`` the row-mean family gives every row its cluster's weight (``bootstrap-clusters``).
+    own ``"confusion"`` stream. The row-mean family's Poisson weights are hashed from each row's
+    key (``keys``: :func:`gates.stats.row_keys`; default the row positions) and ``seed`` (default
+    drawn from ``rngs[0]("rows")``), once for every slicing. With ``clusters`` every row gets its
+    cluster's weight and every slice is resampled (``bootstrap-clusters``). Intervals are clipped to
+    each metric's range (:attr:`gates.metrics.Metric.bounds`).
     """
     y = np.asarray(y)
     outs: list[dict[str, list[SliceEstimate]]] = []
@@ -218,11 +198,23 @@ def paired_estimates_many(y: np.ndarray, candidate: Predictions, baseline: Predi
         outs.append(out)
     rowwise = [m for m in metrics if m.family == "row_mean"]
     if rowwise and slicings:
-        found = _row_family(y, candidate, baseline, rowwise, slicings, n_boot, rngs[0]("rows"),
-                            positive_label, classes, clusters)
+        if seed is None:
+            seed = int(rngs[0]("rows").integers(0, 2**63))
+        if clusters is not None:
+            keys = clusters.keys
+        found = _row_family(y, candidate, baseline, rowwise, slicings, n_boot, row_keys(len(y)) if keys is None
+                            else keys, seed, positive_label, classes, clustered=clusters is not None)
         for out, by_metric in zip(outs, found):
             out.update(by_metric)
-    return outs
+    by_name = {m.name: m for m in metrics}
+    return [{name: [_bounded(e, by_name[name]) for e in found] for name, found in out.items()} for out in outs]
+
+
+def _bounded(est: SliceEstimate, metric: Metric) -> SliceEstimate:
+    """Clip the intervals of ``est`` to the metric's range (a difference to the range of differences)."""
+    bounds = metric.bounds
+    diff = None if est.difference is None else est.difference.within(difference_bounds(bounds))
+    return SliceEstimate(est.candidate, est.baseline, est.observed.within(bounds), diff)
 
 
 def _per_slice(point_c: np.ndarray, point_b: np.ndarray | None, reps_c: np.ndarray,
@@ -256,20 +248,13 @@ def joint_cells(slice_codes: np.ndarray, y: np.ndarray, cand: np.ndarray, base: 
 
 
 def multinomial_tables(cells: np.ndarray, n_boot: int, rng: np.random.Generator,
-                       budget: int = CELL_BUDGET) -> Iterator[np.ndarray]:
+                       budget: int = MEMORY_BUDGET) -> Iterator[np.ndarray]:
     """Yield bootstrap replicates of a cell table in chunks of shape ``(c, *cells.shape)``.
 
-    Only non-empty cells are drawn (an empty cell stays empty in every replicate), so the cost
-    grows with the number of distinct (slice, y, labels) combinations seen, not with K**3.
+    :meth:`gates.stats.CellCounts.replicates`, the one multinomial sampler: only non-empty cells
+    are drawn, so the cost grows with the distinct (slice, y, labels) combinations seen, not K**3.
     """
-    flat = cells.ravel()
-    nonzero = np.flatnonzero(flat)
-    chunk = max(1, min(n_boot, budget // max(flat.size, 1)))
-    for start in range(0, n_boot, chunk):
-        c = min(chunk, n_boot - start)
-        dense = np.zeros((c, flat.size))
-        dense[:, nonzero] = multinomial_counts(flat[nonzero], c, rng)
-        yield dense.reshape((c, *cells.shape))
+    yield from CellCounts(np.asarray(cells)).replicates(n_boot, rng, budget)
 
 
 def _table_values(tables: np.ndarray, metrics: Sequence[Metric], positive: int,
@@ -437,10 +422,10 @@ def _stack_rows(y: np.ndarray, cand: Predictions, base: Predictions | None, metr
 
 @dataclass(frozen=True)
 class _Refinement:
-    """The common refinement of several slicings: its cells as contiguous runs of reordered rows."""
+    """The common refinement of several slicings: each row's cell, and which cells make up each slice."""
 
-    order: np.ndarray
-    bounds: np.ndarray
+    codes: np.ndarray
+    n_cells: int
     members: list[np.ndarray]
 
     @classmethod
@@ -451,64 +436,78 @@ class _Refinement:
         for slicing in slicings:
             if slicing.n_slices > 1:  # compressed after each slicing, so codes stay below n
                 cell = np.unique(cell * slicing.n_slices + slicing.codes, return_inverse=True)[1].ravel()
-        order = np.argsort(cell, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(cell))]
-        first = order[bounds[:-1]]
+        n_cells = int(cell.max()) + 1 if n else 1
+        first = np.zeros(n_cells, dtype=np.int64)
+        first[cell[::-1]] = np.arange(n)[::-1]
         members = [(np.arange(s.n_slices)[:, None] == s.codes[first][None, :]).astype(np.float64)
                    for s in slicings]
-        return cls(order, bounds, members)
-
-    def sums(self, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Return weighted sums ``(c, C, P)`` of ``values`` (rows in cell order) per cell and replicate."""
-        if len(self.bounds) == 2:
-            return (weights @ values)[:, None, :].astype(np.float64)
-        return np.stack([weights[:, a:b] @ values[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:])],
-                        axis=1).astype(np.float64)
+        return cls(cell, n_cells, members)
 
 
 def _row_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],
-                slicings: Sequence[Slicing], n_boot: int, rng: np.random.Generator, positive_label: Any,
-                classes: tuple[Any, ...] | None, clusters: ClusterIndex | None = None,
-                ) -> list[dict[str, list[SliceEstimate]]]:
-    """Resample rows with Poisson weights once for every row-mean metric and every slicing together.
+                slicings: Sequence[Slicing], n_boot: int, keys: np.ndarray, seed: int, positive_label: Any,
+                classes: tuple[Any, ...] | None, clustered: bool = False) -> list[dict[str, list[SliceEstimate]]]:
+    """Estimate every row-mean metric on every slice of every slicing from one pass of partials.
 
-    Weights are drawn for the rows in cell order, so each cell's sums are one contiguous matrix
-    product and no chunk of weights is ever gathered; a slice's sums are the sum of its cells'.
+    :class:`~gates.stats.Moments` of the cells give each slice's means and, on slices of at least
+    :data:`~gates.stats.ANALYTIC_MIN_ROWS` rows, the paired normal interval. Rows of the cells that
+    make up a smaller slice get hashed Poisson weights (:class:`~gates.stats.PoissonSums`, one
+    draw for every slicing); a slice's sums are the sums of its cells.
     """
     values, blocks = _stack_rows(y, cand, base, metrics, positive_label, classes)
-    centre = values.mean(axis=0)
-    centre[0] = 0.0  # the ones column counts rows; centring the others keeps float32 sums exact enough
     cells = _Refinement.of(slicings, len(y))
-    ordered = (values - centre).astype(np.float32)[cells.order]
-    chunks: list[list[np.ndarray]] = [[] for _ in slicings]
-    if clusters is None:
-        draws: Iterator[np.ndarray] = (_weights(codes) for codes in poisson_codes(len(y), n_boot, rng))
-    else:  # the core's weights keyed by cluster: a cluster's rows share each replicate's weight
-        seed = int(rng.integers(0, 1 << 63))
-        draws = (w.astype(np.float32) for w in cluster_weights(clusters.keys[cells.order], n_boot, seed))
-    for weights in draws:
-        cell_sums = cells.sums(weights, ordered)
-        for own, members in zip(chunks, cells.members):
-            sums = members @ cell_sums
-            with np.errstate(invalid="ignore", divide="ignore"):
-                own.append(centre + sums / sums[..., :1])
-    method = METHOD_ROWS if clusters is None else METHOD_CLUSTERS
-    return [_row_estimates(blocks, np.stack([values[rows].mean(axis=0) for rows in slicing.rows]),
-                           np.concatenate(own), method)
-            for slicing, own in zip(slicings, chunks)]
+    moments = Moments.of(values, cells.codes, cells.n_cells)
+    per_slicing = [moments.combine(members) for members in cells.members]
+    # rows of one cluster are not independent: with clusters every slice resamples whole clusters
+    small = [np.ones(len(m.n), dtype=bool) if clustered else m.n < ANALYTIC_MIN_ROWS for m in per_slicing]
+    needed = np.zeros(cells.n_cells, dtype=bool)
+    for members, few in zip(cells.members, small):
+        needed |= (members[few] > 0).any(axis=0)
+    sums = None
+    if needed.any():
+        rows = needed[cells.codes]
+        sums = PoissonSums.of(keys[rows], values[rows], n_boot=n_boot, seed=seed, cells=cells.codes[rows],
+                              n_cells=cells.n_cells, centre=values.mean(axis=0))
+    method = METHOD_CLUSTERS if clustered else METHOD_ROWS
+    out = []
+    for members, mom, few in zip(cells.members, per_slicing, small):
+        means = None if sums is None or not few.any() else sums.means(members)
+        out.append(_row_estimates(blocks, mom, means, few, method))
+    return out
 
 
-def _row_estimates(blocks: Sequence[_Block], point_means: np.ndarray, means: np.ndarray,
+def _row_estimates(blocks: Sequence[_Block], moments: Moments, means: np.ndarray | None, few: np.ndarray,
                    method: str = METHOD_ROWS) -> dict[str, list[SliceEstimate]]:
-    """Return each metric's estimates from its slices' mean statistics ``(S, P)`` and replicates ``(B, S, P)``."""
+    """Return each metric's estimates per slice: normal from ``moments`` (S slices), or from the
+    replicate means ``(B, S, P)`` where ``few`` marks a slice too small for the normal interval."""
     out = {}
     for b in blocks:
         assert b.metric.from_means is not None
         f = b.metric.from_means
-        point_b = None if b.base is None else f(point_means[:, b.base])
-        reps_b = None if b.base is None else f(means[..., b.base])
-        out[b.metric.name] = _per_slice(f(point_means[:, b.cand]), point_b, f(means[..., b.cand]), reps_b,
-                                        method)
+
+        def own(m: np.ndarray, cols: slice = b.cand) -> np.ndarray:
+            return np.asarray(f(m[..., cols]))
+
+        point_c = own(moments.mean)
+        point_b = None if b.base is None else own(moments.mean, b.base)
+        normal_c = moments.estimate(own, METHOD_DELTA)
+        normal_d = None if b.base is None else moments.estimate(lambda m, _b=b.base: own(m) - own(m, _b),
+                                                                METHOD_PAIRED_NORMAL)
+        reps_c = None if means is None else own(means)
+        reps_b = None if means is None or b.base is None else own(means, b.base)
+        found = []
+        for s in range(len(point_c)):
+            pb = None if point_b is None else float(point_b[s])
+            if few[s] and reps_c is not None:
+                observed = Estimate(float(point_c[s]), method, np.ascontiguousarray(reps_c[:, s]))
+                diff = None if reps_b is None or pb is None else Estimate(
+                    float(point_c[s]) - pb, method, np.ascontiguousarray(reps_c[:, s] - reps_b[:, s]))
+            else:
+                observed = Estimate(float(point_c[s]), METHOD_DELTA, se=normal_c[s].se)
+                diff = None if normal_d is None or pb is None else Estimate(
+                    float(point_c[s]) - pb, METHOD_PAIRED_NORMAL, se=normal_d[s].se)
+            found.append(SliceEstimate(float(point_c[s]), pb, observed, diff))
+        out[b.metric.name] = found
     return out
 
 

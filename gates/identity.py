@@ -9,7 +9,10 @@ a newline (slice values with spaces, ``=``, ``&``, brackets, accents, emoji).
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class Reason(enum.StrEnum):
@@ -37,8 +40,14 @@ class Reason(enum.StrEnum):
     PREDICT_FAILED = "predict_failed"
     MODEL_REJECTS_NAN = "model_rejects_nan"
     NOT_COMPUTABLE = "not_computable"
+    NO_MODEL = "no_model"
+    NOT_A_FEATURE = "not_a_feature"
+    NO_STEP = "no_step"
     GATE_ERROR = "gate_error"
     TEST_SKIPPED = "test_skipped"
+    TEST_FAILED = "test_failed"
+    TEST_ERROR = "test_error"
+    TEST_XFAILED = "test_xfailed"
     NOT_DISTRIBUTABLE = "not_distributable"
 
 
@@ -75,3 +84,28 @@ class CheckId:
     def as_dict(self) -> dict[str, str]:
         """Return the fields report.json carries beside ``id``."""
         return {"name": self.name, "kind": self.kind, "scope": self.scope}
+
+
+_TEXT = re.compile(r"^(?P<gate>[^.\[\n]+)\.(?P<name>[^.\[\n]+)(?:\.(?P<kind>[^.\[\n]+))?(?:\[(?P<scope>[^\n]*)\])?$")
+
+
+def untyped(gate: str, text: str) -> CheckId:
+    """Return the identity of a check that was given only as text (``GATE.NAME.KIND[SCOPE]``).
+
+    For results of gates that build text ids (the data gate's irregular ids, third-party gates) and
+    reports written before report.json carried the fields: the one place an id's text is read. A
+    text that does not have that shape keeps it whole as the name.
+    """
+    m = _TEXT.match(text)
+    if m is None or (gate and m["gate"] != gate):
+        name = text.removeprefix(f"{gate}.") if gate else text
+        return CheckId(gate or "unknown", name.replace("[", "(").replace("]", ")").replace("\n", " "))
+    return CheckId(m["gate"], m["name"], m["kind"] or "", m["scope"] or "")
+
+
+def of_report(check: Mapping[str, Any]) -> CheckId:
+    """Return the identity of a report.json check from its ``gate``, ``name``, ``kind`` and ``scope`` fields."""
+    gate = str(check.get("gate") or "")
+    if "name" in check:
+        return CheckId(gate, str(check["name"]), str(check.get("kind") or ""), str(check.get("scope") or ""))
+    return untyped(gate, str(check.get("id", "")))

@@ -34,26 +34,39 @@ class Estimate:
 
     Exactly one of ``replicates`` (bootstrap values, shape ``(B,)``) and ``se`` (a normal
     approximation's standard error) is set, unless the estimate is undefined (``value`` NaN).
+    ``bounds`` is the range the quantity can take (``(0, 1)`` for ROC AUC, ``(-1, 1)`` for a
+    difference of two AUCs): intervals are clipped to it.
     """
 
     value: float
     method: str
     replicates: np.ndarray | None = None
     se: float | None = None
+    bounds: tuple[float, float] | None = None
 
     def interval(self, confidence: float) -> tuple[float, float]:
-        """Return the two-sided ``confidence`` interval (percentile or normal)."""
+        """Return the two-sided ``confidence`` interval (percentile or normal), clipped to ``bounds``."""
         alpha = 1.0 - confidence
         if self.replicates is not None:
             finite = self.replicates[np.isfinite(self.replicates)]
             if finite.size == 0:
                 return (float("nan"), float("nan"))
             lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-            return (float(lo), float(hi))
+            return self._clip(float(lo), float(hi))
         if self.se is None or not np.isfinite(self.value):
             return (float("nan"), float("nan"))
         z = NormalDist().inv_cdf(1 - alpha / 2)
-        return (self.value - z * self.se, self.value + z * self.se)
+        return self._clip(self.value - z * self.se, self.value + z * self.se)
+
+    def _clip(self, lo: float, hi: float) -> tuple[float, float]:
+        if self.bounds is None:
+            return (lo, hi)
+        a, b = self.bounds
+        return (min(max(lo, a), b), min(max(hi, a), b))
+
+    def within(self, bounds: tuple[float, float] | None) -> Estimate:
+        """Return this estimate with intervals clipped to ``bounds``."""
+        return Estimate(self.value, self.method, self.replicates, self.se, bounds)
 
     def p_below(self, bound: float) -> float:
         """Return the one-sided p-value of H0 "true value < bound" (small p: value >= bound shown)."""
@@ -76,7 +89,16 @@ class Estimate:
 def negate(est: Estimate) -> Estimate:
     """Return the estimate of ``-value`` (to orient lower-is-better metrics as higher-is-better)."""
     reps = None if est.replicates is None else -est.replicates
-    return Estimate(-est.value, est.method, reps, est.se)
+    bounds = None if est.bounds is None else (-est.bounds[1], -est.bounds[0])
+    return Estimate(-est.value, est.method, reps, est.se, bounds)
+
+
+def difference_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    """Return the range of ``a - b`` when ``a`` and ``b`` both lie in ``bounds``."""
+    if bounds is None:
+        return None
+    lo, hi = bounds
+    return (lo - hi, hi - lo)
 
 
 def multinomial_counts(counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

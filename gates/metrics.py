@@ -20,6 +20,7 @@ over the labels present in ``y_true`` or in the predictions, like ``unique_label
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,12 @@ CLASSIFICATION = frozenset({BINARY, MULTICLASS})
 
 #: probabilities are clipped to [EPS, 1 - EPS] before the log, as sklearn's log_loss does
 EPS = float(np.finfo(np.float64).eps)
+
+#: ranges of the score-mean metrics (brier: 0..2 over classes, 0..1 for a binary positive class)
+ROW_MEAN_BOUNDS: Mapping[str, tuple[float, float]] = {
+    "log_loss": (0.0, math.inf), "brier": (0.0, 2.0), "mae": (0.0, math.inf), "mse": (0.0, math.inf),
+    "rmse": (0.0, math.inf), "mape": (0.0, math.inf), "r2": (-math.inf, 1.0),
+}
 
 CountsFn = Callable[[np.ndarray, int], np.ndarray]
 RowStatsFn = Callable[[np.ndarray, "Predictions", int, tuple[Any, ...] | None], np.ndarray]
@@ -378,6 +385,13 @@ class Metric:
     row_stats: RowStatsFn | None = None
     from_means: MeansFn | None = None
     average: str | None = None
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Return the range the metric can take; intervals are clipped to it (ROC AUC never exceeds 1)."""
+        if self.family in ("confusion", "churn", "auc", "ranking"):
+            return (0.0, 1.0)
+        return ROW_MEAN_BOUNDS.get(self.name, (-math.inf, math.inf))
 
     @property
     def needs_baseline(self) -> bool:

@@ -6,6 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gates.identity import CheckId, Reason, untyped
+
+__all__ = ["FAILING", "CheckId", "CheckResult", "Outcome", "Reason", "Status", "Verdict"]
+
 
 class Status(enum.StrEnum):
     PASS = "pass"
@@ -35,8 +39,10 @@ class Outcome(enum.StrEnum):
 class CheckResult:
     """The result of one check: a stable id, a status and the numbers behind it.
 
-    ``reason`` is a stable machine code (``threshold_breached``, ``no_baseline``, ...) beside the
-    human ``message``. ``details`` holds small JSON-able tables, never row-level arrays.
+    ``reason`` is a stable machine code (:class:`~gates.identity.Reason`: ``threshold_breached``,
+    ``no_baseline``, ...) beside the human ``message``. ``details`` holds small JSON-able tables,
+    never row-level arrays. ``check_id`` is the typed identity ``id`` is the text of; gates set
+    it where they plan the check, and :attr:`key` gives it for every result.
     """
 
     id: str
@@ -56,6 +62,12 @@ class CheckResult:
     adjusted_confidence: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     waiver: Mapping[str, Any] | None = None
+    check_id: CheckId | None = None
+
+    @property
+    def key(self) -> CheckId:
+        """Return the typed identity (:func:`gates.identity.untyped` for a result built with a text id only)."""
+        return self.check_id if self.check_id is not None else untyped(self.gate, self.id)
 
     @property
     def is_failing(self) -> bool:

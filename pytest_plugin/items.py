@@ -7,7 +7,6 @@ anything: its outcome is the check's status, mapped as DESIGN section 10 says.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from gates.errors import GateError
+from gates.identity import CheckId, of_report
 from gates.reporters.junit import failure_text
 
 HINT_FAIL = ("hint: the candidate breaches this threshold; the numbers behind it are in {report}. "
@@ -43,19 +43,19 @@ class PolicyFile(pytest.File):
             yield CheckItem.from_parent(self, name=check["id"], nodeid=f"{self.nodeid}::{check['id']}",
                                         check=check, is_shadow=gate.policy.is_shadow,
                                         report_dir=gate.settings.report_dir,
-                                        line=declaring_line(gate.policy.lines, check["id"]))
+                                        line=declaring_line(gate.policy.lines, of_report(check)))
 
 
-def declaring_line(lines: Mapping[tuple[str | int, ...], int], check_id: str) -> int | None:
+def declaring_line(lines: Mapping[tuple[str | int, ...], int], check_id: CheckId) -> int | None:
     """Return the 1-based line of the policy key that best matches ``check_id``, or None.
 
-    The id ``GATE.NAME.KIND[SCOPE]`` is matched against key paths under ``gates.GATE``: the path
-    naming most of NAME, KIND and SCOPE's parts wins, so a failure points at the threshold that
-    produced it (``metrics: {accuracy: {min: ...}}``), or at least at the gate's section.
+    The id's fields are matched against key paths under ``gates.GATE``: the path naming most of
+    NAME, KIND and the SCOPE's columns wins, so a failure points at the threshold that produced it
+    (``metrics: {accuracy: {min: ...}}``), or at least at the gate's section.
     """
-    gate, _, rest = check_id.partition(".")
-    head, _, scope = rest.partition("[")
-    parts = {*head.split("."), *re.split(r"[&=,\]]", scope)} - {""}
+    gate = check_id.gate
+    columns = [part.partition("=")[0] for part in check_id.scope.split("&")] if check_id.scope else []
+    parts = {check_id.name, check_id.kind, check_id.scope, *columns} - {""}
     best: tuple[int, int] | None = None
     for path, line in lines.items():
         if path[:2] != ("gates", gate):

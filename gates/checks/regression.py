@@ -21,16 +21,7 @@ from gates import per_example
 from gates.checks import GateKind, GateSetup, NamedColumn, Spec, declares_blocking_default, listed_columns
 from gates.clusters import NORMAL_MIN_CLUSTERS, ClusterIndex, normal_mean
 from gates.context import EvalContext, Predictions
-from gates.decisions import (
-    Correction,
-    Rule,
-    adjusted_levels,
-    decide_bounds,
-    decide_margin,
-    holm_gate,
-    holm_order,
-    to_status,
-)
+from gates.identity import CheckId, Reason
 from gates.estimates import (
     SliceEstimate,
     Slicing,
@@ -39,6 +30,9 @@ from gates.estimates import (
     whole,
 )
 from gates.intervals import Estimate, negate
+from gates.stats import Correction, FamilyDecision, IntervalSettings, Member, Rule, decide_family
+from gates.stats.family import decide_bounds, to_status
+from gates.stats.weights import eval_row_keys, stream_seed
 from gates.metrics import (
     BINARY,
     MULTICLASS,
@@ -52,21 +46,18 @@ from gates.results import CheckResult, Outcome
 GATE_NAME = "regression"
 ABSOLUTE = ("min", "max")
 RELATIVE = ("max_drop", "max_relative_drop", "min_gain")
-DEFAULTS: Mapping[str, Any] = {
-    "decision": "non_inferiority", "on_inconclusive": "fail", "confidence": 0.95, "bootstrap": 1000,
-    "multiple_testing": "holm", "min_slice_size": 200, "severity": "block",
-}
+DEFAULTS: Mapping[str, Any] = {**IntervalSettings().as_dict(), "min_slice_size": 200, "severity": "block"}
 
-REASON_PASS = "within_threshold"
-REASON_FAIL = "threshold_breached"
-REASON_INCONCLUSIVE = "inconclusive"
-REASON_NO_BASELINE = "no_baseline"
-REASON_BASELINE_REQUIRED = "baseline_required"
-REASON_SLICE_TOO_SMALL = "slice_too_small"
-REASON_MISSING_SCORES = "missing_scores"
-REASON_MISSING_COLUMN = "missing_column"
-REASON_UNDEFINED = "undefined"
-REASON_BAD_DATA = "bad_data"
+REASON_PASS = Reason.WITHIN_THRESHOLD
+REASON_FAIL = Reason.THRESHOLD_BREACHED
+REASON_INCONCLUSIVE = Reason.INCONCLUSIVE
+REASON_NO_BASELINE = Reason.NO_BASELINE
+REASON_BASELINE_REQUIRED = Reason.BASELINE_REQUIRED
+REASON_SLICE_TOO_SMALL = Reason.SLICE_TOO_SMALL
+REASON_MISSING_SCORES = Reason.MISSING_SCORES
+REASON_MISSING_COLUMN = Reason.MISSING_COLUMN
+REASON_UNDEFINED = Reason.UNDEFINED
+REASON_BAD_DATA = Reason.BAD_DATA
 
 MSG_UNKNOWN_METRIC = "unknown metric '{name}'{hint}; known metrics for {task}: {known}"
 MSG_WRONG_TASK = "metric '{name}' is not defined for {task}{hint}; metrics for {task}: {known}"
@@ -104,24 +95,32 @@ MSG_HOLM_STOPPED = "; would pass at its own level, but Holm's step-down stopped 
 class Settings:
     """The gate-level options of a ``gates.regression`` section, defaults filled in."""
 
-    rule: Rule
-    on_inconclusive: str
-    confidence: float
-    n_boot: int
-    correction: Correction
+    intervals: IntervalSettings
     min_slice_size: int
     severity: str
     slicings: tuple[tuple[str, ...], ...]
 
     @classmethod
     def of(cls, spec: Spec) -> Settings:
-        def get(key: str) -> Any:
-            return spec.get(key, DEFAULTS[key])
-
         slicings = tuple(tuple(s) if isinstance(s, list) else (s,) for s in spec.get("slices", ()))
-        return cls(Rule(get("decision")), get("on_inconclusive"), float(get("confidence")),
-                   int(get("bootstrap")), Correction(get("multiple_testing")), int(get("min_slice_size")),
-                   get("severity"), slicings)
+        return cls(IntervalSettings.of(spec), int(spec.get("min_slice_size", DEFAULTS["min_slice_size"])),
+                   spec.get("severity", DEFAULTS["severity"]), slicings)
+
+    @property
+    def rule(self) -> Rule:
+        return self.intervals.decision
+
+    @property
+    def confidence(self) -> float:
+        return self.intervals.confidence
+
+    @property
+    def on_inconclusive(self) -> str:
+        return self.intervals.on_inconclusive
+
+    @property
+    def correction(self) -> Correction:
+        return self.intervals.multiple_testing
 
 
 @dataclass(frozen=True)
@@ -139,9 +138,13 @@ class Check:
     slicing: int
     slice: int
     rows: int
-    id: str
+    check_id: CheckId
     scope: Mapping[str, Any]
     clusters: int | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.check_id)
 
     @property
     def is_relative(self) -> bool:
@@ -217,6 +220,7 @@ class Measured:
     estimates: Mapping[tuple[int, str], list[SliceEstimate] | str]
     has_baseline: bool
     require_baseline: bool
+    n_boot: int
 
 
 def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
@@ -234,10 +238,20 @@ def measure(ctx: EvalContext, spec: Spec) -> tuple[Measured, list[Check]]:
     slicings, missing = _slicings(ctx, settings)
     checks = _plan(spec, settings, slicings, metrics_of(ctx), ctx.clusters)
     problems = _problems(ctx, checks, candidate, baseline)
+    n_boot = settings.intervals.replicates(family_size(settings, checks, missing))
     measured = Measured(settings, slicings, missing, problems,
-                        _estimate(ctx, settings, slicings, checks, problems, candidate, baseline),
-                        baseline is not None, bool(getattr(ctx, "require_baseline", False)))
+                        _estimate(ctx, settings, slicings, checks, problems, candidate, baseline, n_boot),
+                        baseline is not None, bool(getattr(ctx, "require_baseline", False)), n_boot)
     return measured, checks
+
+
+def family_size(settings: Settings, checks: Sequence[Check], missing: Mapping[int, str]) -> int:
+    """Return how many blocking interval checks the plan can have (replicates are drawn for that many).
+
+    Checks of a missing slicing or a slice below ``min_slice_size`` never reach an interval.
+    """
+    return sum(1 for c in checks if c.kind in RELATIVE and c.is_blocking and c.slicing not in missing
+               and (c.slicing == 0 or c.rows >= settings.min_slice_size))
 
 
 def _slicings(ctx: EvalContext, settings: Settings) -> tuple[list[Slicing | None], dict[int, str]]:
@@ -270,14 +284,14 @@ def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None],
         for kind, value in thresholds.items():
             if kind in ("severity", "better"):
                 continue
-            base_id = f"{GATE_NAME}.{name}.{kind}"
+            base_id = CheckId(GATE_NAME, name, kind)
             for i, slicing in enumerate(slicings):
                 if slicing is None:
                     scope = "&".join(settings.slicings[i - 1])
-                    checks.append(Check(metric, kind, float(value), blocking, i, -1, 0, f"{base_id}[{scope}]", {}))
+                    checks.append(Check(metric, kind, float(value), blocking, i, -1, 0, base_id.with_scope(scope), {}))
                     continue
                 for s in range(slicing.n_slices):
-                    cid = f"{base_id}[{slicing.label(s)}]" if slicing.columns else base_id
+                    cid = base_id.with_scope(slicing.label(s)) if slicing.columns else base_id
                     n_clusters = None if counts[i] is None else counts[i][s]
                     checks.append(Check(metric, kind, float(value), blocking, i, s, int(slicing.sizes[s]), cid,
                                         slicing.values(s), n_clusters))
@@ -331,12 +345,13 @@ def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: i
 
 def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | None], checks: Sequence[Check],
               problems: Mapping[tuple[str, str], tuple[str, str]], candidate: Predictions,
-              baseline: Predictions | None) -> dict[tuple[int, str], list[SliceEstimate] | str]:
+              baseline: Predictions | None, n_boot: int) -> dict[tuple[int, str], list[SliceEstimate] | str]:
     """Return estimates per (slicing, metric), or the message of the error that prevented them.
 
     Metrics whose baseline cannot be used (no scores) are estimated for the candidate alone, so
     their floors still run. Each slicing draws from its own seeded stream, except the row-mean
-    family, whose Poisson weights are drawn once (all rows' stream) and serve every slicing.
+    family, whose Poisson weights are hashed once from each row's key and the gate's seed and serve
+    every slicing.
     """
     task = ctx.policy.model.task
     positive = ctx.policy.model.positive_label if task == BINARY else None
@@ -364,8 +379,8 @@ def _estimate(ctx: EvalContext, settings: Settings, slicings: list[Slicing | Non
         try:
             found: Sequence[Mapping[str, list[SliceEstimate] | str]] = paired_estimates_many(
                 ctx.y_true, candidate, base, group, list(present.values()),
-                n_boot=settings.n_boot, rngs=streams, positive_label=positive, classes=classes,
-                clusters=clusters)
+                n_boot=n_boot, rngs=streams, positive_label=positive, classes=classes, keys=eval_row_keys(ctx),
+                seed=stream_seed(ctx.policy.seed, GATE_NAME, "rows"), clusters=clusters)
         except (ValueError, TypeError, IndexError) as exc:
             failed = {m.name: MSG_BAD_DATA.format(metric=m.name, problem=str(exc).splitlines()[0]) for m in group}
             found = [failed] * len(present)
@@ -450,7 +465,7 @@ def _pending_or_result(m: Measured, idx: int, check: Check) -> Pending | CheckRe
 
 
 def interval_family(m: Measured, checks: Sequence[Check]) -> list[Pending]:
-    """Return the baseline-relative checks that :func:`family_outcomes` decides together, in check order.
+    """Return the baseline-relative checks that :func:`_decide_family` decides together, in check order.
 
     Checks skipped or in error before any interval (no baseline, small slice, unusable scores) are
     not in it; a member whose estimate is undefined is (it becomes an ``error`` result).
@@ -497,45 +512,31 @@ def _pending(idx: int, check: Check, est: SliceEstimate) -> Pending:
 
 
 def _decide_family(settings: Settings, family: Sequence[Pending]) -> list[tuple[int, CheckResult]]:
-    """Decide the baseline-relative checks together: levels adjusted over the family, then Holm's stop.
-
-    Under ``point`` no interval decides, so no level is adjusted.
-    """
-    decided = [p for p in family if p.oriented.is_defined]
-    correction, levels, outcomes, gated = family_outcomes(settings, [p.oriented for p in decided],
-                                                          [p.margin for p in decided])
-    out = [(p.index, _margin_result(settings, correction, p, level, after, before is not after, len(decided)))
-           for p, level, before, after in zip(decided, levels, outcomes, gated)]
-    for p in family:
+    """Decide the baseline-relative checks together (:func:`gates.stats.decide_family`): levels
+    adjusted over the blocking members under either rule, then Holm's stop."""
+    decided = decide_family(settings.intervals, members(family))
+    out = []
+    for p, d in zip(family, decided.members):
         if not p.oriented.is_defined:
             msg = MSG_UNDEFINED.format(metric=p.check.metric.name)
             out.append((p.index, _result(p.check, settings, Outcome.ERROR, REASON_UNDEFINED, msg,
                                          observed=p.est.candidate, baseline=p.est.baseline)))
+        else:
+            out.append((p.index, _margin_result(settings, decided, p, d)))
     return out
 
 
-def family_outcomes(settings: Settings, estimates: Sequence[Estimate], margins: Sequence[float]
-                    ) -> tuple[Correction, list[float], list[Outcome], list[Outcome]]:
-    """Return the correction applied, each check's interval level, its outcome, and its outcome after Holm's stop.
-
-    ``estimates`` are oriented so that higher is better and defined; ``margins`` as in :class:`Pending`.
-    This is the gate's whole decision for its family; ``calibrate`` replays it on simulated estimates.
-    """
-    correction = settings.correction if settings.rule is Rule.NON_INFERIORITY else Correction.NONE
-    levels = adjusted_levels(estimates, margins, settings.confidence, correction)
-    outcomes = [decide_margin(e.value, e.interval(level), m, settings.rule)
-                for e, m, level in zip(estimates, margins, levels)]
-    gated = holm_gate(outcomes, holm_order(estimates, margins)) if correction is Correction.HOLM else outcomes
-    return correction, levels, outcomes, gated
+def members(family: Sequence[Pending]) -> list[Member]:
+    """Return the family's members for :func:`gates.stats.decide_family` (``calibrate`` replays them)."""
+    return [Member(p.oriented, p.margin, p.check.is_blocking) for p in family]
 
 
-def _margin_result(settings: Settings, correction: Correction, p: Pending, level: float, outcome: Outcome,
-                   stopped: bool, family_size: int) -> CheckResult:
+def _margin_result(settings: Settings, family: FamilyDecision, p: Pending, d: Any) -> CheckResult:
     """Build the result of a baseline-relative check; ``ci`` is on the change as measured."""
     check, direction = p.check, p.check.metric.direction
-    lo, hi = p.oriented.interval(level)
+    lo, hi = d.interval
     ci = (lo, hi) if direction > 0 else (-hi, -lo)
-    half_width = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else None
+    half_width = d.half_width
     delta = p.est.difference.value if p.est.difference is not None else float("nan")
     threshold = f"{check.kind} {_fmt(check.value)}"
     if check.kind == "max_relative_drop":
@@ -543,13 +544,14 @@ def _margin_result(settings: Settings, correction: Correction, p: Pending, level
     good, bad = ("above", "below") if direction > 0 else ("below", "above")
     words = {"ci": _fmt_ci(ci), "limit": _fmt(-p.margin * direction), "threshold": threshold, "good": good,
              "bad": bad, "delta": _fmt(delta)}
-    message, reason = _margin_message(settings.rule, outcome, words, half_width, p, stopped)
+    message, reason = _margin_message(settings.rule, d.outcome, words, half_width, p, d.stopped)
     details = {**_details(check), "decision": settings.rule.value, "margin": p.margin,
-               "multiple_testing": correction.value, "family_size": family_size}
+               "multiple_testing": family.correction.value if check.is_blocking else Correction.NONE.value,
+               "family_size": family.size}
     if p.oriented.replicates is not None:
         details["replicates"] = int(p.oriented.replicates.size)
-    return _result(check, settings, outcome, reason, message, observed=p.est.candidate, baseline=p.est.baseline,
-                   delta=delta, ci=ci, ci_method=p.oriented.method, half_width=half_width, adjusted=level,
+    return _result(check, settings, d.outcome, reason, message, observed=p.est.candidate, baseline=p.est.baseline,
+                   delta=delta, ci=ci, ci_method=p.oriented.method, half_width=half_width, adjusted=d.level,
                    details=details)
 
 
@@ -611,7 +613,8 @@ def _result(check: Check, settings: Settings, outcome: Outcome, reason: str, mes
             details: Mapping[str, Any] | None = None) -> CheckResult:
     has_ci = ci is not None and all(map(math.isfinite, ci))
     return CheckResult(
-        id=check.id, gate=GATE_NAME, status=to_status(outcome, check.is_blocking, settings.on_inconclusive),
+        id=check.id, check_id=check.check_id, gate=GATE_NAME,
+        status=to_status(outcome, check.is_blocking, settings.on_inconclusive),
         blocking=check.is_blocking, message=message, reason=reason, observed=_num(observed),
         baseline=_num(baseline), delta=_num(delta), threshold=check.threshold(),
         ci=(float(ci[0]), float(ci[1])) if has_ci and ci is not None else None, ci_method=ci_method,

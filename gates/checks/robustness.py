@@ -31,17 +31,8 @@ import pandas as pd
 from gates.checks import GateKind, GateSetup, NamedColumn, Spec, listed_columns
 from gates.context import EvalContext, Predictions, Role
 from gates.contrasts import contrast_estimate, paired_mean
-from gates.decisions import (
-    Correction,
-    Rule,
-    adjusted_levels,
-    decide_bounds,
-    decide_margin,
-    holm_gate,
-    holm_order,
-    to_status,
-)
 from gates.errors import UserError
+from gates.identity import CheckId
 from gates.intervals import Estimate, negate
 from gates.metrics import Metric, metric_names, metric_registry
 from gates.perturbations import (
@@ -55,6 +46,8 @@ from gates.perturbations import (
     step_column,
 )
 from gates.results import CheckResult, Outcome, Status
+from gates.stats import Correction, IntervalSettings, Member, Rule, decide_family
+from gates.stats.family import decide_bounds, to_status
 
 GATE_NAME = "robustness"
 NWB = "no_worse_than_baseline"
@@ -62,11 +55,6 @@ OWN_MEASURES = ("flip_rate", "score_shift")
 METRIC_KINDS = ("min", "max", "max_drop", "max_relative_drop", NWB)
 OWN_KINDS = ("max", NWB)
 
-DEFAULT_DECISION = "non_inferiority"
-DEFAULT_ON_INCONCLUSIVE = "fail"
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_BOOTSTRAP = 1000
-DEFAULT_MULTIPLE_TESTING = "holm"
 #: a score moving by at most this much counts as unchanged (float noise, not a dependence)
 DEFAULT_TOLERANCE = 1e-6
 DEFAULT_MAX_FRACTION = 0.0
@@ -153,8 +141,8 @@ class PerturbationPlan:
     def scope(self, severity: float) -> str:
         return f"{self.name}={severity_label(severity)}"
 
-    def check_id(self, t: Threshold, severity: float) -> str:
-        return f"{GATE_NAME}.{t.measure}.{t.kind}[{self.scope(severity)}]"
+    def check_id(self, t: Threshold, severity: float) -> CheckId:
+        return CheckId(GATE_NAME, t.measure, t.kind, self.scope(severity))
 
 
 @dataclass(frozen=True)
@@ -166,8 +154,8 @@ class InvariancePlan:
     is_blocking: bool
 
     @property
-    def check_id(self) -> str:
-        return f"{GATE_NAME}.invariance[{self.column}]"
+    def check_id(self) -> CheckId:
+        return CheckId(GATE_NAME, "invariance", scope=self.column)
 
 
 @dataclass(frozen=True)
@@ -180,8 +168,8 @@ class DirectionalPlan:
     is_blocking: bool
 
     @property
-    def check_id(self) -> str:
-        return f"{GATE_NAME}.directional[{self.column}]"
+    def check_id(self) -> CheckId:
+        return CheckId(GATE_NAME, "directional", scope=self.column)
 
 
 @dataclass(frozen=True)
@@ -189,13 +177,36 @@ class Plan:
     perturbations: tuple[PerturbationPlan, ...]
     invariance: tuple[InvariancePlan, ...]
     directional: tuple[DirectionalPlan, ...]
-    rule: Rule = Rule(DEFAULT_DECISION)
-    on_inconclusive: str = DEFAULT_ON_INCONCLUSIVE
-    confidence: float = DEFAULT_CONFIDENCE
-    n_boot: int = DEFAULT_BOOTSTRAP
-    correction: Correction = Correction(DEFAULT_MULTIPLE_TESTING)
+    intervals: IntervalSettings = IntervalSettings()
 
-    def checks(self) -> Iterator[tuple[str, bool, dict[str, Any]]]:
+    @property
+    def rule(self) -> Rule:
+        return self.intervals.decision
+
+    @property
+    def on_inconclusive(self) -> str:
+        return self.intervals.on_inconclusive
+
+    @property
+    def confidence(self) -> float:
+        return self.intervals.confidence
+
+    @property
+    def correction(self) -> Correction:
+        return self.intervals.multiple_testing
+
+    @property
+    def family_size(self) -> int:
+        """The blocking ``no_worse_than_baseline`` checks: the family multiple testing adjusts over."""
+        return sum(1 for p in self.perturbations for t in p.thresholds if t.kind == NWB and t.is_blocking
+                   for _ in p.severities)
+
+    @property
+    def n_boot(self) -> int:
+        """Replicates per interval: enough for the family's most adjusted level."""
+        return self.intervals.replicates(self.family_size)
+
+    def checks(self) -> Iterator[tuple[CheckId, bool, dict[str, Any]]]:
         """Yield (check id, is_blocking, threshold) of every check the plan makes, in report order."""
         for p in self.perturbations:
             for t in p.thresholds:
@@ -227,11 +238,7 @@ def parse_plan(spec: Spec) -> Plan:
         invariance=_invariance_plans(spec.get("invariance"), gate_block),
         directional=tuple(_directional_plan(col, body, gate_block)
                           for col, body in (spec.get("directional") or {}).items()),
-        rule=Rule(spec.get("decision", DEFAULT_DECISION)),
-        on_inconclusive=spec.get("on_inconclusive", DEFAULT_ON_INCONCLUSIVE),
-        confidence=float(spec.get("confidence", DEFAULT_CONFIDENCE)),
-        n_boot=int(spec.get("bootstrap", DEFAULT_BOOTSTRAP)),
-        correction=Correction(spec.get("multiple_testing", DEFAULT_MULTIPLE_TESTING)),
+        intervals=IntervalSettings.of(spec),
     )
 
 
@@ -564,11 +571,11 @@ class _GateRun:
                     out.append(self.judge(p, t, pt, details))
         return out
 
-    def result(self, check_id: str, t: Threshold | None, outcome: Outcome, message: str, reason: str, *,
+    def result(self, check_id: CheckId, t: Threshold | None, outcome: Outcome, message: str, reason: str, *,
                is_blocking: bool | None = None, threshold: Mapping[str, Any] | None = None,
                **fields: Any) -> CheckResult:
         blocking = t.is_blocking if t is not None else bool(is_blocking)
-        return CheckResult(id=check_id, gate=GATE_NAME, blocking=blocking, message=message, reason=reason,
+        return CheckResult(id=str(check_id), check_id=check_id, gate=GATE_NAME, blocking=blocking, message=message, reason=reason,
                            status=to_status(outcome, blocking, self.plan.on_inconclusive),
                            threshold=t.as_dict() if t is not None else dict(threshold or {}), **fields)
 
@@ -590,7 +597,7 @@ class _GateRun:
                                _reason(outcome), observed=value, details=details)
         return self.judge_metric(cid, scope, t, value, details)
 
-    def judge_metric(self, cid: str, scope: str, t: Threshold, value: float, details: dict[str, Any]) -> CheckResult:
+    def judge_metric(self, cid: CheckId, scope: str, t: Threshold, value: float, details: dict[str, Any]) -> CheckResult:
         clean = self.clean_value("candidate", t.measure)
         drop = metric_registry()[t.measure].direction * (clean - value)
         if t.kind in ("min", "max"):
@@ -611,7 +618,7 @@ class _GateRun:
         return self.result(cid, t, outcome, message, _reason(outcome), observed=value, delta=value - clean,
                            details=details)
 
-    def versus(self, cid: str, scope: str, t: Threshold, pt: Point, details: dict[str, Any]) -> _Versus:
+    def versus(self, cid: CheckId, scope: str, t: Threshold, pt: Point, details: dict[str, Any]) -> _Versus:
         """Return the paired estimate of (candidate - baseline) drop, flip rate or shift, undecided."""
         assert pt.baseline is not None
         cand, base = pt.candidate, pt.baseline
@@ -625,7 +632,7 @@ class _GateRun:
                   self.clean_value("baseline", t.measure), base.values[t.measure]]
         weights = metric.direction * np.array([1.0, -1.0, -1.0, 1.0])
         est = contrast_estimate(metric, self.ctx.y_true, [clean_c, cand.pred, clean_b, base.pred], weights,
-                                n_boot=self.plan.n_boot, rng=self.ctx.rng(cid), positive_label=self.positive_label,
+                                n_boot=self.plan.n_boot, rng=self.ctx.rng(str(cid)), positive_label=self.positive_label,
                                 classes=self.classes, values=values)
         observed = metric.direction * (values[0] - values[1])
         baseline = metric.direction * (values[2] - values[3])
@@ -705,7 +712,7 @@ class _GateRun:
 
 def _reason(outcome: Outcome) -> str:
     return {Outcome.PASS: "within_threshold", Outcome.FAIL: "threshold_breached",
-            Outcome.INCONCLUSIVE: "interval_straddles_margin"}.get(outcome, "not_computable")
+            Outcome.INCONCLUSIVE: "inconclusive"}.get(outcome, "not_computable")
 
 
 def _problem(exc: Exception) -> str:
@@ -763,7 +770,7 @@ class _Versus:
     """A no_worse_than_baseline check measured but not yet decided (its level depends on the family)."""
 
     run: _GateRun
-    check_id: str
+    check_id: CheckId
     scope: str
     threshold: Threshold
     estimate: Estimate  # of candidate - baseline "badness" (drop, flip rate or shift)
@@ -773,17 +780,12 @@ class _Versus:
 
 
 def decide_versus(items: Sequence[_Versus], plan: Plan) -> dict[int, CheckResult]:
-    """Decide every baseline comparison at its (multiplicity-adjusted) level; key: ``id(item)``."""
-    oriented = [negate(v.estimate) for v in items]
-    margins = [v.threshold.bound for v in items]
-    correction = plan.correction if plan.rule is Rule.NON_INFERIORITY else Correction.NONE
-    levels = adjusted_levels(oriented, margins, plan.confidence, correction)
-    outcomes = [decide_margin(e.value, e.interval(lv), m, plan.rule)
-                for e, lv, m in zip(oriented, levels, margins, strict=True)]
-    if correction is Correction.HOLM:
-        outcomes = holm_gate(outcomes, holm_order(oriented, margins))
+    """Decide every baseline comparison with :func:`gates.stats.decide_family`; key: ``id(item)``."""
+    members = [Member(negate(v.estimate), v.threshold.bound, v.threshold.is_blocking) for v in items]
+    family = decide_family(plan.intervals, members)
     out = {}
-    for v, level, outcome in zip(items, levels, outcomes, strict=True):
+    for v, d in zip(items, family.members, strict=True):
+        level, outcome = d.level, d.outcome
         lo, hi = v.estimate.interval(level)
         half = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else None
         what = f"{v.threshold.measure} drop" if not v.threshold.is_own else v.threshold.measure
@@ -791,11 +793,13 @@ def decide_versus(items: Sequence[_Versus], plan: Plan) -> dict[int, CheckResult
                                     delta=v.estimate.value, lo=lo, hi=hi, level=level, margin=v.threshold.bound)
         if outcome is Outcome.INCONCLUSIVE and half is not None:
             message += MSG_STRADDLES.format(bound=v.threshold.bound, hw=half)
+        details = {**v.details, "family_size": family.size, "multiple_testing": family.correction.value}
+        if v.estimate.replicates is not None:
+            details["replicates"] = int(v.estimate.replicates.size)
         out[id(v)] = v.run.result(
             v.check_id, v.threshold, outcome, message, _reason(outcome), observed=v.observed, baseline=v.baseline,
             delta=v.estimate.value, ci=(lo, hi), ci_method=v.estimate.method, half_width=half,
-            confidence=plan.confidence, adjusted_confidence=level if level != plan.confidence else None,
-            details=v.details)
+            confidence=plan.confidence, adjusted_confidence=level, details=details)
     return out
 
 
@@ -817,9 +821,9 @@ def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
     return gate_run.results()
 
 
-def _plain(cid: str, blocking: bool, threshold: Mapping[str, Any], status: Status, message: str,
+def _plain(cid: CheckId, blocking: bool, threshold: Mapping[str, Any], status: Status, message: str,
            reason: str) -> CheckResult:
-    return CheckResult(id=cid, gate=GATE_NAME, status=status, blocking=blocking, message=message, reason=reason,
+    return CheckResult(id=str(cid), check_id=cid, gate=GATE_NAME, status=status, blocking=blocking, message=message, reason=reason,
                        threshold=dict(threshold))
 
 

@@ -6,7 +6,6 @@ policy line that declared it, so a reviewer lands on the threshold that failed.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +13,12 @@ from typing import Any
 
 import yaml
 
+from gates.identity import CheckId, of_report
 from gates.publishers.limits import encodable
 from gates.reporters._format import STATUS_WORD, num, threshold
 
 #: report statuses worth a finding, with the level they are shown at
 LEVELS = {"fail": "failure", "inconclusive": "failure", "error": "failure", "warn": "warning", "waived": "notice"}
-_ID = re.compile(r"^(?P<gate>[a-z_]+)\.(?P<body>[^\[]*?)(?:\[(?P<scope>.*)\])?$")
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def findings(report: Mapping[str, Any], config: Path | None, root: Path | None) 
         if level is None:
             continue
         title = f"{check['id']}: {STATUS_WORD.get(check['status'], check['status'])}"
-        out.append(Finding(check_id=check["id"], level=level, path=path, line=locate(check["id"], lines),
+        out.append(Finding(check_id=check["id"], level=level, path=path, line=locate(of_report(check), lines),
                            title=encodable(title), message=encodable(describe(check))))
     order = {"failure": 0, "warning": 1, "notice": 2}
     return sorted(out, key=lambda f: order[f.level])
@@ -114,7 +113,7 @@ def key_lines(path: Path) -> dict[tuple[str, ...], int]:
     return out
 
 
-def locate(check_id: str, lines: Mapping[tuple[str, ...], int]) -> int:
+def locate(check_id: CheckId, lines: Mapping[tuple[str, ...], int]) -> int:
     """Return the policy line that declared a check: the most specific key path found, else 1."""
     for keypath in candidate_keypaths(check_id):
         if keypath in lines:
@@ -122,17 +121,14 @@ def locate(check_id: str, lines: Mapping[tuple[str, ...], int]) -> int:
     return 1
 
 
-def candidate_keypaths(check_id: str) -> list[tuple[str, ...]]:
-    """Return key paths that may declare ``GATE.NAME.KIND[SCOPE]``, most specific first.
+def candidate_keypaths(check_id: CheckId) -> list[tuple[str, ...]]:
+    """Return key paths that may declare a check (its typed id's fields), most specific first.
 
     Gates lay out their sections differently (``metrics.<name>.<kind>``, ``drift.columns.<col>``,
     ``checks.columns.<col>``), so the candidates cover each layout and end at the gate itself.
     """
-    match = _ID.match(check_id)
-    if match is None:
-        return [("gates",)]
-    gate, scope = match["gate"], match["scope"]
-    parts = tuple(p for p in match["body"].split(".") if p)
+    gate, scope = check_id.gate, check_id.scope
+    parts = tuple(p for p in (check_id.name, check_id.kind) if p)
     base = ("gates", gate)
     out: list[tuple[str, ...]] = []
     if parts:

@@ -7,34 +7,20 @@ in the units of the plotted quantity.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gates.identity import CheckId, of_report
 from gates.reporters._format import STATUS_ORDER, num
 
 #: threshold kinds whose ``ci`` is the interval of ``delta`` (candidate - baseline)
 RELATIVE_KINDS = ("no_worse_than_baseline", "max_drop", "max_relative_drop", "min_gain")
-_ID = re.compile(r"^(?P<gate>[^.]+)\.(?P<name>[^.\[]+)(?:\.(?P<kind>[^\[]+))?(?P<scope>\[.*\])?$")
 
 
-@dataclass(frozen=True)
-class CheckId:
-    """A check id split as ``GATE.NAME.KIND[SCOPE]`` (KIND and SCOPE may be empty)."""
-
-    gate: str
-    name: str
-    kind: str
-    scope: str
-
-
-def split_id(check_id: str) -> CheckId:
-    """Return the parts of a check id; an id that does not parse keeps its text as ``name``."""
-    m = _ID.match(check_id)
-    if m is None:
-        return CheckId("", check_id, "", "")
-    return CheckId(m["gate"], m["name"], m["kind"] or "", m["scope"] or "")
+def check_key(check: Mapping[str, Any]) -> CheckId:
+    """Return a report check's identity from its fields (:func:`gates.identity.of_report`), never from its id."""
+    return of_report(check)
 
 
 @dataclass(frozen=True)
@@ -72,7 +58,7 @@ def higher_is_better(check: Mapping[str, Any]) -> bool:
     fairness differences are better small and ratios better large; other metrics follow the
     metric registry (log_loss, rmse... are lower-is-better), defaulting to higher-is-better.
     """
-    cid = split_id(check["id"])
+    cid = check_key(check)
     th = check.get("threshold") or {}
     if cid.gate == "robustness":
         return "no_worse_than_baseline" not in th and _registry_direction(cid.name) > 0
@@ -187,7 +173,7 @@ def fairness_panels(checks: Sequence[Mapping[str, Any]]) -> list[FairnessPanel]:
     """Return one panel per (metric, scope) of the fairness checks that list their groups."""
     found: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for c in checks:
-        cid = split_id(c["id"])
+        cid = check_key(c)
         if cid.gate == "fairness" and (c.get("details") or {}).get("groups"):
             found.setdefault((cid.name, cid.scope), []).append(c)
     return [_fairness_panel(name, scope, members) for (name, scope), members in found.items()]
@@ -203,7 +189,7 @@ def _fairness_panel(name: str, scope: str, members: list[Mapping[str, Any]]) -> 
                  {r: g["baseline_metrics"].get(r) for r in rates} if g.get("baseline_metrics") else None,
                  str(g["excluded"]) if g.get("excluded") else None)
         for g in raw)
-    grouping = ", ".join(details.get("grouping") or []) or scope.strip("[]")
+    grouping = ", ".join(details.get("grouping") or []) or scope
     return FairnessPanel(tuple(members), name, grouping, rates, groups, details.get("overall") or {})
 
 
@@ -257,8 +243,8 @@ def robustness_panels(checks: Sequence[Mapping[str, Any]]) -> list[CurvePanel]:
     found: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
     for c in checks:
         details = c.get("details") or {}
-        if split_id(c["id"]).gate == "robustness" and details.get("curve"):
-            key = (str(details.get("perturbation") or split_id(c["id"]).scope), _columns(details))
+        if check_key(c).gate == "robustness" and details.get("curve"):
+            key = (str(details.get("perturbation") or check_key(c).scope), _columns(details))
             found.setdefault(key, []).append(c)
     return [CurvePanel(tuple(m), name, cols, _series(m)) for (name, cols), m in found.items()]
 
@@ -273,7 +259,7 @@ def _series(members: Sequence[Mapping[str, Any]]) -> tuple[Series, ...]:
     curve = sorted(details["curve"], key=lambda p: p.get("severity") or 0.0)
     metric = details.get("metric")
     out: list[Series] = []
-    judged = {split_id(c["id"]).name for c in members}
+    judged = {check_key(c).name for c in members}
     for measure in ([metric] if metric else []) + list(OWN_MEASURES):
         key = "metric" if measure == metric else measure
         cand = [p.get(key) for p in curve]
@@ -322,7 +308,7 @@ def _curve_limits(members: Sequence[Mapping[str, Any]], measure: str, clean: flo
     """Return the distinct absolute limits on ``measure`` set by the perturbation's checks."""
     limits: dict[float, Limit] = {}
     for c in members:
-        cid, th = split_id(c["id"]), c.get("threshold") or {}
+        cid, th = check_key(c), c.get("threshold") or {}
         if cid.name != measure or "no_worse_than_baseline" in th:
             continue
         lim = _absolute_limit(th, measure, clean)
@@ -353,7 +339,7 @@ def _absolute_limit(th: Mapping[str, Any], measure: str, clean: float | None) ->
 def _failing(members: Sequence[Mapping[str, Any]], measure: str) -> tuple[float, ...]:
     """Return the severities at which a check on ``measure`` did not pass."""
     out = {float((c.get("details") or {}).get("severity") or 0.0) for c in members
-           if split_id(c["id"]).name == measure and c["status"] in FAILING}
+           if check_key(c).name == measure and c["status"] in FAILING}
     return tuple(sorted(out))
 
 

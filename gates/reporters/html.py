@@ -151,7 +151,7 @@ def _metric_table(checks: Sequence[Mapping[str, Any]]) -> str:
     for c in checks:
         if c.get("observed") is None or c.get("baseline") is None or c["gate"] not in ("regression", "fairness"):
             continue
-        cid = cd.split_id(c["id"])
+        cid = cd.check_key(c)
         key = (cid.gate, cid.name, cid.scope)
         row = rows.setdefault(key, [c, None])
         if row[1] is None and c.get("delta") is not None:
@@ -161,7 +161,7 @@ def _metric_table(checks: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for (gate, name, scope), (c, rel) in rows.items():
         delta = rel.get("delta") if rel else None
-        where = f'<div class="muted">{e(gate)} · {e(scope.strip("[]") or "all rows")}</div>'
+        where = f'<div class="muted">{e(gate)} · {e(scope or "all rows")}</div>'
         body.append([code(name, "_") + where, e(num(c["observed"])), e(num(c["baseline"])), _delta_cell(delta, rel)])
     return "<h3>Metrics</h3>" + _table(["metric", "candidate", "production", "Δ"], body, "num")
 

@@ -91,8 +91,8 @@ def _rel(uri: str, base: Path) -> str:
 
 def check_to_dict(c: CheckResult) -> dict[str, Any]:
     """Return one check in report form; optional fields are left out when unset."""
-    out: dict[str, Any] = {"id": c.id, "gate": c.gate, "status": c.status.value, "blocking": c.blocking,
-                           "observed": _num(c.observed), "baseline": _num(c.baseline)}
+    out: dict[str, Any] = {"id": c.id, "gate": c.gate, **c.key.as_dict(), "status": c.status.value,
+                           "blocking": c.blocking, "observed": _num(c.observed), "baseline": _num(c.baseline)}
     if c.delta is not None:
         out["delta"] = _num(c.delta)
     out["threshold"] = jsonable(c.threshold)

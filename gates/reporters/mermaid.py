@@ -218,7 +218,7 @@ def _worst_series(panel: cd.CurvePanel) -> cd.Series | None:
     ranked = sorted(panel.checks, key=lambda c: STATUS_ORDER.get(c["status"], 9))
     by_measure = {s.measure: s for s in panel.series}
     for c in ranked:
-        name = cd.split_id(c["id"]).name
+        name = cd.check_key(c).name
         if name in by_measure:
             return by_measure[name]
     return panel.series[0] if panel.series else None

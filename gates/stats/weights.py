@@ -100,3 +100,13 @@ def weight_chunks(keys: np.ndarray, n_boot: int, seed: int, budget: int = MEMORY
     step = max(_LANES, step - step % _LANES)
     for start in range(0, n_boot, step):
         yield poisson_weights(keys, start, min(n_boot, start + step), seed)
+
+
+def eval_row_keys(ctx: Any) -> np.ndarray:
+    """Return the row keys of an eval context's rows: its ``data.cluster`` column, else its declared
+    id column (``data.id``), else the row positions (the one rule every gate uses)."""
+    data = ctx.policy.data
+    for column in (getattr(data, "cluster", None), getattr(data, "id", None)):
+        if column:
+            return row_keys(ctx.n_rows, values=ctx.frame[column].to_numpy())
+    return row_keys(ctx.n_rows)

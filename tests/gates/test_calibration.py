@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from gates.stats import Correction, IntervalSettings, Member, Rule, decide_family
 from gates import calibration as cal
 from gates.checks import regression
 from gates.config import load_policy
@@ -41,7 +42,7 @@ MU_WORSE = math.sqrt(2) * NORMAL.inv_cdf(AUC - 2 * AUC_MARGIN)  # true AUC lower
 DRAWS = 400
 SIMULATIONS = 2000
 METRICS = {"roc_auc": {"max_drop": AUC_MARGIN}, "accuracy": {"max_drop": ACC_MARGIN}}
-SETTINGS = regression.Settings.of({})  # the gate's defaults: non_inferiority, 95%, holm, on_inconclusive fail
+SETTINGS = IntervalSettings()  # the gates' defaults: non_inferiority, 95%, holm, on_inconclusive fail
 CODES = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2, Outcome.ERROR: 3}
 
 
@@ -77,7 +78,8 @@ def engine(n: int, mu_candidate: float, metrics: dict[str, Any] = METRICS, seed:
                                  n_boot=400, rng=lambda family, r=r: make_rng(seed, "boot", family, str(r)),
                                  positive_label=1)
         estimates = [found[m][0].difference for m in names]
-        gated = regression.family_outcomes(SETTINGS, estimates, [metrics[m]["max_drop"] for m in names])[3]
+        family = decide_family(SETTINGS, [Member(e, metrics[m]["max_drop"]) for e, m in zip(estimates, names)])
+        gated = [d.outcome for d in family.members]
         codes[r] = [CODES[o] for o in gated]
         blocked[r] = any(to_status(o, True, SETTINGS.on_inconclusive) in FAILING for o in gated)
     shares = {m: np.bincount(codes[:, j], minlength=4)[:3] / DRAWS for j, m in enumerate(names)}
@@ -259,10 +261,14 @@ def test_rows_needed_formula():
     z = NORMAL.inv_cdf(0.975) + NORMAL.inv_cdf(0.8)
     assert cal.rows_needed(1000, 0.01, 0.02, NORMAL.inv_cdf(0.975), 0.8) == math.ceil(1000 * (z * 0.01 / 0.02) ** 2)
     assert cal.rows_needed(1000, 0.01, 0.0, 1.96, 0.8) is None
-    assert cal.critical_value(SETTINGS, 5) == pytest.approx(NORMAL.inv_cdf(0.975))
-    bonferroni = dataclasses.replace(SETTINGS, correction=regression.Correction.BONFERRONI)
+    # Holm and Bonferroni plan at the family's most adjusted level, the one the simulated rates reach
+    assert cal.critical_value(SETTINGS, 5) == pytest.approx(NORMAL.inv_cdf(1 - 0.05 / 10))
+    assert cal.critical_value(SETTINGS, 1) == pytest.approx(NORMAL.inv_cdf(0.975))
+    bonferroni = dataclasses.replace(SETTINGS, multiple_testing=Correction.BONFERRONI)
     assert cal.critical_value(bonferroni, 5) == pytest.approx(NORMAL.inv_cdf(1 - 0.05 / 10))
-    point = dataclasses.replace(SETTINGS, rule=regression.Rule.POINT)
+    none = dataclasses.replace(SETTINGS, multiple_testing=Correction.NONE)
+    assert cal.critical_value(none, 5) == pytest.approx(NORMAL.inv_cdf(0.975))
+    point = dataclasses.replace(SETTINGS, decision=Rule.POINT)
     assert cal.critical_value(point, 5) == 0.0
 
 
@@ -280,3 +286,33 @@ def test_policy_without_baseline_relative_checks_has_nothing_to_calibrate(tmp_pa
     draw = binormal(make_rng(1, "abs"), 500, MU)
     result = calibrated(write_policy(tmp_path, draw, {"metrics": {"roc_auc": {"min": 0.6}}}))
     assert result.checks == [] and result.false_fail == 0.0
+
+
+@pytest.mark.parametrize("correction", [Correction.HOLM, Correction.BONFERRONI])
+def test_rows_needed_agree_with_the_simulated_rates_under_multiple_testing(correction):
+    """Rows needed and margins use the family's adjusted critical value, as the simulated decisions do:
+    a check the simulation calls fit for 80% power never "needs" more rows than it has, and one it
+    calls underpowered always does (the old unadjusted value said "needs 5,352 rows" on 15,060 rows
+    whose check passed 98% of the time)."""
+    settings = IntervalSettings(multiple_testing=correction)
+    rows, k = 15_060, 6
+    margin = 0.01
+    # standard errors from comfortably powered to hopeless, at the adjusted level 1 - 0.05 / 6
+    ses = np.linspace(0.0015, 0.006, k)
+    members = [cal.Member(f"regression.m{i}.max_drop", "regression", True, {"max_drop": margin}, margin, rows,
+                          None, 0.95, float(se), "normal") for i, se in enumerate(ses)]
+    rng = np.random.default_rng(3)
+    fam = cal.Family("regression", settings, members, rng.standard_normal((800, k)) * ses)
+    out = cal.summarise([fam], model="m", rows=rows, simulations=800, seed=3)
+    z_adjusted = NORMAL.inv_cdf(1 - 0.05 / (2 * k))
+    for c in out.checks:
+        assert c.rows_needed[0.8] == cal.rows_needed(rows, c.se, margin, z_adjusted, 0.8)
+        aa, worse = c.rates["as_good"].passed, c.rates["worse_2x"].failed
+        if aa >= 0.85 and worse >= 0.85:
+            # Holm passes at least what Bonferroni's level predicts, so its advice errs on the safe side
+            slack = 1.2 if correction is Correction.HOLM else 1.0
+            assert c.rows_needed[0.8] <= slack * rows, (c.id, aa, worse, c.rows_needed)
+            assert c.recommendation.startswith("ok")
+        if aa < 0.75 or worse < 0.75:
+            assert c.rows_needed[0.8] > rows, (c.id, aa, worse, c.rows_needed)
+            assert c.margin_80 > margin

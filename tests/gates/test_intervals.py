@@ -7,8 +7,10 @@ import pytest
 from sklearn import metrics as skm
 
 from gates.context import Predictions
+from gates.stats import row_keys
+from gates.stats.weights import POISSON
+from gates.stats.weights import poisson_weights as hashed_weights
 from gates.estimates import (
-    _POISSON,
     multinomial_tables,
     ovr_delong,
     paired_estimates,
@@ -121,7 +123,7 @@ def test_row_bootstrap_matches_a_slow_loop(name, fn):
     y, cand, base = scored(1200, seed=5)
     est = paired_estimates(y, cand, base, [metric_registry()[name]], whole(len(y)), n_boot=2000, rng=rngs(5),
                            positive_label=1, classes=(0, 1))[name][0]
-    slow = slow_paired_bootstrap(y, cand, base, fn, 400, seed=6)
+    slow = slow_paired_bootstrap(y, cand, base, fn, 1500, seed=6)
     assert est.candidate == pytest.approx(fn(y, cand, np.arange(len(y))), rel=1e-9)
     assert est.baseline == pytest.approx(fn(y, base, np.arange(len(y))), rel=1e-9)
     assert est.difference.method == "bootstrap-rows"
@@ -252,10 +254,9 @@ def test_one_poisson_draw_serves_every_slicing():
     slicings = [whole(600), slice_by(pd.DataFrame({"g": g}), ["g"])]
     found = paired_estimates_many(y, cand, base, [metric_registry()["log_loss"]], slicings, n_boot=50,
                                   rngs=[rngs(23), rngs(24)], positive_label=1, classes=(0, 1))
-    # the draw: codes for the rows in slice order (stable), from the first slicing's "rows" stream
-    codes = rngs(23)("rows").integers(0, len(_POISSON), size=(50, 600), dtype=np.uint16)
-    weights = np.empty((50, 600))
-    weights[:, np.argsort(slicings[1].codes, kind="stable")] = _POISSON[codes]
+    # the draw: each row's weights hashed from its position and the seed the "rows" stream gives
+    seed = int(rngs(23)("rows").integers(0, 2**63))
+    weights = hashed_weights(row_keys(600), 0, 50, seed).astype(np.float64)
     loss = -np.log(np.where(y == 1, cand.scores, 1 - cand.scores))
     want_all = weights @ loss / weights.sum(axis=1)
     assert found[0]["log_loss"][0].observed.replicates == pytest.approx(want_all, rel=1e-5)
@@ -314,7 +315,8 @@ def test_multinomial_tables_chunk_and_keep_empty_cells_empty():
 
 
 def test_poisson_weights_have_poisson_moments_and_cover_every_replicate():
-    assert _POISSON.mean() == pytest.approx(1.0, abs=1e-4) and _POISSON.var() == pytest.approx(1.0, abs=1e-3)
+    table = POISSON.astype(np.float64)
+    assert table.mean() == pytest.approx(1.0, abs=1e-4) and table.var() == pytest.approx(1.0, abs=1e-3)
     chunks = list(poisson_weights(1000, 30, np.random.default_rng(0), budget=7000))
     assert [c.shape for c in chunks] == [(7, 1000)] * 4 + [(2, 1000)]
     w = np.concatenate(chunks)
@@ -340,3 +342,42 @@ def test_midranks_equal_scipy_rankdata():
     rng = np.random.default_rng(19)
     for x in (rng.integers(0, 5, 300), rng.random(300), np.round(rng.normal(size=2000), 1), np.array([2.0])):
         assert np.array_equal(midranks(x), rankdata(x))
+
+
+@pytest.mark.parametrize("name", ["log_loss", "brier"])
+def test_large_slices_use_the_paired_normal_interval_which_agrees_with_the_bootstrap(name, monkeypatch):
+    """At ANALYTIC_MIN_ROWS rows the paired normal interval's ends sit within a few percent of the
+    interval's width from the Poisson bootstrap's (40,000 replicates, below the threshold's switch)."""
+    from gates.estimates import _row_family
+    from gates.stats import ANALYTIC_MIN_ROWS
+
+    n = ANALYTIC_MIN_ROWS
+    y, cand, base = scored(n, seed=41)
+    metric = metric_registry()[name]
+    est = paired_estimates(y, cand, base, [metric], whole(n), n_boot=2000, rng=rngs(41), positive_label=1,
+                           classes=(0, 1))[name][0]
+    assert est.difference.method == "paired-normal" and est.difference.replicates is None
+    assert est.observed.method == "delta-method"
+    d = metric.row_stats(y, cand, 1, (0, 1))[:, 0] - metric.row_stats(y, base, 1, (0, 1))[:, 0]
+    assert est.difference.value == pytest.approx(d.mean(), rel=1e-9)
+    assert est.difference.se == pytest.approx(d.std(ddof=1) / np.sqrt(n), rel=1e-5)
+    # the same partials with the switch out of reach: the Poisson bootstrap
+    monkeypatch.setattr("gates.estimates.ANALYTIC_MIN_ROWS", n + 1)
+    boot = _row_family(y, cand, base, [metric], [whole(n)], 40_000, row_keys(n), 5, 1, (0, 1))[0][name][0]
+    assert boot.difference.method == "bootstrap-rows"
+    for level in (0.95, 1 - 0.05 / 12):
+        lo, hi = est.difference.interval(level)
+        blo, bhi = boot.difference.interval(level)
+        width = bhi - blo
+        assert abs(lo - blo) < 0.05 * width and abs(hi - bhi) < 0.05 * width, (level, (lo, hi), (blo, bhi))
+
+
+def test_auc_intervals_stay_within_the_unit_interval():
+    y, cand, base = scored(60, seed=43)
+    perfect = Predictions(cand.labels, np.where(y == 1, 0.9 + 0.05 * cand.scores, 0.1 * cand.scores), (0, 1))
+    est = paired_estimates(y, perfect, base, [metric_registry()["roc_auc"]], whole(60), n_boot=200, rng=rngs(43),
+                           positive_label=1, classes=(0, 1))["roc_auc"][0]
+    lo, hi = est.observed.interval(0.999)
+    assert est.candidate == 1.0 and hi <= 1.0 and lo >= 0.0
+    dlo, dhi = est.difference.interval(0.999)
+    assert -1.0 <= dlo <= dhi <= 1.0

@@ -18,6 +18,7 @@ missing ``data.target``: no check can be about a grouping that does not exist.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 from collections.abc import Callable, Sequence
@@ -74,6 +75,8 @@ from gates.checks.fairness._stats import PER_EXAMPLE, EvalData, GroupStats, eval
 from gates.clusters import ClusterIndex
 from gates.errors import UserError
 from gates.groups import group_index
+from gates.identity import Reason
+from gates.stats.weights import eval_row_keys
 from gates.metrics import REGRESSION
 from gates.results import CheckResult, Outcome
 
@@ -83,35 +86,51 @@ MSG_NO_SCORES = "{metric} needs scores, which the {role} does not give (a scores
 
 def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..., np.random.Generator], *,
            sensitive: Sequence[str] = (), require_baseline: bool = False, scores: Sequence[str] = (),
-           clusters: ClusterIndex | None = None) -> list[CheckResult]:
+           clusters: ClusterIndex | None = None, keys: np.ndarray | None = None) -> list[CheckResult]:
     """Return the fairness gate's results for ``data`` grouped by columns of ``frame``.
 
     ``rng_for(*names)`` returns a seeded generator per name (``EvalContext.rng``); each grouping
     and statistic draws from its own, so results do not depend on which other checks exist.
     ``scores`` are a per_example policy's score names; with ``clusters`` whole clusters are resampled
-    and ``min_group_size`` counts clusters.
+    and ``min_group_size`` counts clusters. ``keys`` are the rows' keys for the Poisson weights
+    (:func:`gates.stats.weights.eval_row_keys`; default their positions). Replicates: enough for the
+    family's most adjusted level (:meth:`gates.stats.IntervalSettings.replicates`).
     """
     found = missing_grouping(frame, spec, sensitive)
     if found is not None:
         raise UserError(f"{_dotted(found[0])}: {found[1]}")
     settings = settings_of(spec)
     metrics = metric_specs(spec, data.task, scores)
+    grouped = groupings(spec, sensitive)
+    settings = dataclasses.replace(settings, n_boot=settings.intervals.replicates(
+        family_size(settings, metrics, data, len(grouped), data.baseline is not None)))
     pending: list[Pending] = []
     factorized: dict[str, Any] = {}
     unscored = {m.name: text for m in metrics if (text := _missing_scores(m, data))}
-    for columns in groupings(spec, sensitive):
+    for columns in grouped:
         scope = scope_of(columns)
         index = group_index(frame, columns, factorized)
-        stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope), clusters)
+        stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope), keys,
+                           clusters)
         for metric in metrics:
             if metric.name in unscored:
-                pending += _error_checks([metric], scope, unscored[metric.name], "no_scores", settings)
+                pending += _error_checks([metric], scope, unscored[metric.name], Reason.MISSING_SCORES, settings)
                 continue
             for view, label in views(data, metric):
                 measured = measure(stats, metric, view, label, settings)
                 pending += pending_checks(measured, settings, has_baseline=data.baseline is not None,
                                           require_baseline=require_baseline)
     return decide(pending, settings)
+
+
+def family_size(settings: Settings, metrics: Sequence[MetricSpec], data: EvalData, n_groupings: int,
+                has_baseline: bool) -> int:
+    """Return how many blocking ``no_worse_than_baseline`` checks the gate can have (replicates are drawn for them)."""
+    if not has_baseline:
+        return 0
+    per_grouping = sum(len(views(data, m)) for m in metrics
+                       if m.no_worse and (m.severity or settings.severity) == "block")
+    return per_grouping * n_groupings
 
 
 def missing_grouping(frame: pd.DataFrame, spec: Spec, sensitive: Sequence[str] = ()
@@ -176,7 +195,8 @@ def run(ctx: Any, spec: Spec) -> list[CheckResult]:
                      None if task in (REGRESSION, PER_EXAMPLE) else ctx.classes)
     return assess(ctx.frame, data, spec, ctx.rng, sensitive=policy.data.sensitive,
                   require_baseline=bool(getattr(ctx, "require_baseline", False)),
-                  scores=[n for n, _ in policy.model.candidate.named_scores], clusters=getattr(ctx, "clusters", None))
+                  scores=[n for n, _ in policy.model.candidate.named_scores], clusters=getattr(ctx, "clusters", None),
+                  keys=eval_row_keys(ctx))
 
 
 def columns(spec: Spec) -> list[NamedColumn]:

@@ -9,15 +9,13 @@ from typing import Any
 
 from gates.checks import GateSetup, Spec
 from gates.checks.fairness._stats import PER_EXAMPLE, group_metric_names, is_rate
-from gates.decisions import Correction, Rule
 from gates.metrics import MULTICLASS, REGRESSION
+from gates.stats import Correction, IntervalSettings, Rule
 
 GATE_NAME = "fairness"
 
-DEFAULTS: Mapping[str, Any] = {
-    "severity": "block", "decision": "non_inferiority", "on_inconclusive": "fail", "confidence": 0.95,
-    "bootstrap": 1000, "multiple_testing": "holm", "min_group_size": 30, "min_positives": 10,
-}
+DEFAULTS: Mapping[str, Any] = {"severity": "block", **IntervalSettings().as_dict(), "min_group_size": 30,
+                                "min_positives": 10}
 #: the default allowed worsening of a disparity for ``no_worse_than_baseline``
 DEFAULT_MARGIN = 0.01
 KINDS = ("min", "max", "no_worse_than_baseline")
@@ -55,16 +53,33 @@ MSG_CLUSTER_TASK = ("data.cluster: the fairness gate resamples clusters for per_
 
 @dataclass(frozen=True)
 class Settings:
-    """Gate-wide settings with their defaults applied."""
+    """Gate-wide settings with their defaults applied.
+
+    ``n_boot`` is the number of replicates drawn: ``intervals.replicates(k)`` once the family's
+    size ``k`` is known (:func:`gates.checks.fairness.assess`), ``bootstrap`` until then.
+    """
 
     severity: str
-    rule: Rule
-    on_inconclusive: str
-    confidence: float
-    n_boot: int
-    correction: Correction
+    intervals: IntervalSettings
     min_group_size: int
     min_positives: int
+    n_boot: int
+
+    @property
+    def rule(self) -> Rule:
+        return self.intervals.decision
+
+    @property
+    def on_inconclusive(self) -> str:
+        return self.intervals.on_inconclusive
+
+    @property
+    def confidence(self) -> float:
+        return self.intervals.confidence
+
+    @property
+    def correction(self) -> Correction:
+        return self.intervals.multiple_testing
 
 
 @dataclass(frozen=True)
@@ -93,10 +108,9 @@ class MetricSpec:
 def settings_of(spec: Spec) -> Settings:
     """Return the gate's settings, defaults filled in."""
     get = {**DEFAULTS, **spec}
-    return Settings(severity=get["severity"], rule=Rule(get["decision"]),
-                    on_inconclusive=get["on_inconclusive"], confidence=float(get["confidence"]),
-                    n_boot=int(get["bootstrap"]), correction=Correction(get["multiple_testing"]),
-                    min_group_size=int(get["min_group_size"]), min_positives=int(get["min_positives"]))
+    intervals = IntervalSettings.of(spec)
+    return Settings(severity=get["severity"], intervals=intervals, min_group_size=int(get["min_group_size"]),
+                    min_positives=int(get["min_positives"]), n_boot=intervals.bootstrap)
 
 
 def resolve_metric(name: str, task: str, scores: Sequence[str] = ()) -> tuple[tuple[str, ...], str] | None:

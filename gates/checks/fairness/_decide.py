@@ -15,18 +15,11 @@ from typing import Any
 
 from gates.checks.fairness._config import GATE_NAME, MetricSpec, Settings
 from gates.checks.fairness._measure import Measured, num
-from gates.decisions import (
-    Correction,
-    Rule,
-    adjusted_levels,
-    decide_bounds,
-    decide_margin,
-    holm_gate,
-    holm_order,
-    to_status,
-)
+from gates.identity import CheckId, Reason
 from gates.intervals import Estimate
 from gates.results import CheckResult, Outcome
+from gates.stats import Member, Rule, decide_family
+from gates.stats.family import decide_bounds, to_status
 
 MSG_NO_BASELINE = "skipped: no baseline to compare with (first model, or the registry alias is unset)"
 MSG_NO_BASELINE_REQUIRED = "no baseline to compare with, and a baseline is required (--require-baseline)"
@@ -54,7 +47,7 @@ class Pending:
     :func:`gates.decisions.decide_margin` takes. A ``min``/``max`` check has ``raw`` alone.
     """
 
-    id: str
+    check_id: CheckId
     metric: MetricSpec
     kind: str
     measured: Measured | None
@@ -66,11 +59,15 @@ class Pending:
     message: str = ""
     reason: str = ""
 
+    @property
+    def id(self) -> str:
+        return str(self.check_id)
 
-def check_id(metric: str, kind: str, scope: str, view_label: str = "") -> str:
+
+def check_id(metric: str, kind: str, scope: str, view_label: str = "") -> CheckId:
     """Return ``fairness.<metric>.<kind>[<scope>]`` (``[<scope>;class=<c>]`` per class)."""
     suffix = f";class={view_label}" if view_label else ""
-    return f"{GATE_NAME}.{metric}.{kind}[{scope}{suffix}]"
+    return CheckId(GATE_NAME, metric, kind, f"{scope}{suffix}")
 
 
 def pending_checks(measured: Measured, settings: Settings, *, has_baseline: bool,
@@ -85,9 +82,10 @@ def pending_checks(measured: Measured, settings: Settings, *, has_baseline: bool
         if kind == "no_worse_than_baseline" and not has_baseline:
             outcome = Outcome.FAIL if require_baseline else Outcome.SKIPPED
             text = MSG_NO_BASELINE_REQUIRED if require_baseline else MSG_NO_BASELINE
-            out.append(_replace(base, preset=outcome, message=text, reason="no_baseline"))
+            reason = Reason.BASELINE_REQUIRED if require_baseline else Reason.NO_BASELINE
+            out.append(_replace(base, preset=outcome, message=text, reason=reason))
         elif measured.problem is not None:
-            out.append(_replace(base, preset=Outcome.ERROR, message=measured.problem, reason="undefined"))
+            out.append(_replace(base, preset=Outcome.ERROR, message=measured.problem, reason=Reason.UNDEFINED))
         else:
             out.append(_estimated(base, measured, kind))
     return out
@@ -96,13 +94,14 @@ def pending_checks(measured: Measured, settings: Settings, *, has_baseline: bool
 def _estimated(p: Pending, measured: Measured, kind: str) -> Pending:
     """Attach the estimate of one threshold kind (and, for the interval family, its oriented form)."""
     if kind != "no_worse_than_baseline":
-        return _replace(p, raw=Estimate(measured.candidate, measured.method, measured.candidate_reps))
+        return _replace(p, raw=Estimate(measured.candidate, measured.method, measured.candidate_reps, bounds=(0.0, 1.0)))
     assert measured.baseline is not None and measured.baseline_reps is not None
     raw = Estimate(measured.candidate - measured.baseline, measured.method,
                    measured.candidate_reps - measured.baseline_reps)
     assert raw.replicates is not None
     sign = -1.0 if measured.metric.kind == "difference" else 1.0
-    oriented = Estimate(sign * raw.value, raw.method, sign * raw.replicates)
+    raw = raw.within((-1.0, 1.0))  # disparities lie in [0, 1], so their changes in [-1, 1]
+    oriented = Estimate(sign * raw.value, raw.method, sign * raw.replicates, bounds=(-1.0, 1.0))
     return _replace(p, raw=raw, oriented=oriented, margin=measured.metric.margin)
 
 
@@ -110,24 +109,27 @@ def _replace(p: Pending, **changes: Any) -> Pending:
     return dataclasses.replace(p, **changes)
 
 
-def decide(pending: Sequence[Pending], settings: Settings) -> list[CheckResult]:
-    """Decide every check; interval levels are adjusted over the ``no_worse_than_baseline`` family."""
+def interval_members(pending: Sequence[Pending]) -> tuple[list[int], list[Member]]:
+    """Return the positions and :class:`~gates.stats.Member` values of the ``no_worse_than_baseline`` checks."""
     family = [i for i, p in enumerate(pending) if p.oriented is not None]
-    estimates = [pending[i].oriented for i in family]
-    margins = [pending[i].margin for i in family]
-    levels = adjusted_levels(estimates, margins, settings.confidence, settings.correction)  # type: ignore[arg-type]
-    outcomes = []
-    for i, level in zip(family, levels):
+    members = []
+    for i in family:
         est = pending[i].oriented
         assert est is not None
-        outcomes.append(decide_margin(est.value, est.interval(level), pending[i].margin, settings.rule))
-    if settings.correction is Correction.HOLM and settings.rule is Rule.NON_INFERIORITY:
-        outcomes = holm_gate(outcomes, holm_order(estimates, margins))  # type: ignore[arg-type]
-    decided = {i: (o, lv) for i, o, lv in zip(family, outcomes, levels)}
+        members.append(Member(est, pending[i].margin, pending[i].blocking))
+    return family, members
+
+
+def decide(pending: Sequence[Pending], settings: Settings) -> list[CheckResult]:
+    """Decide every check; the blocking ``no_worse_than_baseline`` checks form the family
+    (:func:`gates.stats.decide_family`: levels adjusted under either rule, Holm's stop)."""
+    family, members = interval_members(pending)
+    found = decide_family(settings.intervals, members)
+    decided = {i: (d.outcome, d.level) for i, d in zip(family, found.members)}
     results = []
     for i, p in enumerate(pending):
         if i in decided:
-            results.append(_result(p, *decided[i], settings))
+            results.append(_result(p, *decided[i], settings, found.size))
         elif p.raw is not None:
             results.append(_bound_result(p, settings))
         else:
@@ -139,29 +141,31 @@ def _preset_result(p: Pending, settings: Settings) -> CheckResult:
     outcome = p.preset or Outcome.ERROR
     m = p.measured
     return CheckResult(
-        id=p.id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
+        id=p.id, check_id=p.check_id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
         blocking=p.blocking, message=p.message, reason=p.reason,
         observed=None if m is None else num(m.candidate),
         baseline=None if m is None or m.baseline is None else num(m.baseline),
         threshold=_threshold(p), details={} if m is None else dict(m.details))
 
 
-def _result(p: Pending, outcome: Outcome, level: float, settings: Settings) -> CheckResult:
+def _result(p: Pending, outcome: Outcome, level: float, settings: Settings, family_size: int) -> CheckResult:
     m = p.measured
     assert m is not None and p.raw is not None
     lo, hi = p.raw.interval(level)
     defined = math.isfinite(lo) and math.isfinite(hi)
     message = _message(p, outcome, level, (lo, hi), settings)
-    reason = {Outcome.PASS: "within_threshold", Outcome.FAIL: "threshold_breached",
-              Outcome.INCONCLUSIVE: "inconclusive", Outcome.ERROR: "no_interval"}.get(outcome, "")
+    reason = {Outcome.PASS: Reason.WITHIN_THRESHOLD, Outcome.FAIL: Reason.THRESHOLD_BREACHED,
+              Outcome.INCONCLUSIVE: Reason.INCONCLUSIVE, Outcome.ERROR: Reason.NO_INTERVAL}.get(outcome, "")
     return CheckResult(
-        id=p.id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
+        id=p.id, check_id=p.check_id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
         blocking=p.blocking, message=message, reason=reason,
         observed=num(m.candidate), baseline=None if m.baseline is None else num(m.baseline),
         delta=num(m.candidate - m.baseline) if p.kind == "no_worse_than_baseline" and m.baseline is not None else None,
         threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=m.method,
         half_width=(hi - lo) / 2 if defined else None, confidence=settings.confidence,
-        adjusted_confidence=level, details={**m.details, "decision": settings.rule.value})
+        adjusted_confidence=level, details={**m.details, "decision": settings.rule.value,
+                                            "multiple_testing": settings.correction.value if family_size > 1 else "none",
+                                            "family_size": family_size})
 
 
 def _bound_result(p: Pending, settings: Settings) -> CheckResult:
@@ -173,14 +177,14 @@ def _bound_result(p: Pending, settings: Settings) -> CheckResult:
     lo, hi = p.raw.interval(settings.confidence)
     defined = math.isfinite(lo) and math.isfinite(hi)
     if outcome is Outcome.ERROR:
-        message, reason = MSG_UNDEFINED.format(what=m.what), "undefined"
+        message, reason = MSG_UNDEFINED.format(what=m.what), Reason.UNDEFINED
     else:
         template = MSG_BOUND_PASS if outcome is Outcome.PASS else MSG_BOUND_FAIL
         message = template.format(what=m.what, value=_fmt(m.candidate), bound=p.kind, limit=_fmt(limit),
                                   lo=_fmt(lo), hi=_fmt(hi))
-        reason = "within_threshold" if outcome is Outcome.PASS else "threshold_breached"
+        reason = Reason.WITHIN_THRESHOLD if outcome is Outcome.PASS else Reason.THRESHOLD_BREACHED
     return CheckResult(
-        id=p.id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
+        id=p.id, check_id=p.check_id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
         blocking=p.blocking, message=message + _excluded_note(m), reason=reason,
         observed=num(m.candidate), baseline=None if m.baseline is None else num(m.baseline),
         threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=m.method,

@@ -1,8 +1,11 @@
 """Every group metric of both models over one grouping, with paired bootstrap replicates.
 
-The statistics behind the fairness gate: confusion rates from a :class:`gates.groups.CellTable`
-and a multinomial bootstrap of it, score-mean metrics from per-group sums with rows resampled
-within groups, and ranking metrics (ROC AUC, average precision) with bootstrap counts as weights.
+The statistics behind the fairness gate, all from :mod:`gates.stats`: confusion rates from a
+:class:`gates.groups.CellTable` and the one multinomial sampler over its cells
+(:meth:`gates.stats.CellCounts.replicates`); score-mean metrics from per-group
+:class:`~gates.stats.PoissonSums`; ranking metrics (ROC AUC, average precision) with the same
+hashed Poisson(1) row weights (:mod:`gates.stats.weights`), so every replicate reweights the rows
+the way the regression gate's do, independently of how they are split into batches.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from gates.groups import (
 )
 from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
 from gates.clusters import ClusterIndex, cluster_weights
-from gates.intervals import multinomial_counts, row_resample_sums
+from gates.stats import CellCounts, PoissonSums, row_keys
+from gates.stats.weights import weight_chunks
 from gates.metrics import (
     BINARY,
     REGRESSION,
@@ -40,13 +44,12 @@ from gates.metrics import (
     weighted_average_precision,
 )
 
-#: replicate chunk size of the multinomial bootstrap, in cells (bounds memory for multiclass)
-CHUNK_CELLS = 4_000_000
+METHOD_CELLS = "bootstrap-multinomial"
+METHOD_ROWS = "bootstrap-rows"
 #: group metrics that are not in the metric registry: fairlearn's ``count`` and ``mean_prediction``
 COUNT = "count"
 MEAN_PREDICTION = "mean_prediction"
 PER_EXAMPLE = "per_example"
-METHOD_ROWS = "bootstrap-rows"
 
 
 @dataclass(frozen=True)
@@ -152,16 +155,21 @@ class GroupStats:
     Confusion rates come from one :class:`CellTable` and a paired multinomial bootstrap of it;
     score-mean metrics from per-group sums and a row bootstrap within each group; other metrics
     (ROC AUC, average precision) from the metric's own function on resampled rows of each group.
-    ``rng_for(name)`` gives the generator of one statistic, so adding a check never changes the
-    replicates of another.
+    ``rng_for(name)`` gives the generator of one statistic (and the seed of its Poisson weights), so
+    adding a check never changes the replicates of another. ``keys`` are the rows' keys
+    (:func:`gates.stats.row_keys`; default their positions).
     """
 
     def __init__(self, data: EvalData, index: GroupIndex, n_boot: int,
-                 rng_for: Callable[[str], np.random.Generator], clusters: ClusterIndex | None = None) -> None:
+                 rng_for: Callable[[str], np.random.Generator], keys: np.ndarray | None = None,
+                 clusters: ClusterIndex | None = None) -> None:
         self.data = data
         self.index = index
         self.n_boot = n_boot
         self._rng_for = rng_for
+        if clusters is not None:  # a cluster's rows share every replicate's weight
+            keys = clusters.keys
+        self.keys = row_keys(len(index.codes)) if keys is None else keys
         self.sizes = index.sizes
         self.clusters = clusters
         #: what min_group_size counts: each group's clusters when there are clusters, else its rows
@@ -217,14 +225,13 @@ class GroupStats:
         g, k = counts.shape[0], counts.shape[1]
         cand = np.empty((self.n_boot, g, k, k))
         base = np.empty((self.n_boot, g, k, k)) if self.has_baseline else None
-        rng = self._rng_for("cells")
-        step = max(1, CHUNK_CELLS // max(counts.size, 1))
-        for start in range(0, self.n_boot, step):
-            stop = min(self.n_boot, start + step)
-            reps = multinomial_counts(counts, stop - start, rng)
+        start = 0
+        for reps in CellCounts(counts).replicates(self.n_boot, self._rng_for("cells")):
+            stop = start + len(reps)
             cand[start:stop] = reps.sum(axis=4)
             if base is not None:
                 base[start:stop] = reps.sum(axis=3)
+            start = stop
         return cand, base
 
     def _from_tables(self, fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], needs: str) -> GroupPair:
@@ -243,7 +250,7 @@ class GroupStats:
 
         cand = model(0)
         assert cand is not None
-        return GroupPair(cand, model(1), "bootstrap-multinomial")
+        return GroupPair(cand, model(1), METHOD_CELLS)
 
     def _rates(self, rate: Rate, view: Any) -> GroupPair:
         return self._from_tables(lambda conf: confusion_rates(conf, rate, view), rate.needs)
@@ -261,14 +268,14 @@ class GroupStats:
         sizes = self.sizes.astype(np.float64)
 
         def draw() -> tuple[np.ndarray, np.ndarray]:
-            if self.data.task == REGRESSION:  # rows are resampled within groups: sizes are fixed
-                reps = np.broadcast_to(sizes, (self.n_boot, sizes.size))
+            if self.data.task == REGRESSION:  # the Poisson weights' group totals
+                reps = self._poisson_sums(np.zeros((len(self.keys), 0)), "count").sums[..., 0]
             else:
                 reps = self.replicate_confusions[0].sum(axis=(-2, -1))
             return reps, reps.sum(axis=1)
 
         values = GroupValues(sizes, float(sizes.sum()), sizes, "rows", draw)
-        return GroupPair(values, values if self.has_baseline else None, "bootstrap-multinomial")
+        return GroupPair(values, values if self.has_baseline else None, METHOD_CELLS)
 
     # -- row means
 
@@ -283,8 +290,17 @@ class GroupStats:
         order, starts = self._order
         return order[starts[g]:starts[g + 1]]
 
+    def _seed(self, name: str) -> int:
+        return int(self._rng_for(name).integers(0, 2**63))
+
+    def _poisson_sums(self, stats: np.ndarray, name: str) -> PoissonSums:
+        """Return per-group Poisson-weighted sums of per-row ``stats`` (the weights of stream ``name``)."""
+        centre = stats.mean(axis=0) if len(stats) else np.zeros(stats.shape[1])
+        return PoissonSums.of(self.keys, stats, n_boot=self.n_boot, seed=self._seed(name), cells=self.index.codes,
+                              n_cells=self.index.n_groups, centre=centre)
+
     def _row_mean(self, metric: Metric) -> GroupPair:
-        """Per-group means of the metric's per-row statistics; replicates resample rows within groups."""
+        """Per-group means of the metric's per-row statistics; replicates weight rows by Poisson(1)."""
         assert metric.row_stats is not None and metric.from_means is not None
         from_means = metric.from_means
         models = self._models
@@ -297,24 +313,23 @@ class GroupStats:
                                 for j in range(stats.shape[1])])
 
         @_once
-        def rep_sums() -> np.ndarray:
-            rng = self._rng_for(metric.name)
-            return np.stack([row_resample_sums(stats[self._group_rows(g)], self.n_boot, rng)
-                             for g in range(sizes.size)], axis=1)
+        def rep_sums() -> PoissonSums:
+            return self._poisson_sums(stats, metric.name)
 
         def model(i: int) -> GroupValues:
             cols = slice(i * p, (i + 1) * p)
 
             def draw() -> tuple[np.ndarray, np.ndarray]:
-                reps = rep_sums()[..., cols]
-                return (np.asarray(from_means(_per_row(reps, sizes))),
-                        np.asarray(from_means(reps.sum(axis=1) / sizes.sum())))
+                sums = rep_sums()
+                per_group = sums.means()[..., cols]
+                overall = sums.means(np.ones((1, sizes.size)))[:, 0, cols]
+                return np.asarray(from_means(per_group)), np.asarray(from_means(overall))
 
             point = np.asarray(from_means(_per_row(sums[:, cols], sizes)))
             overall = float(from_means(sums[:, cols].sum(axis=0) / sizes.sum()))
             return GroupValues(point, overall, self.sizes, "rows", draw)
 
-        return self._pair([model(i) for i in range(len(models))], "bootstrap-stratified-rows")
+        return self._pair([model(i) for i in range(len(models))], METHOD_ROWS)
 
     # -- per-example scores: group means, whole clusters resampled with the core's Poisson weights
 
@@ -328,7 +343,7 @@ class GroupStats:
         sizes = self.sizes.astype(np.float64)
         sums = np.column_stack([np.bincount(self.index.codes, weights=values[:, j], minlength=sizes.size)
                                 for j in range(values.shape[1])])
-        keys = (np.arange(len(values), dtype=np.uint64) if self.clusters is None else self.clusters.keys)[order]
+        keys = self.keys[order]
 
         @_once
         def rep_sums() -> np.ndarray:
@@ -351,10 +366,10 @@ class GroupStats:
         method = METHOD_ROWS if self.clusters is None else METHOD_CLUSTERS
         return self._pair([model(i) for i in range(len(models))], method)
 
-    # -- ranking metrics (ROC AUC, average precision): bootstrap counts as row weights
+    # -- ranking metrics (ROC AUC, average precision): Poisson counts as row weights
 
     def _weighted(self, metric: Metric) -> GroupPair:
-        """Score-order metrics of every group, resampling rows within groups as integer weights."""
+        """Score-order metrics of every group, each replicate weighting the rows by hashed Poisson(1) counts."""
         order, starts = self._order
         y = self.data.y[order]
         bounds = [slice(starts[g], starts[g + 1]) for g in range(self.index.n_groups)]
@@ -367,13 +382,11 @@ class GroupStats:
 
         @_once
         def rep_values() -> list[tuple[np.ndarray, np.ndarray]]:
-            rng = self._rng_for(metric.name)
-            step = max(1, CHUNK_CELLS // max(len(y), 1))
             parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in models]
-            for start in range(0, self.n_boot, step):
-                weights = self._resample_weights(min(step, self.n_boot - start), rng)
+            for weights in weight_chunks(self.keys[order], self.n_boot, self._seed(metric.name)):
+                w = weights.astype(np.float64)
                 for i, fn in enumerate(fns):
-                    parts[i].append(values(fn, weights))
+                    parts[i].append(values(fn, w))
             return [(np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps])) for ps in parts]
 
         def model(i: int) -> GroupValues:
@@ -386,7 +399,7 @@ class GroupStats:
             return GroupValues(point[0], float(overall[0]), support, needs, draw)
 
         support, needs = self._ranking_support(metric)
-        return self._pair([model(i) for i in range(len(models))], "bootstrap-stratified-rows")
+        return self._pair([model(i) for i in range(len(models))], METHOD_ROWS)
 
     def _ranking_support(self, metric: Metric) -> tuple[np.ndarray, str]:
         """Return the rows a binary ranking metric rests on: positives (AP), the rarer class (AUC)."""
@@ -397,17 +410,6 @@ class GroupStats:
         if metric.family == "ranking":
             return positives, "positives"
         return np.minimum(positives, self.sizes - positives), "positives or negatives"
-
-    def _resample_weights(self, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-        """Return (n_boot, n) bootstrap counts, drawn within each group, in group-sorted row order."""
-        _, starts = self._order
-        out = np.empty((n_boot, int(starts[-1])))
-        offsets = np.arange(n_boot)[:, None]
-        for g in range(self.index.n_groups):
-            size = int(starts[g + 1] - starts[g])
-            idx = rng.integers(0, size, (n_boot, size)) + offsets * size
-            out[:, starts[g]:starts[g + 1]] = np.bincount(idx.ravel(), minlength=n_boot * size).reshape(n_boot, size)
-        return out
 
     def _ranking_fn(self, metric: Metric, pred: Predictions, order: np.ndarray
                     ) -> Callable[[slice, np.ndarray], np.ndarray]:

@@ -643,7 +643,13 @@ def test_multiple_testing_adjusts_levels_over_the_no_worse_than_baseline_checks_
     assert all(r.adjusted_confidence == pytest.approx(0.975) for r in family["bonferroni"])
     assert all(r.adjusted_confidence == 0.95 for r in family["none"])
     assert all(r.adjusted_confidence == r.confidence == 0.95 for rs in bounds.values() for r in rs)
-    assert [r.ci for r in bounds["bonferroni"]] == [r.ci for r in bounds["none"]]
+    # bounds are reported at the nominal level; only the replicates (100 / (1 - L) at the family's
+    # most adjusted level) move them, by Monte Carlo error
+    assert [r.details["bootstrap"] for r in bounds["bonferroni"]] == [4000, 4000]
+    assert [r.details["bootstrap"] for r in bounds["none"]] == [2000, 2000]
+    for a, b in zip(bounds["bonferroni"], bounds["none"]):
+        width = b.ci[1] - b.ci[0]
+        assert a.ci == pytest.approx(b.ci, abs=0.05 * width)
     cid = "fairness.fpr_difference.no_worse_than_baseline[g]"
     assert runs["bonferroni"][cid].half_width > runs["none"][cid].half_width
 
@@ -701,7 +707,7 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
     ll = res["fairness.log_loss_ratio.min[colour]"]
     vals = [v["log_loss"] for v in per_group.values()]
     assert ll.observed == pytest.approx(min(vals) / max(vals), abs=1e-9)
-    assert ll.ci_method == "bootstrap-stratified-rows"
+    assert ll.ci_method == "bootstrap-rows"
     ba = res["fairness.balanced_accuracy_difference.max[colour]"]
     overall = balanced_accuracy_score(y, frame["cand_pred"])
     assert ba.observed == pytest.approx(max(abs(v["balanced_accuracy"] - overall) for v in per_group.values()), abs=1e-12)
@@ -778,7 +784,7 @@ def test_regression_group_metrics_equal_fairlearn(tmp_path):
         r = res[f"fairness.mae_difference.no_worse_than_baseline[{scope}]"]
         assert r.observed == pytest.approx(mae_c.difference(), abs=1e-9)
         assert r.baseline == pytest.approx(mae_b.difference(), abs=1e-9)
-        assert r.ci_method == "bootstrap-stratified-rows"
+        assert r.ci_method == "bootstrap-rows"
         rmse = flm.MetricFrame(metrics=lambda a, b: float(np.sqrt(np.mean((a - b) ** 2))), y_true=y,
                                y_pred=df["cand_pred"], sensitive_features=sf)
         assert res[f"fairness.rmse_ratio.min[{scope}]"].observed == pytest.approx(rmse.ratio(), abs=1e-9)
@@ -884,7 +890,7 @@ def test_score_metric_without_scores_is_an_error_naming_the_model():
     res = assess_arrays(y, pred, pred, groups, {"metrics": {"roc_auc_difference": {"max": 0.1},
                                                             "tpr_difference": {"max": 1.0}}})
     r = res["fairness.roc_auc_difference.max[g]"]
-    assert r.status is Status.ERROR and r.reason == "no_scores"
+    assert r.status is Status.ERROR and r.reason == "missing_scores"
     assert r.message == fx.MSG_NO_SCORES.format(metric="roc_auc_difference", role="candidate")
     assert res["fairness.tpr_difference.max[g]"].status is not Status.ERROR
 
@@ -918,3 +924,59 @@ def test_auc_by_group_needs_min_positives_of_the_rarer_class():
     assert group_of(r, g="b")["excluded"] == fx.REASON_SUPPORT.format(
         rate="roc_auc", support=b_pos, needs="positives or negatives", min=10)
     assert r.status is Status.ERROR
+
+
+# ---------------------------------------------------------------- the statistics core
+
+
+def test_point_decisions_adjust_levels_and_warn_only_checks_stay_out():
+    y, cand, base, group = simulate(3, 3000, 0.7)
+    metrics = {"tpr_difference": {"no_worse_than_baseline": True, "margin": 0.2},
+               "fpr_difference": {"no_worse_than_baseline": True, "margin": 0.2},
+               "selection_rate_difference": {"no_worse_than_baseline": True, "margin": 0.2, "severity": "warn"}}
+    out = assess_arrays(y, cand, base, {"g": group}, {"metrics": metrics, "decision": "point",
+                                                      "multiple_testing": "bonferroni", "bootstrap": 300})
+    blocking = [out[f"fairness.{m}.no_worse_than_baseline[g]"] for m in ("tpr_difference", "fpr_difference")]
+    for r in blocking:
+        assert r.adjusted_confidence == pytest.approx(0.975)
+        assert r.details["family_size"] == 2 and r.details["multiple_testing"] == "bonferroni"
+        assert r.details["bootstrap"] == 4000  # 100 / (0.05 / 2), above bootstrap: 300
+    warn = out["fairness.selection_rate_difference.no_worse_than_baseline[g]"]
+    assert warn.adjusted_confidence == pytest.approx(0.95) and not warn.blocking
+
+
+@pytest.mark.parametrize("value", ["F W", "a=b", "x&y", "[EU]", "Zoë", "🚀", "a;class=b"])
+def test_group_values_of_any_text_keep_typed_ids(value):
+    y, cand, base, group = simulate(4, 800, 0.7)
+    groups = np.where(group == "a", value, "other")
+    out = assess_arrays(y, cand, base, {"team name": groups},
+                        {"metrics": {"tpr_difference": {"max": 0.5}}, **EXACT})
+    (r,) = out.values()
+    assert r.check_id.scope == "team name" and r.id == "fairness.tpr_difference.max[team name]"
+    assert {g["group"]["team name"] for g in r.details["groups"]} == {value, "other"}
+
+
+def test_score_mean_disparities_resample_with_poisson_weights_like_a_slow_loop():
+    """brier_difference's replicates: per-row Poisson(1) weights, compared with a slow row bootstrap loop."""
+    rng = np.random.default_rng(9)
+    n = 1500
+    group = rng.choice(["a", "b"], n)
+    y = rng.integers(0, 2, n)
+    p = np.clip(0.5 * y + rng.uniform(0, 0.5, n) + np.where(group == "a", 0.05, -0.05), 0, 1)
+    frame = pd.DataFrame({"g": group})
+    data = eval_data("binary_classification", y, Predictions((p >= 0.5).astype(int), p), None, 1, (0, 1))
+    results = fx.assess(frame, data, {"metrics": {"brier_difference": {"max": 1.0}}, "bootstrap": 4000, **EXACT},
+                        lambda *names: make_rng(5, *names), sensitive=["g"])
+    (r,) = results
+    sq = (y - p) ** 2
+    point = abs(sq[group == "a"].mean() - sq[group == "b"].mean())
+    assert r.observed == pytest.approx(point, rel=1e-9)
+    assert r.ci_method == "bootstrap-rows"
+    slow = []
+    loop = np.random.default_rng(6)
+    for _ in range(1000):
+        i = loop.integers(0, n, n)
+        slow.append(abs(sq[i][group[i] == "a"].mean() - sq[i][group[i] == "b"].mean()))
+    lo, hi = np.quantile(slow, [0.025, 0.975])
+    width = hi - lo
+    assert r.ci[0] == pytest.approx(lo, abs=0.12 * width) and r.ci[1] == pytest.approx(hi, abs=0.12 * width)

@@ -322,3 +322,77 @@ def test_churn_takes_only_max_and_min_must_not_exceed_max(tmp_path):
     assert "gates.regression.metrics.churn.max_drop" in msg
     msg = config_error(write(tmp_path, frame(n=50), {"metrics": {"accuracy": {"min": 0.9, "max": 0.8}}}))
     assert msg.endswith(rg.MSG_MIN_ABOVE_MAX.format(lo=0.9, hi=0.8))
+
+
+# ---------------------------------------------------------------------------------- the statistics core
+
+
+def test_point_decisions_report_family_adjusted_levels(tmp_path):
+    """multiple_testing adjusts under decision: point too; warn-only checks stay out of the family."""
+    df = frame(shift=0.2)
+    out = run(write(tmp_path, df, {"decision": "point", "multiple_testing": "bonferroni",
+                                   "metrics": {"accuracy": {"max_drop": 0.05}, "f1": {"max_drop": 0.05},
+                                               "brier": {"max_drop": 0.05},
+                                               "precision": {"max_drop": 0.05, "severity": "warn"}}}))
+    blocking = [out[f"regression.{m}.max_drop"] for m in ("accuracy", "f1", "brier")]
+    for r in blocking:
+        assert r.confidence == 0.95
+        assert r.adjusted_confidence == pytest.approx(1 - 0.05 / 3)
+        assert r.details["family_size"] == 3 and r.details["multiple_testing"] == "bonferroni"
+    warn = out["regression.precision.max_drop"]
+    assert warn.adjusted_confidence == pytest.approx(0.95)
+    # the blocking intervals are the ones of a family without the warn-only check
+    again = run(write(tmp_path, df, {"decision": "point", "multiple_testing": "bonferroni",
+                                     "metrics": {"accuracy": {"max_drop": 0.05}, "f1": {"max_drop": 0.05},
+                                                 "brier": {"max_drop": 0.05}}}))
+    for r in blocking:
+        assert again[r.id].ci == r.ci
+
+
+def test_replicates_leave_fifty_beyond_each_end_of_the_adjusted_interval(tmp_path):
+    df = frame(n=2000, shift=0.2)
+    out = run(write(tmp_path, df, {"multiple_testing": "holm", "slices": ["group"], "min_slice_size": 100,
+                                   "metrics": {"accuracy": {"max_drop": 0.05}, "brier": {"max_drop": 0.05}}}))
+    relative = [r for r in out.values() if "max_drop" in r.threshold]
+    assert len(relative) == 6
+    assert max(r.adjusted_confidence for r in relative) == pytest.approx(1 - 0.05 / 6)  # Holm's first step
+    assert min(r.adjusted_confidence for r in relative) == pytest.approx(0.95)         # and its last
+    for r in relative:
+        assert r.ci_method in ("bootstrap-multinomial", "bootstrap-rows")
+        assert r.details["replicates"] == 12_000  # 100 / (0.05 / 6), above bootstrap: 400
+        assert (1 - r.adjusted_confidence) / 2 * r.details["replicates"] >= 50 - 1e-9
+
+
+def test_score_means_on_many_rows_use_the_paired_normal_interval(tmp_path):
+    from scipy import stats
+
+    df = frame(n=12_000, shift=0.1)
+    out = run(write(tmp_path, df, {"multiple_testing": "none", "metrics": {"log_loss": {"max_drop": 0.05}}}))
+    r = out["regression.log_loss.max_drop"]
+    assert r.ci_method == "paired-normal" and "replicates" not in r.details
+    y = df["label"].to_numpy()
+
+    def loss(p):
+        return -np.log(np.where(y == 1, p, 1 - p))
+
+    d = loss(df["cand_score"].to_numpy()) - loss(df["base_score"].to_numpy())
+    z = stats.norm.ppf(0.975)
+    assert r.delta == pytest.approx(d.mean(), rel=1e-9)
+    assert r.ci == pytest.approx((d.mean() - z * stats.sem(d), d.mean() + z * stats.sem(d)), rel=1e-6)
+
+
+@pytest.mark.parametrize("value", ["north west", "a=b", "x&y", "[EU]", "Zürich", "🚀 launch", "semi;colon"])
+def test_slice_values_of_any_text_make_typed_ids(tmp_path, value):
+    from gates.reporters.json_report import check_to_dict
+
+    df = frame(n=1200)
+    df["region"] = np.where(df["region"] == "north", value, df["region"])
+    out = run(write(tmp_path, df, {"slices": ["region"], "min_slice_size": 10,
+                                   "metrics": {"accuracy": {"max_drop": 0.05}}}))
+    scoped = [r for r in out.values() if r.check_id.scope == f"region={value}"]
+    assert len(scoped) == 1
+    r = scoped[0]
+    assert r.id == f"regression.accuracy.max_drop[region={value}]"
+    assert (r.check_id.gate, r.check_id.name, r.check_id.kind) == ("regression", "accuracy", "max_drop")
+    entry = check_to_dict(r)
+    assert (entry["name"], entry["kind"], entry["scope"]) == ("accuracy", "max_drop", f"region={value}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gates.identity import CheckId, untyped
 from gates.publishers.findings import candidate_keypaths, config_path, findings, key_lines, locate
 from tests.gates.publishers.reports import (
     LINE_ACCURACY,
@@ -29,20 +30,22 @@ def test_checks_are_located_at_their_threshold(tmp_path):
     path = tmp_path / "gates.yaml"
     path.write_text(POLICY_YAML)
     lines = key_lines(path)
-    assert locate("regression.roc_auc.max_drop", lines) == LINE_ROC_AUC_MAX_DROP
-    assert locate("regression.roc_auc.max_drop[region=north]", lines) == LINE_ROC_AUC_MAX_DROP
-    assert locate("regression.accuracy.min", lines) == LINE_ACCURACY  # flow mapping: the metric's line
-    assert locate("fairness.demographic_parity_ratio.min[sex]", lines) == LINE_DP_RATIO
-    assert locate("regression.unknown.min", lines) == LINE_REGRESSION
-    assert locate("data.not_null[age]", lines) == LINE_REGRESSION - 1  # no data gate: the "gates:" line
-    assert locate("data.not_null[age]", {}) == 1
+    assert locate(untyped("regression", "regression.roc_auc.max_drop"), lines) == LINE_ROC_AUC_MAX_DROP
+    assert locate(untyped("regression", "regression.roc_auc.max_drop[region=north]"), lines) == LINE_ROC_AUC_MAX_DROP
+    assert locate(untyped("regression", "regression.accuracy.min"), lines) == LINE_ACCURACY  # flow mapping: the metric's line
+    assert locate(untyped("fairness", "fairness.demographic_parity_ratio.min[sex]"), lines) == LINE_DP_RATIO
+    assert locate(untyped("regression", "regression.unknown.min"), lines) == LINE_REGRESSION
+    assert locate(untyped("data", "data.not_null[age]"), lines) == LINE_REGRESSION - 1  # no data gate: the "gates:" line
+    assert locate(untyped("data", "data.not_null[age]"), {}) == 1
 
 
 def test_candidate_keypaths_cover_each_layout():
-    assert ("gates", "data", "drift", "columns", "age") in candidate_keypaths("data.drift.max[age]")
-    assert ("gates", "data", "checks", "columns", "job") in candidate_keypaths("data.not_null[job]")
-    assert ("gates", "robustness", "invariance") in candidate_keypaths("robustness.invariance[record_id]")
-    assert candidate_keypaths("not an id") == [("gates",)]
+    assert ("gates", "data", "drift", "columns", "age") in candidate_keypaths(CheckId("data", "drift", "max", "age"))
+    assert ("gates", "data", "checks", "columns", "job") in candidate_keypaths(CheckId("data", "not_null", scope="job"))
+    assert ("gates", "robustness", "invariance") in candidate_keypaths(CheckId("robustness", "invariance",
+                                                                                 scope="record_id"))
+    assert ("gates", "regression", "metrics", "f1", "max_drop") in candidate_keypaths(
+        CheckId("regression", "f1", "max_drop", "region=a [b]&c=😀"))
 
 
 def test_findings_levels_paths_and_order(tmp_path):

@@ -92,8 +92,11 @@ def test_robustness_curves_start_from_the_clean_model():
     assert flips.candidate == (0.0, 0.012, 0.031, 0.072) and flips.limits[0].value == 0.05
 
 
-def test_split_id():
-    assert cd.split_id("fairness.equalized_odds_difference.max[race&sex]") == cd.CheckId(
-        "fairness", "equalized_odds_difference", "max", "[race&sex]")
-    assert cd.split_id("data.not_null[job]") == cd.CheckId("data", "not_null", "", "[job]")
-    assert cd.split_id("regression.roc_auc.max_drop") == cd.CheckId("regression", "roc_auc", "max_drop", "")
+def test_check_key_reads_fields_not_the_id():
+    check = {"id": "fairness.tpr_difference.max[team=a [b] & c]", "gate": "fairness", "name": "tpr_difference",
+             "kind": "max", "scope": "team=a [b] & c"}
+    assert cd.check_key(check) == cd.CheckId("fairness", "tpr_difference", "max", "team=a [b] & c")
+    # the fields win over the id's text
+    assert cd.check_key({**check, "id": "fairness.other.min[x]"}).name == "tpr_difference"
+    # a report from before the fields: read once, in gates.identity.untyped
+    assert cd.check_key({"id": "data.not_null[job]", "gate": "data"}) == cd.CheckId("data", "not_null", "", "job")

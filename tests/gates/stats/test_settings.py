@@ -68,3 +68,13 @@ def test_settings_schema_rejects_what_the_type_rejects():
     for bad in ({"confidence": 1.0}, {"bootstrap": 10}, {"multiple_testing": "sidak"}, {"decision": "exact"}):
         assert list(jsonschema.Draft7Validator(schema).iter_errors({**ok, **bad})), bad
     assert np.isclose(IntervalSettings.of({"confidence": 0.9}).alpha, 0.1)
+
+
+def test_report_schema_enumerates_the_one_reason_list():
+    from gates.identity import Reason
+    from gates.reporters.json_report import report_schema
+
+    check = report_schema()["definitions"]["check"]["properties"]
+    assert check["reason"]["enum"] == [r.value for r in Reason]
+    assert "not_distributable" in check["reason"]["enum"]
+    assert "interval_straddles_margin" not in check["reason"]["enum"] and "no_scores" not in check["reason"]["enum"]
