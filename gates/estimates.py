@@ -25,10 +25,8 @@ No Python loop runs over replicates x rows; loops are over chunks of replicates 
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +43,7 @@ from gates.intervals import (
 )
 from gates.metrics import Metric, binary_auc, encode_labels
 from gates.stats import ANALYTIC_MIN_ROWS, MEMORY_BUDGET, CellCounts, Moments, PoissonSums, chunk_rows, row_keys
+from gates.stats.grouping import Grouping, whole
 from gates.stats.partials import METHOD_NORMAL
 from gates.stats.weights import poisson_weights as hashed_weights
 
@@ -77,62 +76,15 @@ def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
 # --------------------------------------------------------------------------- slicing
 
 
-@dataclass(frozen=True)
-class Slicing:
-    """A partition of the eval rows by the values of ``columns`` (``()``: one slice of all rows)."""
-
-    columns: tuple[str, ...]
-    codes: np.ndarray
-    keys: tuple[tuple[Any, ...], ...]
-
-    @property
-    def n_slices(self) -> int:
-        return len(self.keys)
-
-    @cached_property
-    def sizes(self) -> np.ndarray:
-        return np.bincount(self.codes, minlength=self.n_slices)
-
-    @cached_property
-    def rows(self) -> list[np.ndarray]:
-        """Row indices of each slice, in slice order."""
-        if self.n_slices == 1:
-            return [np.arange(len(self.codes))]
-        order = np.argsort(self.codes, kind="stable")
-        return np.split(order, np.cumsum(self.sizes)[:-1])
-
-    def values(self, s: int) -> dict[str, Any]:
-        """Return slice ``s`` as ``{column: value}`` (JSON-friendly; a missing value is None)."""
-        return {c: _plain(v) for c, v in zip(self.columns, self.keys[s])}
-
-    def label(self, s: int) -> str:
-        """Return the check-id scope of slice ``s``: ``region=EU&channel=web``."""
-        return "&".join(f"{c}={'null' if v is None else v}" for c, v in self.values(s).items())
-
-
-def whole(n: int) -> Slicing:
-    """Return the slicing with one slice holding every row."""
-    return Slicing((), np.zeros(n, dtype=np.int64), ((),))
+#: the regression gate's name for the one grouping type (:class:`gates.stats.grouping.Grouping`)
+Slicing = Grouping
 
 
 def slice_by(frame: pd.DataFrame, columns: Sequence[str]) -> Slicing:
     """Return the slicing of ``frame`` by ``columns`` (missing values form their own slice)."""
-    cols = list(columns)
-    try:
-        grouped = frame.groupby(cols, dropna=False, sort=True)
-        sizes = grouped.size()
-    except TypeError:
-        grouped = frame.groupby(cols, dropna=False, sort=False)
-        sizes = grouped.size()
-    codes = grouped.ngroup().to_numpy(dtype=np.int64)
-    keys = tuple(k if isinstance(k, tuple) else (k,) for k in sizes.index.tolist())
-    return Slicing(tuple(cols), codes, keys)
+    from gates.groups import group_index
 
-
-def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+    return group_index(frame, columns)
 
 
 # --------------------------------------------------------------------------- results

@@ -18,45 +18,23 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from gates.stats.grouping import GroupKey, Grouping
+
 #: largest product of per-column cardinalities compressed with one bincount (beyond it: np.unique)
 DENSE_CODES_LIMIT = 1 << 24
 
-#: a group key: one plain (JSON-able) value per grouping column
-GroupKey = tuple[Any, ...]
 
 
 # ---------------------------------------------------------------- groups
 
 
-@dataclass(frozen=True)
-class GroupIndex:
-    """Which group each row belongs to, for one grouping (a column or an intersection).
-
-    ``keys[g]`` gives group ``g``'s value in each of ``columns``; ``codes`` (shape ``(n,)``) the
-    group of every row. Only combinations that occur in the data are groups.
-    """
-
-    columns: tuple[str, ...]
-    keys: tuple[GroupKey, ...]
-    codes: np.ndarray
-
-    @property
-    def n_groups(self) -> int:
-        return len(self.keys)
-
-    @cached_property
-    def sizes(self) -> np.ndarray:
-        return np.bincount(self.codes, minlength=self.n_groups)
-
-    def label(self, g: int) -> dict[str, Any]:
-        """Return group ``g`` as ``{column: value}``."""
-        return dict(zip(self.columns, self.keys[g]))
+#: the fairness gate's name for the one grouping type
+GroupIndex = Grouping
 
 
 #: a column's factorization: each row's code and the plain value of each code

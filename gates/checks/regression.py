@@ -291,7 +291,7 @@ def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None],
                     checks.append(Check(metric, kind, float(value), blocking, i, -1, 0, base_id.with_scope(scope), {}))
                     continue
                 for s in range(slicing.n_slices):
-                    cid = base_id.with_scope(slicing.label(s)) if slicing.columns else base_id
+                    cid = base_id.with_scope(slicing.scope(s)) if slicing.columns else base_id
                     n_clusters = None if counts[i] is None else counts[i][s]
                     checks.append(Check(metric, kind, float(value), blocking, i, s, int(slicing.sizes[s]), cid,
                                         slicing.values(s), n_clusters))

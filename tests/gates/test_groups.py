@@ -36,7 +36,7 @@ def test_group_index_codes_intersections_in_sorted_order_with_missing_as_a_group
     for g, key in enumerate(index.keys):
         rows = (df["sex"] == key[0]) & (df["region"].isna() if key[1] is None else df["region"] == key[1])
         assert np.array_equal(index.codes == g, rows.to_numpy())
-    assert (None in {k[1] for k in index.keys}) and index.label(0) == {"sex": "F", "region": "north"}
+    assert (None in {k[1] for k in index.keys}) and index.values(0) == {"sex": "F", "region": "north"}
     assert index.sizes.sum() == len(df)
 
 

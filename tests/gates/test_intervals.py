@@ -234,7 +234,7 @@ def test_slices_resample_jointly_and_match_per_slice_values():
     names = ["accuracy", "f1", "roc_auc", "log_loss", "churn"]
     est = paired_estimates(y, cand, base, [reg[n] for n in names], slicing, n_boot=400, rng=rngs(17),
                            positive_label=1, classes=(0, 1))
-    assert [slicing.label(s) for s in range(3)] == ["g=a", "g=b", "g=c"]
+    assert [slicing.scope(s) for s in range(3)] == ["g=a", "g=b", "g=c"]
     for s, rows in enumerate(slicing.rows):
         assert np.array_equal(np.sort(rows), np.flatnonzero(frame["g"].to_numpy() == "abc"[s]))
         cand_s, base_s = (Predictions(p.labels[rows], p.scores[rows], (0, 1)) for p in (cand, base))

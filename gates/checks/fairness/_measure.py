@@ -134,7 +134,7 @@ def _details(stats: GroupStats, metric: MetricSpec, view: Any, view_label: str,
     positives = _positives(stats, view)
     groups = []
     for g in range(stats.index.n_groups):
-        entry: dict[str, Any] = {"group": stats.index.label(g), "size": int(stats.sizes[g])}
+        entry: dict[str, Any] = {"group": stats.index.values(g), "size": int(stats.sizes[g])}
         if stats.clusters is not None:
             entry["clusters"] = int(stats.units[g])
         if positives is not None:
