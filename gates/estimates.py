@@ -254,7 +254,8 @@ def cell_estimates(cells: np.ndarray, metrics: Sequence[Metric], positive: int, 
         reps_c = np.concatenate([ch[m.name][0] for ch in chunks])
         has_b = point[m.name][1] is not None
         reps_b = np.concatenate([ch[m.name][1] for ch in chunks]) if has_b else None
-        out[m.name] = _per_slice(point[m.name][0], point[m.name][1], reps_c, reps_b, METHOD_MULTINOMIAL)
+        out[m.name] = [_bounded(e, m) for e in
+                       _per_slice(point[m.name][0], point[m.name][1], reps_c, reps_b, METHOD_MULTINOMIAL)]
     return out
 
 

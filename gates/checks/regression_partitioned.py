@@ -100,9 +100,10 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     enc = _encoding(ctx, parts, paired)
     slicings, missing, cells = _cells(ctx, settings, parts, enc, paired)
     checks = rg._plan(spec, settings, slicings, metrics, None)
-    estimates = _estimates(ctx, settings, slicings, checks, cells, enc.positive, paired)
+    n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
+    estimates = _estimates(ctx, slicings, checks, cells, enc.positive, paired, n_boot)
     measured = rg.Measured(settings, slicings, missing, {}, estimates, paired,
-                           bool(getattr(ctx, "require_baseline", False)))
+                           bool(getattr(ctx, "require_baseline", False)), n_boot)
     return rg._decide(measured, checks)
 
 
@@ -158,7 +159,7 @@ def _slicing(cols: tuple[str, ...], total: pd.DataFrame) -> tuple[Slicing, np.nd
     """The slices in the embedded order (``slice_by`` over the distinct values in first-seen order),
     and each row of ``total``'s slice code."""
     if not cols:
-        return Slicing((), np.zeros(0, dtype=np.int64), ((),)), np.zeros(len(total), dtype=np.int64)
+        return Slicing((), ((),), np.zeros(0, dtype=np.int64)), np.zeros(len(total), dtype=np.int64)
     distinct = total[list(cols)].drop_duplicates().reset_index(drop=True)
     slicing = slice_by(distinct, cols)
     coded = distinct.assign(__code=slicing.codes)
@@ -166,8 +167,8 @@ def _slicing(cols: tuple[str, ...], total: pd.DataFrame) -> tuple[Slicing, np.nd
     return slicing, merged["__code"].to_numpy(dtype=np.int64)
 
 
-def _estimates(ctx: PartitionedContext, settings: rg.Settings, slicings: list[Slicing | None], checks: Sequence[Any],
-               cells: list[np.ndarray | None], positive: int, paired: bool) -> dict[tuple[int, str], Any]:
+def _estimates(ctx: PartitionedContext, slicings: list[Slicing | None], checks: Sequence[Any],
+               cells: list[np.ndarray | None], positive: int, paired: bool, n_boot: int) -> dict[tuple[int, str], Any]:
     """Per (slicing, metric): the embedded gate's estimates, from the cells, with its seeded streams."""
     wanted = {c.metric.name: c.metric for c in checks}.values()
     usable = [m for m in wanted if not (m.needs_baseline and not paired)]
@@ -176,7 +177,7 @@ def _estimates(ctx: PartitionedContext, settings: rg.Settings, slicings: list[Sl
         if slicing is None or table is None or not usable:
             continue
         rng = rg._streams(ctx, "&".join(slicing.columns))("confusion")
-        found = cell_estimates(table, usable, positive, paired, settings.n_boot, rng)
+        found = cell_estimates(table, usable, positive, paired, n_boot, rng)
         here = {c.metric.name for c in checks if c.slicing == i}
         out.update({(i, name): value for name, value in found.items() if name in here})
     return out

@@ -7,6 +7,7 @@ in the units of the plotted quantity.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -532,10 +533,10 @@ def drift_charts(checks: Sequence[Mapping[str, Any]], curves: Mapping[str, Any] 
     """
     found = []
     for c in checks:
-        cid = split_id(c["id"])
+        cid = check_key(c)
         if cid.gate != "data" or cid.name != "drift" or not cid.scope:
             continue
-        column = cid.scope[1:-1]
+        column = cid.scope
         details = c.get("details") or {}
         stored = ((curves or {}).get("drift") or {}).get(column) if isinstance((curves or {}).get("drift"), Mapping) else None
         raw = details.get("bins") or (stored or {}).get("bins")
