@@ -22,11 +22,13 @@ REQS = ["scikit-learn"]
 def tracking(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)  # set_registry_uri writes it; monkeypatch unsets it after
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.create_experiment("gates", artifact_location=(tmp_path / "artifacts").as_uri())
     yield exp
     mlflow.set_tracking_uri("")
+    mlflow.set_registry_uri(None)
 
 
 def _log(exp, log, name: str, alias: str | None = None) -> int:
