@@ -84,7 +84,7 @@ def test_a_pickled_class_whose_module_is_missing_says_to_install_it(tmp_path: Pa
     res = cli("run", "--no-register", cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.strip() == (
-        "model-gates: error: gates.yaml:2: cannot load model file: it needs the module 'crashy', which is missing "
+        "model-gates: error: gates.yaml:2: cannot load the candidate model (model.pkl): it needs the module 'crashy', which is missing "
         "from the environment that loads the model (install the package that defines it)")
 
 
