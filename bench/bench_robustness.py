@@ -100,7 +100,7 @@ def write_policy(folder: Path, versus: bool) -> Path:
     section = SECTION + (VERSUS_METRICS if versus else METRICS)
     baseline = "baseline.skops" if versus else "none"
     text = (f"version: 1\nmodel:\n  name: bench\n  task: binary_classification\n  candidate: candidate.skops\n"
-            f"  baseline: {baseline}\ndata:\n  eval: eval.parquet\n  target: label\nseed: 1\n"
+            f"  baseline: {baseline}\n  trusted_types: [numpy.dtype, sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor]\ndata:\n  eval: eval.parquet\n  target: label\nseed: 1\n"
             f"gates:\n  robustness:\n{section}")
     path = folder / ("versus.yaml" if versus else "gates.yaml")
     path.write_text(text, encoding="utf-8")

@@ -69,6 +69,7 @@ model:
   candidate: candidate.skops
   baseline: baseline.skops
   positive_label: 1
+  trusted_types: [numpy.dtype, sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor]  # what these pipelines need (docs/security.md)
 data:
   eval: eval.parquet
   target: label
