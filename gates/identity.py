@@ -44,6 +44,7 @@ class Reason(enum.StrEnum):
     NOT_A_FEATURE = "not_a_feature"
     NO_STEP = "no_step"
     GATE_ERROR = "gate_error"
+    TEST_PASSED = "test_passed"
     TEST_SKIPPED = "test_skipped"
     TEST_FAILED = "test_failed"
     TEST_ERROR = "test_error"
