@@ -104,7 +104,7 @@ def check_to_dict(c: CheckResult) -> dict[str, Any]:
             out[key] = _num(value) if isinstance(value, float) else value
     out["message"] = c.message
     if c.reason:
-        out["reason"] = c.reason
+        out["reason"] = str(getattr(c.reason, "value", c.reason))  # plain text: xdist ships report form
     out["details"] = jsonable(c.details)
     if c.waiver is not None:
         out["waiver"] = jsonable(c.waiver)
