@@ -33,8 +33,6 @@ def frame(n: int = 300) -> pd.DataFrame:
      "    slices:", "gates.regression.slices[1][1]: column 'chanel' is not in the eval data (eval.csv)"),
     ("  fairness:\n    groups: [regoin]\n    metrics: {demographic_parity_difference: {max: 0.5}}\n",
      "    groups:", "gates.fairness.groups[0]: column 'regoin' is not in the eval data (eval.csv) (did you mean 'region'?)"),
-    ("  data:\n    checks:\n      columns:\n        ages: {min: 0}\n",
-     "        ages:", "gates.data.checks.columns.ages: column 'ages' is not in the eval data"),
     ("  robustness:\n    metrics: {flip_rate: {max: 0.1}}\n    perturbations:\n      gaussian_noise: {columns: [x, y]}\n",
      "      gaussian_noise:", "gates.robustness.perturbations.gaussian_noise.columns[1]: column 'y' is not in"),
     ("  robustness:\n    invariance: [customer_id]\n",
