@@ -29,6 +29,8 @@ from gates.checks import fairness, regression, robustness
 from gates.config import load_policy
 from gates.estimates import METHOD_DELONG, METHOD_DELTA, METHOD_MULTINOMIAL, METHOD_ROWS
 from gates.metrics import TASKS, metric_registry
+from gates.stats.partials import METHOD_NORMAL
+from gates.stats.settings import ANALYTIC_MIN_ROWS
 from gates.results import Status
 from gates.runner import run_policy
 
@@ -274,7 +276,7 @@ def test_per_class_id(tmp_path: Path) -> None:
 
 def test_metric_table_matches_the_registry() -> None:
     method = {"confusion": METHOD_MULTINOMIAL, "churn": METHOD_MULTINOMIAL, "auc": METHOD_DELONG,
-              "ranking": METHOD_DELTA, "row_mean": METHOD_ROWS}
+              "ranking": METHOD_DELTA, "row_mean": f"{METHOD_NORMAL}` (≥ {ANALYTIC_MIN_ROWS:,} rows), `{METHOD_ROWS}"}
     short = {"binary_classification": "binary", "multiclass_classification": "multiclass", "regression": "regression"}
     expected = [[f"`{m.name}`", "higher" if m.direction > 0 else "lower",
                  "labels of both models" if m.needs_baseline else m.needs,
