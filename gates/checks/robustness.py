@@ -46,7 +46,8 @@ from gates.perturbations import (
     step_column,
 )
 from gates.results import CheckResult, Outcome, Status
-from gates.stats import Correction, IntervalSettings, Member, Rule, decide_family
+from gates.stats.settings import WithIntervals
+from gates.stats import IntervalSettings, Member, decide_family
 from gates.stats.family import decide_bounds, to_status
 
 GATE_NAME = "robustness"
@@ -173,27 +174,11 @@ class DirectionalPlan:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(WithIntervals):
     perturbations: tuple[PerturbationPlan, ...]
     invariance: tuple[InvariancePlan, ...]
     directional: tuple[DirectionalPlan, ...]
     intervals: IntervalSettings = IntervalSettings()
-
-    @property
-    def rule(self) -> Rule:
-        return self.intervals.decision
-
-    @property
-    def on_inconclusive(self) -> str:
-        return self.intervals.on_inconclusive
-
-    @property
-    def confidence(self) -> float:
-        return self.intervals.confidence
-
-    @property
-    def correction(self) -> Correction:
-        return self.intervals.multiple_testing
 
     @property
     def family_size(self) -> int:

@@ -87,3 +87,25 @@ def replicates_for(level: float, minimum: int = 0) -> int:
     if not 0.0 < tail < 1.0:
         raise ValueError(f"confidence level must be in (0, 1), got {level}")
     return max(int(minimum), math.ceil(round(2 * TAIL_REPLICATES / tail, 6)))
+
+
+class WithIntervals:
+    """Read-through names for a plan that holds its gate's :class:`IntervalSettings` as ``intervals``."""
+
+    intervals: IntervalSettings
+
+    @property
+    def rule(self) -> Rule:
+        return self.intervals.decision
+
+    @property
+    def on_inconclusive(self) -> str:
+        return self.intervals.on_inconclusive
+
+    @property
+    def confidence(self) -> float:
+        return self.intervals.confidence
+
+    @property
+    def correction(self) -> Correction:
+        return self.intervals.multiple_testing

@@ -10,7 +10,8 @@ from typing import Any
 from gates.checks import GateSetup, Spec
 from gates.checks.fairness._stats import PER_EXAMPLE, group_metric_names, is_rate
 from gates.metrics import MULTICLASS, REGRESSION
-from gates.stats import Correction, IntervalSettings, Rule
+from gates.stats.settings import WithIntervals
+from gates.stats import IntervalSettings
 
 GATE_NAME = "fairness"
 
@@ -52,7 +53,7 @@ MSG_CLUSTER_TASK = ("data.cluster: the fairness gate resamples clusters for per_
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(WithIntervals):
     """Gate-wide settings with their defaults applied.
 
     ``n_boot`` is the number of replicates drawn: ``intervals.replicates(k)`` once the family's
@@ -64,22 +65,6 @@ class Settings:
     min_group_size: int
     min_positives: int
     n_boot: int
-
-    @property
-    def rule(self) -> Rule:
-        return self.intervals.decision
-
-    @property
-    def on_inconclusive(self) -> str:
-        return self.intervals.on_inconclusive
-
-    @property
-    def confidence(self) -> float:
-        return self.intervals.confidence
-
-    @property
-    def correction(self) -> Correction:
-        return self.intervals.multiple_testing
 
 
 @dataclass(frozen=True)
