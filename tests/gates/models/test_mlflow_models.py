@@ -27,7 +27,7 @@ def tracking(tmp_path, monkeypatch):
     mlflow.set_registry_uri(uri)
     exp = mlflow.create_experiment("gates", artifact_location=(tmp_path / "artifacts").as_uri())
     yield exp
-    mlflow.set_tracking_uri("")
+    mlflow.set_tracking_uri(None)  # None, not "": "" stays the global URI and hides later tests' MLFLOW_TRACKING_URI
     mlflow.set_registry_uri(None)
 
 
