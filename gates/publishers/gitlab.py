@@ -7,6 +7,7 @@ Everything comes from the job's predefined variables (``CI_*``); the API root is
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -108,7 +109,9 @@ def _token(env: Mapping[str, str]) -> tuple[str, str | None]:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
+    """Return a CI variable's id, or None unless it is 1-18 ASCII digits (str.isdigit takes '²', int() then fails)."""
+    text = (value or "").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 class GitLabPublisher(ApiPublisher):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gates.publishers import select_publisher
-from gates.publishers.gitlab import FIELD_CHARS, MSG_JOB_TOKEN, MSG_NO_TOKEN, MSG_TOKEN_VARIABLE_EMPTY, GitLabPublisher
+from gates.publishers.gitlab import FIELD_CHARS, GitLabContext, MSG_JOB_TOKEN, MSG_NO_TOKEN, MSG_TOKEN_VARIABLE_EMPTY, GitLabPublisher
 from gates.publishers.http import RetryPolicy
 from gates.publishers.metrics import METRICS_FILE
 from gates.publishers.sticky import marker
@@ -205,3 +205,14 @@ def test_a_multibyte_note_that_fits_is_sent_whole(run, gitlab_api):
     run(rep)
     (note,) = gitlab_api.comments["17"]
     assert note["body"] == marker("model-gates", "credit-risk") + "\n" + render_markdown(rep)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0662", "1" * 40, "-3", " ", "12a"])
+def test_a_merge_request_iid_that_is_not_ascii_digits_is_no_merge_request(value):
+    """str.isdigit() accepts '²' (int() then raises) and Arabic-Indic digits: neither is a GitLab id."""
+    ctx = GitLabContext.from_env({"CI_MERGE_REQUEST_IID": value, "CI_PIPELINE_ID": value})
+    assert ctx.merge_request_iid is None and ctx.pipeline_id is None
+
+
+def test_an_ascii_merge_request_iid_is_read():
+    assert GitLabContext.from_env({"CI_MERGE_REQUEST_IID": " 42 "}).merge_request_iid == 42
