@@ -7,7 +7,6 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -72,13 +71,10 @@ def test_quickstart_from_a_fresh_clone_without_network(tmp_path):
     python = fresh_venv(tmp_path, source)
     demo = tmp_path / "demo"
     demo.mkdir()
-    started = time.monotonic()
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CI": "true"}
     res = subprocess.run(offline([str(python), "-I", "-m", "gates", "quickstart"]), check=False, cwd=demo,
                          capture_output=True, text=True, timeout=300, env=env)
-    elapsed = time.monotonic() - started
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr
-    assert elapsed < 60, f"quickstart took {elapsed:.1f} s"
     probe = "import gates, json; from gates.checks import gate_registry; print(json.dumps([gates.__file__, " \
             "list(gate_registry())]))"
     imported, gates = json.loads(subprocess.run([str(python), "-I", "-c", probe], cwd=demo, capture_output=True,
