@@ -55,7 +55,7 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
     """Load a ``.skops`` model safely, or a pickle-based one only when ``trust_pickle``.
 
     A ``.skops`` file loads when every type skops' own audit lists is in ``trusted_types``
-    (:func:`gates.trust.audit_skops`); nothing else is trusted, whatever module a type is from.
+    (:func:`gates.models.trust.audit_skops`); nothing else is trusted, whatever module a type is from.
     """
     where = location or str(path)
     suffix = path.suffix.lower()
@@ -86,7 +86,7 @@ def load_skops_file(path: Path, trusted_types: tuple[str, ...], where: str) -> A
     """Return the object in a ``.skops`` file, or raise UserError when it holds an untrusted type."""
     import skops.io as sio
 
-    from gates.trust import audit_skops
+    from gates.models.trust import audit_skops
 
     data = path.read_bytes()  # read once: the trust check and the load parse the same bytes
     return sio.loads(data, trusted=audit_skops(data, trusted_types, where))

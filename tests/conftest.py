@@ -78,7 +78,7 @@ def trusted_types_for(*paths: Path) -> str:
     """
     import skops.io as sio
 
-    from gates.trust import trusted_types_line
+    from gates.models.trust import trusted_types_line
 
     found = {str(t) for p in paths if p.suffix == ".skops" and p.is_file() for t in sio.get_untrusted_types(file=p)}
     return trusted_types_line(found) if found else ""

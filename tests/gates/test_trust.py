@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gates.errors import UserError
 from gates.loading import MSG_NOT_A_FILE, load_model
-from gates.trust import MSG_RUNS_CODE, MSG_SKOPS_UNREADABLE, audit_skops, runs_code, trusted_types_line
+from gates.models.trust import MSG_RUNS_CODE, MSG_SKOPS_UNREADABLE, audit_skops, runs_code, trusted_types_line
 from tests.hostile import skops_exec_alone, skops_exec_nested
 
 HOSTILE = {"alone": skops_exec_alone, "nested": skops_exec_nested}
