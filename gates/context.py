@@ -156,17 +156,29 @@ class EvalContext:
                 cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
                 cols += [c for _, c in src.named_scores]
                 self._require(df, cols, ("model", role), "the eval data")
-        self._require_named_columns(df)
+        self._require_named_columns(df, lambda: self.reference)
         return df
 
-    def _require_named_columns(self, df: pd.DataFrame) -> None:
-        """Raise a located UserError for the first column a gate section names that the eval data lacks."""
+    def _require_named_columns(self, df: pd.DataFrame, reference: Callable[[], pd.DataFrame | None]) -> None:
+        """Raise a located UserError for the first column a gate section names that the eval data lacks,
+        then for the first one it reads from ``data.reference`` that the reference lacks (``reference()``
+        gives the reference's rows or schema; it is called only when some section names such a column)."""
         from gates.checks import gate_registry
 
         kinds = gate_registry()
-        for name, spec in self.policy.gates.items():
-            for keypath, col in kinds[name].columns(spec) if name in kinds else ():
+        sections = [(name, spec, kinds[name]) for name, spec in self.policy.gates.items() if name in kinds]
+        for name, spec, kind in sections:
+            for keypath, col in kind.columns(spec):
                 self._require(df, [col], ("gates", name, *keypath), "the eval data")
+        ref_path = self.policy.data.reference
+        named = [(("gates", name, *keypath), col) for name, spec, kind in sections
+                 for keypath, col in kind.reference_columns(spec)]
+        if ref_path is None or not named:
+            return
+        ref = reference()
+        if ref is not None:
+            for keypath, col in named:
+                self._require(ref, [col], keypath, "the reference data", ref_path.name)
 
     @cached_property
     def scored(self) -> ScoredRows:
@@ -241,10 +253,12 @@ class EvalContext:
                                 "rows": 0 if ref is None else len(ref)}
         return out
 
-    def _require(self, df: pd.DataFrame, cols: list[str], keypath: tuple[str | int, ...], what: str) -> None:
+    def _require(self, df: pd.DataFrame, cols: list[str], keypath: tuple[str | int, ...], what: str,
+                 path: str | None = None) -> None:
+        """Raise a located UserError naming the first of ``cols`` that ``df`` (``path``, else the eval data) lacks."""
         for col in cols:
             if col not in df.columns:
-                path = self.policy.data.eval.name
+                path = path or self.policy.data.eval.name
                 close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=1, cutoff=0.6)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 dotted = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keypath).lstrip(".")

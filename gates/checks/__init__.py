@@ -3,7 +3,8 @@
 A gate kind is a :class:`GateKind`: its config section's JSON Schema, a ``validate`` hook for
 semantics the schema cannot say (unknown metric names, missing files), ``declares_blocking`` (does
 the section contain at least one blocking check), ``run`` (context + section -> results) and
-``columns`` (the eval columns the section names, checked when the eval data is loaded). Gates
+``columns`` (the eval columns the section names, checked when the eval data is loaded) and
+``reference_columns`` (those it also reads from ``data.reference``, checked there). Gates
 are pure: they never import a CI, registry or report module and never print.
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ class GateKind:
     declares_blocking: Callable[[Spec], bool]
     run: Callable[["EvalContext", Spec], list["CheckResult"]]
     columns: Callable[[Spec], list[NamedColumn]] = lambda spec: []
+    reference_columns: Callable[[Spec], list[NamedColumn]] = lambda spec: []
 
     def schema(self) -> dict[str, Any]:
         """Return this gate's config-section JSON Schema (a fresh copy).

@@ -74,6 +74,7 @@ class PartitionedContext(EvalContext):
                 cols = [src.predictions] if src.predictions else []
                 cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
                 self._require(df, cols, ("model", role), "the eval data")
+        self._require_named_columns(df, lambda: self.reference_schema)
         return df
 
     @cached_property

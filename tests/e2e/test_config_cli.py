@@ -33,6 +33,15 @@ def frame(n: int = 300) -> pd.DataFrame:
      "    slices:", "gates.regression.slices[1][1]: column 'chanel' is not in the eval data (eval.csv)"),
     ("  fairness:\n    groups: [regoin]\n    metrics: {demographic_parity_difference: {max: 0.5}}\n",
      "    groups:", "gates.fairness.groups[0]: column 'regoin' is not in the eval data (eval.csv) (did you mean 'region'?)"),
+    ("  data:\n    checks:\n      required_columns: [x]\n      columns:\n        ages: {min: 0}\n",
+     "        ages:", "gates.data.checks.columns.ages: column 'ages' is not in the eval data (eval.csv)"),
+    ("  data:\n    drift:\n      columns:\n        regoin: {method: psi}\n",
+     "        regoin:", "gates.data.drift.columns.regoin: column 'regoin' is not in the eval data (eval.csv) "
+                      "(did you mean 'region'?)"),
+    ("  data:\n    drift:\n      columns:\n        score: {method: psi}\n",
+     "        score:", "gates.data.drift.columns.score: column 'score' is not in the reference data (reference.csv)"),
+    ("  data:\n    leakage:\n      columns: [x, X]\n",
+     "      columns:", "gates.data.leakage.columns[1]: column 'X' is not in the eval data (eval.csv)"),
     ("  robustness:\n    metrics: {flip_rate: {max: 0.1}}\n    perturbations:\n      gaussian_noise: {columns: [x, y]}\n",
      "      gaussian_noise:", "gates.robustness.perturbations.gaussian_noise.columns[1]: column 'y' is not in"),
     ("  robustness:\n    invariance: [customer_id]\n",
@@ -43,7 +52,9 @@ def frame(n: int = 300) -> pd.DataFrame:
 def test_a_column_a_gate_names_is_checked_before_any_gate_runs(tmp_path: Path, section: str, key: str,
                                                               needle: str) -> None:
     frame().to_csv(tmp_path / "eval.csv", index=False)
-    text = HEAD.format(candidate="model.pkl") + section
+    frame().drop(columns=["score"]).to_csv(tmp_path / "reference.csv", index=False)
+    text = HEAD.format(candidate="model.pkl").replace("target: label}", "target: label, reference: reference.csv}")
+    text += section
     _write_model(tmp_path / "model.pkl")
     (tmp_path / "gates.yaml").write_text(text)
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith(key))

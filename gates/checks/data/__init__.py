@@ -210,11 +210,21 @@ def columns(spec: Mapping[str, Any]) -> list[NamedColumn]:
 
     ``required_columns`` is not among them: a missing required column is that check's failure.
     """
-    out: list[NamedColumn] = [(("checks", "columns", col), str(col))
-                              for col in ((spec.get("checks") or {}).get("columns") or {})]
+    out = _rule_columns(spec)
     out += [(("drift", "columns", col), str(col)) for col in ((spec.get("drift") or {}).get("columns") or {})]
     out += listed_columns((spec.get("leakage") or {}).get("columns"), ("leakage", "columns"))
     return out
+
+
+def reference_columns(spec: Mapping[str, Any]) -> list[NamedColumn]:
+    """Return the reference columns the section names: drift's, and the rules' under ``apply_to: reference``."""
+    out = _rule_columns(spec) if "reference" in (spec.get("apply_to") or ()) else []
+    out += [(("drift", "columns", col), str(col)) for col in ((spec.get("drift") or {}).get("columns") or {})]
+    return out
+
+
+def _rule_columns(spec: Mapping[str, Any]) -> list[NamedColumn]:
+    return [(("checks", "columns", col), str(col)) for col in ((spec.get("checks") or {}).get("columns") or {})]
 
 
 GATE = GateKind(
@@ -223,5 +233,6 @@ GATE = GateKind(
     validate=validate,
     declares_blocking=declares_blocking,
     run=run,
-    # the data gate's own columns stay its checks: a rule on a missing column fails data.required[col]
+    columns=columns,
+    reference_columns=reference_columns,
 )

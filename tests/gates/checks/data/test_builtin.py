@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from gates.checks.data import builtin
 from gates.checks.data._common import Settings, Target
+from gates.errors import UserError
 from gates.results import CheckResult, Status
 from tests.gates.checks.data.conftest import RunData, mixed_frame
 
@@ -85,15 +87,53 @@ def test_unseen_categories_are_counted_by_value(run_data: RunData) -> None:
     assert [e["index"] for e in r.details["examples"]] == [3, 5, 8, 9]
 
 
-def test_missing_column_fails_required_and_skips_its_rules(run_data: RunData) -> None:
+def test_a_missing_required_column_fails_its_check(run_data: RunData) -> None:
     df = mixed_frame(100).drop(columns=["age"])
-    res = run_data(df, "checks: {columns: {age: {min: 0, max_null_fraction: 0}}}")
+    res = run_data(df, "checks: {required_columns: [age, sex]}")
     assert res["data.required[age]"].status is Status.FAIL
     assert res["data.required[age]"].observed == len(df)
     assert res["data.required[age]"].message == builtin.MSG_MISSING.format(col="age", label="the eval data")
-    for check_id in ("data.min[age]", "data.not_null[age]"):
-        assert res[check_id].status is Status.SKIPPED
-        assert res[check_id].reason == "missing_column"
+    assert res["data.required[sex]"].status is Status.PASS
+
+
+@pytest.mark.parametrize("section, key, where", [
+    ("checks: {columns: {age: {min: 0, max_null_fraction: 0}}}", "checks.columns.age", "the eval data (eval.parquet)"),
+    ("leakage: {columns: [income, age]}", "leakage.columns[1]", "the eval data (eval.parquet)"),
+    ("drift: {columns: {age: {method: psi}}}", "drift.columns.age", "the eval data (eval.parquet)"),
+])
+def test_a_rule_on_a_column_the_eval_data_lacks_is_a_config_error(run_data: RunData, tmp_path: Path, section: str,
+                                                                  key: str, where: str) -> None:
+    df = mixed_frame(100)
+    with pytest.raises(UserError) as err:
+        run_data(df.drop(columns=["age"]), section, reference=df)
+    assert str(err.value).startswith(f"{_line_naming(tmp_path, 'age')}: gates.data.{key}: column 'age' is not in {where}")
+
+
+@pytest.mark.parametrize("section, key", [
+    ("drift: {columns: {age: {method: psi}}}", "drift.columns.age"),
+    ("apply_to: [eval, reference]\ncheckss: {columns: {age: {min: 0}}}".replace("checkss", "checks"),
+     "checks.columns.age"),
+])
+def test_a_rule_on_a_column_the_reference_lacks_is_a_config_error(run_data: RunData, tmp_path: Path, section: str,
+                                                                   key: str) -> None:
+    df = mixed_frame(100)
+    with pytest.raises(UserError) as err:
+        run_data(df, section, reference=df.drop(columns=["age"]))
+    assert str(err.value).startswith(f"{_line_naming(tmp_path, 'age')}: gates.data.{key}: column 'age' is not in "
+                                     "the reference data (reference.parquet)")
+
+
+def _line_naming(folder: Path, word: str) -> str:
+    """Return ``gates.yaml:N`` of the first line of the policy that holds ``word``."""
+    lines = (folder / "gates.yaml").read_text(encoding="utf-8").splitlines()
+    return f"gates.yaml:{next(i for i, line in enumerate(lines, 1) if word in line)}"
+
+
+def test_rules_on_the_reference_need_their_columns_only_under_apply_to(run_data: RunData) -> None:
+    df = mixed_frame(100)
+    res = run_data(df, "drift: {}\nchecks: {columns: {age: {min: 0}}}", reference=df.drop(columns=["age"]))
+    assert res["data.min[age]"].status is Status.PASS
+    assert "data.reference.min[age]" not in res
 
 
 def direct(frame: pd.DataFrame, section: dict[str, object]) -> dict[str, CheckResult]:

@@ -1,6 +1,7 @@
 """The data gate on partitions gives the embedded gate's checks: same ids, statuses, values, examples."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from gates.config import load_policy
 from gates.context import EvalContext
 from gates.engine.context import PartitionedContext
 from gates.engine.local import LocalEngine
+from gates.errors import UserError
 from gates.reporters.json_report import check_to_dict
 from gates.results import Status
 
@@ -152,3 +154,18 @@ def test_one_partition_or_many_give_the_same_checks(project: Path) -> None:
     one = run_partitioned(project, LocalEngine(), 10**9)
     many = run_partitioned(project, LocalEngine(), 1)
     assert one == many
+
+
+@pytest.mark.parametrize("section, needle", [
+    ("checks: {columns: {zip: {min: 0}}}", "gates.data.checks.columns.zip: column 'zip' is not in the eval data (eval)"),
+    ("drift: {columns: {seen: {method: psi}}}",
+     "gates.data.drift.columns.seen: column 'seen' is not in the reference data (ref)"),
+])
+def test_a_rule_on_a_missing_column_is_a_config_error_on_partitions_too(tmp_path: Path, section: str,
+                                                                      needle: str) -> None:
+    write_folder(tmp_path / "eval", messy(600, 1), 2, 100)
+    write_folder(tmp_path / "ref", messy(500, 2).drop(columns=["seen"]), 1, 100)
+    (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section="    " + section))
+    ctx = PartitionedContext(load_policy(tmp_path / "gates.yaml"), engine=LocalEngine(), partition_rows=250)
+    with pytest.raises(UserError, match=re.escape(needle)):
+        ctx.schema  # noqa: B018
