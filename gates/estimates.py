@@ -467,7 +467,8 @@ def _row_estimates(blocks: Sequence[_Block], moments: Moments, means: np.ndarray
 # --------------------------------------------------------------------------- average precision
 
 
-def ap_influence(y_pos: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray]:
+def ap_influence(y_pos: np.ndarray, scores: np.ndarray,
+                 weights: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Return average precision and its per-row influence values (``AP_hat - AP ~ mean(influence)``).
 
     With ``a(t) = P(Y=1, S >= t)``, ``b(t) = P(S >= t)`` and ``prec = a / b``, sklearn's average
@@ -476,21 +477,27 @@ def ap_influence(y_pos: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarr
     ``(IF_N - AP (y0 - pi)) / pi`` with
     ``IF_N = y0 prec(s0) - N + E[Y 1{S <= s0} (y0 - prec(S)) / b(S)]`` and ``N = E[Y prec(S)]``,
     so ``var(AP_hat) ~ sum(influence**2) / n**2``. NaN without a positive.
+
+    ``weights`` (default 1) makes each entry stand for that many rows with its label and score
+    (a merged score table): the values are those of the rows it counts, one influence per entry.
     """
     y = np.asarray(y_pos, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
-    n = len(s)
-    if n == 0 or not y.any():
-        return float("nan"), np.full(n, np.nan)
+    size = len(s)
+    if size == 0 or not y.any():
+        return float("nan"), np.full(size, np.nan)
+    w = np.ones(size) if weights is None else np.asarray(weights, dtype=np.float64)
+    n = float(w.sum())
     order = np.argsort(-s)
     ys = y[order].astype(np.float64)
+    ws = w[order]
     starts = np.flatnonzero(np.r_[True, s[order][1:] != s[order][:-1]])
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    seen = np.r_[starts[1:], n].astype(np.float64)            # rows with a score >= the group's
-    tp = np.cumsum(np.add.reduceat(ys, starts))                 # positives among them
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, size]))
+    pos_per_group = np.add.reduceat(ys * ws, starts)
+    seen = np.cumsum(np.add.reduceat(ws, starts))             # rows with a score >= the group's
+    tp = np.cumsum(pos_per_group)                               # positives among them
     prec, b = tp / seen, seen / n
-    pos_per_group = np.add.reduceat(ys, starts)
-    pi = ys.mean()
+    pi = float(pos_per_group.sum()) / n
     big_n = float(np.sum(pos_per_group * prec)) / n
     ap = big_n / pi
     # sums over positives at or below each group's score: cumulate from the lowest group upwards
@@ -498,7 +505,7 @@ def ap_influence(y_pos: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarr
     c2 = np.cumsum((pos_per_group * prec / b)[::-1])[::-1] / n
     g = group
     if_n = ys * prec[g] - big_n + ys * c1[g] - c2[g]
-    influence = np.empty(n)
+    influence = np.empty(size)
     influence[order] = (if_n - ap * (ys - pi)) / pi
     return ap, influence
 

@@ -254,8 +254,18 @@ def rows_abs_pct_error(y: np.ndarray, pred: Predictions, positive: Any, classes:
 def rows_r2(y: np.ndarray, pred: Predictions, positive: Any, classes: tuple[Any, ...] | None) -> np.ndarray:
     """Per-row (squared error, centred y, centred y squared); centring keeps the variance exact."""
     yv = np.asarray(y, dtype=np.float64)
-    yc = yv - yv.mean() if yv.size else yv
+    return rows_r2_about(y, pred, float(yv.mean()) if yv.size else 0.0)
+
+
+def rows_r2_about(y: np.ndarray, pred: Predictions, centre: float) -> np.ndarray:
+    """:func:`rows_r2` with y centred at ``centre``: batches of one data set share the whole data's
+    mean, so their statistics add up (``r2_from_means`` does not depend on the centre)."""
+    yc = np.asarray(y, dtype=np.float64) - centre
     return np.column_stack([_residual(y, pred) ** 2, yc, yc ** 2])
+
+
+#: row statistics that centre the target at its mean, by metric: batches pass the whole data's mean
+CENTRED_ROW_STATS = {"r2": rows_r2_about}
 
 
 def _first(means: np.ndarray) -> np.ndarray:

@@ -323,23 +323,56 @@ def _per_example_problem(ctx: EvalContext, metric: Metric, pred: Predictions, ro
     return per_example.score_problem(pred, column, metric.name, role)
 
 
-def _score_problem(metric: Metric, pred: Predictions, role: str, task: str, n: int, n_classes: int) -> str | None:
-    """Return why ``pred`` cannot feed ``metric``, or None when it can."""
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What :func:`_score_problem` needs to know of one model's scores: whether it gave any, their
+    shape, whether every value is finite and their range. Summaries of disjoint rows merge."""
+
+    present: bool
+    shape: tuple[int, ...] = ()
+    finite: bool = True
+    lo: float = math.inf
+    hi: float = -math.inf
+    classes: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of(cls, pred: Predictions) -> ScoreSummary:
+        if pred.scores is None:
+            return cls(False, classes=pred.classes)
+        scores = np.asarray(pred.scores, dtype=np.float64)
+        finite = bool(np.isfinite(scores).all())
+        lo, hi = (float(scores.min()), float(scores.max())) if finite and scores.size else (math.inf, -math.inf)
+        return cls(True, tuple(scores.shape), finite, lo, hi, pred.classes)
+
+    def merge(self, other: ScoreSummary) -> ScoreSummary:
+        """Return the summary of both batches' rows (stacked along the first axis)."""
+        if not (self.present and other.present):
+            return ScoreSummary(False, classes=self.classes)
+        same = self.shape[1:] == other.shape[1:]
+        shape = (self.shape[0] + other.shape[0], *self.shape[1:]) if same else (-1,)
+        return ScoreSummary(True, shape, self.finite and other.finite, min(self.lo, other.lo),
+                            max(self.hi, other.hi), self.classes)
+
+
+def _score_problem(metric: Metric, pred: Predictions | ScoreSummary, role: str, task: str, n: int,
+                   n_classes: int) -> str | None:
+    """Return why ``pred`` (or the summary of its scores) cannot feed ``metric``, or None when it can."""
     if metric.needs != "scores":
         return None
-    if pred.scores is None:
+    summary = pred if isinstance(pred, ScoreSummary) else ScoreSummary.of(pred)
+    if not summary.present:
         return MSG_NO_SCORES.format(metric=metric.name, role=role)
-    scores = np.asarray(pred.scores, dtype=np.float64)
-    if task == BINARY and scores.shape != (n,):
-        return MSG_SCORE_SHAPE.format(metric=metric.name, expected="one score per row", role=role, shape=scores.shape)
-    width = len(pred.classes or ()) or n_classes
-    if task == MULTICLASS and scores.shape != (n, width):
+    if task == BINARY and summary.shape != (n,):
+        return MSG_SCORE_SHAPE.format(metric=metric.name, expected="one score per row", role=role,
+                                      shape=summary.shape)
+    width = len(summary.classes or ()) or n_classes
+    if task == MULTICLASS and summary.shape != (n, width):
         return MSG_SCORE_SHAPE.format(metric=metric.name, expected=f"{width} probability columns, one per class",
-                                      role=role, shape=scores.shape)
-    if not np.isfinite(scores).all():
+                                      role=role, shape=summary.shape)
+    if not summary.finite:
         return MSG_SCORES_MISSING_VALUES.format(role=role)
-    if metric.family == "row_mean" and (scores.min() < 0 or scores.max() > 1):
-        return MSG_NOT_PROBA.format(metric=metric.name, role=role, lo=scores.min(), hi=scores.max())
+    if metric.family == "row_mean" and (summary.lo < 0 or summary.hi > 1):
+        return MSG_NOT_PROBA.format(metric=metric.name, role=role, lo=summary.lo, hi=summary.hi)
     return None
 
 

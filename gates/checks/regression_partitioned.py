@@ -9,8 +9,9 @@ slices sorted as ``groupby`` sorts them), and hands the dense cells to
 multinomial intervals are the embedded run's. The checks are planned and decided by the
 regression gate's own code.
 
-Only the ``confusion`` and ``churn`` families have this form today; a policy naming any other
-metric (AUC, average precision, row means), clusters or a per_example task gets one
+Row means, ROC AUC and average precision (binary) come from the partials of
+:mod:`gates.checks.regression_scores`, measured in the same pass. A policy naming any other
+metric (one-vs-rest AUC), clusters or a per_example task gets one
 ``regression.not_distributable`` error instead, so the multiple-testing family is never
 silently smaller than the embedded run's.
 """
@@ -24,17 +25,19 @@ import numpy as np
 import pandas as pd
 
 from gates.checks import regression as rg
+from gates.checks import regression_scores as rs
 from gates.estimates import Slicing, cell_estimates, slice_by
-from gates.metrics import encode_labels
+from gates.metrics import CENTRED_ROW_STATS, encode_labels
 from gates.results import CheckResult
+from gates.stats.weights import stream_seed
 
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
 
 MERGEABLE = ("confusion", "churn")
-MSG_FAMILIES = ("the regression gate runs on the dask engine for confusion-matrix metrics and churn only; "
-                "{names} need every row (docs/scale.md)")
+MSG_FAMILIES = ("the regression gate runs on the dask engine for confusion-matrix metrics, churn, row means "
+                "and binary ROC AUC / average precision; {names} have no mergeable form here (docs/scale.md)")
 Y, C, B = "__y", "__candidate", "__baseline"
 
 
@@ -44,6 +47,8 @@ class CellPlan:
 
     predict: Any  # gates.engine.worker.PredictPlan
     slicings: tuple[tuple[str, ...], ...]
+    confusion: bool = True
+    scores: rs.ScorePlan | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class CellPartial:
 
     uniques: tuple[list[Any], list[Any], list[Any] | None]
     counts: tuple[pd.DataFrame, ...]
+    scores: rs.ScorePartial | None = None
 
 
 def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | None = None,
@@ -61,6 +67,12 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
 
     frame = part.read()
     y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
+    scored = None
+    if plan.scores is not None:
+        preds = {"candidate": cand} if base is None else {"candidate": cand, "baseline": base}
+        scored = rs.measure_scores(plan.scores, frame, y, preds)
+    if not plan.confusion:
+        return CellPartial(([], [], None), (), scored)
     table = pd.DataFrame({Y: y, C: cand.labels})
     if base is not None:
         table[B] = base.labels
@@ -75,7 +87,7 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
         counts.append(joint.groupby([*present, *labels], dropna=False, sort=False).size().rename("n").reset_index())
     uniques = (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
                None if base is None else pd.unique(base.labels).tolist())
-    return CellPartial(uniques, tuple(counts))
+    return CellPartial(uniques, tuple(counts), scored)
 
 
 def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
@@ -85,8 +97,10 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     from gates.engine.worker import ship_models
 
     metrics = rg.metrics_of(ctx)
-    others = sorted(n for n in spec["metrics"] if metrics[n].family not in MERGEABLE)
-    if others or ctx.is_per_example or ctx.policy.data.cluster is not None or ctx.policy.model.task == "regression":
+    task = ctx.policy.model.task
+    named = [metrics[n] for n in spec["metrics"]]
+    others = sorted(m.name for m in named if m.family not in MERGEABLE and rs.family_of(m, task) is None)
+    if others or ctx.is_per_example or ctx.policy.data.cluster is not None:
         names = ", ".join(others) or "its metrics"
         return [not_distributable("regression", spec, MSG_FAMILIES.format(names=names))]
     settings = rg.Settings.of(spec)
@@ -94,15 +108,41 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         plan, handles = ship_models(ctx)
     except NotShippable as exc:
         return [not_distributable("regression", spec, str(exc))]
-    parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(CellPlan(plan, settings.slicings)),
-                           **handles)
     paired = ctx.has_baseline
-    enc = _encoding(ctx, parts, paired)
-    slicings, missing, cells = _cells(ctx, settings, parts, enc, paired)
-    checks = rg._plan(spec, settings, slicings, metrics, None)
-    n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
-    estimates = _estimates(ctx, slicings, checks, cells, enc.positive, paired, n_boot)
-    measured = rg.Measured(settings, slicings, missing, {}, estimates, paired,
+    scored = list({m.name: m for m in named if rs.family_of(m, task) is not None}.values())
+    confusion = any(m.family in MERGEABLE for m in named)
+    score_plan, cells, checks, n_boot = None, None, None, 0
+    if scored:
+        cells, missing = rs.cells(ctx, settings, y_sum=any(m.name in CENTRED_ROW_STATS for m in scored))
+        checks = rg._plan(spec, settings, cells.slicings, metrics, None)
+        n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
+        score_plan = rs.ScorePlan(
+            tuple(m.name for m in scored if m.family in rs.ROW_MEAN),
+            tuple(m.name for m in scored if m.family in rs.RANKS), cells.columns, cells.combos, cells.small(),
+            n_boot, stream_seed(ctx.policy.seed, rg.GATE_NAME, "rows"), getattr(ctx.policy.data, "id", None),
+            task, ctx.policy.model.positive_label if task == rg.BINARY else None,
+            ctx.classes if task != rg.REGRESSION else None, cells.y_mean)
+    cell_plan = CellPlan(plan, settings.slicings, confusion, score_plan)
+    parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(cell_plan), **handles)
+    estimates: dict[tuple[int, str], Any] = {}
+    problems: dict[tuple[str, str], tuple[str, str]] = {}
+    if confusion:
+        enc = _encoding(ctx, parts, paired)
+        slicings, missing, counted = _cells(ctx, settings, parts, enc, paired)
+        if checks is None:
+            checks = rg._plan(spec, settings, slicings, metrics, None)
+            n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
+        estimates.update(_estimates(ctx, slicings, checks, counted, enc.positive, paired, n_boot))
+    if cells is not None and checks is not None:
+        slicings = cells.slicings
+        found = [p.scores for p in parts if p.scores is not None]
+        n_classes = len(ctx.classes) if task == rg.MULTICLASS else 0
+        roles = ("candidate", "baseline") if paired else ("candidate",)
+        problems = rs.problems(scored, found, task, ctx.n_rows, n_classes, roles)
+        here = {(c.slicing, c.metric.name) for c in checks}
+        estimates.update({k: v for k, v in rs.estimates(cells, scored, found, problems, paired).items() if k in here})
+    assert checks is not None
+    measured = rg.Measured(settings, slicings, missing, problems, estimates, paired,
                            bool(getattr(ctx, "require_baseline", False)), n_boot)
     return rg._decide(measured, checks)
 
@@ -171,7 +211,7 @@ def _estimates(ctx: PartitionedContext, slicings: list[Slicing | None], checks: 
                cells: list[np.ndarray | None], positive: int, paired: bool, n_boot: int) -> dict[tuple[int, str], Any]:
     """Per (slicing, metric): the embedded gate's estimates, from the cells, with its seeded streams."""
     wanted = {c.metric.name: c.metric for c in checks}.values()
-    usable = [m for m in wanted if not (m.needs_baseline and not paired)]
+    usable = [m for m in wanted if m.family in MERGEABLE and not (m.needs_baseline and not paired)]
     out: dict[tuple[int, str], Any] = {}
     for i, (slicing, table) in enumerate(zip(slicings, cells)):
         if slicing is None or table is None or not usable:

@@ -54,7 +54,10 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
         src = getattr(spec, role)
         outputs = src.outputs if src.kind == "file" else None
         models[role], handles[f"{role}_bytes"] = ship(ctx.engine, role, loaded, trust, outputs)
-    plan = PredictPlan(ctx.policy, ctx.classes, ctx.negative_label, ctx.resolved_baseline, models)
+    if ctx.policy.model.task == "regression":  # no labels: the target's distinct values are not needed
+        plan = PredictPlan(ctx.policy, (), None, ctx.resolved_baseline, models)
+    else:
+        plan = PredictPlan(ctx.policy, ctx.classes, ctx.negative_label, ctx.resolved_baseline, models)
     return plan, handles
 
 

@@ -117,10 +117,128 @@ def test_without_a_baseline_relative_checks_skip_as_embedded(tmp_path: Path) -> 
     assert_same(embedded, by_id(run_gate(ctx, "regression", policy.gates["regression"])))
 
 
-def test_a_metric_without_cells_makes_the_gate_not_distributable(project: Path) -> None:
-    project.write_text(project.read_text().replace("churn: {max: 0.05}", "roc_auc: {max_drop: 0.01}"))
-    policy = load_policy(project)
+SCORES = """\
+      log_loss: {max: 0.5, max_drop: 0.02}
+      brier: {max_relative_drop: 0.05}
+      roc_auc: {min: 0.9, max_drop: 0.01}
+      average_precision: {max_drop: 0.01}
+"""
+
+
+def assert_close(embedded: dict[str, dict[str, Any]], partitioned: dict[str, dict[str, Any]]) -> None:
+    """Same checks, statuses and values; intervals equal up to float rounding (sums merged in another order)."""
+    assert list(partitioned) == list(embedded)
+    for cid, want in embedded.items():
+        got = partitioned[cid]
+        assert (got["status"], got.get("ci_method")) == (want["status"], want.get("ci_method")), cid
+        for key in ("observed", "baseline", "delta", "half_width"):
+            if want.get(key) is None:
+                assert got.get(key) is None, (cid, key)
+            else:
+                assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), (cid, key)
+        if want.get("ci") is None:
+            assert got.get("ci") is None, cid
+        else:
+            assert got["ci"] == pytest.approx(want["ci"], rel=1e-9, abs=1e-12), cid
+
+
+def score_policy(project: Path) -> Any:
+    text = project.read_text()
+    start = text.index("      accuracy:")
+    project.write_text(text[:start] + SCORES)
+    return load_policy(project)
+
+
+def test_row_means_auc_and_average_precision_merge_into_the_embedded_checks(project: Path) -> None:
+    policy = score_policy(project)
+    spec = policy.gates["regression"]
+    embedded = by_id(GATE.run(EvalContext(policy), spec))
+    small = by_id(run_gate(PartitionedContext(policy, engine=LocalEngine(), partition_rows=50), "regression", spec))
+    large = by_id(run_gate(PartitionedContext(policy, engine=LocalEngine(), partition_rows=200), "regression", spec))
+    assert_close(embedded, small)
+    assert_close(small, large)  # the row-keyed weights do not depend on the partitioning
+    methods = {c["ci_method"] for c in small.values() if c.get("ci_method")}
+    assert methods == {"bootstrap-rows", "delong", "delta-method"}  # 569 rows: the Poisson bootstrap
+    assert {c["status"] for c in small.values()} >= {"pass", "fail"}
+    # point values against scikit-learn on the whole data
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    frame = pd.read_parquet(project.parent / "eval")
+    X, y = frame[list(policy.data.features or ())], frame["target"]
+    p = {}
+    for role in ("candidate", "baseline"):
+        path = project.parent / f"{role}.skops"
+        p[role] = sio.load(path, trusted=sio.get_untrusted_types(file=path)).predict_proba(X)[:, 1]
+    assert small["regression.roc_auc.min"]["observed"] == pytest.approx(roc_auc_score(y, p["candidate"]), rel=1e-12)
+    assert small["regression.roc_auc.max_drop"]["baseline"] == pytest.approx(roc_auc_score(y, p["baseline"]),
+                                                                             rel=1e-12)
+    assert small["regression.average_precision.max_drop"]["delta"] == pytest.approx(
+        average_precision_score(y, p["candidate"]) - average_precision_score(y, p["baseline"]), rel=1e-9)
+    assert small["regression.log_loss.max"]["observed"] == pytest.approx(log_loss(y, p["candidate"]), rel=1e-9)
+    assert small["regression.brier.max_relative_drop"]["baseline"] == pytest.approx(
+        brier_score_loss(y, p["baseline"]), rel=1e-9)
+    sliced = [c for c in small.values() if "[site=" in c["id"] and c["status"] != "skipped"]
+    assert sliced and all(c["details"]["rows"] < 569 for c in sliced)
+
+
+def test_regression_row_means_use_the_paired_normal_on_large_slices(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 12_500
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"y": 2 * x + rng.normal(size=n), "zone": rng.choice(["a", "b"], n, p=[0.9, 0.1])})
+    frame["cand"] = 2 * x + rng.normal(scale=0.5, size=n)
+    frame["base"] = 1.9 * x + rng.normal(scale=0.6, size=n)
+    (tmp_path / "eval").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(n), 2)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       tmp_path / "eval" / f"part-{i}.parquet", row_group_size=1000)
+    (tmp_path / "gates.yaml").write_text("""\
+version: 1
+model: {name: reg, task: regression, candidate: {predictions: cand}, baseline: {predictions: base}}
+data: {eval: eval, target: y}
+seed: 4
+gates:
+  regression:
+    bootstrap: 300
+    min_slice_size: 100
+    slices: [zone]
+    metrics:
+      mae: {max: 1.0, max_drop: 0.05}
+      rmse: {max_relative_drop: 0.02}
+      r2: {min: 0.5, max_drop: 0.01}
+""")
+    policy = load_policy(tmp_path / "gates.yaml")
+    spec = policy.gates["regression"]
+    embedded = by_id(GATE.run(EvalContext(policy), spec))
+    ctx = PartitionedContext(policy, engine=LocalEngine(), partition_rows=3000)
+    assert len(ctx.eval_partitions) >= 4
+    partitioned = by_id(run_gate(ctx, "regression", spec))
+    assert_close(embedded, partitioned)
+    methods = {c["id"]: c.get("ci_method") for c in partitioned.values()}
+    assert methods["regression.mae.max_drop"] == "paired-normal"               # 12,500 rows
+    assert methods["regression.mae.max_drop[zone=a]"] == "paired-normal"       # about 11,250
+    assert methods["regression.mae.max_drop[zone=b]"] == "bootstrap-rows"      # about 1,250
+    err = (frame["cand"] - frame["y"]).abs()
+    assert partitioned["regression.mae.max"]["observed"] == pytest.approx(err.mean(), rel=1e-12)
+    sub = frame["zone"] == "b"
+    assert partitioned["regression.mae.max[zone=b]"]["observed"] == pytest.approx(err[sub].mean(), rel=1e-12)
+
+
+def test_a_metric_without_cells_makes_the_gate_not_distributable(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"y": [0, 1, 2] * 40, "p": [0, 1, 1] * 40})
+    for k in range(3):
+        frame[f"s{k}"] = np.where(frame["y"] == k, 0.6, 0.2)
+    frame.to_parquet(tmp_path / "eval.parquet")
+    (tmp_path / "gates.yaml").write_text("""\
+version: 1
+model: {name: m, task: multiclass_classification, candidate: {predictions: p, scores: [s0, s1, s2]}}
+data: {eval: eval.parquet, target: y}
+gates:
+  regression:
+    metrics: {accuracy: {min: 0.5}, roc_auc_ovr: {min: 0.6}}
+""")
+    policy = load_policy(tmp_path / "gates.yaml")
     ctx = PartitionedContext(policy, engine=LocalEngine())
     [check] = run_gate(ctx, "regression", policy.gates["regression"])
     assert check.id == "regression.not_distributable" and check.reason == "not_distributable"
-    assert "roc_auc" in check.message and check.blocking
+    assert "roc_auc_ovr" in check.message and check.blocking

@@ -128,3 +128,16 @@ def test_a_model_whose_bytes_change_on_the_way_is_refused_by_the_worker(tmp_path
         assert sum(int(p.counts[0]["n"].sum()) for p in parts) == ctx.n_rows
     finally:
         engine.close()
+
+
+def test_row_means_and_rank_metrics_on_the_workers_give_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
+    from tests.gates.checks.test_regression_partitioned import assert_close, by_id, make_project, score_policy
+
+    policy = score_policy(make_project(tmp_path))
+    embedded = run_policy(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    assert remote.engine["workers"] == 2 and remote.engine["partitions"] == 3
+    got = by_id([c for c in remote.verdict.checks if c.gate == "regression"])
+    assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "regression"]), got)
+    assert {c["ci_method"] for c in got.values() if c.get("ci_method")} == {"bootstrap-rows", "delong",
+                                                                             "delta-method"}

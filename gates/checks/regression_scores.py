@@ -1,0 +1,387 @@
+"""Score metrics of the regression gate on partitions: row means, ROC AUC and average precision.
+
+The cells are the distinct combinations of the slicings' columns, counted in a first pass that
+reads only those columns; the client fixes their codes and which of them belong to a slice
+smaller than :data:`~gates.stats.ANALYTIC_MIN_ROWS` rows before any partition is predicted.
+Each partition then returns, per cell:
+
+* for row-mean metrics (log loss, brier, mae, rmse, r2, ...): the :class:`~gates.stats.Moments`
+  of the per-row statistics, and for the cells of small slices their
+  :class:`~gates.stats.PoissonSums` under weights hashed from each row's key (its position in the
+  source, or ``data.id``) and the gate's seed, so partitioning changes no weight;
+* for ROC AUC and average precision (binary): a score table, the rows counted per distinct
+  (cell, label, candidate score, baseline score).
+
+The client merges both in partition order and finalizes them with the embedded gate's own code:
+the paired normal interval from the merged moments, bootstrap replicates from the merged sums,
+AUC with DeLong's variance (:func:`gates.stats.ranks.delong_counts`) and average precision with
+its delta-method variance from the table. All are the embedded values up to float rounding; the
+score table grows with the distinct scores (at most the rows) and is held by the client.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from gates.checks import regression as rg
+from gates.estimates import (
+    METHOD_DELONG,
+    METHOD_DELTA,
+    SliceEstimate,
+    Slicing,
+    _Block,
+    _bounded,
+    _row_estimates,
+    ap_influence,
+    slice_by,
+)
+from gates.intervals import Estimate
+from gates.metrics import BINARY, CENTRED_ROW_STATS, MULTICLASS, Metric
+from gates.stats import ANALYTIC_MIN_ROWS, Moments, PoissonSums, merge_all, row_keys
+
+if TYPE_CHECKING:
+    from gates.datasets import Partition
+    from gates.engine.context import PartitionedContext
+
+ROW_MEAN, RANKS = ("row_mean",), ("auc", "ranking")
+CELL, YPOS, SC, SB, N = "__cell", "__y", "__sc", "__sb", "n"
+
+
+def family_of(metric: Metric, task: str) -> str | None:
+    """Return ``rows`` or ``ranks`` for a metric this module distributes for ``task``, else None."""
+    if metric.family in ROW_MEAN:
+        return "rows"
+    if metric.family in RANKS and task == BINARY:
+        return "ranks"
+    return None
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def combo_counts(part: Partition, columns: tuple[str, ...], target: str | None) -> tuple[pd.DataFrame, float]:
+    """Return the partition's row counts per distinct combination of ``columns`` and the sum of its
+    ``target`` (0 without one) (runs on a worker)."""
+    frame = part.read(list(dict.fromkeys([*columns, *([target] if target else [])])))
+    total = float(frame[target].to_numpy(dtype=np.float64).sum()) if target else 0.0
+    if not columns:
+        return pd.DataFrame({N: [len(frame)]}), total
+    return frame.groupby(list(columns), dropna=False, sort=False).size().rename(N).reset_index(), total
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The slicings' common refinement: distinct values ``combos`` (one row per cell, ``columns``),
+    rows per cell, and per slicing its :class:`Slicing` and cell membership ``(S, C)``."""
+
+    columns: tuple[str, ...]
+    combos: pd.DataFrame
+    sizes: np.ndarray
+    slicings: list[Slicing | None]
+    members: list[np.ndarray | None]
+    y_mean: float = 0.0
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.sizes)
+
+    def small(self) -> np.ndarray:
+        """Cells that belong to a slice smaller than the normal interval's minimum."""
+        needed = np.zeros(self.n_cells, dtype=bool)
+        for members in self.members:
+            if members is not None:
+                few = members @ self.sizes < ANALYTIC_MIN_ROWS
+                needed |= (members[few] > 0).any(axis=0)
+        return needed
+
+
+def cells(ctx: PartitionedContext, settings: rg.Settings, y_sum: bool = False) -> tuple[Cells, dict[int, str]]:
+    """Count the cells in one pass over the slice columns (and the target's mean, with ``y_sum``);
+    return them and the missing slice columns."""
+    missing: dict[int, str] = {}
+    present: list[tuple[str, ...] | None] = [()]
+    for i, cols in enumerate(settings.slicings, start=1):
+        absent = [c for c in cols if c not in ctx.schema.columns]
+        if absent:
+            missing[i] = absent[0]
+        present.append(None if absent else cols)
+    columns = tuple(dict.fromkeys(c for cols in present if cols for c in cols))
+    target = ctx.policy.data.target if y_sum else None
+    y_mean = 0.0
+    if columns or target:
+        parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target)
+        y_mean = sum(total for _, total in parts) / ctx.n_rows
+        combos = pd.concat([c for c, _ in parts], ignore_index=True)
+        if columns:
+            combos = combos.groupby(list(columns), dropna=False, sort=False)[N].sum().reset_index()
+        else:
+            combos = pd.DataFrame({N: [ctx.n_rows]})
+    else:
+        combos = pd.DataFrame({N: [ctx.n_rows]})
+    sizes = combos[N].to_numpy(dtype=np.int64)
+    combos = combos.drop(columns=N)
+    slicings: list[Slicing | None] = []
+    members: list[np.ndarray | None] = []
+    for cols in present:
+        if cols is None:
+            slicings.append(None)
+            members.append(None)
+            continue
+        slicing, codes = _slicing(cols, combos)
+        m = (np.arange(slicing.n_slices)[:, None] == codes[None, :]).astype(np.float64)
+        slicing.__dict__["sizes"] = (m @ sizes).astype(np.int64)
+        slicings.append(slicing)
+        members.append(m)
+    return Cells(columns, combos, sizes, slicings, members, y_mean), missing
+
+
+def _slicing(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
+    """The embedded run's slices of ``cols`` (sorted as ``groupby`` sorts) and each cell's slice code."""
+    if not cols:
+        return Slicing((), ((),), np.zeros(0, dtype=np.int64)), np.zeros(len(combos), dtype=np.int64)
+    distinct = combos[list(cols)].drop_duplicates().reset_index(drop=True)
+    slicing = slice_by(distinct, cols)
+    coded = distinct.assign(__code=slicing.codes)
+    merged = combos[list(cols)].merge(coded, on=list(cols), how="left", sort=False)
+    return slicing, merged["__code"].to_numpy(dtype=np.int64)
+
+
+def cell_codes(frame: pd.DataFrame, columns: tuple[str, ...], combos: pd.DataFrame) -> np.ndarray:
+    """Return each row's cell code (its combination's row in ``combos``)."""
+    if not columns:
+        return np.zeros(len(frame), dtype=np.int64)
+    coded = combos.assign(**{CELL: np.arange(len(combos))})
+    merged = frame[list(columns)].reset_index(drop=True).merge(coded, on=list(columns), how="left", sort=False)
+    return merged[CELL].to_numpy(dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    """What a worker needs to measure score metrics: the metrics, the cells, the Poisson scheme."""
+
+    rows: tuple[str, ...]
+    ranks: tuple[str, ...]
+    columns: tuple[str, ...]
+    combos: pd.DataFrame
+    small: np.ndarray
+    n_boot: int
+    seed: int
+    key_column: str | None
+    task: str
+    positive_label: Any
+    classes: tuple[Any, ...] | None
+    y_mean: float = 0.0
+
+
+@dataclass(frozen=True)
+class RowPartial:
+    """One partition's row statistics: layout ``(metric, role, width)`` of the value columns after
+    the leading ones, their moments per cell, and the Poisson sums of the small slices' cells."""
+
+    layout: tuple[tuple[str, str, int], ...]
+    moments: Moments
+    sums: PoissonSums | None
+
+
+@dataclass(frozen=True)
+class ScorePartial:
+    """One partition's score summaries per role, row statistics and score table."""
+
+    summaries: Mapping[str, rg.ScoreSummary]
+    rows: RowPartial | None
+    table: pd.DataFrame | None
+
+
+def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: Mapping[str, Any]) -> ScorePartial:
+    """Return a predicted partition's score partials (runs on a worker)."""
+    from gates.metrics import metric_registry
+
+    registry = metric_registry()
+    summaries = {role: rg.ScoreSummary.of(p) for role, p in preds.items()}
+    n = len(frame)
+    n_classes = len(plan.classes or ()) if plan.task == MULTICLASS else 0
+
+    def usable(metric: Metric, role: str) -> bool:
+        return rg._score_problem(metric, summaries[role], role, plan.task, n, n_classes) is None
+
+    codes = cell_codes(frame, plan.columns, plan.combos)
+    rows = None
+    if plan.rows:
+        columns, layout = [np.ones((n, 1))], []
+        for name in plan.rows:
+            m = registry[name]
+            assert m.row_stats is not None
+            for role, pred in preds.items():
+                if usable(m, role):
+                    centred = CENTRED_ROW_STATS.get(name)
+                    stats = np.asarray(m.row_stats(y, pred, plan.positive_label, plan.classes) if centred is None
+                                       else centred(y, pred, plan.y_mean), dtype=np.float64)
+                    stats = stats[:, None] if stats.ndim == 1 else stats
+                    columns.append(stats)
+                    layout.append((name, role, stats.shape[1]))
+        values = np.hstack(columns)
+        n_cells = len(plan.small)
+        moments = Moments.of(values, codes, n_cells)
+        sums = None
+        chosen = plan.small[codes]
+        if chosen.any():
+            keys = row_keys(n, offset=int(frame.index[0]),
+                            values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
+            centre = values.mean(axis=0)
+            sums = PoissonSums.of(keys[chosen], values[chosen], n_boot=plan.n_boot, seed=plan.seed,
+                                  cells=codes[chosen], n_cells=n_cells, centre=centre)
+        elif plan.small.any():  # no row of this partition is in a small slice
+            sums = PoissonSums(np.zeros((plan.n_boot, n_cells, 1 + values.shape[1])), np.zeros(values.shape[1]))
+        rows = RowPartial(tuple(layout), moments, sums)
+    table = None
+    rank_metric = registry[plan.ranks[0]] if plan.ranks else None
+    if rank_metric is not None and usable(rank_metric, "candidate"):
+        t = pd.DataFrame({CELL: codes, YPOS: y == plan.positive_label,
+                          SC: np.asarray(preds["candidate"].scores, dtype=np.float64)})
+        base = preds.get("baseline")
+        t[SB] = (np.asarray(base.scores, dtype=np.float64) if base is not None and usable(rank_metric, "baseline")
+                 else np.nan)
+        table = t.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False).size().rename(N).reset_index()
+    return ScorePartial(summaries, rows, table)
+
+
+# --------------------------------------------------------------------------- client side
+
+
+def problems(metrics: Sequence[Metric], parts: Sequence[ScorePartial], task: str, n: int, n_classes: int,
+             roles: Sequence[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The embedded gate's ``problems`` for score metrics, from the merged score summaries."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for role in roles:
+        summary = merge_all([p.summaries[role] for p in parts])
+        for m in metrics:
+            msg = rg._score_problem(m, summary, role, task, n, n_classes)
+            if msg is not None:
+                out[(m.name, role)] = (rg.REASON_MISSING_SCORES if not summary.present else rg.REASON_BAD_DATA, msg)
+    return out
+
+
+def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePartial],
+              found_problems: Mapping[tuple[str, str], tuple[str, str]], paired: bool
+              ) -> dict[tuple[int, str], list[SliceEstimate]]:
+    """Per (slicing, metric): the embedded gate's estimates of the usable score metrics."""
+    usable = [m for m in metrics if (m.name, "candidate") not in found_problems]
+    with_base = {m.name: paired and (m.name, "baseline") not in found_problems for m in usable}
+    out: dict[tuple[int, str], list[SliceEstimate]] = {}
+    rows = [m for m in usable if m.family in ROW_MEAN]
+    if rows:
+        out.update(_row_family(cells_, rows, with_base, [p.rows for p in parts if p.rows is not None]))
+    ranks = [m for m in usable if m.family in RANKS]
+    if ranks:
+        tables = [p.table for p in parts if p.table is not None]
+        out.update(_rank_family(cells_, ranks, with_base, tables))
+    by_name = {m.name: m for m in metrics}
+    return {key: [_bounded(e, by_name[key[1]]) for e in found] for key, found in out.items()}
+
+
+def _row_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str, bool],
+                parts: Sequence[RowPartial]) -> dict[tuple[int, str], list[SliceEstimate]]:
+    """Merge the partitions' moments and Poisson sums of the wanted columns; estimate per slice."""
+    wanted = [(m.name, role) for m in metrics for role in ("candidate", "baseline")
+              if role == "candidate" or with_base[m.name]]
+    chosen: list[Moments] = []
+    sums: list[PoissonSums] = []
+    widths: dict[tuple[str, str], int] = {}
+    for part in parts:
+        where, start = {}, 1
+        for name, role, w in part.layout:
+            where[(name, role)] = np.arange(start, start + w)
+            widths[(name, role)] = w
+            start += w
+        idx = np.concatenate([[0], *[where[k] for k in wanted]]).astype(np.int64)
+        mom = part.moments
+        chosen.append(Moments(mom.n, mom.mean[:, idx], mom.m2[:, idx][:, :, idx]))
+        if part.sums is not None:
+            sums.append(PoissonSums(part.sums.sums[..., np.r_[0, idx + 1]], part.sums.centre[idx]))
+    blocks, col = [], 1  # the merged columns in the embedded gate's order: ones, then per metric c, b
+    for m in metrics:
+        c = slice(col, col + widths[(m.name, "candidate")])
+        b = slice(c.stop, c.stop + widths[(m.name, "baseline")]) if with_base[m.name] else None
+        col = c.stop if b is None else b.stop
+        blocks.append(_Block(m, c, b))
+    moments = merge_all(chosen)
+    merged = None
+    if sums:
+        centre = moments.combine(np.ones((1, len(moments.n)))).mean[0]
+        merged = merge_all([PoissonSums(_shift(s, centre), centre) for s in sums])
+    out: dict[tuple[int, str], list[SliceEstimate]] = {}
+    for i, members in enumerate(cells_.members):
+        if members is None:
+            continue
+        mom = moments.combine(members)
+        few = mom.n < ANALYTIC_MIN_ROWS
+        means = None if merged is None or not few.any() else merged.means(members)
+        for name, found in _row_estimates(blocks, mom, means, few).items():
+            out[(i, name)] = found
+    return out
+
+
+def _shift(s: PoissonSums, centre: np.ndarray) -> np.ndarray:
+    """Return ``s``'s sums about ``centre`` instead of its own centre (exact: the sum of
+    ``w (v - c)`` is the sum of ``w (v - c')`` plus ``(c' - c)`` times the sum of ``w``)."""
+    out = s.sums.copy()
+    out[..., 1:] += (s.centre - centre)[None, None, :] * out[..., :1]
+    return out
+
+
+def _rank_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str, bool],
+                 tables: Sequence[pd.DataFrame]) -> dict[tuple[int, str], list[SliceEstimate]]:
+    table = pd.concat(tables, ignore_index=True).groupby([CELL, YPOS, SC, SB], dropna=False, sort=False)[N].sum()
+    table = table.reset_index()
+    cell = table[CELL].to_numpy(dtype=np.int64)
+    y = table[YPOS].to_numpy(dtype=bool)
+    sc, sb, w = table[SC].to_numpy(), table[SB].to_numpy(), table[N].to_numpy(dtype=np.float64)
+    out: dict[tuple[int, str], list[SliceEstimate]] = {}
+    for i, members in enumerate(cells_.members):
+        if members is None:
+            continue
+        for m in metrics:
+            paired = with_base[m.name]
+            found = []
+            for s in range(members.shape[0]):
+                rows = members[s][cell] > 0
+                estimate = _auc if m.family == "auc" else _ap
+                found.append(estimate(y[rows], sc[rows], sb[rows] if paired else None, w[rows]))
+            out[(i, m.name)] = found
+    return out
+
+
+def _auc(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, w: np.ndarray) -> SliceEstimate:
+    from gates.stats.ranks import delong_counts
+
+    aucs, cov = delong_counts(y, sc if sb is None else np.vstack([sc, sb]), w)
+    defined = bool(np.isfinite(cov).all())
+    observed = Estimate(float(aucs[0]), METHOD_DELONG, se=math.sqrt(max(cov[0, 0], 0.0)) if defined else None)
+    if sb is None:
+        return SliceEstimate(float(aucs[0]), None, observed, None)
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    diff = Estimate(float(aucs[0] - aucs[1]), METHOD_DELONG, se=math.sqrt(max(var, 0.0)) if defined else None)
+    return SliceEstimate(float(aucs[0]), float(aucs[1]), observed, diff)
+
+
+def _ap(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, w: np.ndarray) -> SliceEstimate:
+    n = float(w.sum())
+    ap_c, inf_c = ap_influence(y, sc, w)
+    observed = Estimate(ap_c, METHOD_DELTA, se=float(np.sqrt(np.sum(w * inf_c ** 2))) / n)
+    if sb is None:
+        return SliceEstimate(ap_c, None, observed, None)
+    ap_b, inf_b = ap_influence(y, sb, w)
+    diff = Estimate(ap_c - ap_b, METHOD_DELTA, se=float(np.sqrt(np.sum(w * (inf_c - inf_b) ** 2))) / n)
+    return SliceEstimate(ap_c, ap_b, observed, diff)
+
+
+__all__ = ["Cells", "ScorePartial", "ScorePlan", "cells", "estimates", "family_of",
+           "measure_scores", "problems"]
