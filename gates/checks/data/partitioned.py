@@ -8,10 +8,12 @@ so examples name the same rows as an embedded run.
 
 Drift bins are fixed from the reference alone: one task reads the reference's drift columns on a
 worker, cuts the bins exactly as :mod:`.drift` does and counts the reference there; eval
-partitions then count into those bins. What has no mergeable form yet is reported as an
-``error`` check with reason ``not_distributable``, never computed from rows on the client:
-``unique`` rules and pandera uniqueness checks (duplicates across partitions), KS and Wasserstein
-drift (they need every raw value), ``overlap``, ``leakage`` and Great Expectations suites.
+partitions then count into those bins. KS and Wasserstein columns count distinct values instead
+(reference on that worker, eval per partition), added on the client: the statistics need only
+the two empirical CDFs. What has no mergeable form yet is reported as an ``error`` check with
+reason ``not_distributable``, never computed from rows on the client: ``unique`` rules and
+pandera uniqueness checks (duplicates across partitions), ``overlap``, ``leakage`` and Great
+Expectations suites.
 """
 from __future__ import annotations
 
@@ -56,7 +58,6 @@ if TYPE_CHECKING:
 REASON_NOT_DISTRIBUTABLE = "not_distributable"
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
 WHAT_UNIQUE = "a uniqueness rule (duplicates can sit in different partitions)"
-WHAT_RAW = "{method} drift (it needs every raw value; psi, js and chi2 use mergeable histograms)"
 PANDERA_UNIQUE = ("field_uniqueness", "multiple_fields_uniqueness")
 _ROWS = re.compile(r"^\d+ rows ")
 
@@ -79,6 +80,8 @@ class Bins:
     seen: tuple[Any, ...] = ()
     dtype: str = ""
     problem: str | None = None
+    #: ks / wasserstein: the reference's distinct values and their counts (numeric columns)
+    values: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class FramePartial:
     rules: dict[tuple[str, str], RuleCount] = field(default_factory=dict)
     pandera: list[list[CheckResult]] = field(default_factory=list)
     drift: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ks / wasserstein columns: distinct values and their counts
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def measure_partition(part: Partition, plan: Plan) -> FramePartial:
@@ -124,7 +129,10 @@ def measure_partition(part: Partition, plan: Plan) -> FramePartial:
     for col in plan.bins:
         if col in frame.columns:
             out.non_null.setdefault(col, int(frame[col].notna().sum()))
-            out.drift[col] = _eval_counts(frame[col], plan.bins[col])
+            if plan.bins[col].values is not None:
+                out.values[col] = dr.value_counts(dr._floats(frame[col]))
+            else:
+                out.drift[col] = _eval_counts(frame[col], plan.bins[col])
     if plan.pandera is not None:
         from gates.checks.data.pandera_engine import run_pandera
 
@@ -182,7 +190,9 @@ def reference_bins(path: Path, columns: Sequence[str], methods: Mapping[str, str
         kind = dr.column_kind(s)
         non_null = int(s.notna().sum())
         if methods[col] in dr.NUMERIC_ONLY:
-            out[col] = Bins(kind, [], "", np.zeros(0), len(s), non_null, dtype=str(s.dtype), problem="raw")
+            counted = dr.value_counts(dr._floats(s)) if kind == "numeric" else None
+            out[col] = Bins(kind, [], "", np.zeros(0), len(s), non_null, dtype=str(s.dtype), values=counted,
+                            problem=None if counted is not None else "not numeric")
             continue
         if kind == "numeric":
             values = dr._floats(s)
@@ -226,6 +236,8 @@ def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
         total.pandera.extend(p.pandera)
         for col, counts in p.drift.items():
             total.drift[col] = counts if col not in total.drift else total.drift[col] + counts
+        for col, found in p.values.items():
+            total.values[col] = found if col not in total.values else dr.merge_value_counts([total.values[col], found])
     return total
 
 
@@ -458,12 +470,14 @@ def _drift_column(spec: Mapping[str, Any], col: str, b: Bins | None, total: Fram
         if n < min_rows:
             return every(Outcome.SKIPPED, REASON_TOO_FEW_ROWS,
                          dr.MSG_TOO_FEW.format(what=what, n=n, col=col, min_rows=min_rows))
-    if b.problem is not None:
-        return every(Outcome.ERROR, REASON_NOT_DISTRIBUTABLE,
-                     MSG_NOT_DISTRIBUTABLE.format(what=WHAT_RAW.format(method=rule.method)))
-    hist = dr.Histogram(b.labels, b.reference, total.drift[col], b.binning)
+    hist = None if b.values is not None else dr.Histogram(b.labels, b.reference, total.drift[col], b.binning)
     try:
-        stat = {"psi": dr.psi, "js": dr.js, "chi2": dr.chi2}[rule.method](hist.reference, hist.eval)
+        if hist is None:
+            assert b.values is not None
+            found = total.values.get(col, (np.zeros(0), np.zeros(0, dtype=np.int64)))
+            stat = (dr.ks_counts if rule.method == "ks" else dr.wasserstein_counts)(b.values, found)
+        else:
+            stat = {"psi": dr.psi, "js": dr.js, "chi2": dr.chi2}[rule.method](hist.reference, hist.eval)
     except Exception as exc:  # noqa: BLE001 -- as the embedded gate: report, never crash
         return every(Outcome.ERROR, REASON_UNDEFINED,
                      dr.MSG_FAILED.format(method=rule.method, col=col, problem=str(exc) or first_line(exc)))
@@ -476,8 +490,9 @@ def _drift_column(spec: Mapping[str, Any], col: str, b: Bins | None, total: Fram
                     "eval_null_fraction": _fraction(ev_rows - ev_n, ev_rows)})
     if rule.note:
         details["note"] = rule.note
-    details["binning"] = hist.binning
-    details["bins"] = dr._bin_table(hist, settings.max_failure_cases)
+    if hist is not None:
+        details["binning"] = hist.binning
+        details["bins"] = dr._bin_table(hist, settings.max_failure_cases)
     return [dr._decide(cid, k, lim, col, rule, stat, details) for cid, k, lim in dr._ids(col, rule)]
 
 

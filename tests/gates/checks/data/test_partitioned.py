@@ -40,6 +40,7 @@ drift:
     city: {method: js, max: 0.01}
     income: {method: chi2, min_p_value: 0.05}
     age: {method: ks, max: 0.1}
+    seen: {method: wasserstein, max: 0.01}
   min_rows: 50
 overlap: {}
 """
@@ -139,13 +140,28 @@ def test_partitions_reproduce_the_embedded_gate(project: Path) -> None:
     assert partitioned["data.allowed[city]"]["observed"] == embedded["data.allowed[city]"]["observed"] > 100
     assert len(partitioned["data.allowed[city]"]["details"]["examples"]) == 4
     assert any("pandera" in i and partitioned[i]["status"] == "fail" for i in partitioned)
+    # ks and wasserstein from merged value counts: the embedded statistics
+    for cid in ("data.drift.max[age]", "data.drift.max[seen]"):
+        got, want = partitioned[cid], embedded[cid]
+        assert got.get("reason") != REASON_NOT_DISTRIBUTABLE and got["observed"] > 0, cid
+        for key in ("statistic", "p_value", "distance", "reference_std"):
+            if key in want["details"]:
+                assert got["details"][key] == pytest.approx(want["details"][key], rel=1e-9), (cid, key)
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    ev, ref = pd.read_parquet(project.parent / "eval"), pd.read_parquet(project.parent / "ref")
+    want_ks = ks_2samp(ref["age"].dropna(), ev["age"].dropna()).statistic
+    assert partitioned["data.drift.max[age]"]["observed"] == pytest.approx(want_ks, rel=1e-12)
+    want_w = wasserstein_distance(ref["seen"], ev["seen"]) / ref["seen"].std(ddof=0)
+    assert partitioned["data.drift.max[seen]"]["observed"] == pytest.approx(want_w, rel=1e-9)
+    assert partitioned["data.drift.max[seen]"]["status"] == "fail"
 
 
 def test_what_has_no_mergeable_form_is_an_error_not_a_guess(project: Path) -> None:
     got = run_partitioned(project, LocalEngine(), 250)
     nd = {i for i, c in got.items() if c.get("reason") == REASON_NOT_DISTRIBUTABLE}
-    assert {"data.unique[code]", "data.drift.max[age]", "data.overlap.max",
-            "data.reference.unique[code]"} <= nd
+    assert {"data.unique[code]", "data.overlap.max", "data.reference.unique[code]"} <= nd
+    assert "data.drift.max[age]" not in nd and "data.drift.max[seen]" not in nd
     assert all(got[i]["status"] == Status.ERROR.value for i in nd)
     assert any("field_uniqueness" in i for i in nd)
 
