@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gates.identity import CheckId, Reason, untyped
+from gates.identity import CheckId, Reason, one_line, untyped
 
 __all__ = ["FAILING", "CheckId", "CheckResult", "Outcome", "Reason", "Status", "Verdict"]
 
@@ -63,6 +63,10 @@ class CheckResult:
     details: Mapping[str, Any] = field(default_factory=dict)
     waiver: Mapping[str, Any] | None = None
     check_id: CheckId | None = None
+
+    def __post_init__(self) -> None:
+        if "\n" in self.id or "\r" in self.id:  # a column name from the data: the id stays one line
+            object.__setattr__(self, "id", one_line(self.id))
 
     @property
     def key(self) -> CheckId:

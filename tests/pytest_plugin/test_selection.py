@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from pytest_model_gates.session import MSG_DESELECTED, MSG_SHADOW_VERDICT
 from pytest_model_gates.usertests import MSG_SOFT
@@ -14,6 +16,8 @@ from tests.pytest_plugin.conftest import MIXED_POLICY, read_report, statuses
 QUIET = ("-p", "no:hypothesispytest", "-p", "no:anyio", "-p", "no:typeguard", "-p", "no:randomly")
 
 FAILING_BLOCKER = """
+import numpy as np
+import pandas as pd
 import pytest
 
 @pytest.mark.model_gate
@@ -22,6 +26,8 @@ def test_latency_budget():
 """
 
 SOFT = """
+import numpy as np
+import pandas as pd
 import pytest
 
 @pytest.mark.model_gate(blocking=False)
@@ -137,4 +143,59 @@ def test_under_xdist_the_controller_learns_what_workers_deselected(pytester, mod
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"  incomplete: {MSG_DESELECTED.format(n=1, names='regression.accuracy.min')}"])
     assert read_report(pytester.path / "model-gates-report")["verdict"] == "incomplete"
+    assert versions(pytester.path) == []
+
+
+ODD_REGIONS = ["engineering crew", "a=b & c", "[EU]", "Zürich", "🚀 launch"]
+
+
+@pytest.fixture
+def odd_slices(pytester, model_project):
+    """The model project with its accuracy checked per region, regions named with any text."""
+    frame = pd.read_csv(pytester.path / "eval.csv")
+    frame["region"] = np.array(ODD_REGIONS)[np.arange(len(frame)) % len(ODD_REGIONS)]
+    frame.to_csv(pytester.path / "eval.csv", index=False)
+    model_project.write_text(model_project.read_text().replace(
+        "    metrics:\n", "    slices: [region]\n    min_slice_size: 10\n    metrics:\n"), encoding="utf-8")
+    return model_project
+
+
+def slice_id(region: str) -> str:
+    return f"regression.accuracy.min[region={region}]"
+
+
+def passed_items(result) -> list[str]:
+    """Return the check ids ``-v`` printed as PASSED, in order (ids hold [ ], so no glob patterns)."""
+    return [line.removeprefix("gates.yaml::").rsplit(" PASSED", 1)[0] for line in result.stdout.lines
+            if line.startswith("gates.yaml::") and " PASSED" in line]
+
+
+def test_every_check_of_any_text_passes_and_registers(pytester, odd_slices):
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-v", *QUIET)
+    result.assert_outcomes(passed=3 + len(ODD_REGIONS))
+    assert passed_items(result) == ["data.target.not_null", "data.target.labels", "regression.accuracy.min",
+                                    *(slice_id(r) for r in sorted(ODD_REGIONS))]
+    assert versions(pytester.path) == [1]
+
+
+@pytest.mark.parametrize("expression, chosen", [("Zürich", "Zürich"), ("[EU]", "[EU]"), ("launch", "🚀 launch"),
+                                                ("crew", "engineering crew")])
+def test_k_selects_a_check_of_any_text_and_the_rest_make_it_incomplete(pytester, odd_slices, expression, chosen):
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-k", expression, "-v", *QUIET)
+    result.assert_outcomes(passed=1, deselected=2 + len(ODD_REGIONS))
+    assert passed_items(result) == [slice_id(chosen)]
+    report = read_report(pytester.path / "model-gates-report")
+    assert report["verdict"] == "incomplete"
+    assert versions(pytester.path) == []
+
+
+def test_k_not_and_deselect_leave_out_exactly_the_named_checks(pytester, odd_slices):
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "-k", "not launch",
+                                "--deselect", f"gates.yaml::{slice_id('a=b & c')}", *QUIET)
+    result.assert_outcomes(passed=1 + len(ODD_REGIONS), deselected=2)
+    why = MSG_DESELECTED.format(n=2, names=f"{slice_id('a=b & c')}, {slice_id('🚀 launch')}")
+    assert f"  incomplete: {why}" in result.stdout.lines and f"not registered: {why}" in result.stdout.lines
+    report = read_report(pytester.path / "model-gates-report")
+    assert report["verdict"] == "incomplete"
+    assert statuses(report)[slice_id("🚀 launch")] == "pass"  # computed and reported, only left out of the session
     assert versions(pytester.path) == []

@@ -163,3 +163,19 @@ def test_results_render_in_report_junit_and_markdown(tmp_path: Path) -> None:
     markdown = render_markdown(report)
     assert "`data.allowed[sex]`" in markdown
     assert "'value': 'Q'" in markdown
+
+
+def test_a_column_name_with_a_line_break_gives_one_line_ids_the_schema_accepts(tmp_path: Path) -> None:
+    from gates.reporters.json_report import build_report, dumps, report_schema
+    from gates.reporters.junit import render_junit
+    from gates.runner import run_policy
+
+    df = broken_diabetes().rename(columns={"age": "age\nyears", "sex": "sex [M/F] 🚻"})
+    path = write_policy(tmp_path, df, 'checks: {columns: {"age\\nyears": {max: 0.2}, "sex [M/F] 🚻": {allowed: [F, M]}}}')
+    report = json.loads(dumps(build_report(run_policy(load_policy(path)))))
+    jsonschema.validate(report, report_schema())
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert by_id["data.max[age\\nyears]"]["observed"] == N_HIGH
+    assert by_id["data.allowed[sex [M/F] 🚻]"]["observed"] == N_UNSEEN
+    assert {"data.max[age\\nyears]", "data.allowed[sex [M/F] 🚻]"} <= {
+        c.get("name") for c in ET.fromstring(render_junit(report)).iter("testcase")}
