@@ -101,8 +101,8 @@ class Cells:
 
 
 def cells(ctx: PartitionedContext, settings: rg.Settings, y_sum: bool = False) -> tuple[Cells, dict[int, str]]:
-    """Count the cells in one pass over the slice columns (and the target's mean, with ``y_sum``);
-    return them and the missing slice columns."""
+    """Count the regression gate's cells (all rows, then each slicing; see :func:`count_cells`) and
+    return them with the slicings whose columns are missing."""
     missing: dict[int, str] = {}
     present: list[tuple[str, ...] | None] = [()]
     for i, cols in enumerate(settings.slicings, start=1):
@@ -110,24 +110,27 @@ def cells(ctx: PartitionedContext, settings: rg.Settings, y_sum: bool = False) -
         if absent:
             missing[i] = absent[0]
         present.append(None if absent else cols)
-    columns = tuple(dict.fromkeys(c for cols in present if cols for c in cols))
+    return count_cells(ctx, present, y_sum), missing
+
+
+def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | None], y_sum: bool = False) -> Cells:
+    """Count the cells of ``groupings`` (None: a grouping left out) in one pass over their columns
+    (and the target's mean, with ``y_sum``); each grouping's groups are in the embedded order."""
+    columns = tuple(dict.fromkeys(c for cols in groupings if cols for c in cols))
     target = ctx.policy.data.target if y_sum else None
     y_mean = 0.0
+    combos = pd.DataFrame({N: [ctx.n_rows]})
     if columns or target:
         parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target)
         y_mean = sum(total for _, total in parts) / ctx.n_rows
-        combos = pd.concat([c for c, _ in parts], ignore_index=True)
         if columns:
+            combos = pd.concat([c for c, _ in parts], ignore_index=True)
             combos = combos.groupby(list(columns), dropna=False, sort=False)[N].sum().reset_index()
-        else:
-            combos = pd.DataFrame({N: [ctx.n_rows]})
-    else:
-        combos = pd.DataFrame({N: [ctx.n_rows]})
     sizes = combos[N].to_numpy(dtype=np.int64)
     combos = combos.drop(columns=N)
     slicings: list[Slicing | None] = []
     members: list[np.ndarray | None] = []
-    for cols in present:
+    for cols in groupings:
         if cols is None:
             slicings.append(None)
             members.append(None)
@@ -137,7 +140,7 @@ def cells(ctx: PartitionedContext, settings: rg.Settings, y_sum: bool = False) -
         slicing.__dict__["sizes"] = (m @ sizes).astype(np.int64)
         slicings.append(slicing)
         members.append(m)
-    return Cells(columns, combos, sizes, slicings, members, y_mean), missing
+    return Cells(columns, combos, sizes, slicings, members, y_mean)
 
 
 def _slicing(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
@@ -316,7 +319,7 @@ def _row_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str
     merged = None
     if sums:
         centre = moments.combine(np.ones((1, len(moments.n)))).mean[0]
-        merged = merge_all([PoissonSums(_shift(s, centre), centre) for s in sums])
+        merged = merge_all([PoissonSums(shift(s, centre), centre) for s in sums])
     out: dict[tuple[int, str], list[SliceEstimate]] = {}
     for i, members in enumerate(cells_.members):
         if members is None:
@@ -329,7 +332,7 @@ def _row_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str
     return out
 
 
-def _shift(s: PoissonSums, centre: np.ndarray) -> np.ndarray:
+def shift(s: PoissonSums, centre: np.ndarray) -> np.ndarray:
     """Return ``s``'s sums about ``centre`` instead of its own centre (exact: the sum of
     ``w (v - c)`` is the sum of ``w (v - c')`` plus ``(c' - c)`` times the sum of ``w``)."""
     out = s.sums.copy()

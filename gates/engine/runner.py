@@ -23,7 +23,8 @@ MSG_GATE_NOT_DISTRIBUTABLE = ("the {gate} gate does not run on the dask engine y
                               "mergeable form here (docs/scale.md); run it with engine kind local")
 #: gates with a partitioned form: gate name -> module with ``run(ctx, spec)``
 PARTITIONED: Mapping[str, str] = {"data": "gates.checks.data.partitioned",
-                                  "regression": "gates.checks.regression_partitioned"}
+                                  "regression": "gates.checks.regression_partitioned",
+                                  "fairness": "gates.checks.fairness.partitioned"}
 
 
 def run_gate(ctx: PartitionedContext, name: str, spec: Mapping[str, Any]) -> list[CheckResult]:

@@ -84,9 +84,14 @@ MSG_MISSING_COLUMN = "grouping column '{col}' is not in the eval data{hint}"
 MSG_NO_SCORES = "{metric} needs scores, which the {role} does not give (a scores column or predict_proba)"
 
 
+#: builds one grouping's statistics: (columns, n_boot, the grouping's rng factory) -> GroupStats
+StatsFactory = Callable[[tuple[str, ...], int, Callable[[str], np.random.Generator]], GroupStats]
+
+
 def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..., np.random.Generator], *,
            sensitive: Sequence[str] = (), require_baseline: bool = False, scores: Sequence[str] = (),
-           clusters: ClusterIndex | None = None, keys: np.ndarray | None = None) -> list[CheckResult]:
+           clusters: ClusterIndex | None = None, keys: np.ndarray | None = None,
+           stats_of: StatsFactory | None = None) -> list[CheckResult]:
     """Return the fairness gate's results for ``data`` grouped by columns of ``frame``.
 
     ``rng_for(*names)`` returns a seeded generator per name (``EvalContext.rng``); each grouping
@@ -94,7 +99,8 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     ``scores`` are a per_example policy's score names; with ``clusters`` whole clusters are resampled
     and ``min_group_size`` counts clusters. ``keys`` are the rows' keys for the Poisson weights
     (:func:`gates.stats.weights.eval_row_keys`; default their positions). Replicates: enough for the
-    family's most adjusted level (:meth:`gates.stats.IntervalSettings.replicates`).
+    family's most adjusted level (:meth:`gates.stats.IntervalSettings.replicates`). ``stats_of``
+    replaces the statistics computed from ``frame``'s rows (a partitioned run's merged partials).
     """
     found = missing_grouping(frame, spec, sensitive)
     if found is not None:
@@ -109,9 +115,12 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     unscored = {m.name: text for m in metrics if (text := _missing_scores(m, data))}
     for columns in grouped:
         scope = scope_of(columns)
-        index = group_index(frame, columns, factorized)
-        stats = GroupStats(data, index, settings.n_boot, functools.partial(rng_for, GATE_NAME, scope), keys,
-                           clusters)
+        streams = functools.partial(rng_for, GATE_NAME, scope)
+        if stats_of is not None:
+            stats = stats_of(tuple(columns), settings.n_boot, streams)
+        else:
+            stats = GroupStats(data, group_index(frame, columns, factorized), settings.n_boot, streams, keys,
+                               clusters)
         for metric in metrics:
             if metric.name in unscored:
                 pending += _error_checks([metric], scope, unscored[metric.name], Reason.MISSING_SCORES, settings)

@@ -269,7 +269,7 @@ class GroupStats:
 
         def draw() -> tuple[np.ndarray, np.ndarray]:
             if self.data.task == REGRESSION:  # the Poisson weights' group totals
-                reps = self._poisson_sums(np.zeros((len(self.keys), 0)), "count").sums[..., 0]
+                reps = self._count_sums().sums[..., 0]
             else:
                 reps = self.replicate_confusions[0].sum(axis=(-2, -1))
             return reps, reps.sum(axis=1)
@@ -299,22 +299,34 @@ class GroupStats:
         return PoissonSums.of(self.keys, stats, n_boot=self.n_boot, seed=self._seed(name), cells=self.index.codes,
                               n_cells=self.index.n_groups, centre=centre)
 
-    def _row_mean(self, metric: Metric) -> GroupPair:
-        """Per-group means of the metric's per-row statistics; replicates weight rows by Poisson(1)."""
-        assert metric.row_stats is not None and metric.from_means is not None
-        from_means = metric.from_means
-        models = self._models
+    def _count_sums(self) -> PoissonSums:
+        """Per-group totals of the Poisson weights of stream ``count`` (a regression group's size replicates)."""
+        return self._poisson_sums(np.zeros((len(self.keys), 0)), COUNT)
+
+    def _row_partials(self, metric: Metric) -> tuple[np.ndarray, Callable[[], PoissonSums]]:
+        """Return per-group sums ``(G, P)`` of the metric's per-row statistics (both models side by
+        side) and a function giving their Poisson-weighted sums (drawn on first use)."""
+        assert metric.row_stats is not None
         stats = np.hstack([np.asarray(metric.row_stats(self.data.y, m, self.data.positive_label,
                                                         self.data.classes), dtype=np.float64)
-                           for m in models])
-        p = stats.shape[1] // len(models)
-        sizes = self.sizes.astype(np.float64)
-        sums = np.column_stack([np.bincount(self.index.codes, weights=stats[:, j], minlength=sizes.size)
+                           for m in self._models])
+        sums = np.column_stack([np.bincount(self.index.codes, weights=stats[:, j], minlength=self.index.n_groups)
                                 for j in range(stats.shape[1])])
 
         @_once
         def rep_sums() -> PoissonSums:
             return self._poisson_sums(stats, metric.name)
+
+        return sums, rep_sums
+
+    def _row_mean(self, metric: Metric) -> GroupPair:
+        """Per-group means of the metric's per-row statistics; replicates weight rows by Poisson(1)."""
+        assert metric.from_means is not None
+        from_means = metric.from_means
+        models = self._models
+        sums, rep_sums = self._row_partials(metric)
+        p = sums.shape[1] // len(models)
+        sizes = self.sizes.astype(np.float64)
 
         def model(i: int) -> GroupValues:
             cols = slice(i * p, (i + 1) * p)

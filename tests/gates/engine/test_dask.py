@@ -58,11 +58,23 @@ def test_a_local_cluster_is_started_for_the_run_and_closed_after(project: Path) 
     assert any(c.id == "data.min[age]" and c.status.value == "fail" for c in result.verdict.checks)
 
 
-def test_a_gate_without_partials_is_a_blocking_not_distributable_error(project: Path, scheduler: str) -> None:  # noqa: F811
-    text = project.read_text().replace("gates:\n", "gates:\n  fairness:\n    groups: [city]\n"
-                                                  "    metrics: {mae_difference: {max: 1.0}}\n", 1)
-    project.write_text(text)
-    result = run_policy(load_policy(project), options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+def test_fairness_on_the_workers_gives_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
+    from tests.gates.checks.test_fairness_partitioned import assert_close, by_id, fair_project
+
+    policy = load_policy(fair_project(tmp_path))
+    embedded = run_policy(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    got = by_id([c for c in remote.verdict.checks if c.gate == "fairness"])
+    assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "fairness"]), got)
+    assert len(got) > 10 and remote.verdict.passed == embedded.verdict.passed
+
+
+def test_a_gate_without_partials_is_a_blocking_not_distributable_error(tmp_path: Path, scheduler: str) -> None:
+    from tests.gates.checks.test_fairness_partitioned import fair_project
+
+    path = fair_project(tmp_path)
+    path.write_text(path.read_text() + "      roc_auc_difference: {max: 0.2}\n")
+    result = run_policy(load_policy(path), options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     [check] = [c for c in result.verdict.checks if c.gate == "fairness"]
     assert check.id == "fairness.not_distributable" and check.reason == "not_distributable"
     assert check.status.value == "error" and check.blocking

@@ -1,0 +1,290 @@
+"""The fairness gate on partitioned data: group metrics from partials merged across partitions.
+
+The groups are the distinct combinations of the groupings' columns, counted in a first pass that
+reads only those columns (:func:`gates.checks.regression_scores.count_cells`). Each partition is
+then predicted where it lives and returns
+
+* its joint counts over (cell, y, candidate label, baseline label): every confusion rate
+  (selection rate, tpr, fpr, ...), registry confusion metric and group count is a function of each
+  group's :class:`~gates.groups.CellTable`, and the multinomial replicates are drawn from the
+  merged table with the embedded run's seeded stream: the same numbers;
+* for row-mean group metrics (log loss, brier, mae, ``mean_prediction``, ...): each group's sums of
+  the per-row statistics and their :class:`~gates.stats.PoissonSums`, the weights hashed from each
+  row's key with the embedded run's seed, so the replicates do not depend on the partitioning.
+
+The client merges them into :class:`MergedGroupStats` and the embedded gate's own measuring and
+deciding code runs on them. Group ROC AUC and average precision (Poisson-reweighted per replicate
+over every row), per_example scores and clustered rows have no mergeable form here: the gate is
+then one ``fairness.not_distributable`` error.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from gates.checks import regression_scores as rs
+from gates.checks.fairness import _dotted, assess, missing_grouping
+from gates.checks.fairness._config import GATE_NAME, metric_specs, scope_of, settings_of
+from gates.checks.regression_partitioned import _tight
+from gates.checks.fairness._stats import (
+    COUNT,
+    PER_EXAMPLE,
+    EvalData,
+    GroupStats,
+    _encode,
+    group_metric,
+    is_rate,
+    needs_scores,
+)
+from gates.context import Predictions
+from gates.errors import UserError
+from gates.metrics import BINARY, CENTRED_ROW_STATS, REGRESSION, Encoded
+from gates.results import CheckResult
+from gates.stats import PoissonSums, merge_all, row_keys
+from gates.stats.grouping import Grouping
+
+if TYPE_CHECKING:
+    from gates.datasets import Partition
+    from gates.engine.context import PartitionedContext
+
+MSG_NOT_MERGEABLE = ("the fairness gate runs on the dask engine for confusion rates, counts and row-mean group "
+                     "metrics; {names} have no mergeable form here (docs/scale.md)")
+MSG_CLUSTERS = "data.cluster: clustered rows are not resampled on the dask engine yet"
+Y, C, B = "__y", "__candidate", "__baseline"
+
+
+def _kind(name: str, task: str) -> str | None:
+    """``cells``, ``sums`` or None (no mergeable form) for group metric ``name``."""
+    if name == COUNT:
+        return "sums" if task == REGRESSION else "cells"
+    if is_rate(name, task):
+        return "cells"
+    family = group_metric(name, task).family
+    return {"confusion": "cells", "row_mean": "sums"}.get(family)
+
+
+@dataclass(frozen=True)
+class FairPlan:
+    """What a worker needs to measure one partition for the fairness gate."""
+
+    predict: Any  # gates.engine.worker.PredictPlan
+    columns: tuple[str, ...]
+    combos: pd.DataFrame
+    groups: tuple[np.ndarray, ...]  # per grouping: each cell's group code
+    requests: tuple[tuple[int, str, int], ...]  # (grouping, metric, Poisson seed)
+    n_boot: int
+    key_column: str | None
+    y_mean: float
+    cells: bool
+
+
+@dataclass(frozen=True)
+class FairPartial:
+    """One partition's labels in first-seen order, joint counts per cell, and per request its
+    per-group sums and Poisson sums (None when a model gives no scores the metric needs)."""
+
+    uniques: tuple[list[Any], list[Any], list[Any] | None]
+    counts: pd.DataFrame | None
+    sums: Mapping[tuple[int, str], tuple[np.ndarray, PoissonSums] | None]
+    scored: tuple[bool, bool | None]
+
+
+def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | None = None,
+                      baseline_bytes: bytes | None = None) -> FairPartial:
+    """Predict one partition and return its fairness partials (runs on a worker)."""
+    from gates.engine.worker import predict_partition
+
+    frame = part.read()
+    y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
+    policy = plan.predict.policy
+    task = policy.model.task
+    codes = rs.cell_codes(frame, plan.columns, plan.combos)
+    counts = None
+    if plan.cells:
+        table = pd.DataFrame({rs.CELL: codes, Y: y, C: cand.labels})
+        if base is not None:
+            table[B] = base.labels
+        counts = table.groupby(list(table.columns), dropna=False, sort=False).size().rename(rs.N).reset_index()
+    models = [m for m in (cand, base) if m is not None]
+    keys = row_keys(len(frame), offset=int(frame.index[0]),
+                    values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
+    positive = policy.model.positive_label
+    classes = plan.predict.classes or None
+    sums: dict[tuple[int, str], tuple[np.ndarray, PoissonSums] | None] = {}
+    for g, name, seed in plan.requests:
+        group_codes = plan.groups[g][codes]
+        n_groups = int(plan.groups[g].max()) + 1 if len(plan.groups[g]) else 1
+        if name == COUNT:
+            stats = np.zeros((len(frame), 0))
+        else:
+            metric = group_metric(name, task)
+            if needs_scores(name, task) and any(m.scores is None for m in models):
+                sums[(g, name)] = None
+                continue
+            centred = CENTRED_ROW_STATS.get(name)
+            assert metric.row_stats is not None
+            stats = np.hstack([np.asarray(metric.row_stats(y, m, positive, classes) if centred is None
+                                          else centred(y, m, plan.y_mean), dtype=np.float64) for m in models])
+        plain = np.column_stack([np.bincount(group_codes, weights=stats[:, j], minlength=n_groups)
+                                 for j in range(stats.shape[1])]) if stats.shape[1] else np.zeros((n_groups, 0))
+        sums[(g, name)] = (plain, PoissonSums.of(keys, stats, n_boot=plan.n_boot, seed=seed, cells=group_codes,
+                                                 n_cells=n_groups, centre=stats.mean(axis=0)))
+    uniques = (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
+               None if base is None else pd.unique(base.labels).tolist())
+    scored = (cand.scores is not None, None if base is None else base.scores is not None)
+    return FairPartial(uniques, counts, sums, scored)
+
+
+class MergedGroupStats(GroupStats):
+    """:class:`GroupStats` of one grouping whose tables and sums were merged from partitions."""
+
+    def __init__(self, data: EvalData, index: Grouping, n_boot: int, rng_for: Callable[[str], np.random.Generator],
+                 sizes: np.ndarray, table: Any, sums: Mapping[str, tuple[np.ndarray, PoissonSums]]) -> None:
+        super().__init__(data, index, n_boot, rng_for, keys=np.zeros(0, dtype=np.uint64))
+        self.sizes = sizes
+        self.units = sizes
+        if table is not None:
+            self.__dict__["table"] = table
+        self._sums = sums
+
+    def _row_partials(self, metric: Any) -> tuple[np.ndarray, Callable[[], PoissonSums]]:
+        plain, sums = self._sums[metric.name]
+        return plain, lambda: sums
+
+    def _count_sums(self) -> PoissonSums:
+        return self._sums[COUNT][1]
+
+
+def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
+    """Return the fairness gate's checks from merged partials, or its not_distributable error."""
+    from gates.engine.runner import not_distributable
+    from gates.engine.shipping import NotShippable
+    from gates.engine.worker import ship_models
+
+    policy = ctx.policy
+    found = missing_grouping(ctx.schema, spec, policy.data.sensitive)
+    if found is not None:
+        keypath, text = found
+        raise UserError(f"{_dotted(keypath)}: {text}", location=policy.where(*keypath))
+    task = policy.model.task
+    if task == PER_EXAMPLE:
+        return [not_distributable(GATE_NAME, spec)]
+    if policy.data.cluster is not None:
+        return [not_distributable(GATE_NAME, spec, MSG_CLUSTERS)]
+    metrics = metric_specs(spec, task, ())
+    others = sorted({r for m in metrics for r in m.rates if _kind(r, task) is None})
+    if others:
+        return [not_distributable(GATE_NAME, spec, MSG_NOT_MERGEABLE.format(names=", ".join(others)))]
+    try:
+        plan, handles = ship_models(ctx)
+    except NotShippable as exc:
+        return [not_distributable(GATE_NAME, spec, str(exc))]
+    from gates.checks.fairness import family_size
+    from gates.checks.fairness._config import groupings
+
+    grouped = groupings(spec, policy.data.sensitive)
+    summed = sorted({r for m in metrics for r in m.rates if _kind(r, task) == "sums"})
+    cells = rs.count_cells(ctx, grouped, y_sum=any(n in CENTRED_ROW_STATS for n in summed))
+    has_baseline = ctx.has_baseline
+    classes = None if task == REGRESSION else ctx.classes
+    settings = settings_of(spec)
+    draft = _data(task, policy.model.positive_label, classes, _draft_encoding(task, policy, classes),
+                  (True, True if has_baseline else None))
+    n_boot = settings.intervals.replicates(family_size(settings, metrics, draft, len(grouped), has_baseline))
+    requests = tuple((g, name, int(ctx.rng(GATE_NAME, scope_of(cols), name).integers(0, 2**63)))
+                     for g, cols in enumerate(grouped) for name in summed)
+    group_codes = tuple(_cell_groups(cells.members[g]) for g in range(len(grouped)))
+    fair = FairPlan(plan, cells.columns, cells.combos, group_codes, requests, n_boot,
+                    getattr(policy.data, "id", None), cells.y_mean, task != REGRESSION)
+    parts = ctx.engine.map(measure_partition, ctx.eval_partitions, plan=ctx.engine.share(fair), **handles)
+    encoded = None if task == REGRESSION else _encoding(parts, task, policy.model.positive_label, classes,
+                                                        has_baseline)
+    scored = (all(p.scored[0] for p in parts),
+              None if not has_baseline else all(bool(p.scored[1]) for p in parts))
+    data = _data(task, policy.model.positive_label, classes, encoded, scored)
+    counts = None if task == REGRESSION else pd.concat([p.counts for p in parts], ignore_index=True)
+    by_columns = {cols: g for g, cols in enumerate(grouped)}
+
+    def stats_of(columns: tuple[str, ...], n: int, streams: Callable[[str], np.random.Generator]) -> GroupStats:
+        g = by_columns[columns]
+        grouping = cells.slicings[g]
+        assert grouping is not None and n == n_boot
+        index = Grouping(grouping.columns, grouping.keys, np.zeros(0, dtype=np.int64))
+        table = None if counts is None or encoded is None else _table(counts, group_codes[g], grouping, encoded,
+                                                                       has_baseline)
+        merged = {}
+        for name in summed:
+            found = [p.sums[(g, name)] for p in parts]
+            if all(f is not None for f in found):
+                merged[name] = _merge_sums([f for f in found if f is not None], ctx.n_rows)
+        return MergedGroupStats(data, index, n, streams, np.asarray(grouping.sizes), table, merged)
+
+    return assess(ctx.schema, data, spec, ctx.rng, sensitive=policy.data.sensitive,
+                  require_baseline=bool(getattr(ctx, "require_baseline", False)), stats_of=stats_of)
+
+
+def _cell_groups(members: np.ndarray | None) -> np.ndarray:
+    """Each cell's group code, from a grouping's membership matrix ``(G, C)``."""
+    assert members is not None
+    return np.argmax(members, axis=0).astype(np.int64)
+
+
+def _draft_encoding(task: str, policy: Any, classes: tuple[Any, ...] | None) -> Encoded | None:
+    """The label codes' leading part, known before any prediction: the target's classes (then the
+    positive label). Class views index them, so the family size is known before the pass."""
+    if task == REGRESSION:
+        return None
+    pos = policy.model.positive_label if task == BINARY else None
+    return _encode([np.asarray(list(classes or ()), dtype=object)], pos, classes)
+
+
+def _encoding(parts: Sequence[FairPartial], task: str, positive_label: Any, classes: tuple[Any, ...] | None,
+              paired: bool) -> Encoded:
+    """The embedded run's label codes: classes, positive label, then labels in first-seen order."""
+    arrays = []
+    for i in range(3 if paired else 2):
+        arrays.append(_tight(pd.unique(np.asarray([v for p in parts for v in p.uniques[i] or []], dtype=object))))
+    return _encode(arrays, positive_label if task == BINARY else None, classes)
+
+
+def _data(task: str, positive_label: Any, classes: tuple[Any, ...] | None, encoded: Encoded | None,
+          scored: tuple[bool, bool | None]) -> EvalData:
+    """An :class:`EvalData` without rows: the task, labels, codes and which models give scores."""
+    def stub(has_scores: bool | None) -> Predictions | None:
+        if has_scores is None:
+            return None
+        return Predictions(np.zeros(0), np.zeros(0) if has_scores else None)
+
+    candidate = stub(scored[0])
+    assert candidate is not None
+    return EvalData(task, np.zeros(0), candidate, stub(scored[1]), positive_label, classes, encoded)
+
+
+def _table(counts: pd.DataFrame, cell_group: np.ndarray, grouping: Grouping, enc: Encoded, paired: bool) -> Any:
+    """One grouping's :class:`~gates.groups.CellTable` from the merged (cell, y, candidate, baseline) counts."""
+    from gates.groups import CellTable
+
+    labels = pd.Index(list(enc.labels))
+    k = len(enc.labels)
+    kb = k if paired else 1
+    g = cell_group[counts[rs.CELL].to_numpy(dtype=np.int64)]
+    y = labels.get_indexer(counts[Y])
+    c = labels.get_indexer(counts[C])
+    b = labels.get_indexer(counts[B]) if paired else np.zeros(len(counts), dtype=np.int64)
+    flat = ((g * k + y) * k + c) * kb + b
+    dense = np.bincount(flat, weights=counts[rs.N].to_numpy(dtype=np.float64),
+                        minlength=grouping.n_groups * k * k * kb)
+    return CellTable(grouping.keys, tuple(enc.labels), dense.round().astype(np.int64).reshape(grouping.n_groups,
+                                                                                              k, k, kb))
+
+
+def _merge_sums(found: Sequence[tuple[np.ndarray, PoissonSums]], rows: int) -> tuple[np.ndarray, PoissonSums]:
+    """Add the partitions' group sums, and their Poisson sums about one centre: the overall mean,
+    as the embedded gate centres them."""
+    plain = np.sum([f[0] for f in found], axis=0)
+    centre = plain.sum(axis=0) / rows
+    return plain, merge_all([PoissonSums(rs.shift(s, centre), centre) for _, s in found])
