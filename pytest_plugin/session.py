@@ -39,6 +39,14 @@ MSG_NOT_ASKED = "--model-gates-register was not given"
 MSG_STOPPED = "the pytest session stopped early ({why}), so the verdict may be missing checks"
 MSG_MISSING_TESTS = "{n} selected model_gate test(s) did not run: {names}"
 MSG_DESELECTED = "{n} blocking check(s) deselected: {names}; run without -k/-m/--deselect for a verdict"
+MSG_DROPPED = ("{n} blocking model_gate test(s) collected but left out of the session without being deselected "
+               "(a plugin or conftest hook dropped them): {names}")
+MSG_UNCOLLECTED = "{n} test file(s) using model_gate never collected, so their marked tests did not run: {names}"
+MSG_COLLECT_ERROR = "{path} (collection error)"
+MSG_COLLECT_SKIP = "{path} (skipped: {reason})"
+MSG_COLLECT_NOTHING = "{path} (collected no test)"
+#: a file whose collection failed or was skipped may hold marked tests when its text names the marker
+MARKER_NAME = "model_gate"
 MSG_INCOMPLETE = "  incomplete: {reason}"
 MSG_SHADOW_VERDICT = " (shadow mode: not enforced)"
 MSG_INTERRUPTED = "the session was interrupted: no report written, nothing registered"
@@ -72,6 +80,11 @@ class GateSession:
         self.selected_tests: set[str] = set()
         #: check ids of blocking checks and blocking marked tests that -k, -m or --deselect left out
         self.deselected: set[str] = set()
+        #: check ids of blocking marked tests collected, neither deselected nor kept in the session's items
+        self.dropped: set[str] = set()
+        #: test files using the marker whose collection failed or was skipped, with why
+        self.uncollected: set[str] = set()
+        self._offered: dict[str, str] = {}
         self.summary: list[str] = []
         #: set when pytest collects the policy file (pytest offers every file, collects only selected ones)
         self.is_collected = False
@@ -146,6 +159,7 @@ class GateSession:
 
         Runs before ``-k`` and ``--deselect`` apply, so they select checks like any test.
         """
+        self._offered = {item.nodeid: check_id(item.nodeid) for item in items if _blocks(item)}
         if self.is_collected:
             return
         collector = policy_file(session, self.policy.path)
@@ -154,6 +168,28 @@ class GateSession:
         collector.ihook.pytest_collectreport(report=rep)
         if rep.passed:
             items[:0] = [node for node in rep.result if isinstance(node, pytest.Item)]
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Remember a test file that uses the marker and was not collected (an error, a module-level skip,
+        or no test at all, as ``--lf`` leaves a file it skips).
+
+        Its marked tests are unknown, so they cannot be in the verdict: the verdict is then incomplete.
+        """
+        if not report.nodeid or (report.passed and ("::" in report.nodeid or report.result)):
+            return
+        rel = report.nodeid.split("::")[0]
+        path = self.config.rootpath / rel
+        if path == self.policy.path or not _may_hold_marked_tests(path):
+            return
+        if report.passed:  # a test file that yielded nothing at all (--lf skips whole files this way)
+            if path.is_file():
+                self.uncollected.add(MSG_COLLECT_NOTHING.format(path=rel))
+        elif report.failed:
+            self.uncollected.add(MSG_COLLECT_ERROR.format(path=rel))
+        else:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+            self.uncollected.add(MSG_COLLECT_SKIP.format(path=rel, reason=str(reason).removeprefix("Skipped: ")))
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
         """Remember every blocking check or blocking marked test left out: the verdict is then incomplete."""
@@ -169,6 +205,8 @@ class GateSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.selected_tests = {item.nodeid for item in session.items
                                if not isinstance(item, CheckItem) and marker_settings(item) is not None}
+        kept = {item.nodeid for item in session.items}
+        self.dropped = {cid for nodeid, cid in self._offered.items() if nodeid not in kept and cid not in self.deselected}
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -201,11 +239,14 @@ class GateSession:
         selection = getattr(node, "workeroutput", {}).get(SELECTION_KEY) or {}
         self.selected_tests.update(selection.get("selected", ()))
         self.deselected.update(selection.get("deselected", ()))
+        self.dropped.update(selection.get("dropped", ()))
+        self.uncollected.update(selection.get("uncollected", ()))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             self.config.workeroutput[SELECTION_KEY] = {  # type: ignore[attr-defined]
-                "selected": sorted(self.selected_tests), "deselected": sorted(self.deselected)}
+                "selected": sorted(self.selected_tests), "deselected": sorted(self.deselected),
+                "dropped": sorted(self.dropped), "uncollected": sorted(self.uncollected)}
             return
         if self.config.option.collectonly:
             return
@@ -254,14 +295,32 @@ class GateSession:
         stopped = session.shouldfail or session.shouldstop
         if stopped:
             return MSG_STOPPED.format(why=stopped)
-        if self.deselected:
-            names = sorted(self.deselected)
-            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-            return MSG_DESELECTED.format(n=len(names), names=", ".join(names[:3]) + more)
+        for found, message in ((self.deselected, MSG_DESELECTED), (self.dropped, MSG_DROPPED),
+                               (self.uncollected, MSG_UNCOLLECTED)):
+            if found:
+                names = sorted(found)
+                more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                return message.format(n=len(names), names=", ".join(names[:3]) + more)
         missing = sorted(self.selected_tests - self.tests.nodeids)
         if missing:
             return MSG_MISSING_TESTS.format(n=len(missing), names=", ".join(missing[:3]))
         return None
+
+
+def _blocks(item: pytest.Item) -> bool:
+    """True for a user's test marked ``model_gate`` that blocks (the checks' own items are tracked apart)."""
+    settings = None if isinstance(item, CheckItem) else marker_settings(item)
+    return settings is not None and bool(settings["blocking"])
+
+
+def _may_hold_marked_tests(path: Path) -> bool:
+    """True when an uncollected node's file names the marker, or cannot be read to tell."""
+    if not path.is_file():
+        return True
+    try:
+        return MARKER_NAME in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
 
 
 def summary_lines(report: Mapping[str, Any], checks: Sequence[CheckResult], written: Sequence[Path],

@@ -6,7 +6,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pytest_model_gates.session import MSG_DESELECTED, MSG_SHADOW_VERDICT
+from pytest_model_gates.session import (
+    MSG_COLLECT_ERROR,
+    MSG_COLLECT_NOTHING,
+    MSG_COLLECT_SKIP,
+    MSG_DESELECTED,
+    MSG_DROPPED,
+    MSG_SHADOW_VERDICT,
+    MSG_UNCOLLECTED,
+)
 from pytest_model_gates.usertests import MSG_SOFT
 
 from gates.registry.local import LocalRegistry
@@ -198,4 +206,70 @@ def test_k_not_and_deselect_leave_out_exactly_the_named_checks(pytester, odd_sli
     report = read_report(pytester.path / "model-gates-report")
     assert report["verdict"] == "incomplete"
     assert statuses(report)[slice_id("🚀 launch")] == "pass"  # computed and reported, only left out of the session
+    assert versions(pytester.path) == []
+
+
+PASSING_BLOCKER = """
+import pytest
+
+@pytest.mark.model_gate
+def test_latency_budget():
+    assert 80 < 100
+"""
+
+
+def test_a_file_of_marked_tests_that_fails_to_collect_makes_the_verdict_incomplete(pytester, model_project):
+    pytester.makepyfile(test_broken="import not_installed_anywhere\n" + PASSING_BLOCKER)
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "--continue-on-collection-errors", *QUIET)
+    result.assert_outcomes(passed=3, errors=1)
+    why = MSG_UNCOLLECTED.format(n=1, names=MSG_COLLECT_ERROR.format(path="test_broken.py"))
+    assert f"  incomplete: {why}" in result.stdout.lines and f"not registered: {why}" in result.stdout.lines
+    assert read_report(pytester.path / "model-gates-report")["verdict"] == "incomplete"
+    assert versions(pytester.path) == []
+
+
+def test_a_skipped_file_of_marked_tests_is_incomplete_and_a_skipped_plain_file_is_not(pytester, model_project):
+    pytester.makepyfile(test_gpu="import pytest\npytest.skip('no gpu here', allow_module_level=True)\n" + PASSING_BLOCKER,
+                        test_plain="import pytest\npytest.skip('no gpu here', allow_module_level=True)\n"
+                                   "def test_plain():\n    pass\n")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3, skipped=2)
+    why = MSG_UNCOLLECTED.format(n=1, names=MSG_COLLECT_SKIP.format(path="test_gpu.py", reason="no gpu here"))
+    assert f"  incomplete: {why}" in result.stdout.lines
+    assert versions(pytester.path) == []
+    (pytester.path / "test_gpu.py").unlink()
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["verdict: PASS (*) for demo", "registered: demo version 1"])
+
+
+DROPPING_CONFTEST = """
+def pytest_collection_modifyitems(items):
+    items[:] = [item for item in items if "{name}" not in item.nodeid]  # no pytest_deselected call
+"""
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_a_marked_test_a_hook_drops_silently_makes_the_verdict_incomplete_if_it_blocks(pytester, model_project,
+                                                                                     blocking):
+    pytester.makepyfile(test_user=PASSING_BLOCKER.replace("model_gate\n", f"model_gate(blocking={blocking})\n"))
+    pytester.makeconftest(DROPPING_CONFTEST.format(name="latency"))
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3)
+    if blocking:
+        why = MSG_DROPPED.format(n=1, names="pytest.test_user.py::test_latency_budget")
+        assert f"  incomplete: {why}" in result.stdout.lines and f"not registered: {why}" in result.stdout.lines
+        assert versions(pytester.path) == []
+    else:
+        result.stdout.fnmatch_lines(["verdict: PASS (*) for demo", "registered: demo version 1"])
+
+
+def test_lf_that_leaves_a_file_of_marked_tests_uncollected_is_incomplete(pytester, model_project):
+    pytester.makepyfile(test_user=PASSING_BLOCKER, test_flaky="def test_flaky():\n    assert False\n")
+    first = pytester.runpytest("--model-gates", *QUIET)
+    first.assert_outcomes(passed=4, failed=1)
+    again = pytester.runpytest("--model-gates", "--model-gates-register", "--lf", *QUIET)
+    again.assert_outcomes(failed=1)
+    why = MSG_UNCOLLECTED.format(n=1, names=MSG_COLLECT_NOTHING.format(path="test_user.py"))
+    assert f"  incomplete: {why}" in again.stdout.lines
     assert versions(pytester.path) == []
