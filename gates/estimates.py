@@ -43,6 +43,7 @@ from gates.intervals import (
 )
 from gates.metrics import Metric, binary_auc, encode_labels
 from gates.stats import ANALYTIC_MIN_ROWS, MEMORY_BUDGET, CellCounts, Moments, PoissonSums, chunk_rows, row_keys
+from gates.stats.tables import axis_sum, diagonal_sum
 from gates.stats.grouping import Grouping, whole
 from gates.stats.partials import METHOD_NORMAL
 from gates.stats.weights import poisson_weights as hashed_weights
@@ -211,12 +212,12 @@ def multinomial_tables(cells: np.ndarray, n_boot: int, rng: np.random.Generator,
 
 def _table_values(tables: np.ndarray, metrics: Sequence[Metric], positive: int,
                   paired: bool) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    cand = tables.sum(axis=-1)
-    base = tables.sum(axis=-2) if paired else None
+    cand = axis_sum(tables, -1)
+    base = axis_sum(tables, -2) if paired else None
     out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for m in metrics:
         if m.family == "churn":
-            value = 1.0 - _trace_share(tables.sum(axis=-3)) if paired else np.full(cand.shape[:-2], np.nan)
+            value = 1.0 - _trace_share(axis_sum(tables, -3)) if paired else np.full(cand.shape[:-2], np.nan)
             out[m.name] = (value, None)
         else:
             assert m.counts is not None
@@ -225,9 +226,9 @@ def _table_values(tables: np.ndarray, metrics: Sequence[Metric], positive: int,
 
 
 def _trace_share(table: np.ndarray) -> np.ndarray:
-    total = table.sum(axis=(-2, -1))
+    total = axis_sum(table, (-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.trace(table, axis1=-2, axis2=-1) / total
+        return diagonal_sum(table) / total
 
 
 def _confusion_family(y: np.ndarray, cand: Predictions, base: Predictions | None, metrics: Sequence[Metric],

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gates.stats.grouping import GroupKey, Grouping
+from gates.stats.tables import axis_sum, diagonal_sum
 
 #: largest product of per-column cardinalities compressed with one bincount (beyond it: np.unique)
 DENSE_CODES_LIMIT = 1 << 24
@@ -224,9 +225,9 @@ def one_vs_rest(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     """
     conf = np.asarray(conf, dtype=np.float64)
     tp = np.diagonal(conf, axis1=-2, axis2=-1)
-    true = conf.sum(axis=-1)
-    pred = conf.sum(axis=-2)
-    n = conf.sum(axis=(-2, -1))[..., None]
+    true = axis_sum(conf, -1)
+    pred = axis_sum(conf, -2)
+    n = axis_sum(true, -1)[..., None]
     fn = true - tp
     fp = pred - tp
     return n - true - fp, fp, fn, tp
@@ -242,8 +243,8 @@ def confusion_rates(conf: np.ndarray, rate: Rate, view: int | Sequence[int]) -> 
     """
     conf = np.asarray(conf, dtype=np.float64)
     if rate.name == "accuracy" and not isinstance(view, (int, np.integer)):
-        n = conf.sum(axis=(-2, -1))
-        return _divide(np.trace(conf, axis1=-2, axis2=-1), n), n
+        n = axis_sum(conf, (-2, -1))
+        return _divide(diagonal_sum(conf), n), n
     parts = one_vs_rest(conf)
     values = _divide(rate.numerator(*parts), rate.denominator(*parts))
     support = rate.support(*parts)

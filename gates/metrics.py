@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from gates.intervals import midranks
+from gates.stats.tables import axis_sum, diagonal_sum
 
 if TYPE_CHECKING:
     from gates.context import Predictions
@@ -127,13 +128,13 @@ def _div(num: np.ndarray, den: np.ndarray, zero: float = 0.0) -> np.ndarray:
 def class_counts(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return per-class (true positives, support, predicted count), each of shape ``(..., K)``."""
     tp = np.diagonal(table, axis1=-2, axis2=-1)
-    return tp, table.sum(axis=-1), table.sum(axis=-2)
+    return tp, axis_sum(table, -1), axis_sum(table, -2)
 
 
 def count_accuracy(table: np.ndarray, positive: int = -1) -> np.ndarray:
     """Share of rows on the diagonal (NaN for an empty table)."""
-    tp, support, _ = class_counts(table)
-    return _div(tp.sum(axis=-1), support.sum(axis=-1), np.nan)
+    table = np.asarray(table)
+    return _div(diagonal_sum(table), axis_sum(table, (-2, -1)), np.nan)
 
 
 def count_balanced_accuracy(table: np.ndarray, positive: int = -1) -> np.ndarray:

@@ -78,7 +78,7 @@ def run_overlap(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping
         if len(frame) == 0:
             return error(REASON_NO_ROWS, MSG_EMPTY.format(where=where))
     try:
-        found = np.isin(row_hashes(eval_frame, columns), row_hashes(reference, columns))
+        found = pd.Series(row_hashes(eval_frame, columns)).isin(row_hashes(reference, columns)).to_numpy()
     except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable objects)
         return error(REASON_CHECK_ERROR, MSG_CANNOT_HASH.format(problem=first_line(exc)))
     n = int(found.sum())

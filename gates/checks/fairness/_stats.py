@@ -32,6 +32,7 @@ from gates.groups import (
 from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
 from gates.clusters import ClusterIndex, cluster_weights
 from gates.stats import CellCounts, PoissonSums, row_keys
+from gates.stats.tables import axis_sum
 from gates.stats.weights import weight_chunks
 from gates.metrics import (
     BINARY,
@@ -228,9 +229,9 @@ class GroupStats:
         start = 0
         for reps in CellCounts(counts).replicates(self.n_boot, self._rng_for("cells")):
             stop = start + len(reps)
-            cand[start:stop] = reps.sum(axis=4)
+            cand[start:stop] = axis_sum(reps, 4)
             if base is not None:
-                base[start:stop] = reps.sum(axis=3)
+                base[start:stop] = axis_sum(reps, 3)
             start = stop
         return cand, base
 
@@ -243,7 +244,7 @@ class GroupStats:
             def draw() -> tuple[np.ndarray, np.ndarray]:
                 rep = self.replicate_confusions[i]
                 assert rep is not None
-                return fn(rep)[0], fn(rep.sum(axis=1))[0]
+                return fn(rep)[0], fn(axis_sum(rep, 1))[0]
 
             values, support = fn(point)
             return GroupValues(values, float(fn(point.sum(axis=0))[0]), support, needs, draw)
@@ -260,7 +261,7 @@ class GroupStats:
         counts_fn, positive = metric.counts, self.data.positive
 
         def fn(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return counts_fn(conf, positive), conf.sum(axis=(-2, -1))
+            return counts_fn(conf, positive), axis_sum(conf, (-2, -1))
 
         return self._from_tables(fn, "rows")
 
@@ -271,8 +272,8 @@ class GroupStats:
             if self.data.task == REGRESSION:  # the Poisson weights' group totals
                 reps = self._count_sums().sums[..., 0]
             else:
-                reps = self.replicate_confusions[0].sum(axis=(-2, -1))
-            return reps, reps.sum(axis=1)
+                reps = axis_sum(self.replicate_confusions[0], (-2, -1))
+            return reps, axis_sum(reps, 1)
 
         values = GroupValues(sizes, float(sizes.sum()), sizes, "rows", draw)
         return GroupPair(values, values if self.has_baseline else None, METHOD_CELLS)

@@ -157,6 +157,18 @@ def test_numeric_bins_come_from_the_reference_only() -> None:
     assert discrete.eval.tolist() == [0, 3]
 
 
+def test_a_column_whose_first_values_repeat_still_gets_its_own_bins() -> None:
+    """Few distinct values among the first rows decide nothing: the whole column is counted."""
+    head = np.repeat([0.0, 1.0], drift.FEW_DISTINCT_PREFIX)  # two values where the prefix looks
+    many = np.concatenate([head, np.arange(2.0, 1002.0)])
+    want = np.unique(np.quantile(many, np.arange(1, 10) / 10))
+    assert np.array_equal(drift.numeric_edges(many, 10), want)
+    few = np.concatenate([head, np.repeat([2.0, 3.0, 4.0], 400)])
+    assert drift.numeric_edges(few, 10).tolist() == [1.0, 2.0, 3.0, 4.0]  # one bin per distinct value
+    varied = np.random.default_rng(2).normal(size=5000)
+    assert np.array_equal(drift.numeric_edges(varied, 10), np.quantile(varied, np.arange(1, 10) / 10))
+
+
 def test_categories_beyond_the_cap_share_other() -> None:
     ref = pd.Series(list("aaaabbbcd"))
     ev = pd.Series(list("abcdez"))
