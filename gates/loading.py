@@ -84,12 +84,9 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
 
 def load_skops_file(path: Path, trusted_types: tuple[str, ...], where: str) -> Any:
     """Return the object in a ``.skops`` file, or raise UserError when it holds an untrusted type."""
-    import skops.io as sio
+    from gates.models.trust import load_skops
 
-    from gates.models.trust import audit_skops
-
-    data = path.read_bytes()  # read once: the trust check and the load parse the same bytes
-    return sio.loads(data, trusted=audit_skops(data, trusted_types, where))
+    return load_skops(path.read_bytes(), trusted_types, where)  # read and parsed once: audited, then built
 
 
 def _first_line(exc: BaseException) -> str:

@@ -14,9 +14,12 @@ formats cannot be audited at all, so they load only when the policy says ``trust
 """
 from __future__ import annotations
 
+import io
 import re
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from zipfile import ZipFile
 
 from gates.errors import UserError
 
@@ -61,6 +64,7 @@ def audit_skops(data: bytes, trusted_types: Iterable[str], where: str) -> list[s
     beyond skops' defaults, each type vouched for by the policy. Raises UserError (at ``where``)
     naming each type that is not trusted and the ``trusted_types:`` line that would accept it,
     or when the file is not a readable skops archive. Nothing in the file is built or called.
+    :func:`load_skops` audits and loads from one parse of the file.
 
     Examples
     --------
@@ -75,6 +79,45 @@ def audit_skops(data: bytes, trusted_types: Iterable[str], where: str) -> list[s
         listed = [str(t) for t in sio.get_untrusted_types(data=data)]
     except Exception as exc:  # a malformed archive or schema is the file's problem, never ours
         raise UserError(MSG_SKOPS_UNREADABLE.format(problem=_first_line(exc)), location=where) from None
+    return require_trusted(listed, trusted_types, where)
+
+
+def load_skops(data: bytes, trusted_types: Iterable[str], where: str) -> Any:
+    """Return the object in the ``.skops`` bytes ``data`` once skops' audit lists only ``trusted_types``.
+
+    The same rule as :func:`audit_skops` followed by ``skops.io.loads(data, trusted=listed)``, from
+    one parse of the file: skops builds its tree of typed nodes once (nothing in it is built or
+    called yet), its audit lists that tree's untrusted types (what ``get_untrusted_types`` returns),
+    each must be in ``trusted_types`` (else UserError, as :func:`audit_skops`), skops' own
+    ``audit_tree`` checks the tree against exactly those types, and only then is the tree built.
+    Where skops does not offer these steps (another version), the file is audited and loaded by
+    the public functions, parsing it twice.
+    """
+    try:
+        from skops.io._audit import audit_tree, get_tree
+        from skops.io._utils import read_schema
+    except ImportError:
+        import skops.io as sio
+
+        return sio.loads(data, trusted=audit_skops(data, trusted_types, where))
+    try:
+        archive = ZipFile(io.BytesIO(data), "r")
+    except Exception as exc:  # not a zip archive: the file's problem
+        raise UserError(MSG_SKOPS_UNREADABLE.format(problem=_first_line(exc)), location=where) from None
+    with archive:
+        try:
+            schema, context = read_schema(archive)
+            tree = get_tree(schema, context, trusted=None)
+            listed = sorted(str(t) for t in tree.get_unsafe_set())
+        except Exception as exc:  # a malformed archive or schema is the file's problem, never ours
+            raise UserError(MSG_SKOPS_UNREADABLE.format(problem=_first_line(exc)), location=where) from None
+        audit_tree(tree, trusted=require_trusted(listed, trusted_types, where))
+        return tree.construct()
+
+
+def require_trusted(listed: list[str], trusted_types: Iterable[str], where: str) -> list[str]:
+    """Return ``listed`` (the types skops' audit found) when each is in ``trusted_types``, else raise
+    UserError naming the others, the ``trusted_types:`` line that would accept them, and any that runs code."""
     trusted = tuple(trusted_types)
     missing = sorted(t for t in set(listed) if t not in trusted)
     if missing:

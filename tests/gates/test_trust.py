@@ -121,3 +121,46 @@ def test_a_model_path_that_is_not_a_regular_file_is_a_user_error(tmp_path, make)
     with pytest.raises(UserError) as err:
         load_model(path)
     assert err.value.message == MSG_NOT_A_FILE.format(path=path)
+
+
+def test_a_skops_file_is_audited_and_built_from_one_parse(tmp_path, monkeypatch):
+    """One read of the file's schema serves skops' audit and the load; the result is skops' own load."""
+    import zipfile
+
+    path, X = forest(tmp_path)
+    needed = sio.get_untrusted_types(file=path)
+    reads: list[str] = []
+    read = zipfile.ZipFile.read
+
+    def counting(self, name, pwd=None):
+        reads.append(name if isinstance(name, str) else name.filename)
+        return read(self, name, pwd)
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", counting)
+    loaded = load_model(path, trusted_types=tuple(needed))
+    assert reads.count("schema.json") == 1
+    monkeypatch.undo()
+    np.testing.assert_array_equal(loaded.estimator.predict_proba(X), sio.load(path, trusted=needed).predict_proba(X))
+
+
+def test_one_parse_refuses_what_the_audit_lists_and_builds_what_the_policy_trusts(tmp_path):
+    """The single-parse load follows skops' audit both ways: refused unless trusted, built when trusted."""
+    from gates.models.trust import load_skops
+
+    marker = tmp_path / "ran"
+    data = skops_exec_nested(marker)
+    with pytest.raises(UserError) as err:
+        load_skops(data, ("builtins.eval",), "m.skops")
+    assert "builtins.exec" in err.value.message and not marker.exists()
+    load_skops(data, ("builtins.exec",), "m.skops")  # what the policy vouches for is built, as skops.io.loads would
+    assert marker.read_text() == "payload ran"
+
+
+@pytest.mark.parametrize("data", [b"", b"PK\x05\x06" + b"\0" * 18])
+def test_empty_bytes_and_an_empty_archive_are_unreadable_skops_files(data):
+    from gates.models.trust import load_skops
+
+    with pytest.raises(UserError) as err:
+        load_skops(data, (), "m.skops")
+    assert err.value.message.startswith(MSG_SKOPS_UNREADABLE.split("{")[0])
+    assert err.value.location == "m.skops"
