@@ -11,9 +11,7 @@ from importlib import import_module
 import click
 
 from gates import __version__
-from gates.errors import GateError
-
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from gates.errors import EXIT_INTERNAL, EXIT_USAGE, GateError
 
 #: one module per subcommand group, each exporting COMMANDS (a list of click commands)
 COMMAND_MODULES = ("run", "validate", "schema", "init", "report", "registry", "quickstart", "calibrate")

@@ -25,6 +25,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gates.checks import GateSetup, gate_registry
 from gates.errors import UserError
 from gates.models.trust import MSG_PICKLE
 from gates.policy import (
@@ -50,7 +51,6 @@ MSG_MISSING_KEY = "missing required key '{key}'"
 MSG_EXPECTED = "expected {expected}, got {got}"
 MSG_UNSET_VAR = "environment variable '{var}' is not set"
 MSG_MISSING_FILE = "file not found: {path}"
-MSG_MODEL_FORMAT = "unsupported model file '{path}': expected .skops, .joblib or .pkl"
 MSG_MIXED_SOURCE = ("a model source is prediction columns ({columns}) or a model ({model}), not both: "
                     "use predictions/scores, or path/uri with format, features and outputs")
 MSG_PATH_OR_URI = "a model mapping needs exactly one of path (a model file) or uri (models:/..., runs:/...)"
@@ -106,8 +106,6 @@ _TYPE_NAMES = {
 @lru_cache(maxsize=1)
 def policy_schema() -> dict[str, Any]:
     """Return the full JSON Schema of gates.yaml, with every gate's section filled in."""
-    from gates.checks import gate_registry
-
     schema = _read_schema("policy.schema.json")
     props = schema["properties"]["gates"]["properties"]
     for name, gate in gate_registry().items():
@@ -460,14 +458,28 @@ def _build_policy(doc: _Document, data: dict[str, Any], sha256: str) -> Policy:
     for role, src in (("candidate", candidate), ("baseline", baseline)):
         if src.features and dspec.target in src.features:
             raise doc.error(("model", role, "features"), MSG_FEATURE_TARGET.format(col=dspec.target))
+    gates = data.get("gates", {}) or {}
     return Policy(
         path=doc.file.resolve(), sha256=sha256, model=spec, data=dspec,
         registry=_registry(doc, data.get("registry", {}), base),
         seed=int(data.get("seed", DEFAULT_SEED)), mode=data.get("mode", "enforce"),
-        gates=data.get("gates", {}) or {}, waivers=_waivers(doc, data.get("waivers", [])),
+        gates=gates, waivers=_waivers(doc, data.get("waivers", [])),
         engine=_engine(doc, data.get("engine") or {}),
         lines=dict(doc.lines),
+        named_columns=_named_columns(gates, reference=False), reference_columns=_named_columns(gates, reference=True),
     )
+
+
+def _named_columns(gates: Mapping[str, Any], *, reference: bool) -> tuple[tuple[KeyPath, str], ...]:
+    """Return the columns each gate section names (``reference``: those it reads from data.reference)."""
+    kinds = gate_registry()
+    out: list[tuple[KeyPath, str]] = []
+    for name, spec in gates.items():
+        kind = kinds.get(name)
+        if kind is not None:
+            named = kind.reference_columns(spec) if reference else kind.columns(spec)
+            out.extend((("gates", name, *keypath), col) for keypath, col in named)
+    return tuple(out)
 
 
 def _source(doc: _Document, value: Any, path: KeyPath, base: Path, *, baseline: bool) -> ModelSource:
@@ -666,8 +678,6 @@ def _who() -> str:
 
 
 def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
-    from gates.checks import GateSetup, gate_registry
-
     for i, w in enumerate(policy.waivers):
         if w.expires is not None and w.expires < today:
             raise doc.error(("waivers", i, "expires"),

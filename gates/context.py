@@ -162,17 +162,12 @@ class EvalContext:
     def _require_named_columns(self, df: pd.DataFrame, reference: Callable[[], pd.DataFrame | None]) -> None:
         """Raise a located UserError for the first column a gate section names that the eval data lacks,
         then for the first one it reads from ``data.reference`` that the reference lacks (``reference()``
-        gives the reference's rows or schema; it is called only when some section names such a column)."""
-        from gates.checks import gate_registry
-
-        kinds = gate_registry()
-        sections = [(name, spec, kinds[name]) for name, spec in self.policy.gates.items() if name in kinds]
-        for name, spec, kind in sections:
-            for keypath, col in kind.columns(spec):
-                self._require(df, [col], ("gates", name, *keypath), "the eval data")
+        gives the reference's rows or schema; it is called only when some section names such a column).
+        The columns are the policy's, read from the sections at load (:attr:`Policy.named_columns`)."""
+        for keypath, col in self.policy.named_columns:
+            self._require(df, [col], keypath, "the eval data")
         ref_path = self.policy.data.reference
-        named = [(("gates", name, *keypath), col) for name, spec, kind in sections
-                 for keypath, col in kind.reference_columns(spec)]
+        named = self.policy.reference_columns
         if ref_path is None or not named:
             return
         ref = reference()

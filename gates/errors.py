@@ -1,11 +1,14 @@
 """Exception types that tell a user's mistake from an environment problem from a bug."""
 from __future__ import annotations
 
+#: the exit codes of every model-gates command: pass, gates failed, usage or config error, internal error
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
 
 class GateError(Exception):
     """Base class of every error model-gates raises on purpose."""
 
-    exit_code = 3
+    exit_code = EXIT_INTERNAL
 
 
 class UserError(GateError):
@@ -14,7 +17,7 @@ class UserError(GateError):
     ``location`` is a ``file:line`` or ``file`` prefix shown before the message.
     """
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, location: str | None = None) -> None:
         super().__init__(message)

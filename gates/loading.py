@@ -10,11 +10,13 @@ import pandas as pd
 from gates.datasets import is_many, read_many
 from gates.errors import UserError
 from gates.hashing import file_sha256
+from gates.models.trust import MSG_PICKLE
 
 MSG_TABLE_FORMAT = "unsupported data file: expected .csv or .parquet"
 MSG_TABLE_READ = "cannot read data file: {problem}"
 MSG_MODEL_READ = "cannot load model file: {problem}"
 MSG_NOT_A_FILE = "model path is not a regular file: {path}"
+MSG_MODEL_FORMAT = "unsupported model file '{path}': expected .skops, .joblib or .pkl"
 MSG_REGISTRY_PICKLE = (
     "the baseline {uri} is a {format} file, which can run arbitrary code when loaded; a registry "
     "grants no trust: set model.trust_pickle: true in this policy only if you trust how it got there"
@@ -67,8 +69,6 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
             return LoadedModel(load_skops_file(path, trusted_types, where), path, "skops", sha)
         if suffix in (".joblib", ".pkl", ".pickle"):
             if not trust_pickle:
-                from gates.config import MSG_PICKLE
-
                 raise UserError(MSG_PICKLE.format(path=path.name), location=where)
             import joblib
 
@@ -77,8 +77,6 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
         raise
     except Exception as exc:  # a model file is user input: any failure to read it is theirs to fix
         raise UserError(MSG_MODEL_READ.format(problem=_first_line(exc)), location=where) from None
-    from gates.config import MSG_MODEL_FORMAT
-
     raise UserError(MSG_MODEL_FORMAT.format(path=path.name), location=where)
 
 

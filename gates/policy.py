@@ -147,6 +147,10 @@ class Policy:
     waivers: tuple[Waiver, ...] = ()
     engine: EngineSpec = EngineSpec()
     lines: Mapping[KeyPath, int] = field(default_factory=dict, compare=False, repr=False)
+    #: the eval columns the gate sections name, by key path (``("gates", gate, ...)``), read at load
+    named_columns: tuple[tuple[KeyPath, str], ...] = field(default=(), compare=False, repr=False)
+    #: the columns the gate sections read from ``data.reference``, by key path
+    reference_columns: tuple[tuple[KeyPath, str], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def base_dir(self) -> Path:

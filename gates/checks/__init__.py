@@ -33,6 +33,9 @@ BUILTIN = ("data", "regression", "fairness", "robustness")
 ENTRY_POINT_GROUP = "model_gates.gates"
 #: the interval settings' schema, whose ``$defs`` gate sections reference
 INTERVAL_SCHEMA = "interval_settings.schema.json"
+REASON_NOT_DISTRIBUTABLE = "not_distributable"
+MSG_GATE_NOT_DISTRIBUTABLE = ("the {gate} gate does not run on the dask engine yet: its statistics have no "
+                              "mergeable form here (docs/scale.md); run it with engine kind local")
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,18 @@ def declares_blocking_default(spec: Spec, check_keys: tuple[str, ...]) -> bool:
         return inherited
 
     return any(walk(spec[k], gate_blocks) for k in check_keys if spec.get(k))
+
+
+def not_distributable(name: str, spec: Spec, message: str | None = None) -> CheckResult:
+    """Return the error check that stands for a gate the engine cannot compute on partitions.
+
+    It blocks when the gate's section has a blocking check, so the verdict fails rather than pass
+    on checks that were never computed.
+    """
+    from gates.results import CheckResult, Outcome
+    from gates.stats.family import to_status
+
+    blocking = gate_registry()[name].declares_blocking(spec)
+    return CheckResult(id=f"{name}.not_distributable", gate=name, status=to_status(Outcome.ERROR, blocking),
+                       blocking=blocking, message=message or MSG_GATE_NOT_DISTRIBUTABLE.format(gate=name),
+                       reason=REASON_NOT_DISTRIBUTABLE)

@@ -92,7 +92,7 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
 
 def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     """Return the regression gate's checks from merged cells, or its not_distributable error."""
-    from gates.engine.runner import not_distributable
+    from gates.checks import not_distributable
     from gates.engine.shipping import NotShippable
     from gates.engine.worker import ship_models
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import click
 
-from gates.cli import EXIT_FAIL, EXIT_PASS
 from gates.commands import config_option
 from gates.config import CLI_SOURCE, cli_waiver, load_policy
 from gates.engine import resolve_spec
-from gates.errors import UserError
+from gates.errors import EXIT_FAIL, EXIT_PASS, UserError
 from gates.policy import Policy
 from gates.publishers import CI_CHOICES, select_publisher
 from gates.reporters.json_report import build_report

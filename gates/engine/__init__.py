@@ -18,7 +18,6 @@ __all__ = ["Engine", "EngineSpec", "engine_problem", "open_engine", "resolve_spe
 
 MSG_ADDRESS_NEEDS_DASK = "an address names a dask scheduler: set kind: dask"
 MSG_NO_DASK = "engine kind dask needs the dask extra: pip install 'model-gates[dask]'"
-MSG_CONNECT = "cannot reach the dask scheduler at {address}: {problem}"
 
 
 class Engine(Protocol):

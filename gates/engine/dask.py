@@ -16,6 +16,7 @@ from gates.errors import UserError
 from gates.policy import EngineSpec
 
 CONNECT_TIMEOUT = "20s"
+MSG_CONNECT = "cannot reach the dask scheduler at {address}: {problem}"
 
 
 class DaskEngine:
@@ -25,8 +26,6 @@ class DaskEngine:
 
     def __init__(self, spec: EngineSpec, location: str | None = None) -> None:
         from distributed import Client, LocalCluster
-
-        from gates.engine import MSG_CONNECT
 
         self._cluster: Any = None
         if spec.address:

@@ -12,15 +12,13 @@ from collections.abc import Mapping
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from gates.checks import MSG_GATE_NOT_DISTRIBUTABLE, REASON_NOT_DISTRIBUTABLE, not_distributable
 from gates.decisions import to_status
 from gates.results import CheckResult, Outcome
 
 if TYPE_CHECKING:
     from gates.engine.context import PartitionedContext
 
-REASON_NOT_DISTRIBUTABLE = "not_distributable"
-MSG_GATE_NOT_DISTRIBUTABLE = ("the {gate} gate does not run on the dask engine yet: its statistics have no "
-                              "mergeable form here (docs/scale.md); run it with engine kind local")
 #: gates with a partitioned form: gate name -> module with ``run(ctx, spec)``
 PARTITIONED: Mapping[str, str] = {"data": "gates.checks.data.partitioned",
                                   "regression": "gates.checks.regression_partitioned",
@@ -33,16 +31,6 @@ def run_gate(ctx: PartitionedContext, name: str, spec: Mapping[str, Any]) -> lis
     if module is not None:
         return list(import_module(module).run(ctx, spec))
     return [not_distributable(name, spec)]
-
-
-def not_distributable(name: str, spec: Mapping[str, Any], message: str | None = None) -> CheckResult:
-    """Return the error check that stands for a gate the engine cannot compute."""
-    from gates.checks import gate_registry
-
-    blocking = gate_registry()[name].declares_blocking(spec)
-    return CheckResult(id=f"{name}.not_distributable", gate=name, status=to_status(Outcome.ERROR, blocking),
-                       blocking=blocking, message=message or MSG_GATE_NOT_DISTRIBUTABLE.format(gate=name),
-                       reason=REASON_NOT_DISTRIBUTABLE)
 
 
 def score_checks(ctx: PartitionedContext) -> list[CheckResult]:
