@@ -113,6 +113,21 @@ def policy_schema() -> dict[str, Any]:
     return schema
 
 
+@lru_cache(maxsize=1)
+def policy_validator() -> jsonschema.Draft7Validator:
+    """Return the validator of :func:`policy_schema`, its ``$ref`` targets indexed once.
+
+    A validator left to find references on its own walks the whole schema again at every
+    ``$ref`` it follows (~40 ms for one policy); the registry here has walked it once.
+    """
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT7
+
+    schema = policy_schema()
+    registry: Registry[Any] = Registry().with_resource("", DRAFT7.create_resource(schema)).crawl()
+    return jsonschema.Draft7Validator(schema, registry=registry)
+
+
 def _read_schema(name: str) -> dict[str, Any]:
     text = resources.files("gates").joinpath("schemas", name).read_text(encoding="utf-8")
     return json.loads(text)
@@ -216,7 +231,7 @@ class _Document:
 
     def validate(self, data: Any) -> None:
         self._check_finite(data, ())
-        validator = jsonschema.Draft7Validator(policy_schema())
+        validator = policy_validator()
         errors = [_deepest(e) for e in validator.iter_errors(data)]
         if not errors:
             return
