@@ -11,9 +11,11 @@ worker, cuts the bins exactly as :mod:`.drift` does and counts the reference the
 partitions then count into those bins. KS and Wasserstein columns count distinct values instead
 (reference on that worker, eval per partition), added on the client: the statistics need only
 the two empirical CDFs. What has no mergeable form yet is reported as an ``error`` check with
-reason ``not_distributable``, never computed from rows on the client: ``unique`` rules and
-pandera uniqueness checks (duplicates across partitions), ``overlap``, ``leakage`` and Great
-Expectations suites.
+reason ``not_distributable``, never computed from rows on the client: pandera uniqueness checks
+(duplicates across partitions), ``leakage`` and Great Expectations suites. Built-in ``unique``
+rules merge each partition's value counts; a second pass over the repeated values' columns finds
+the first example rows. ``overlap`` collects the reference's distinct row hashes once and each
+eval partition counts its rows among them.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pandas.api import types as ptypes
 
 from gates.checks.data import builtin as bi
 from gates.checks.data import drift as dr
+from gates.checks.data import overlap as ov
 from gates.checks.data._common import (
     DEFAULT_MAX_FAILURE_CASES,
     REASON_ALL_NULL,
@@ -37,12 +40,14 @@ from gates.checks.data._common import (
     REASON_MISSING_COLUMN,
     REASON_NO_ROWS,
     REASON_NOT_NUMERIC,
+    REASON_THRESHOLD,
     REASON_TOO_FEW_ROWS,
     REASON_TYPE_MISMATCH,
     REASON_UNDEFINED,
     Settings,
     Target,
     count_outcome,
+    examples,
     first_line,
     is_blocking,
     json_value,
@@ -57,7 +62,7 @@ if TYPE_CHECKING:
 
 REASON_NOT_DISTRIBUTABLE = "not_distributable"
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
-WHAT_UNIQUE = "a uniqueness rule (duplicates can sit in different partitions)"
+WHAT_UNIQUE = "a pandera uniqueness check (duplicates can sit in different partitions)"
 PANDERA_UNIQUE = ("field_uniqueness", "multiple_fields_uniqueness")
 _ROWS = re.compile(r"^\d+ rows ")
 
@@ -116,6 +121,8 @@ class FramePartial:
     drift: dict[str, np.ndarray] = field(default_factory=dict)
     #: ks / wasserstein columns: distinct values and their counts
     values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: unique rules: each non-null value's count
+    distinct: dict[str, pd.Series] = field(default_factory=dict)
 
 
 def measure_partition(part: Partition, plan: Plan) -> FramePartial:
@@ -148,7 +155,13 @@ def _measure_column(series: pd.Series, col: str, rules: Mapping[str, Any], limit
     if rules.get("max_null_fraction") is not None:
         out.null_examples[col] = mask_examples(series, ~notna, limit)
     for rule in bi._rules(rules):
-        if rule.name == "unique" or (rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(series.dtype)):
+        if rule.name == "unique":
+            try:
+                out.distinct[col] = series[notna].value_counts(sort=False)
+            except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable ones)
+                out.rules[(col, rule.name)] = RuleCount(error=first_line(exc))
+            continue
+        if rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(series.dtype):
             continue
         count = RuleCount()
         try:
@@ -238,7 +251,36 @@ def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
             total.drift[col] = counts if col not in total.drift else total.drift[col] + counts
         for col, found in p.values.items():
             total.values[col] = found if col not in total.values else dr.merge_value_counts([total.values[col], found])
+        for col, counts in p.distinct.items():
+            total.distinct[col] = counts if col not in total.distinct else \
+                pd.concat([total.distinct[col], counts]).groupby(level=0, sort=False, dropna=False).sum()
     return total
+
+
+def duplicate_examples(part: Partition, values: Mapping[str, list[Any]], limit: int) -> dict[str, list[dict[str, Any]]]:
+    """Return, per column, the partition's first ``limit`` rows holding one of ``values`` (runs on a worker)."""
+    frame = part.read(list(values))
+    return {col: mask_examples(frame[col], (frame[col].notna() & frame[col].isin(dups)).to_numpy(), limit)
+            for col, dups in values.items()}
+
+
+def _duplicates(engine: Any, parts: Sequence[Partition], total: FramePartial, limit: int) -> None:
+    """Turn the merged value counts into the unique rules' counts and examples (a second pass reads
+    only the columns with repeated values, for the first ``limit`` rows holding them)."""
+    repeated: dict[str, list[Any]] = {}
+    for col, counts in total.distinct.items():
+        if (col, "unique") in total.rules:  # a partition could not count its values
+            continue
+        many = counts[counts > 1]
+        total.rules[(col, "unique")] = RuleCount(n_bad=int(many.sum()))
+        if len(many):
+            repeated[col] = many.index.tolist()
+    if not repeated:
+        return
+    for found in engine.map(duplicate_examples, parts, values=repeated, limit=limit):
+        for col, rows in found.items():
+            count = total.rules[(col, "unique")]
+            count.examples = (count.examples + rows)[:limit]
 
 
 # ---------------------------------------------------------------- the client's decisions
@@ -270,6 +312,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     for name, parts, schema in targets:
         plan = Plan(name, spec.get("checks"), pandera, policy.base_dir, limit, bins if name == "eval" else {})
         total = merge(engine.map(measure_partition, parts, plan=engine.share(plan)), limit)
+        _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
         target = Target(name, schema)
         if pandera is not None:
@@ -282,10 +325,78 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     if drift_cols:
         assert eval_total is not None
         out.extend(_drift(spec["drift"], drift_cols, bins, eval_total, ctx.schema, settings))
-    for key, what in (("overlap", "overlap (row hashes of both sources)"), ("leakage", "leakage (a model per column)")):
-        if spec.get(key) is not None and (key != "overlap" or has_ref):
-            out.append(_gate_level(f"data.{key}.max", settings, what, spec[key]))
+    if spec.get("overlap") is not None and has_ref:
+        out.extend(_overlap(ctx, spec["overlap"], settings))
+    if spec.get("leakage") is not None:
+        out.append(_gate_level("data.leakage.max", settings, "leakage (a model per column)", spec["leakage"]))
     return out
+
+
+def reference_hashes(part: Partition, columns: list[str]) -> np.ndarray | str:
+    """Return the distinct row hashes of a reference partition, or why its rows cannot be hashed (runs on a worker)."""
+    try:
+        return np.unique(ov.row_hashes(part.read(columns), columns))
+    except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable objects)
+        return first_line(exc)
+
+
+def overlap_partition(part: Partition, columns: list[str], hashes: np.ndarray, limit: int
+                      ) -> tuple[int, list[Any]] | str:
+    """Return how many of an eval partition's rows hash like a reference row, and the first ``limit``
+    of them (their positions in the source), or why they cannot be hashed (runs on a worker)."""
+    frame = part.read(columns)
+    try:
+        found = np.isin(ov.row_hashes(frame, columns), hashes)
+    except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable objects)
+        return first_line(exc)
+    return int(found.sum()), frame.index[np.flatnonzero(found)[:limit]].tolist()
+
+
+def _overlap(ctx: PartitionedContext, spec: Mapping[str, Any], settings: Settings) -> list[CheckResult]:
+    """:func:`.overlap.run_overlap` from partitions: the reference's distinct row hashes, collected
+    once, then each eval partition's matches and first examples."""
+    from gates.checks.data import _model_columns
+
+    limit = float(spec.get("max_fraction", 0.0))
+    blocking = is_blocking(spec.get("severity"), settings.severity)
+    threshold = {"max": limit}
+    ref_schema = ctx.reference_schema
+    assert ref_schema is not None
+    columns = ov.overlap_columns(spec, ctx.schema, ref_schema, _model_columns(ctx))
+
+    def error(reason: str, message: str) -> list[CheckResult]:
+        return [make_result(ov.CHECK_ID, outcome=Outcome.ERROR, blocking=blocking, reason=reason,
+                            threshold=threshold, message=message)]
+
+    if not columns:
+        return error(REASON_MISSING_COLUMN, ov.MSG_NO_COLUMNS)
+    ref_rows = sum(p.rows for p in ctx.reference_partitions)
+    for where, schema, rows in (("eval", ctx.schema, ctx.n_rows), ("reference", ref_schema, ref_rows)):
+        missing = [c for c in columns if c not in schema.columns]
+        if missing:
+            return error(REASON_MISSING_COLUMN, ov.MSG_MISSING.format(col=missing[0], where=where))
+        if rows == 0:
+            return error(REASON_NO_ROWS, ov.MSG_EMPTY.format(where=where))
+    found_ref = ctx.engine.map(reference_hashes, ctx.reference_partitions, columns=columns)
+    problems = [f for f in found_ref if isinstance(f, str)]
+    if problems:
+        return error(REASON_CHECK_ERROR, ov.MSG_CANNOT_HASH.format(problem=problems[0]))
+    hashes = np.unique(np.concatenate([f for f in found_ref if not isinstance(f, str)]))
+    found = ctx.engine.map(overlap_partition, ctx.eval_partitions, columns=columns,
+                           hashes=ctx.engine.share(hashes), limit=settings.max_failure_cases)
+    problems = [f for f in found if isinstance(f, str)]
+    if problems:
+        return error(REASON_CHECK_ERROR, ov.MSG_CANNOT_HASH.format(problem=problems[0]))
+    n = sum(f[0] for f in found if not isinstance(f, str))
+    rows = [r for f in found if not isinstance(f, str) for r in f[1]][:settings.max_failure_cases]
+    fraction = n / ctx.n_rows
+    ok = fraction <= limit
+    message = ov.MSG_OVERLAP.format(n=n, total=ctx.n_rows, fraction=fraction)
+    message += "" if ok else ov.MSG_LIMIT.format(limit=limit)
+    return [make_result(ov.CHECK_ID, outcome=Outcome.PASS if ok else Outcome.FAIL, blocking=blocking,
+                        observed=fraction, threshold=threshold, reason=REASON_THRESHOLD, message=message,
+                        details={"rows": n, "eval_rows": ctx.n_rows, "columns": columns,
+                                 "examples": examples(rows, None, settings.max_failure_cases)})]
 
 
 def _gate_level(check_id: str, settings: Settings, what: str, section: Any = None) -> CheckResult:
@@ -396,8 +507,6 @@ def _rule_result(target: Target, total: FramePartial, col: str, rule: Any, block
     dtype = target.frame[col].dtype
     if rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(dtype):
         return error(REASON_NOT_NUMERIC, bi.MSG_NOT_NUMERIC.format(col=col, dtype=dtype, rule=rule.name))
-    if rule.name == "unique":
-        return error(REASON_NOT_DISTRIBUTABLE, MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE))
     count = total.rules[(col, rule.name)]
     if count.error is not None:
         return error(REASON_CHECK_ERROR, bi.MSG_RULE_ERROR.format(col=col, problem=count.error))

@@ -155,13 +155,19 @@ def test_partitions_reproduce_the_embedded_gate(project: Path) -> None:
     want_w = wasserstein_distance(ref["seen"], ev["seen"]) / ref["seen"].std(ddof=0)
     assert partitioned["data.drift.max[seen]"]["observed"] == pytest.approx(want_w, rel=1e-9)
     assert partitioned["data.drift.max[seen]"]["status"] == "fail"
+    # unique: value counts merged over partitions, examples from a second pass, as embedded
+    for cid in ("data.unique[code]", "data.reference.unique[code]"):
+        assert partitioned[cid]["observed"] == embedded[cid]["observed"] > 0, cid
+        assert partitioned[cid]["details"]["examples"] == embedded[cid]["details"]["examples"], cid
+    codes = pd.read_parquet(project.parent / "eval")["code"]
+    assert partitioned["data.unique[code]"]["observed"] == int(codes.duplicated(keep=False).sum())
 
 
 def test_what_has_no_mergeable_form_is_an_error_not_a_guess(project: Path) -> None:
     got = run_partitioned(project, LocalEngine(), 250)
     nd = {i for i, c in got.items() if c.get("reason") == REASON_NOT_DISTRIBUTABLE}
-    assert {"data.unique[code]", "data.overlap.max", "data.reference.unique[code]"} <= nd
-    assert "data.drift.max[age]" not in nd and "data.drift.max[seen]" not in nd
+    assert not {"data.drift.max[age]", "data.drift.max[seen]", "data.unique[code]",
+                "data.reference.unique[code]", "data.overlap.max"} & nd
     assert all(got[i]["status"] == Status.ERROR.value for i in nd)
     assert any("field_uniqueness" in i for i in nd)
 
@@ -185,3 +191,23 @@ def test_a_rule_on_a_missing_column_is_a_config_error_on_partitions_too(tmp_path
     ctx = PartitionedContext(load_policy(tmp_path / "gates.yaml"), engine=LocalEngine(), partition_rows=250)
     with pytest.raises(UserError, match=re.escape(needle)):
         ctx.schema  # noqa: B018
+
+
+def test_overlap_from_the_reference_row_hashes(tmp_path: Path) -> None:
+    ref = messy(1200, 2)
+    ev = messy(900, 1)
+    copied = ref.iloc[[5, 77, 300, 301, 999]].copy()
+    ev = pd.concat([ev.iloc[:400], copied, ev.iloc[400:]], ignore_index=True)
+    write_folder(tmp_path / "eval", ev, 3, 100)
+    write_folder(tmp_path / "ref", ref, 2, 150)
+    section = "    max_failure_cases: 3\n    overlap: {max_fraction: 0.001}\n"
+    (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=section))
+    policy = load_policy(tmp_path / "gates.yaml")
+    embedded = by_id(GATE.run(EvalContext(policy), policy.gates["data"]))
+    got = run_partitioned(tmp_path / "gates.yaml", LocalEngine(), 120)
+    compare(embedded, got)
+    check = got["data.overlap.max"]
+    assert check["details"]["rows"] == 5 and check["status"] == "fail"
+    assert check["observed"] == pytest.approx(5 / len(ev), rel=1e-12)
+    assert check["details"]["examples"] == embedded["data.overlap.max"]["details"]["examples"]
+    assert len(check["details"]["examples"]) == 3
