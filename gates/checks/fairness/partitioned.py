@@ -161,7 +161,7 @@ class MergedGroupStats(GroupStats):
 
 def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     """Return the fairness gate's checks from merged partials, or its not_distributable error."""
-    from gates.engine.runner import not_distributable
+    from gates.checks import not_distributable
     from gates.engine.shipping import NotShippable
     from gates.engine.worker import ship_models
 
