@@ -578,6 +578,8 @@ def _file_source(doc: _Document, file: Path, given: str | None, path: KeyPath) -
 def _check_model_file(doc: _Document, src: ModelSource, path: KeyPath, trust_pickle: bool) -> None:
     if src.kind != "file" or src.path is None:
         return
+    if src.format == "mlflow" and src.path.is_dir():
+        return  # an MLflow model folder: its MLmodel file is checked when it loads
     if not src.path.is_file():
         what = "a folder" if src.path.is_dir() else "something that is not a regular file"
         raise doc.error(path, MSG_NOT_A_FILE.format(what=what, path=src.path.name))

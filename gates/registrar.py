@@ -128,6 +128,8 @@ def _register(backend: RegistryBackend, policy: Policy, result: RunResult, repor
     if candidate is None:
         raise EnvironmentProblem(REASON_COLUMNS)
     lineage = build_lineage(report, model_sha256=candidate.sha256, model_format=candidate.format, by=who)
+    if candidate.is_bundle:
+        lineage["model"]["files"] = [n for n, _ in candidate.files]
     with registrable_file(candidate) as path:
         reg = backend.register(policy.model.name, path, format=candidate.format, lineage=lineage, by=who,
                                verdict=result.verdict.value, alias=policy.registry.alias_on_pass,

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import click
 
-from gates.config import MODEL_SUFFIXES, MSG_EMPTY_URI, load_yaml
+from gates.config import MSG_EMPTY_URI, load_yaml
 from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor
-from gates.hashing import file_sha256
+from gates.models import FORMATS, LoadedModel, Trust
 from gates.policy import DEFAULT_ALIAS_ON_PASS, DEFAULT_REGISTRY_URI
 from gates.registry import BACKENDS, open_backend
 from gates.registry.base import (
@@ -36,7 +36,8 @@ from gates.reporters.json_report import load_report
 MSG_NO_REGISTRY = "no registry given: pass --registry PATH (or URI with --backend mlflow), or -c gates.yaml"
 MSG_CONFIG_UNREADABLE = "cannot read the registry section: {problem}"
 MSG_FORCE_NEEDS_REASON = "--force needs --reason saying why the gates may be bypassed (it is audited)"
-MSG_NO_MODEL_FILE = "which model file? pass MODEL_FILE, or -c gates.yaml whose model.candidate is a file"
+MSG_NO_MODEL_FILE = ("which model? pass MODEL_FILE (a file, or an MLflow model folder), or -c gates.yaml whose "
+                     "model.candidate is one")
 MSG_NO_NAME = "which model name? pass --name, or a report or gates.yaml that names the model"
 MSG_NO_REPORT = (
     "no report at {path}: registering needs the passing report.json of a gate run on this model "
@@ -47,8 +48,8 @@ MSG_REPORT_FAILED = "its verdict is {verdict}"
 MSG_REPORT_SHADOW = "it comes from a shadow-mode run, which never registers"
 MSG_REPORT_OTHER_MODEL = "it gates model {got!r}, not {name!r}"
 MSG_REPORT_OTHER_BYTES = "it gated different bytes (sha256 {gated}, this file has {actual})"
-MSG_MODEL_FORMAT = "unsupported model file {path}: expected one of " + ", ".join(MODEL_SUFFIXES)
 MSG_FILE_NOT_FOUND = "file not found"
+MSG_FOLDER_FORMAT = "a folder is registered only as an MLflow model (with its MLmodel file), not as {format}"
 MSG_NO_VERSIONS = "no version registered yet"
 MSG_ALIAS_UNSET = "model {name!r} has no alias {alias!r}"
 MSG_NO_LOCAL_REGISTRY = "no registry folder at {path}"
@@ -68,6 +69,11 @@ class RegistryLocation:
     candidate: Path | None = None
     #: the policy's ``registry.on_pass.alias`` (what ``run`` points at a version it registers)
     alias_on_pass: str | None = None
+    #: the policy's trust (``model.trust_pickle``, ``model.trusted_types``): what ``register`` may load
+    trust: Trust = Trust()
+    #: the candidate's ``format`` and ``outputs`` when the policy's candidate is a mapping
+    candidate_format: str | None = None
+    candidate_outputs: Mapping[str, str] | None = None
 
 
 def registry_options(func: F) -> F:
@@ -84,12 +90,14 @@ def locate(config: str, registry_uri: str | None, backend: str | None) -> Regist
     """Return where the registry is: ``--registry`` wins, else the policy file's ``registry`` section."""
     section = _read_sections(Path(config)) if Path(config).is_file() else None
     model = (section or {}).get("model") or {}
+    model = model if isinstance(model, dict) else {}
     name = model.get("name") if isinstance(model.get("name"), str) else None
     candidate = _candidate_path(model.get("candidate"), Path(config).parent)
+    facts = {"trust": _trust(model), **_candidate_facts(model.get("candidate"))}
     if registry_uri is not None:
         if not registry_uri.strip():
             raise UserError(f"--registry: {MSG_EMPTY_URI}")
-        return RegistryLocation(backend or "local", registry_uri, name, candidate)
+        return RegistryLocation(backend or "local", registry_uri, name, candidate, **facts)
     if section is None:
         raise UserError(MSG_NO_REGISTRY)
     reg = section.get("registry") or {}
@@ -101,7 +109,8 @@ def locate(config: str, registry_uri: str | None, backend: str | None) -> Regist
         uri = str((Path(config).parent / uri).resolve())
     on_pass = reg.get("on_pass") if isinstance(reg.get("on_pass"), dict) else {}
     alias = on_pass.get("alias", DEFAULT_ALIAS_ON_PASS)
-    return RegistryLocation(kind, uri, name, candidate, alias if isinstance(alias, str) and alias else None)
+    return RegistryLocation(kind, uri, name, candidate, alias if isinstance(alias, str) and alias else None,
+                            **facts)
 
 
 def _read_sections(path: Path) -> dict[str, Any]:
@@ -124,9 +133,28 @@ def _interpolate(value: Any) -> Any:
 
 
 def _candidate_path(value: Any, base: Path) -> Path | None:
-    if not isinstance(value, str) or value.startswith("registry:") or value == "none":
+    if isinstance(value, dict):
+        value = value.get("path")
+    if not isinstance(value, str) or value.startswith(("registry:", "models:", "runs:")) or value == "none":
         return None
     return Path(value) if Path(value).is_absolute() else (base / value).resolve()
+
+
+def _candidate_facts(value: Any) -> dict[str, Any]:
+    """Return the ``format`` and ``outputs`` a mapping candidate (``{path, format, outputs}``) states."""
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        return {}
+    fmt = value.get("format")
+    outputs = value.get("outputs")
+    return {"candidate_format": fmt if isinstance(fmt, str) else None,
+            "candidate_outputs": {str(k): str(v) for k, v in outputs.items()} if isinstance(outputs, dict) else None}
+
+
+def _trust(model: Mapping[str, Any]) -> Trust:
+    """Return the policy's trust; values of the wrong type trust nothing (``run`` reports them)."""
+    types = model.get("trusted_types")
+    return Trust(trust_pickle=model.get("trust_pickle") is True,
+                 trusted_types=tuple(t for t in types if isinstance(t, str)) if isinstance(types, list) else ())
 
 
 @contextmanager
@@ -142,7 +170,10 @@ def opened(where: RegistryLocation) -> Iterator[RegistryBackend]:
 
 
 @click.command()
-@click.argument("model_file", required=False, type=click.Path(dir_okay=False))
+@click.argument("model_file", required=False, type=click.Path())
+@click.option("--format", "model_format", type=click.Choice(FORMATS),
+              help="The model's format, for extensions several formats use (.json, .txt) "
+                   "(default: from the extension, or the config's model.candidate.format).")
 @registry_options
 @click.option("--name", help="Model name (default: the report's model.name, else the config's).")
 @click.option("--report", "report_path", default="model-gates-report/report.json", show_default=True,
@@ -151,9 +182,15 @@ def opened(where: RegistryLocation) -> Iterator[RegistryBackend]:
 @click.option("--force", is_flag=True, help="Register without a passing report for these bytes (audited).")
 @click.option("--reason", help="Why --force is needed (recorded in the audit log and lineage).")
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as JSON.")
-def register(model_file: str | None, config: str, registry_uri: str | None, backend: str | None, name: str | None,
-             report_path: str, alias: str | None, force: bool, reason: str | None, as_json: bool) -> None:
-    """Register MODEL_FILE (default: the config's candidate) if a passing report gated its exact bytes."""
+def register(model_file: str | None, model_format: str | None, config: str, registry_uri: str | None,
+             backend: str | None, name: str | None, report_path: str, alias: str | None, force: bool,
+             reason: str | None, as_json: bool) -> None:
+    """Register MODEL_FILE (default: the config's candidate) if a passing report gated its exact bytes.
+
+    MODEL_FILE is loaded first, under the config's trust (a pickle needs model.trust_pickle, a skops
+    file's types must be in model.trusted_types). A model of several files (an ONNX graph with
+    external data, an MLflow model folder) is registered as their deterministic archive.
+    """
     if force and not reason:
         raise UserError(MSG_FORCE_NEEDS_REASON)
     if alias is not None:
@@ -163,25 +200,33 @@ def register(model_file: str | None, config: str, registry_uri: str | None, back
     path = Path(model_file) if model_file else where.candidate
     if path is None:
         raise UserError(MSG_NO_MODEL_FILE)
-    fmt = _model_format(path)
+    is_candidate = where.candidate is not None and path.resolve() == where.candidate
+    loaded = _load_for_register(path, model_format or (where.candidate_format if is_candidate else None),
+                                where, outputs=where.candidate_outputs if is_candidate else None)
     report = _read_report(Path(report_path), required=not force)
     name = name or ((report or {}).get("model") or {}).get("name") or where.model_name
     if not name:
         raise UserError(MSG_NO_NAME)
-    actual = file_sha256(path)
+    actual = loaded.sha256
     problems = admission_problems(report, name, actual)
     if problems and not force:
         raise UserError(MSG_NOT_ADMITTED.format(report=report_path, problem=problems[0]))
     forced = reason if problems else None
     who = current_actor()
-    lineage = build_lineage(report if not problems else None, model_sha256=actual, model_format=fmt, by=who,
-                            forced_reason=forced)
+    lineage = build_lineage(report if not problems else None, model_sha256=actual, model_format=loaded.format,
+                            by=who, forced_reason=forced)
+    if loaded.is_bundle:
+        lineage["model"]["files"] = [n for n, _ in loaded.files]
     if problems:
         lineage["bypassed"] = problems
     verdict = str((report or {}).get("verdict", "none"))
-    with opened(where) as reg:
-        got = reg.register(name, path, format=fmt, lineage=lineage, by=who, verdict=verdict, alias=alias,
-                           forced_reason=forced, expected_sha256=actual)
+    from gates.registrar import registrable_file
+    from gates.registry.base import Evidence
+
+    with opened(where) as reg, registrable_file(loaded) as stored:
+        got = reg.register(name, stored, format=loaded.format, lineage=lineage, by=who, verdict=verdict,
+                           alias=alias, forced_reason=forced, expected_sha256=actual,
+                           evidence=Evidence(loaded.estimator))
     out = {"registered": True, "backend": where.backend, "name": name, "version": got.version.version,
            "aliases": list(got.version.aliases), "already_registered": got.already_registered,
            "forced": forced is not None}
@@ -220,12 +265,24 @@ def _read_report(path: Path, *, required: bool) -> dict[str, Any] | None:
     return load_report(path)
 
 
-def _model_format(path: Path) -> str:
-    if not path.is_file():
+def _load_for_register(path: Path, given: str | None, where: RegistryLocation, *,
+                       outputs: Mapping[str, str] | None) -> LoadedModel:
+    """Load the model to register by the rules a gate run loads it by: its format (said, or from the
+    extension), its extra installed, and the policy's trust; every refusal names the file."""
+    from gates.models import default_format, extra_problem, load_model
+
+    if not path.exists():
         raise UserError(MSG_FILE_NOT_FOUND, location=str(path))
-    if path.suffix.lower() not in MODEL_SUFFIXES:
-        raise UserError(MSG_MODEL_FORMAT.format(path=path.name))
-    return path.suffix.lower().lstrip(".")
+    try:
+        fmt = given or default_format(path)
+    except ValueError as exc:
+        raise UserError(str(exc), location=str(path)) from None
+    if path.is_dir() and fmt != "mlflow":
+        raise UserError(MSG_FOLDER_FORMAT.format(format=fmt), location=str(path))
+    problem = extra_problem(fmt)
+    if problem:
+        raise UserError(problem, location=str(path))
+    return load_model(path, fmt, trust=where.trust, role="registered", where=str(path), outputs=outputs)
 
 
 # ------------------------------------------------------------------ promote, rollback
@@ -371,6 +428,8 @@ def render_lineage(mv: ModelVersion) -> str:
         ("verdict", f"{mv.verdict}{forced}"),
         ("registered", f"{mv.created_at} by {mv.created_by}"),
         ("model", f"sha256 {mv.model_sha256}  {mv.format}, {mv.size:,} bytes"
+                  + (f" (archive of {len(model['files'])} files: {', '.join(model['files'])})"
+                     if model.get("files") else "")
                   + (f", from {model['source']}" if model.get("source") else "")),
         *([("artifact", _artifact(model["artifact"]))] if "artifact" in model else []),
         ("baseline", _baseline(lin.get("baseline"))),

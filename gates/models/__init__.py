@@ -104,13 +104,13 @@ def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
                         location=where) from None
     check_adapter(adapter, format)
     files = tuple(getattr(adapter, "files", ()) or ((path.name, path),))
-    return LoadedModel(adapter=adapter, path=path, format=format, sha256=model_sha256(files), files=files,
-                       uri=uri or str(path))
+    return LoadedModel(adapter=adapter, path=path, format=format, sha256=model_sha256(files, folder=path.is_dir()),
+                       files=files, uri=uri or str(path))
 
 
-def model_sha256(files: tuple[tuple[str, Path], ...]) -> str:
-    """Return a one-file model's sha256, or its files' deterministic archive's."""
-    if len(files) == 1:
+def model_sha256(files: tuple[tuple[str, Path], ...], *, folder: bool = False) -> str:
+    """Return a one-file model's sha256, or its files' (or a model folder's) deterministic archive's."""
+    if len(files) == 1 and not folder:
         return file_sha256(files[0][1])
     from gates.models.bundle import archive_sha256
 

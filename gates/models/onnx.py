@@ -47,7 +47,7 @@ def load(path: Path, *, trust: Trust, where: str, outputs: Mapping[str, str] | N
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 -- a broken protobuf: the user's file
         raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=_first_line(exc)), location=where) from None
-    external = _check_external_data(model, path, where)
+    external = check_external_data(model, path, where)
     if external:
         onnx.load_external_data_for_model(model, str(path.parent))
     options = ort.SessionOptions()
@@ -62,7 +62,7 @@ def load(path: Path, *, trust: Trust, where: str, outputs: Mapping[str, str] | N
     return OnnxAdapter(session, _class_labels(model), dict(outputs or {}), files)
 
 
-def _check_external_data(model: Any, path: Path, where: str) -> list[str]:
+def check_external_data(model: Any, path: Path, where: str) -> list[str]:
     """Return the external-data locations (sorted), each checked to be a file inside the model's folder."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 

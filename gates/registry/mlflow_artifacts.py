@@ -1,17 +1,30 @@
 """What a registration run stores in MLflow: the model folder, the reports and the checks' metrics.
 
-The run's artifact ``model/`` is the model version's source. It holds MLflow's sklearn flavour
-(``MLmodel``, the pickled estimator, a signature inferred from the eval data's feature columns),
-so ``mlflow.pyfunc.load_model("models:/NAME@production")`` works for serving, and beside it
-``model_gates/model.<format>``, the exact bytes that were gated: those are what a baseline is
-loaded from, checked against ``model_gates.model_sha256``. The flavour is a convenience: when it
-cannot be made (bytes that are not a scikit-learn model, a pickle nobody vouched for) the version
-still holds the exact bytes and says why in ``model_gates.flavor_note``. The run's
-``model_gates/report.json`` and ``report.md`` are the verdict that admitted the model.
+The run's artifact ``model/`` is the model version's source. It holds the MLflow flavour that
+matches the model's format, made with MLflow's own flavour API, so
+``mlflow.pyfunc.load_model("models:/NAME@production")`` works for serving:
+
+===================  ==========================================================================
+format               flavour logged
+===================  ==========================================================================
+skops, pickle        ``mlflow.sklearn``, serialised with skops (the estimator's own types trusted)
+xgboost              ``mlflow.xgboost``, the Booster saved by xgboost as ``model.ubj``
+lightgbm             ``mlflow.lightgbm``, the Booster saved by LightGBM as text (``model.lgb``)
+onnx                 ``mlflow.onnx``, the graph with its external data
+mlflow               the flavour of the library object the folder loaded into (above)
+===================  ==========================================================================
+
+Beside it ``model_gates/model.<format>`` holds the exact bytes that were gated (a multi-file
+model's deterministic archive): those are what a baseline is loaded from, checked against
+``model_gates.model_sha256``. The flavour is a convenience: when it cannot be made (bytes that
+are not a model of their format, a pickle nobody vouched for) the version still holds the exact
+bytes and says why in ``model_gates.flavor_note``. The run's ``model_gates/report.json`` and
+``report.md`` are the verdict that admitted the model.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import re
 import shutil
@@ -33,7 +46,10 @@ NOTE_NOT_A_MODEL = "no flavour: {problem}"
 NOTE_ARTIFACT = "no flavour: a per_example version (prompt, config or bundle) is kept as its exact bytes"
 #: formats of per_example versions (gates.artifacts): never a model object
 ARTIFACT_FORMATS = frozenset({"artifact", "tar", "manifest"})
-NOTE_FLAVOUR_FAILED = "no flavour: mlflow.sklearn could not save the model: {problem}"
+NOTE_FLAVOUR_FAILED = "no flavour: mlflow.{flavour} could not save the model: {problem}"
+NOTE_NO_FLAVOUR = "no flavour: MLflow has no flavour for this {what}"
+#: the flavour each library's own model format is logged as
+NATIVE_FLAVOURS = {"xgboost": "xgboost", "lightgbm": "lightgbm", "onnx": "onnx"}
 NOTE_NO_SIGNATURE = "no signature: registered without a gate run's eval data"
 
 _METRIC_KEY = re.compile(r"[^\w.\- /:]")
@@ -47,13 +63,14 @@ def bytes_path(format: str) -> str:
 def write_model_folder(folder: Path, staged: Path, format: str, sha256: str, evidence: Evidence | None
                        ) -> dict[str, str]:
     """Write the model version's folder (flavour when possible, exact bytes always); return the flavour tags."""
-    estimator, note = _estimator(staged, format, evidence)
-    flavour = "none"
-    if estimator is not None:
+    flavour, model, note = _flavour_model(staged, format, evidence)
+    if model is not None:
         inputs = evidence.inputs if evidence is not None else None
-        problem = _save_flavour(folder, estimator, inputs, {"model_sha256": sha256, "format": format})
-        flavour, note = ("sklearn", None if inputs is not None else NOTE_NO_SIGNATURE) if problem is None \
-            else ("none", problem)
+        problem = _save_flavour(folder, flavour, model, inputs, {"model_sha256": sha256, "format": format})
+        if problem is None:
+            note = None if inputs is not None else NOTE_NO_SIGNATURE
+        else:
+            flavour, note = "none", problem
     target = folder / bytes_path(format)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(staged, target)
@@ -63,12 +80,78 @@ def write_model_folder(folder: Path, staged: Path, format: str, sha256: str, evi
     return tags
 
 
+def _flavour_model(staged: Path, format: str, evidence: Evidence | None) -> tuple[str, Any, str | None]:
+    """Return (flavour, the object MLflow's flavour API saves, None) or ("none", None, why there is none).
+
+    The native formats are read from the gated bytes by their own library (never unpickled); an
+    MLflow model folder is logged by the flavour of the object it loaded into in the gate run.
+    """
+    native = evidence.estimator if evidence is not None else None
+    if format in ARTIFACT_FORMATS:
+        return "none", None, NOTE_ARTIFACT
+    try:
+        if format in NATIVE_FLAVOURS:
+            return NATIVE_FLAVOURS[format], _read_native(staged, format), None
+    except Exception as exc:  # noqa: BLE001 -- bytes that are not a model: kept as bytes, said why
+        return "none", None, NOTE_NOT_A_MODEL.format(problem=_first_line(exc))
+    if format == "mlflow":
+        flavour = _flavour_of(native)
+        if flavour is None or flavour == "onnx":
+            return "none", None, NOTE_NO_FLAVOUR.format(what=f"{type(native).__name__} object")
+        return flavour, native, None
+    estimator, note = _estimator(staged, format, evidence)
+    return ("sklearn", estimator, None) if estimator is not None else ("none", None, note)
+
+
+def _read_native(staged: Path, format: str) -> Any:
+    """Return the xgboost/LightGBM Booster or ONNX graph in the gated bytes, read by its own library."""
+    if format == "xgboost":
+        import xgboost
+
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(staged.read_bytes()))
+        return booster
+    if format == "lightgbm":
+        import lightgbm
+
+        return lightgbm.Booster(model_file=str(staged))
+    return _read_onnx(staged)
+
+
+def _read_onnx(staged: Path) -> Any:
+    """Return the ONNX graph with its external data (from the archive of a multi-file model)."""
+    import onnx
+
+    from gates.models.bundle import extract_archive, is_archive, scratch_folder
+    from gates.models.onnx import check_external_data
+
+    path = staged
+    if is_archive(staged):
+        folder = extract_archive(staged, scratch_folder("model-gates-flavour-") / "model")
+        path = next(iter(sorted(folder.glob("*.onnx"))), folder / "model.onnx")
+    model = onnx.load(str(path), load_external_data=False)
+    if check_external_data(model, path, str(path)):
+        onnx.load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def _flavour_of(native: Any) -> str | None:
+    """Return the flavour of a library object (what an MLflow model folder loaded into), None if none fits."""
+    module = type(native).__module__.split(".")[0]
+    name = type(native).__name__
+    if module == "xgboost" and name == "Booster":
+        return "xgboost"
+    if module == "lightgbm" and name == "Booster":
+        return "lightgbm"
+    if module == "onnxruntime":
+        return "onnx"
+    return "sklearn" if hasattr(native, "predict") and module != "mlflow" else None
+
+
 def _estimator(staged: Path, format: str, evidence: Evidence | None) -> tuple[Any, str | None]:
     """Return the model object (from the gate run, or a .skops file of only safe types) or why there is none."""
     if evidence is not None and evidence.estimator is not None:
         return evidence.estimator, None
-    if format in ARTIFACT_FORMATS:
-        return None, NOTE_ARTIFACT
     if format != "skops":
         return None, NOTE_PICKLE
     from gates.loading import load_model
@@ -79,27 +162,45 @@ def _estimator(staged: Path, format: str, evidence: Evidence | None) -> tuple[An
         return None, NOTE_NOT_A_MODEL.format(problem=exc.message)
 
 
-def _save_flavour(folder: Path, estimator: Any, inputs: Any, meta: Mapping[str, str]) -> str | None:
-    """Save MLflow's sklearn flavour into ``folder``; return None, or why it could not be saved.
+def _save_flavour(folder: Path, flavour: str, model: Any, inputs: Any, meta: Mapping[str, str]) -> str | None:
+    """Save MLflow's ``flavour`` of ``model`` into ``folder``; return None, or why it could not be saved.
 
-    The flavour is serialised with skops where MLflow supports it (safe to load), trusting exactly
-    the estimator's own types: the policy trusted them when the gate run loaded the model.
+    sklearn is serialised with skops where MLflow supports it (safe to load), trusting exactly the
+    estimator's own types: the policy trusted them when the model was loaded. The boosters and ONNX
+    graphs are saved by their own libraries' formats; requirements are given, never inferred.
     """
-    import mlflow.sklearn
-
-    skops = getattr(mlflow.sklearn, "SERIALIZATION_FORMAT_SKOPS", None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            extra = {"serialization_format": skops, "skops_trusted_types": _skops_types(estimator),
-                     "pip_requirements": mlflow.sklearn.get_default_pip_requirements(include_skops=True)} if skops \
-                else {"pip_requirements": mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True)}
-            mlflow.sklearn.save_model(estimator, str(folder), signature=_signature(estimator, inputs),
-                                      metadata={"model_gates": dict(meta)}, **extra)
+            if flavour == "sklearn":
+                _save_sklearn(folder, model, inputs, meta)
+            else:
+                module = importlib.import_module(f"mlflow.{flavour}")
+                extra = {"save_as_external_data": _has_external_data(model)} if flavour == "onnx" else {}
+                module.save_model(model, str(folder), signature=_signature(None, inputs),
+                                  metadata={"model_gates": dict(meta)},
+                                  pip_requirements=module.get_default_pip_requirements(), **extra)
     except Exception as exc:  # noqa: BLE001 -- the flavour is a convenience; the exact bytes are the model
         shutil.rmtree(folder, ignore_errors=True)
-        return NOTE_FLAVOUR_FAILED.format(problem=_first_line(exc))
+        return NOTE_FLAVOUR_FAILED.format(flavour=flavour, problem=_first_line(exc))
     return None
+
+
+def _save_sklearn(folder: Path, estimator: Any, inputs: Any, meta: Mapping[str, str]) -> None:
+    import mlflow.sklearn
+
+    skops = getattr(mlflow.sklearn, "SERIALIZATION_FORMAT_SKOPS", None)
+    extra = {"serialization_format": skops, "skops_trusted_types": _skops_types(estimator),
+             "pip_requirements": mlflow.sklearn.get_default_pip_requirements(include_skops=True)} if skops \
+        else {"pip_requirements": mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True)}
+    mlflow.sklearn.save_model(estimator, str(folder), signature=_signature(estimator, inputs),
+                              metadata={"model_gates": dict(meta)}, **extra)
+
+
+def _has_external_data(model: Any) -> bool:
+    from onnx.external_data_helper import uses_external_data
+
+    return any(uses_external_data(t) for t in model.graph.initializer)
 
 
 def _skops_types(estimator: Any) -> list[str]:
@@ -110,11 +211,14 @@ def _skops_types(estimator: Any) -> list[str]:
 
 
 def _signature(estimator: Any, inputs: Any) -> Any:
-    """Return the signature inferred from the eval data's features and the model's outputs on a few rows."""
+    """Return the signature inferred from the eval data's features (and a scikit-learn model's outputs
+    on a few rows; other libraries' outputs are not inferred)."""
     if inputs is None:
         return None
     from mlflow.models import infer_signature
 
+    if estimator is None:
+        return infer_signature(inputs)
     return infer_signature(inputs, estimator.predict(inputs.head(SIGNATURE_OUTPUT_ROWS)))
 
 

@@ -80,14 +80,35 @@ def test_a_skops_file_calling_exec_is_refused_by_run_and_never_runs(project, tmp
     assert not (tmp_path / "reg").exists() and not (tmp_path / "model-gates-report").exists()
 
 
+def plant(reg: str, path: Path, format: str, alias: str = "production") -> None:
+    """Write ``path`` into the registry as the writer's code would, past the register command's trust check
+    (another tool, or someone with write access to the registry folder)."""
+    from gates.registry import open_backend
+
+    backend = open_backend("local", reg)
+    try:
+        backend.register("churn", path, format=format, lineage={}, by="mallory", verdict="none", alias=alias,
+                         forced_reason="attack")
+    finally:
+        backend.close()
+
+
+def test_register_refuses_a_pickle_without_trust_pickle_and_never_runs_it(project, tmp_path):
+    marker = tmp_path / "ran"
+    (tmp_path / "planted.pkl").write_bytes(pickle_exec(marker))
+    got = cli("register", "planted.pkl", "-c", str(project()), "--name", "churn", "--force", "--reason", "attack",
+              cwd=tmp_path)
+    assert got.returncode == 2, got.stdout + got.stderr
+    line = one_error_line(got)
+    assert "planted.pkl" in line and "model.trust_pickle: true" in line
+    assert not marker.exists() and not (tmp_path / "reg").exists()
+
+
 def test_a_planted_registry_pickle_is_refused_without_trust_pickle(project, tmp_path):
     marker = tmp_path / "ran"
     (tmp_path / "planted.pkl").write_bytes(pickle_exec(marker))
     reg = str(tmp_path / "reg")
-    got = cli("register", "planted.pkl", "--registry", reg, "--name", "churn", "--force", "--reason", "attack",
-              cwd=tmp_path)
-    assert got.returncode == 0, got.stderr
-    assert cli("promote", "churn", "1", "--alias", "production", "--registry", reg, cwd=tmp_path).returncode == 0
+    plant(reg, tmp_path / "planted.pkl", "pkl")
     shown = cli("show", "churn", "production", "--registry", reg, cwd=tmp_path)
     assert "pkl" in shown.stdout and json.loads(cli("show", "churn", "1", "--json", "--registry", reg,
                                                     cwd=tmp_path).stdout)["format"] == "pkl"
@@ -115,8 +136,11 @@ def test_a_registry_skops_baseline_needs_its_types_trusted_by_the_reader(project
     marker = tmp_path / "ran"
     (tmp_path / "evil.skops").write_bytes(skops_exec_nested(marker, project.X, project.y))
     reg = str(tmp_path / "reg")
-    assert cli("register", "evil.skops", "--registry", reg, "--name", "churn", "--force", "--reason", "attack",
-               "--alias", "production", cwd=tmp_path).returncode == 0
+    refused = cli("register", "evil.skops", "--registry", reg, "--name", "churn", "--force", "--reason", "attack",
+                  cwd=tmp_path)
+    assert refused.returncode == 2 and "builtins.exec" in one_error_line(refused)
+    assert not marker.exists() and not Path(reg).exists()
+    plant(reg, tmp_path / "evil.skops", "skops")
     res = cli("run", "-c", str(project(baseline="registry:production")), cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     line = one_error_line(res)

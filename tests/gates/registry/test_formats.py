@@ -1,0 +1,263 @@
+"""Every model format through the registry: ``register`` (CLI and gate run), ``registry:production`` as the
+next run's baseline with the library's own scores, ``promote`` and ``rollback``, on both backends.
+
+Multi-file models (an ONNX graph with external data, an MLflow model folder) are stored as one
+deterministic archive and restored into a private folder; the MLflow backend logs each format's
+own flavour.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from gates.cli import main
+from gates.config import load_policy
+from gates.context import EvalContext
+from gates.models.bundle import archive_sha256, folder_files
+from gates.registrar import baseline_resolver, open_registry
+from tests.gates.models.helpers import TASKS, dataset
+
+xgb = pytest.importorskip("xgboost")
+lgb = pytest.importorskip("lightgbm")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+skl2onnx = pytest.importorskip("skl2onnx")
+
+F32 = {"rtol": 1e-5, "atol": 1e-6}
+EXACT = {"rtol": 0, "atol": 1e-9}
+
+
+# ---------------------------------------------------------------- one model of each format, and its own scores
+
+
+def _xgb(folder: Path, name: str, trees: int, ext: str) -> tuple[Path, Callable[[Any], np.ndarray]]:
+    X, y = dataset("binary")
+    model = xgb.XGBClassifier(n_estimators=trees, max_depth=2, random_state=0, n_jobs=1).fit(X, y)
+    path = folder / f"{name}{ext}"
+    model.save_model(path)
+    return path, lambda X: model.predict_proba(X)[:, 1]
+
+
+def _lgb(folder: Path, name: str, trees: int) -> tuple[Path, Callable[[Any], np.ndarray]]:
+    X, y = dataset("binary")
+    model = lgb.LGBMClassifier(n_estimators=trees, num_leaves=4, random_state=0, n_jobs=1, verbose=-1).fit(X, y)
+    path = folder / f"{name}.txt"
+    model.booster_.save_model(path)
+    booster = lgb.Booster(model_file=str(path))
+    return path, lambda X: booster.predict(X)
+
+
+def _session_scores(path: Path, output: str) -> Callable[[Any], np.ndarray]:
+    """onnxruntime's own run on the graph (the library's predict), not through model-gates."""
+    def scores(X: Any) -> np.ndarray:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        out = dict(zip([o.name for o in session.get_outputs()], session.run(None, {name: X.to_numpy().astype(
+            np.float32)}), strict=True))[output]
+        return np.asarray(out, dtype=float).reshape(len(X), -1)[:, -1]
+    return scores
+
+
+def _onnx(folder: Path, name: str, c: float) -> tuple[Path, Callable[[Any], np.ndarray]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = dataset("binary")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(X.to_numpy(), y)
+    graph = skl2onnx.to_onnx(model, X.to_numpy()[:1].astype(np.float32), options={id(model): {"zipmap": False}})
+    path = folder / f"{name}.onnx"
+    path.write_bytes(graph.SerializeToString())
+    return path, _session_scores(path, "probabilities")
+
+
+def _onnx_external(folder: Path, name: str, scale: float) -> tuple[Path, Callable[[Any], np.ndarray]]:
+    """A linear regressor as MatMul + Add whose weights live in a data file beside the graph."""
+    from onnx import TensorProto, helper, numpy_helper
+    from sklearn.linear_model import LinearRegression
+
+    X, y = dataset("regression")
+    model = LinearRegression().fit(X.to_numpy(), y * scale)
+    w = numpy_helper.from_array(model.coef_.astype(np.float32).reshape(-1, 1), "W")
+    b = numpy_helper.from_array(np.array([model.intercept_], dtype=np.float32), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["XW"]), helper.make_node("Add", ["XW", "B"], ["variable"])],
+        "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, X.shape[1]])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], initializer=[w, b])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    sub = folder / name
+    sub.mkdir()
+    onnx.save_model(proto, str(sub / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    return sub / "m.onnx", _session_scores(sub / "m.onnx", "variable")
+
+
+def _mlflow_folder(folder: Path, name: str, trees: int) -> tuple[Path, Callable[[Any], np.ndarray]]:
+    import mlflow.xgboost
+
+    X, y = dataset("binary")
+    model = xgb.XGBClassifier(n_estimators=trees, max_depth=2, random_state=0, n_jobs=1).fit(X, y)
+    path = folder / name
+    mlflow.xgboost.save_model(model.get_booster(), str(path), pip_requirements=["xgboost"])
+    return path, lambda X: model.predict_proba(X)[:, 1]
+
+
+#: format -> (task kind, how the policy names the file, maker(folder, name, variant), the register CLI's extra args)
+FORMATS: dict[str, tuple[str, Callable[[str], Any], Callable[..., Any], tuple[str, ...]]] = {
+    "xgboost-ubj": ("binary", lambda p: p, lambda f, n, v: _xgb(f, n, v, ".ubj"), ()),
+    "xgboost-json": ("binary", lambda p: {"path": p, "format": "xgboost"}, lambda f, n, v: _xgb(f, n, v, ".json"),
+                     ("--format", "xgboost")),
+    "lightgbm": ("binary", lambda p: {"path": p, "format": "lightgbm"}, _lgb, ("--format", "lightgbm")),
+    "onnx": ("binary", lambda p: p, _onnx, ()),
+    "onnx-external": ("regression", lambda p: p, _onnx_external, ()),
+    "mlflow-folder": ("binary", lambda p: {"path": p, "format": "mlflow"}, _mlflow_folder, ()),
+}
+VARIANTS = {"xgboost-ubj": (3, 9), "xgboost-json": (3, 9), "lightgbm": (3, 9), "onnx": (0.01, 1.0),
+            "onnx-external": (1.0, 0.5), "mlflow-folder": (3, 9)}
+STORED = {"xgboost-ubj": "xgboost", "xgboost-json": "xgboost", "lightgbm": "lightgbm", "onnx": "onnx",
+          "onnx-external": "onnx", "mlflow-folder": "mlflow"}
+
+
+def _registry(tmp_path: Path, backend: str) -> dict[str, str]:
+    if backend == "local":
+        return {"backend": "local", "uri": str(tmp_path / "reg")}
+    from tests.gates.registry.backends import migrated_mlflow_db
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(migrated_mlflow_db(), db)
+    return {"backend": "mlflow", "uri": f"sqlite:///{db}"}
+
+
+def _project(tmp_path: Path, kind: str, candidate: Any, baseline: Any, registry: dict[str, str]) -> Path:
+    X, y = dataset(kind)
+    X.assign(target=y).to_csv(tmp_path / "eval.csv", index=False)
+    policy = {
+        "version": 1,
+        "model": {"name": "fmt", "task": TASKS[kind], "candidate": candidate, "baseline": baseline,
+                  **({"positive_label": 1} if kind == "binary" else {})},
+        # a graph's one matrix input names no columns: data.features says them, for the registry's copy too
+        "data": {"eval": "eval.csv", "target": "target", "features": list(X.columns)},
+        "registry": {**registry, "on_pass": {"register": True, "alias": "staging"}},
+        "seed": 3,
+        "gates": {"data": {"checks": {"row_count": {"min": 10}}}},
+    }
+    path = tmp_path / "gates.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+def _cli(*args: str) -> int:
+    return main(list(args))
+
+
+def _scores(ctx: EvalContext, role: str, kind: str) -> np.ndarray:
+    pred = ctx.predictions(role)
+    return np.asarray(pred.labels if kind == "regression" else pred.scores, dtype=float)
+
+
+@pytest.mark.parametrize("backend", ["local", "mlflow"])
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_register_promote_baseline_and_rollback(tmp_path, fmt, backend, capsys):
+    kind, source, make, register_args = FORMATS[fmt]
+    first, second = VARIANTS[fmt]
+    models = tmp_path / "models"
+    models.mkdir()
+    path1, scores1 = make(models, "one", first)
+    path2, scores2 = make(models, "two", second)
+    X = dataset(kind)[0]
+    registry = _registry(tmp_path, backend)
+    rel = lambda p: str(p.relative_to(tmp_path))  # noqa: E731
+
+    # v1: a gate run on the first model registers it (on_pass), then production points at it
+    cfg = _project(tmp_path, kind, source(rel(path1)), "none", registry)
+    out1 = tmp_path / "out1"
+    assert _cli("run", "-c", str(cfg), "--report-dir", str(out1)) == 0, capsys.readouterr().err
+    report1 = json.loads((out1 / "report.json").read_text())
+    assert report1["registration"]["version"] == 1
+    assert _cli("promote", "fmt", "1", "--alias", "production", "-c", str(cfg)) == 0
+
+    # v2: the second model is gated against registry:production, whose scores are the first model's own
+    cfg = _project(tmp_path, kind, source(rel(path2)), "registry:production", registry)
+    policy = load_policy(cfg)
+    ctx = EvalContext(policy, resolve_baseline=baseline_resolver(policy))
+    tol = F32 if fmt.startswith("onnx") else EXACT
+    np.testing.assert_allclose(_scores(ctx, "baseline", kind), scores1(X), **tol)
+    np.testing.assert_allclose(_scores(ctx, "candidate", kind), scores2(X), **tol)
+    assert ctx.model("baseline").format == STORED[fmt] and ctx.model("baseline").version == 1
+    out2 = tmp_path / "out2"
+    assert _cli("run", "-c", str(cfg), "--no-register", "--report-dir", str(out2)) == 0, capsys.readouterr().err
+    report2 = json.loads((out2 / "report.json").read_text())
+    assert report2["model"]["baseline"]["version"] == 1
+    assert report2["model"]["baseline"]["sha256"] == report1["model"]["candidate"]["sha256"]
+    assert report2["model"]["candidate"]["format"] == STORED[fmt]
+
+    # the register command takes the passing report of those exact bytes (an archive's for several files)
+    capsys.readouterr()
+    assert _cli("register", str(path2), *register_args, "-c", str(cfg), "--report", str(out2 / "report.json"),
+                "--alias", "candidate", "--json") == 0, capsys.readouterr().err
+    got = json.loads(capsys.readouterr().out)
+    assert got["version"] == 2 and got["aliases"] == ["candidate"] and not got["forced"]
+    assert _cli("show", "fmt", "2", "--json", "-c", str(cfg)) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["format"] == STORED[fmt] and shown["model"]["format"] == STORED[fmt]
+    assert shown["model_sha256"] == report2["model"]["candidate"]["sha256"]
+    if fmt in ("onnx-external", "mlflow-folder"):
+        files = folder_files(path2) if path2.is_dir() else (("m.onnx", path2), ("weights.bin", path2.parent / "weights.bin"))
+        assert shown["model_sha256"] == archive_sha256(files)
+        assert shown["model"]["files"] == [n for n, _ in files]
+        assert _cli("show", "fmt", "2", "-c", str(cfg)) == 0
+        assert f"(archive of {len(files)} files: " in capsys.readouterr().out
+
+    # promote v2, then the baseline follows it; rollback returns production to v1 and its scores
+    assert _cli("promote", "fmt", "2", "--alias", "production", "-c", str(cfg)) == 0
+    ctx = EvalContext(policy, resolve_baseline=baseline_resolver(policy))
+    np.testing.assert_allclose(_scores(ctx, "baseline", kind), scores2(X), **tol)
+    assert _cli("rollback", "fmt", "--alias", "production", "-c", str(cfg)) == 0
+    ctx = EvalContext(policy, resolve_baseline=baseline_resolver(policy))
+    assert ctx.model("baseline").version == 1
+    np.testing.assert_allclose(_scores(ctx, "baseline", kind), scores1(X), **tol)
+    if backend == "mlflow":
+        _check_flavour(registry["uri"], fmt, tmp_path, X, scores1)
+
+
+def _check_flavour(uri: str, fmt: str, tmp_path: Path, X: Any, scores1: Callable[[Any], np.ndarray]) -> None:
+    """The version's model/ folder holds the format's own MLflow flavour, loadable by MLflow."""
+    import mlflow
+    from mlflow.artifacts import download_artifacts
+
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version("fmt", "1")
+    flavour = {"xgboost-ubj": "xgboost", "xgboost-json": "xgboost", "lightgbm": "lightgbm", "onnx": "onnx",
+               "onnx-external": "onnx", "mlflow-folder": "xgboost"}[fmt]
+    assert mv.tags["model_gates.flavor"] == flavour, mv.tags.get("model_gates.flavor_note")
+    local = Path(download_artifacts(artifact_uri=client.get_model_version_download_uri("fmt", "1"),
+                                    dst_path=str(tmp_path / "flavour"), tracking_uri=uri))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    assert flavour in mlmodel["flavors"]
+    assert not list(local.rglob("*.pkl")) and "pickle" not in json.dumps(mlmodel["flavors"])
+    if flavour == "xgboost":
+        import mlflow.xgboost
+
+        booster = mlflow.xgboost.load_model(str(local))
+        np.testing.assert_allclose(booster.predict(xgb.DMatrix(X)), scores1(X), **EXACT)
+    elif flavour == "lightgbm":
+        import mlflow.lightgbm
+
+        booster = mlflow.lightgbm.load_model(str(local))
+        np.testing.assert_allclose(booster.predict(X), scores1(X), **EXACT)
+    else:
+        import mlflow.onnx
+
+        graph = mlflow.onnx.load_model(str(local))
+        session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        out = session.run(None, {name: X.to_numpy().astype(np.float32)})
+        values = np.asarray(out[-1], dtype=float).reshape(len(X), -1)[:, -1]
+        np.testing.assert_allclose(values, scores1(X), **F32)
