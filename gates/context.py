@@ -346,7 +346,7 @@ class EvalContext:
     def _find_features(self, role: Role) -> list[str]:
         src: ModelSource = getattr(self.policy.model, role)
         loaded = self.model(role)
-        name = loaded.path.name if loaded is not None else src.uri
+        name = _shown_name(loaded) if loaded is not None else src.uri
         columns = [str(c) for c in self.frame.columns]
         if src.features:
             names, keypath, origin = list(src.features), ("model", role, "features"), "its features"
@@ -405,7 +405,7 @@ class EvalContext:
             raise
         except Exception as exc:  # noqa: BLE001 -- said with the model's name and file
             loaded = self.model(role)
-            name = loaded.path.name if loaded is not None else role
+            name = _shown_name(loaded) if loaded is not None else role
             raise PredictFailed(MSG_PREDICT_FAILED.format(role=role, name=name, problem=_first_line(exc))) from exc
 
     def predict(self, role: Role, frame: pd.DataFrame) -> Predictions:
@@ -517,3 +517,11 @@ def _tighten(values: np.ndarray) -> np.ndarray:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _shown_name(loaded: LoadedModel) -> str:
+    """Return how messages name a model: its file, or for a registry's copy (a blob named by its sha256)
+    the reference it was resolved from (``registry:production (v3)``)."""
+    if loaded.uri and loaded.uri.startswith("registry:"):
+        return loaded.uri
+    return loaded.path.name

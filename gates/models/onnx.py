@@ -6,7 +6,8 @@ and every external-data location is checked: a relative path inside the model's 
 memory and the session is built from bytes, so onnxruntime itself never opens a file.
 
 Inputs: one 2-D tensor takes the model's features as a matrix (the columns come from
-``features`` or ``data.features``); several inputs are the features, one column each, by name.
+``features`` or ``data.features``); several inputs are the features, one column each, by name
+(an input skl2onnx named ``mean_radius`` takes the column ``mean radius``).
 Outputs: ``outputs: {label, probabilities}`` names them, else they are found: a ZipMap
 (sequence of maps, skl2onnx's default) or a 2-D float tensor for probabilities, an integer or
 string tensor for labels, the first float tensor for a regressor's values. Class labels come from
@@ -14,6 +15,7 @@ the graph's ``classlabels_*`` attributes (ZipMap, the ai.onnx.ml classifiers), e
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -22,16 +24,21 @@ import numpy as np
 import pandas as pd
 
 from gates.errors import UserError
-from gates.models.base import Output, wrong_kind
+from gates.models.base import Output, match_names, wrong_kind
 from gates.models.trust import Trust
 
 MSG_NOT_A_MODEL = "'{path}' is not an ONNX model ({problem})"
 MSG_EXTERNAL = ("'{path}' keeps tensor '{tensor}' in '{location}', {why}; external data must be a "
                 "file inside the model's own folder")
 MSG_SESSION = "onnxruntime cannot run '{path}' on the CPU provider: {problem}"
+MSG_CUSTOM_OP = ("'{path}' uses operator {op} of domain '{domain}', which needs a custom-op library; model-gates "
+                 "runs ONNX graphs with onnxruntime's own operators only (domains: {known})")
+#: operator domains onnxruntime's CPU provider implements itself (no custom-op library is ever loaded)
+BUILTIN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
 MSG_NO_OUTPUT = "the graph has no output named '{name}' (outputs: {have}); fix outputs.{key}"
 MSG_FIND_OUTPUT = ("cannot tell which graph output holds the {what} (outputs: {have}); name it with "
                    "{{path: ..., outputs: {{{key}: NAME}}}}")
+_ONNX_NAME = re.compile(r"[^\w+]")
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
            "tensor(int32)": np.int32, "tensor(string)": object, "tensor(bool)": np.bool_,
            "tensor(float16)": np.float16}
@@ -47,6 +54,7 @@ def load(path: Path, *, trust: Trust, where: str, outputs: Mapping[str, str] | N
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 -- a broken protobuf: the user's file
         raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=_first_line(exc)), location=where) from None
+    _check_domains(model, path, where)
     external = check_external_data(model, path, where)
     if external:
         onnx.load_external_data_for_model(model, str(path.parent))
@@ -89,6 +97,31 @@ def check_external_data(model: Any, path: Path, where: str) -> list[str]:
             raise refuse("which is not a file there")
         found.add(posix.as_posix())
     return sorted(found)
+
+
+def _check_domains(model: Any, path: Path, where: str) -> None:
+    """Refuse a node whose operator is neither onnxruntime's own nor a function defined in the model."""
+    local = {(f.domain, f.name) for f in model.functions}
+    for node in _nodes(model):
+        if node.domain not in BUILTIN_DOMAINS and (node.domain, node.op_type) not in local:
+            raise UserError(MSG_CUSTOM_OP.format(path=path.name, op=node.op_type, domain=node.domain,
+                                                 known=", ".join(repr(d) for d in BUILTIN_DOMAINS)), location=where)
+
+
+def _nodes(model: Any) -> Iterator[Any]:
+    """Yield every node of the model: the graph's, its subgraphs' and its functions'."""
+    graphs = [model.graph]
+    pending = [n for f in model.functions for n in f.node]
+    while graphs or pending:
+        if graphs:
+            pending.extend(graphs.pop().node)
+            continue
+        node = pending.pop()
+        yield node
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                graphs.append(attr.g)
+            graphs.extend(attr.graphs)
 
 
 def _tensors(model: Any) -> Iterator[Any]:
@@ -153,7 +186,8 @@ class OnnxAdapter:
     def feature_names(self, columns: Sequence[str]) -> tuple[str, ...] | None:
         if len(self._inputs) == 1 and len(self._inputs[0].shape or ()) == 2:
             return None  # one matrix input: its columns are not named in the graph
-        return tuple(i.name for i in self._inputs)
+        # skl2onnx names an input after its column with every character but [\w+] made '_'
+        return match_names([i.name for i in self._inputs], columns, lambda c: _ONNX_NAME.sub("_", str(c)))
 
     def classes(self) -> tuple[Any, ...] | None:
         if self._labels is not None:
@@ -179,7 +213,8 @@ class OnnxAdapter:
         if len(self._inputs) == 1 and len(self._inputs[0].shape or ()) == 2:
             only = self._inputs[0]
             return {only.name: _as(X.to_numpy(), only.type)}
-        return {i.name: _as(X[i.name].to_numpy().reshape(-1, 1), i.type) for i in self._inputs}
+        # X holds the model's columns in feature_names() order: input k is column k
+        return {i.name: _as(X.iloc[:, k].to_numpy().reshape(-1, 1), i.type) for k, i in enumerate(self._inputs)}
 
     def _find(self, types: tuple[str, ...], what: str, key: str, *, regression: bool = False) -> str:
         names = [n for n, o in self._have.items() if o.type in types]

@@ -156,3 +156,62 @@ def test_binary_runs_end_to_end_against_a_skops_baseline(tmp_path):
     assert code == 0, report
     assert report["model"]["candidate"]["format"] == "onnx" and report["model"]["baseline"]["format"] == "skops"
     assert {c["gate"] for c in report["checks"]} >= {"regression", "fairness"}
+
+
+def test_a_custom_op_domain_is_refused_before_any_session(tmp_path, capsys):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Frobnicate", ["X"], ["variable"], domain="com.example.custom")], "custom",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 10])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.example.custom", 1)])
+    (tmp_path / "m.onnx").write_bytes(proto.SerializeToString())
+    code, report = run_cli(write_project(tmp_path, "regression", "m.onnx",
+                                         data={"features": list(dataset("regression")[0].columns)}))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and report is None and len(err) == 1, err
+    assert "the candidate model (m.onnx)" in err[0] and "operator Frobnicate of domain 'com.example.custom'" in err[0]
+    assert "needs a custom-op library" in err[0]
+
+
+def test_a_custom_op_is_refused_by_onnxruntime_too(tmp_path):
+    """Control: onnxruntime without a custom-op library cannot build that graph either."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Frobnicate", ["X"], ["Y"], domain="com.example.custom")], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.example.custom", 1)])
+    with pytest.raises(Exception, match="Frobnicate"):
+        ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_a_multi_input_graph_is_fed_each_column_by_input_name(tmp_path):
+    """skl2onnx from a ColumnTransformer with one named input per column: no features list is needed."""
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.compose import ColumnTransformer
+
+    X, y = dataset("binary")
+    cols = ["mean radius", "mean texture", "worst area"]
+    model = make_pipeline(ColumnTransformer([("scale", StandardScaler(), cols)]),
+                          LogisticRegression(max_iter=2000)).fit(X[cols], y)
+    graph = skl2onnx.to_onnx(model, initial_types=[(c, FloatTensorType([None, 1])) for c in cols],
+                             options={id(model): {"zipmap": False}})
+    (tmp_path / "m.onnx").write_bytes(graph.SerializeToString())
+    shuffled = X[["worst area", "mean smoothness", "mean radius", "mean texture"]].assign(target=y)
+    ctx = context(write_project(tmp_path, "binary", "m.onnx", frame=shuffled))
+    assert ctx.features_of("candidate") == cols  # the inputs skl2onnx named mean_radius ... in the data's spelling
+    pred = ctx.predictions("candidate")
+    np.testing.assert_allclose(pred.scores, model.predict_proba(X[cols])[:, 1], **F32)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert names == ["mean_radius", "mean_texture", "worst_area"]
+    own = session.run(["probabilities"], {n: X[[c]].to_numpy().astype(np.float32)
+                                          for n, c in zip(names, cols, strict=True)})[0][:, 1]
+    np.testing.assert_allclose(pred.scores, own, rtol=0, atol=1e-7)

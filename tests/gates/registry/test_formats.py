@@ -261,3 +261,28 @@ def _check_flavour(uri: str, fmt: str, tmp_path: Path, X: Any, scores1: Callable
         out = session.run(None, {name: X.to_numpy().astype(np.float32)})
         values = np.asarray(out[-1], dtype=float).reshape(len(X), -1)[:, -1]
         np.testing.assert_allclose(values, scores1(X), **F32)
+
+
+def test_a_registry_onnx_baseline_with_one_matrix_input_needs_data_features(tmp_path, capsys):
+    """The registry keeps bytes, not the writer's features: the message names the version, not its blob."""
+    models = tmp_path / "models"
+    models.mkdir()
+    path1, _ = _onnx(models, "one", 0.01)
+    path2, _ = _onnx(models, "two", 1.0)
+    registry = _registry(tmp_path, "local")
+    columns = list(dataset("binary")[0].columns)
+    cfg = _project(tmp_path, "binary", {"path": "models/one.onnx", "features": columns}, "none", registry)
+    assert _cli("run", "-c", str(cfg), "--report-dir", str(tmp_path / "out1")) == 0
+    assert _cli("promote", "fmt", "1", "--alias", "production", "-c", str(cfg)) == 0
+    cfg = _project(tmp_path, "binary", {"path": "models/two.onnx", "features": columns}, "registry:production",
+                   registry)
+    policy = yaml.safe_load(cfg.read_text())
+    del policy["data"]["features"]
+    policy["gates"] = {"regression": {"bootstrap": 100, "metrics": {"roc_auc": {"max_drop": 0.5}}}}
+    cfg.write_text(yaml.safe_dump(policy, sort_keys=False))
+    capsys.readouterr()
+    assert _cli("run", "-c", str(cfg), "--no-register", "--report-dir", str(tmp_path / "out2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "cannot tell which columns the baseline model (registry:production (v1)) takes" in err[0]
+    assert "data.features" in err[0] and path2.exists() and path1.exists()
