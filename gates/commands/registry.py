@@ -49,6 +49,7 @@ MSG_REPORT_SHADOW = "it comes from a shadow-mode run, which never registers"
 MSG_REPORT_OTHER_MODEL = "it gates model {got!r}, not {name!r}"
 MSG_REPORT_OTHER_BYTES = "it gated different bytes (sha256 {gated}, this file has {actual})"
 MSG_FILE_NOT_FOUND = "file not found"
+MSG_AMBIGUOUS_FORMAT = "a {ext} file can be more than one model format: say which with --format (e.g. --format {example})"
 MSG_FOLDER_FORMAT = "a folder is registered only as an MLflow model (with its MLmodel file), not as {format}"
 MSG_NO_VERSIONS = "no version registered yet"
 MSG_ALIAS_UNSET = "model {name!r} has no alias {alias!r}"
@@ -273,10 +274,14 @@ def _load_for_register(path: Path, given: str | None, where: RegistryLocation, *
 
     if not path.exists():
         raise UserError(MSG_FILE_NOT_FOUND, location=str(path))
+    from gates.models import AMBIGUOUS
+
     try:
         fmt = given or default_format(path)
     except ValueError as exc:
-        raise UserError(str(exc), location=str(path)) from None
+        ext = path.suffix.lower()
+        message = MSG_AMBIGUOUS_FORMAT.format(ext=ext, example=AMBIGUOUS[ext]) if ext in AMBIGUOUS else str(exc)
+        raise UserError(message, location=str(path)) from None
     if path.is_dir() and fmt != "mlflow":
         raise UserError(MSG_FOLDER_FORMAT.format(format=fmt), location=str(path))
     problem = extra_problem(fmt)

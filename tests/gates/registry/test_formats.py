@@ -286,3 +286,38 @@ def test_a_registry_onnx_baseline_with_one_matrix_input_needs_data_features(tmp_
     assert len(err) == 1, err
     assert "cannot tell which columns the baseline model (registry:production (v1)) takes" in err[0]
     assert "data.features" in err[0] and path2.exists() and path1.exists()
+
+
+def test_register_says_when_the_format_is_ambiguous_and_obeys_the_configs_trust(tmp_path, capsys):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    models = tmp_path / "models"
+    models.mkdir()
+    _lgb(models, "one", 3)
+    booster, _ = _lgb(models, "two", 5)  # not the config's candidate: its format is not said anywhere
+    X, y = dataset("binary")
+    joblib.dump(LogisticRegression(max_iter=3000).fit(X, y), models / "lr.joblib")
+    registry = _registry(tmp_path, "local")
+    cfg = _project(tmp_path, "binary", {"path": "models/one.txt", "format": "lightgbm"}, "none", registry)
+    forced = ("--force", "--reason", "test", "-c", str(cfg))
+    capsys.readouterr()
+    assert _cli("register", str(booster), *forced) == 2
+    assert capsys.readouterr().err.strip() == (f"model-gates: error: {booster}: a .txt file can be more than one "
+                                               "model format: say which with --format (e.g. --format lightgbm)")
+    assert _cli("register", str(models / "lr.joblib"), *forced) == 2
+    assert "model.trust_pickle: true" in capsys.readouterr().err
+    assert not (tmp_path / "reg").exists()
+    policy = yaml.safe_load(cfg.read_text())
+    policy["model"]["trust_pickle"] = True
+    cfg.write_text(yaml.safe_dump(policy, sort_keys=False))
+    assert _cli("register", str(models / "lr.joblib"), "--json", *forced) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
+    # the config's candidate needs no --format: its mapping says lightgbm
+    assert _cli("register", "--json", *forced) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
+    reg = open_registry(load_policy(cfg).registry)
+    try:
+        assert [v.format for v in reg.list_versions("fmt")] == ["pickle", "lightgbm"]
+    finally:
+        reg.close()
