@@ -6,7 +6,8 @@ four prediction sets scored on the same rows. Its interval must resample the fou
 family uses the same machinery as :mod:`gates.estimates`, generalised from two prediction sets to k:
 
 * ``confusion``: one multinomial draw per replicate over the joint label cells
-  (y, labels_1, ..., labels_k), only the cells seen (``bootstrap-multinomial``);
+  (y, labels_1, ..., labels_k), only the cells seen (``bootstrap-multinomial``), by the core's one
+  sampler (:meth:`gates.stats.partials.CellCounts.replicates`) within its one memory budget;
 * ``auc``: DeLong's covariance of k correlated AUCs (DeLong et al. 1988) for binary tasks, its
   influence-function form for one-vs-rest averages; the contrast's variance is ``w' S w`` (``delong``);
 * ``row_mean`` and ``ranking``: Poisson(1) row weights shared by the k sets (``bootstrap-rows``).
@@ -24,15 +25,14 @@ import numpy as np
 from scipy import sparse
 
 from gates.estimates import METHOD_DELONG, METHOD_MULTINOMIAL, METHOD_ROWS, ovr_delong, poisson_weights
-from gates.intervals import Estimate, delong_components, multinomial_counts
+from gates.intervals import Estimate, delong_components
 from gates.metrics import Metric, RankedScores, encode_labels
+from gates.stats.partials import CellCounts
 
 if TYPE_CHECKING:
     from gates.context import Predictions
 
 METHOD_PAIRED_NORMAL = "paired-normal"
-#: replicates x cells drawn per multinomial chunk (bounds memory at about 160 MB)
-CELL_BUDGET = 20_000_000
 
 
 def paired_mean(diff: np.ndarray) -> Estimate:
@@ -91,7 +91,7 @@ def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions
 def _confusion_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predictions], w: np.ndarray,
                           n_boot: int, rng: np.random.Generator, positive_label: Any,
                           classes: tuple[Any, ...] | None) -> np.ndarray:
-    """Draw the seen joint cells multinomially; each set's confusion table is a sparse sum of cells."""
+    """Draw the seen joint cells multinomially (:class:`CellCounts`); each set's confusion table is a sparse sum of cells."""
     enc = encode_labels(y, *[p.labels for p in preds], positive_label=positive_label, classes=classes)
     k, depth = enc.k, len(enc.codes)
     joint = np.zeros(len(y), dtype=np.int64)
@@ -104,13 +104,13 @@ def _confusion_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predict
                 for j in range(1, depth)]
     assert metric.counts is not None
     out = np.empty(n_boot)
-    chunk = max(1, min(n_boot, CELL_BUDGET // max(cells.size, 1)))
-    for start in range(0, n_boot, chunk):
-        draws = multinomial_counts(counts, min(chunk, n_boot - start), rng).astype(np.float64)
+    start = 0
+    for draws in CellCounts(counts).replicates(n_boot, rng):
         total = np.zeros(draws.shape[0])
         for wj, m in zip(w, to_table, strict=True):
             total += wj * metric.counts(np.asarray(draws @ m).reshape(-1, k, k), enc.positive)
         out[start:start + draws.shape[0]] = total
+        start += draws.shape[0]
     return out
 
 

@@ -10,7 +10,8 @@ Resampling methods:
 * ``multinomial``: confusion-matrix metrics are functions of joint cell counts over (group or
   slice, y, candidate label, baseline label). One multinomial draw of the cell counts per
   replicate is exactly the distribution of a row bootstrap of those counts (Efron & Tibshirani,
-  1993, ch. 6), in milliseconds for 1000 replicates.
+  1993, ch. 6), in milliseconds for 1000 replicates; the one sampler is
+  :meth:`gates.stats.partials.CellCounts.replicates`.
 * ``row bootstrap``: score-mean metrics (log loss, brier, mae, rmse) resample per-row values with
   vectorised index matrices in chunks, giving the sums each metric needs per replicate.
 * ``delong``: the paired DeLong et al. (1988) variance of a difference of ROC AUCs, using the
@@ -99,21 +100,6 @@ def difference_bounds(bounds: tuple[float, float] | None) -> tuple[float, float]
         return None
     lo, hi = bounds
     return (lo - hi, hi - lo)
-
-
-def multinomial_counts(counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Return ``n_boot`` bootstrap replicates of a table of cell counts.
-
-    ``counts`` has any shape; the result has shape ``(n_boot, *counts.shape)``. Each replicate is
-    one multinomial draw of ``counts.sum()`` rows with the observed cell frequencies, which is the
-    row bootstrap's exact distribution of the table.
-    """
-    flat = np.asarray(counts, dtype=np.float64).ravel()
-    total = round(float(flat.sum()))
-    if total == 0:
-        return np.zeros((n_boot, *np.shape(counts)), dtype=np.int64)
-    draws = rng.multinomial(total, flat / flat.sum(), size=n_boot)
-    return draws.reshape((n_boot, *np.shape(counts)))
 
 
 def row_resample_sums(

@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from gates.context import Predictions
 from gates.contrasts import contrast_estimate, paired_mean
 from gates.metrics import metric_registry
+from gates.stats.partials import CellCounts
 
 Stat = Callable[[np.ndarray, Predictions], float]
 
@@ -134,3 +135,18 @@ def test_paired_mean_is_the_mean_difference_with_its_standard_error() -> None:
     assert est.value == diff.mean()
     assert est.se == pytest.approx(diff.std(ddof=1) / math.sqrt(1000))
     assert not paired_mean(np.array([1.0])).is_defined
+
+
+def test_confusion_contrast_draws_the_seen_joint_cells_with_the_cores_one_sampler(
+        binary_sets: tuple[np.ndarray, list[Predictions]]) -> None:
+    """Replicate b is the accuracy contrast of CellCounts' b-th multinomial draw of the (y, labels...) cells."""
+    y, preds = binary_sets
+    weights = np.array([1.0, -1.0, -1.0, 1.0])
+    est = contrast_estimate(metric_registry()["accuracy"], y, preds, weights, n_boot=400,
+                            rng=np.random.default_rng(5), positive_label=1, classes=(0, 1))
+    joint = np.stack([y, *[p.labels for p in preds]], axis=1)
+    cells, counts = np.unique(joint, axis=0, return_counts=True)  # seen cells, in code order
+    draws = np.concatenate(list(CellCounts(counts).replicates(400, np.random.default_rng(5), budget=97)))
+    correct = np.stack([cells[:, 0] == cells[:, j] for j in range(1, 5)], axis=1).astype(float)
+    expected = (draws @ correct / len(y)) @ weights
+    assert np.allclose(est.replicates, expected, rtol=0, atol=1e-12)
