@@ -74,8 +74,11 @@ def classification_curves(ctx: EvalContext, y: np.ndarray, preds: Mapping[str, P
                             **{r: confusion_matrix(y, p.labels, classes) for r, p in preds.items() if p is not None}}
     per_class = _one_vs_rest(ctx, y, preds, classes)
     if per_class:
-        out["roc"] = [{"class": c, **{r: roc_curve(t, s) for r, s in by_role.items()}} for c, t, by_role in per_class]
-        out["pr"] = [{"class": c, **{r: pr_curve(t, s) for r, s in by_role.items()}} for c, t, by_role in per_class]
+        ranked = [{r: _ranked(t, s) for r, s in by_role.items()} for _, t, by_role in per_class]  # sorted once
+        out["roc"] = [{"class": c, **{r: roc_curve(t, s, ranked=ranked[i][r]) for r, s in by_role.items()}}
+                      for i, (c, t, by_role) in enumerate(per_class)]
+        out["pr"] = [{"class": c, **{r: pr_curve(t, s, ranked=ranked[i][r]) for r, s in by_role.items()}}
+                     for i, (c, t, by_role) in enumerate(per_class)]
         cal = [{"class": c, **{r: reliability(t, s) for r, s in by_role.items() if _is_probability(s)}}
                for c, t, by_role in per_class]
         cal = [entry for entry in cal if len(entry) > 1]
@@ -123,7 +126,11 @@ def _is_probability(scores: np.ndarray) -> bool:
     return finite.size > 0 and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
 
 
-def _ranked(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: (thresholds, true positives, false positives) at each distinct score, highest first
+Ranked = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _ranked(truth: np.ndarray, scores: np.ndarray) -> Ranked:
     """Return (thresholds, true positives, false positives) at each distinct score, highest first."""
     keep = np.isfinite(scores)
     s, t = scores[keep], truth[keep]
@@ -135,12 +142,14 @@ def _ranked(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return s[last], tps, fps
 
 
-def roc_curve(truth: np.ndarray, scores: np.ndarray, max_points: int = MAX_POINTS) -> dict[str, Any]:
+def roc_curve(truth: np.ndarray, scores: np.ndarray, max_points: int = MAX_POINTS,
+              ranked: Ranked | None = None) -> dict[str, Any]:
     """Return the ROC curve (thinned), its exact AUC and the class sizes.
 
     ``thresholds[0]`` is None: the point (0, 0) that no score reaches (scikit-learn's ``inf``).
+    ``ranked`` is ``_ranked(truth, scores)`` when the caller has it (the PR curve sorts the same scores).
     """
-    thr, tps, fps = _ranked(truth, scores)
+    thr, tps, fps = _ranked(truth, scores) if ranked is None else ranked
     pos, neg = int(tps[-1]), int(fps[-1])
     tpr = np.r_[0.0, tps / pos]
     fpr = np.r_[0.0, fps / neg]
@@ -151,13 +160,15 @@ def roc_curve(truth: np.ndarray, scores: np.ndarray, max_points: int = MAX_POINT
             "auc": auc, "positives": pos, "negatives": neg}
 
 
-def pr_curve(truth: np.ndarray, scores: np.ndarray, max_points: int = MAX_POINTS) -> dict[str, Any]:
+def pr_curve(truth: np.ndarray, scores: np.ndarray, max_points: int = MAX_POINTS,
+             ranked: Ranked | None = None) -> dict[str, Any]:
     """Return the precision-recall curve (thinned, highest threshold first), its average precision.
 
     Points are scikit-learn's ``precision_recall_curve`` ones in reverse order, without its final
     (recall 0, precision 1) point; ``average_precision`` equals ``average_precision_score``.
+    ``ranked`` as in :func:`roc_curve`.
     """
-    thr, tps, fps = _ranked(truth, scores)
+    thr, tps, fps = _ranked(truth, scores) if ranked is None else ranked
     pos = int(tps[-1])
     precision = tps / (tps + fps)
     recall = tps / pos
