@@ -1,7 +1,7 @@
 """Gates on a partitioned context: each gate's partial-statistics form, or a not_distributable error.
 
 A gate runs on the dask engine only through a form that measures partitions where they live and
-merges their statistics (:mod:`gates.checks.data.partitioned` for the data gate). A gate without
+merges their statistics (the modules of :data:`PARTITIONED`). A gate without
 one yields a single ``error`` check ``<gate>.not_distributable``, blocking when the gate has a
 blocking check: the verdict then fails rather than pass on checks that were never computed, and
 no row is ever collected on the client to compute them.
@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from gates.checks import MSG_GATE_NOT_DISTRIBUTABLE, REASON_NOT_DISTRIBUTABLE, not_distributable
-from gates.decisions import to_status
-from gates.results import CheckResult, Outcome
+from gates.checks import not_distributable
+from gates.results import CheckResult
 
 if TYPE_CHECKING:
     from gates.engine.context import PartitionedContext
@@ -34,12 +33,28 @@ def run_gate(ctx: PartitionedContext, name: str, spec: Mapping[str, Any]) -> lis
 
 
 def score_checks(ctx: PartitionedContext) -> list[CheckResult]:
-    """The always-on ``data.scores.not_null[COLUMN]`` checks of a per_example policy, as not_distributable."""
-    from gates.checks.data.scores import CHECK_PREFIX
+    """The always-on ``data.scores.not_null[COLUMN]`` checks of a per_example policy, from partition counts."""
+    from gates.checks.data.scores import score_result
 
     if not ctx.is_per_example:
         return []
-    return [CheckResult(id=f"{CHECK_PREFIX}[{col}]", gate="data", status=to_status(Outcome.ERROR, True),
-                        blocking=True, reason=REASON_NOT_DISTRIBUTABLE,
-                        message=MSG_GATE_NOT_DISTRIBUTABLE.format(gate="score-column"))
-            for role in ("candidate", "baseline") for _, col in getattr(ctx.policy.model, role).named_scores]
+    named = [(role, name, col) for role in ("candidate", "baseline")
+             for name, col in getattr(ctx.policy.model, role).named_scores]
+    columns = list(dict.fromkeys(col for _, _, col in named))
+    found = ctx.engine.map(score_partition, ctx.eval_partitions, columns=columns)
+    out = []
+    for role, name, col in named:
+        k = sum(f[col][0] for f in found)
+        n = sum(f[col][1] for f in found)
+        examples = [e for f in found for e in f[col][2]]
+        out.append(score_result(role, name, col, k, n, examples))
+    return out
+
+
+def score_partition(part: Any, columns: list[str]) -> dict[str, tuple[int, int, list[dict[str, Any]]]]:
+    """Return, per score column, a partition's rows without a score, its rows and first examples (runs on a worker)."""
+    from gates.checks.data._common import DEFAULT_MAX_FAILURE_CASES
+    from gates.checks.data.scores import missing_scores
+
+    frame = part.read(columns)
+    return {col: missing_scores(frame[col], DEFAULT_MAX_FAILURE_CASES) for col in columns}

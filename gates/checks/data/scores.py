@@ -6,9 +6,10 @@ over the rows that happen to have a score would silently change what is being co
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from gates.checks.data._common import (
     DEFAULT_MAX_FAILURE_CASES,
@@ -40,16 +41,26 @@ def run_score_checks(ctx: EvalContext) -> list[CheckResult]:
 
 
 def _not_null(ctx: EvalContext, role: str, name: str, col: str) -> CheckResult:
-    series = ctx.frame[col]
+    k, n, found = missing_scores(ctx.frame[col], DEFAULT_MAX_FAILURE_CASES)
+    return score_result(role, name, col, k, n, found)
+
+
+def missing_scores(series: pd.Series, limit: int) -> tuple[int, int, list[dict[str, Any]]]:
+    """Return how many of ``series``' rows have no score (null or not finite), its rows, and the first
+    ``limit`` of them as examples; counts of disjoint rows add."""
     values = series.to_numpy(dtype=np.float64, na_value=np.nan) if _numeric(series) else None
     bad = series.isna().to_numpy() if values is None else ~np.isfinite(values)
-    k, n = int(np.count_nonzero(bad)), len(series)
+    return int(np.count_nonzero(bad)), len(series), mask_examples(series, bad, limit)
+
+
+def score_result(role: str, name: str, col: str, k: int, n: int, found: list[dict[str, Any]]) -> CheckResult:
+    """Return ``data.scores.not_null[COLUMN]``: ``k`` of ``n`` rows without a score, ``found`` the examples."""
     words = {"k": k, "n": n, "col": col, "name": name, "role": role}
     return make_result(f"{CHECK_PREFIX}[{col}]", outcome=count_outcome(k), blocking=True,
                        message=(MSG_MISSING if k else MSG_OK).format(**words), reason=REASON_BAD_ROWS,
                        observed=k, threshold={"max": 0},
                        details={"rows": n, "null_rows": k, "score": name, "role": role,
-                                "examples": mask_examples(series, bad, DEFAULT_MAX_FAILURE_CASES)})
+                                "examples": found[:DEFAULT_MAX_FAILURE_CASES]})
 
 
 def _numeric(series: object) -> bool:

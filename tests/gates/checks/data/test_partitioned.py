@@ -211,3 +211,25 @@ def test_overlap_from_the_reference_row_hashes(tmp_path: Path) -> None:
     assert check["observed"] == pytest.approx(5 / len(ev), rel=1e-12)
     assert check["details"]["examples"] == embedded["data.overlap.max"]["details"]["examples"]
     assert len(check["details"]["examples"]) == 3
+
+
+def test_per_example_score_columns_are_counted_on_partitions(tmp_path: Path) -> None:
+    from gates.checks.data.scores import run_score_checks
+    from gates.engine.runner import score_checks
+    from tests.gates.test_per_example import evals, write
+
+    df = evals()
+    df["cand_correct"] = df["cand_correct"].astype(float)
+    df.loc[[3, 700, 701, 1100], "cand_correct"] = [np.nan, np.inf, np.nan, -np.inf]
+    df.loc[[9], "prod_ms"] = np.nan
+    path = write(tmp_path, df, {"regression": {"metrics": {"correct": {"min": 0.1}}}})
+    write_folder(tmp_path / "evals", df, 3, 100)
+    path.write_text(path.read_text().replace("eval: evals.csv", "eval: evals"))
+    policy = load_policy(path)
+    embedded = by_id(run_score_checks(EvalContext(policy)))
+    got = by_id(score_checks(PartitionedContext(policy, engine=LocalEngine(), partition_rows=150)))
+    assert got == embedded
+    assert got["data.scores.not_null[cand_correct]"]["observed"] == 4
+    assert [e["index"] for e in got["data.scores.not_null[cand_correct]"]["details"]["examples"]] == [3, 700, 701, 1100]
+    assert got["data.scores.not_null[prod_ms]"]["status"] == "fail"
+    assert got["data.scores.not_null[cand_ms]"]["status"] == "pass"
