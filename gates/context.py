@@ -180,10 +180,7 @@ class EvalContext:
         """Which eval rows have a target: the only rows any gate scores (computed once)."""
         if self.policy.data.target is None:
             return ScoredRows(mask=np.ones(len(self.eval_frame), dtype=bool))
-        target = self.eval_frame[self.policy.data.target]
-        missing = target.isna().to_numpy()
-        if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-            missing = missing | ~np.isfinite(target.to_numpy(dtype=float, na_value=np.nan))
+        missing = target_missing(self.eval_frame[self.policy.data.target])
         mask = ~missing
         if not mask.any():
             raise UserError(MSG_NO_TARGET.format(col=self.policy.data.target, n=len(mask)),
@@ -222,11 +219,7 @@ class EvalContext:
         """The target column; per_example has none, and its metrics read only scores (zeros stand in)."""
         if self.policy.data.target is None:
             return np.zeros(self.n_rows)
-        y = self.frame[self.policy.data.target].to_numpy()
-        if self.policy.model.task in ("binary_classification", "multiclass_classification") and y.dtype.kind == "f" \
-                and np.all(y == np.round(y)):
-            return y.astype(np.int64)  # a 0/1 column with gaps reads as floats
-        return y
+        return as_labels(self.frame[self.policy.data.target].to_numpy(), self.policy.model.task)
 
     @property
     def n_rows(self) -> int:
@@ -495,6 +488,22 @@ class EvalContext:
     def rng(self, *names: str) -> np.random.Generator:
         """Return a generator seeded by the policy's seed and a stable hash of ``names``."""
         return make_rng(self.policy.seed, *names)
+
+
+def target_missing(target: pd.Series) -> np.ndarray:
+    """Return True for each row without a target: null, or a number that is not finite (never scored)."""
+    missing = target.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+        missing = missing | ~np.isfinite(target.to_numpy(dtype=float, na_value=np.nan))
+    return missing
+
+
+def as_labels(y: np.ndarray, task: str) -> np.ndarray:
+    """Return a classification target's whole floats as integers (a 0/1 column with gaps reads as floats)."""
+    if task in ("binary_classification", "multiclass_classification") and y.dtype.kind == "f" \
+            and np.all(y == np.round(y)):
+        return y.astype(np.int64)
+    return y
 
 
 def make_rng(seed: int, *names: str) -> np.random.Generator:

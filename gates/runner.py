@@ -89,7 +89,7 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
     """Run every gate of ``policy`` and return the verdict.
 
     A per_example policy's score columns are checked for missing values first (``data.scores.*``),
-    every other policy's target (``data.target.*``, embedded engine); rows without a target are
+    every other policy's target (``data.target.*``, on either engine); rows without a target are
     never scored. User mistakes found while running (a missing column, an unreadable model, target
     labels of another type than the model's) raise
     :class:`~gates.errors.UserError`; a gate that fails for any other reason yields one blocking
@@ -147,9 +147,11 @@ def _check_data(ctx: EvalContext) -> None:
 
 
 def _target_checks(ctx: EvalContext) -> list[CheckResult]:
-    """Return the target's checks; a per_example policy has no target, a partitioned run no rows here."""
-    if ctx.policy.data.target is None or _is_partitioned(ctx):
+    """Return the target's checks; a per_example policy has none, a partitioned run merges its facts from partitions."""
+    if ctx.policy.data.target is None:
         return []
+    if _is_partitioned(ctx):
+        return run_target_checks(ctx, ctx.target_facts)  # type: ignore[attr-defined]
     return run_target_checks(ctx)
 
 

@@ -63,9 +63,9 @@ class CellPartial:
 def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | None = None,
                     baseline_bytes: bytes | None = None) -> CellPartial:
     """Predict one partition and return its joint counts per slicing (runs on a worker)."""
-    from gates.engine.worker import predict_partition
+    from gates.engine.worker import predict_partition, read_scored
 
-    frame = part.read()
+    frame = read_scored(part, plan.predict.policy)  # rows without a target are never scored
     y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
     scored = None
     if plan.scores is not None:

@@ -8,15 +8,19 @@ error, so no code path can quietly collect the rows on the client.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from gates.context import MSG_EMPTY_EVAL, BaselineResolver, EvalContext
+from gates.context import MAX_MISSING_KEPT, MSG_EMPTY_EVAL, MSG_NO_TARGET, BaselineResolver, EvalContext, as_labels
 from gates.datasets import Partition, data_sha256, empty_frame, partitions
 from gates.engine import Engine
 from gates.errors import UserError
 from gates.policy import Policy
+
+if TYPE_CHECKING:
+    from gates.checks.data.target import TargetFacts
 
 MSG_NO_FRAME = ("the dask engine never collects the eval data on the client; "
                 "use engine kind local to work with the whole frame")
@@ -88,11 +92,47 @@ class PartitionedContext(EvalContext):
 
     @cached_property
     def classes(self) -> tuple[Any, ...]:
-        """The sorted labels seen in the target, from one pass over the partitions' target column."""
+        """The sorted labels of the rows that have a target (the embedded run's ``classes``)."""
+        facts = self.target_facts
+        if facts.counts is not None:
+            return tuple(sorted(facts.counts.index.tolist()))
         from gates.engine.worker import target_values
 
         found = self.engine.map(target_values, self.eval_partitions, column=self.policy.data.target)
-        return tuple(sorted(pd.unique(pd.Series([v for part in found for v in part], dtype=object)).tolist()))
+        values = np.asarray(pd.unique(pd.Series([v for part in found for v in part], dtype=object)).tolist())
+        return tuple(sorted(as_labels(values, self.policy.model.task).tolist()))
+
+    @cached_property
+    def target_facts(self) -> TargetFacts:
+        """The target's checks' facts, merged from one pass over the partitions' target (and prediction) columns.
+
+        Counts add, the first rows without a target are taken in partition order, and labels are
+        read as the embedded run reads them (whole floats of a classification target as integers).
+        """
+        from gates.checks.data.target import TargetFacts, prediction_columns
+        from gates.engine.worker import target_partial
+
+        col, task = self.policy.data.target, self.policy.model.task
+        preds = prediction_columns(self)
+        parts = self.engine.map(target_partial, self.eval_partitions, column=col, predictions=preds,
+                                count_labels=task != "regression", keep=MAX_MISSING_KEPT)
+        n_rows, n_missing = sum(p.rows for p in parts), sum(p.n_missing for p in parts)
+        if n_missing == n_rows:
+            raise UserError(MSG_NO_TARGET.format(col=col, n=n_rows), location=self.policy.where("data", "target"))
+        counts: dict[Any, int] = {}
+        predicted: dict[str, dict[Any, None]] = {c: {} for c in preds}
+        for p in parts:
+            for label, n in p.counts:
+                counts[label] = counts.get(label, 0) + n
+            for c, values in p.predicted.items():
+                predicted[c].update(dict.fromkeys(values))
+        labels = None
+        if task != "regression":
+            index = as_labels(pd.Index(list(counts)).to_numpy(), task)
+            labels = pd.Series(list(counts.values()), index=pd.Index(index), dtype=np.int64)
+        missing = tuple(i for p in parts for i in p.missing_index)[:MAX_MISSING_KEPT]
+        return TargetFacts(n_rows, n_missing, missing, self.schema[col].dtype, labels,
+                           {c: tuple(v) for c, v in predicted.items()})
 
     @property
     def n_rows(self) -> int:

@@ -7,19 +7,20 @@ thresholds are exactly those of an embedded run on the same rows.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from gates.context import EvalContext, Predictions, ResolvedModel
+from gates.context import EvalContext, Predictions, ResolvedModel, as_labels, target_missing
 from gates.engine.shipping import ShippedModel, load_shipped, ship
 from gates.models import Trust
 from gates.policy import Policy
 
 if TYPE_CHECKING:
+    from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
 
 ROLES = ("candidate", "baseline")
@@ -72,9 +73,48 @@ def predict_partition(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: b
         ctx.__dict__[f"{role}_model"] = None if shipped is None or data is None else load_shipped(shipped, data)
     candidate = ctx.predictions("candidate")
     assert candidate is not None
-    return frame[plan.policy.data.target].to_numpy(), candidate, ctx.predictions("baseline")
+    y = as_labels(frame[plan.policy.data.target].to_numpy(), plan.policy.model.task)
+    return y, candidate, ctx.predictions("baseline")
 
 
-def target_values(part: Any, column: str) -> list[Any]:
-    """Return the distinct values of a partition's target, in first-seen order (runs on a worker)."""
-    return pd.unique(part.read([column])[column].to_numpy()).tolist()
+def read_scored(part: Partition, policy: Policy) -> pd.DataFrame:
+    """Return a partition's rows that have a target, as the embedded run scores them (runs on a worker)."""
+    frame = part.read()
+    if policy.data.target is None:
+        return frame
+    missing = target_missing(frame[policy.data.target])
+    return frame[~missing] if missing.any() else frame
+
+
+def target_values(part: Partition, column: str) -> list[Any]:
+    """Return the distinct values of a partition's target, rows without one left out (runs on a worker)."""
+    values = part.read([column])[column]
+    return pd.unique(values[~target_missing(values)].to_numpy()).tolist()
+
+
+@dataclass(frozen=True)
+class TargetPartial:
+    """One partition's target: its rows, those without a target (count, first indices), the others' labels.
+
+    ``counts`` pairs each label of the scored rows with its count (empty when labels are not
+    asked for); ``predicted`` holds each prediction column's distinct values on those rows.
+    """
+
+    rows: int
+    n_missing: int
+    missing_index: tuple[Any, ...]
+    counts: tuple[tuple[Any, int], ...]
+    predicted: Mapping[str, tuple[Any, ...]]
+
+
+def target_partial(part: Partition, column: str, predictions: Sequence[str], count_labels: bool,
+                   keep: int) -> TargetPartial:
+    """Measure one partition for the target's checks (runs on a worker)."""
+    frame = part.read(list(dict.fromkeys([column, *predictions])))
+    missing = target_missing(frame[column])
+    scored = frame[~missing]
+    counts = scored[column].value_counts(sort=False) if count_labels else pd.Series(dtype=object)
+    return TargetPartial(rows=len(frame), n_missing=int(missing.sum()),
+                         missing_index=tuple(frame.index[missing][:keep].tolist()),
+                         counts=tuple((label, int(n)) for label, n in counts.items()),
+                         predicted={c: tuple(pd.unique(scored[c].dropna()).tolist()) for c in predictions})

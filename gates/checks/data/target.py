@@ -13,7 +13,7 @@ anything is scored: a target holding strings where a model knows numbers (or the
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,26 @@ MSG_REGRESSION_TARGET = "data.target: task regression needs a numeric target, bu
 
 
 @dataclass(frozen=True)
+class TargetFacts:
+    """What the target's checks read, from the whole frame or merged from partitions.
+
+    ``counts`` holds each label of the scored rows with its count (None for regression), and
+    ``predicted`` each prediction column's distinct values on the scored rows.
+    """
+
+    n_rows: int
+    n_unscored: int
+    missing_index: tuple[Any, ...]
+    dtype: Any
+    counts: pd.Series | None
+    predicted: Mapping[str, tuple[Any, ...]]
+
+    @property
+    def n_scored(self) -> int:
+        return self.n_rows - self.n_unscored
+
+
+@dataclass(frozen=True)
 class LabelSource:
     """The labels one model knows: an estimator's ``classes_`` or a predictions column's values."""
 
@@ -67,23 +87,40 @@ class LabelSource:
     is_classes: bool  # False: values seen in a predictions column (not the model's full class list)
 
 
-def run_target_checks(ctx: EvalContext) -> list[CheckResult]:
+def run_target_checks(ctx: EvalContext, facts: TargetFacts | None = None) -> list[CheckResult]:
     """Return ``data.target.not_null`` and, for classification, ``data.target.labels``.
 
-    Raises :class:`~gates.errors.UserError` for a type mismatch or an impossible ``positive_label``.
+    ``facts`` are those of :func:`embedded_facts` unless given (a partitioned run merges them from
+    its partitions). Raises :class:`~gates.errors.UserError` for a type mismatch or an impossible
+    ``positive_label``.
     """
-    out = [not_null(ctx)]
+    facts = facts if facts is not None else embedded_facts(ctx)
+    out = [not_null(ctx, facts)]
     task = ctx.policy.model.task
     if task == "regression":
-        _require_numeric(ctx)
+        _require_numeric(ctx, facts.dtype)
     else:
-        out.append(labels(ctx, task == "binary_classification"))
+        out.append(labels(ctx, facts, task == "binary_classification"))
     return out
 
 
-def not_null(ctx: EvalContext) -> CheckResult:
-    """Return the check that every eval row has a target; its ``observed`` is the count that has none."""
+def prediction_columns(ctx: EvalContext) -> list[str]:
+    """Return the prediction columns of the models given as columns (their values stand for classes)."""
+    return [src.predictions for src in (ctx.policy.model.candidate, ctx.policy.model.baseline)
+            if src.kind == "columns" and src.predictions]
+
+
+def embedded_facts(ctx: EvalContext) -> TargetFacts:
+    """Return the target's facts from the whole eval frame."""
     rows, col = ctx.scored, ctx.policy.data.target
+    counts = None if ctx.policy.model.task == "regression" else pd.Series(ctx.y_true).value_counts(sort=False)
+    predicted = {c: tuple(pd.unique(ctx.frame[c].dropna())) for c in prediction_columns(ctx)}
+    return TargetFacts(rows.n_rows, rows.n_unscored, rows.missing_index, ctx.eval_frame[col].dtype, counts, predicted)
+
+
+def not_null(ctx: EvalContext, rows: TargetFacts) -> CheckResult:
+    """Return the check that every eval row has a target; its ``observed`` is the count that has none."""
+    col = ctx.policy.data.target
     examples = [{"index": json_value(i)} for i in rows.missing_index[:DEFAULT_MAX_FAILURE_CASES]]
     message = (MSG_NOT_NULL_OK.format(n=rows.n_rows, col=col) if rows.n_unscored == 0 else
                MSG_NOT_NULL.format(k=rows.n_unscored, n=rows.n_rows, col=col, m=rows.n_scored))
@@ -92,10 +129,11 @@ def not_null(ctx: EvalContext) -> CheckResult:
                        details={"rows": rows.n_rows, "scored_rows": rows.n_scored, "examples": examples})
 
 
-def labels(ctx: EvalContext, is_binary: bool) -> CheckResult:
+def labels(ctx: EvalContext, facts: TargetFacts, is_binary: bool) -> CheckResult:
     """Return the check that the target's labels are the models' classes (binary: at most two)."""
-    counts = _label_counts(ctx)
-    sources = _sources(ctx)
+    assert facts.counts is not None
+    counts = _label_counts(ctx, facts.counts)
+    sources = _sources(ctx, facts.predicted)
     _check_types(ctx, counts, sources)
     if is_binary:
         _check_positive(ctx, counts, sources)
@@ -117,7 +155,7 @@ def labels(ctx: EvalContext, is_binary: bool) -> CheckResult:
         problems.append(MSG_TOO_MANY.format(n=len(counts), labels=_show(counts)))
         if not unknown:
             bad |= _beyond_two(counts, ctx.policy.model.positive_label)
-    details: dict[str, Any] = {"rows": ctx.n_rows, "labels": _table(counts),
+    details: dict[str, Any] = {"rows": facts.n_scored, "labels": _table(counts),
                                "classes": {s.role: [json_value(v) for v in s.labels] for s in sources if s.is_classes}}
     if unknown:
         details["unknown"] = unknown
@@ -130,9 +168,8 @@ def labels(ctx: EvalContext, is_binary: bool) -> CheckResult:
 # ---------------------------------------------------------------- what is known
 
 
-def _label_counts(ctx: EvalContext) -> pd.Series:
+def _label_counts(ctx: EvalContext, counts: pd.Series) -> pd.Series:
     """Return each label of the scored rows' target with its count, labels sorted; mixed types are a config error."""
-    counts = pd.Series(ctx.y_true).value_counts(sort=False)
     kinds = sorted({_kind(v) for v in counts.index})
     if len(kinds) > 1:
         raise UserError(MSG_MIXED.format(col=ctx.policy.data.target, kinds=" and ".join(kinds),
@@ -140,14 +177,14 @@ def _label_counts(ctx: EvalContext) -> pd.Series:
     return counts.sort_index()
 
 
-def _sources(ctx: EvalContext) -> list[LabelSource]:
+def _sources(ctx: EvalContext, predicted: Mapping[str, tuple[Any, ...]]) -> list[LabelSource]:
     """Return what each present model says about its labels: classes_, else its predictions column's values."""
     out = []
     for role in ("candidate", "baseline"):
         src = getattr(ctx.policy.model, role)
         if src.kind == "columns":
             if src.predictions:
-                values = pd.unique(ctx.frame[src.predictions].dropna())
+                values = predicted[src.predictions]
                 out.append(LabelSource(role, f"{role}'s predictions column '{src.predictions}'",
                                        tuple(_plain(v) for v in values), False))
             continue
@@ -205,10 +242,9 @@ def _check_positive(ctx: EvalContext, counts: pd.Series, sources: Sequence[Label
                             location=where)
 
 
-def _require_numeric(ctx: EvalContext) -> None:
-    target = ctx.frame[ctx.policy.data.target]
-    if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
-        raise UserError(MSG_REGRESSION_TARGET.format(col=ctx.policy.data.target, dtype=target.dtype),
+def _require_numeric(ctx: EvalContext, dtype: Any) -> None:
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        raise UserError(MSG_REGRESSION_TARGET.format(col=ctx.policy.data.target, dtype=dtype),
                         location=ctx.policy.where("data", "target"))
 
 

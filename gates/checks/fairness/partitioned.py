@@ -96,9 +96,9 @@ class FairPartial:
 def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | None = None,
                       baseline_bytes: bytes | None = None) -> FairPartial:
     """Predict one partition and return its fairness partials (runs on a worker)."""
-    from gates.engine.worker import predict_partition
+    from gates.engine.worker import predict_partition, read_scored
 
-    frame = part.read()
+    frame = read_scored(part, plan.predict.policy)  # rows without a target are never scored
     y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
     policy = plan.predict.policy
     task = policy.model.task
