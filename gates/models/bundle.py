@@ -3,7 +3,8 @@
 An ONNX graph with external data or an MLflow model folder is registered, hashed and reported as
 an uncompressed tar whose members are sorted by name, with zero times, owners and modes
 ``0644``; nothing of the machine that wrote it leaks into the bytes. Extraction refuses links,
-devices and names that leave the destination folder.
+devices, sparse members (which could unpack to far more bytes than the archive holds) and names
+that leave the destination folder.
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     with tarfile.open(archive, mode="r:") as tar:
         for member in tar.getmembers():
             parts = PurePosixPath(member.name).parts
-            if not member.isfile() or member.name.startswith("/") or ".." in parts or not parts:
+            plain = member.type in (tarfile.REGTYPE, tarfile.AREGTYPE)  # not sparse: no size beyond its bytes
+            if not plain or member.name.startswith("/") or ".." in parts or not parts:
                 raise ValueError(MSG_UNSAFE_MEMBER.format(name=member.name))
         tar.extractall(dest, filter="data")
     return dest

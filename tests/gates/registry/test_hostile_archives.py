@@ -36,10 +36,11 @@ def _project(tmp_path: Path, candidate: str, baseline: str, **model: object) -> 
 
 def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    sparse = any(info.type == tarfile.GNUTYPE_SPARSE for info, _ in members)
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT if sparse else tarfile.PAX_FORMAT) as tar:
         for info, data in members:
-            info.size = len(data) if info.isfile() else 0
-            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+            info.size = len(data) if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0
+            tar.addfile(info, io.BytesIO(data) if info.size else None)
     return buf.getvalue()
 
 
@@ -78,6 +79,7 @@ ESCAPES = {
     "symlink": [_link("model.onnx", "/etc/passwd", tarfile.SYMTYPE)],
     "hardlink": [_link("model.onnx", "/etc/passwd", tarfile.LNKTYPE)],
     "device": [_link("model.onnx", "", tarfile.CHRTYPE)],
+    "sparse": [_link("model.onnx", "", tarfile.GNUTYPE_SPARSE)],
 }
 
 
