@@ -368,8 +368,9 @@ def _versions_if_any(reg: RegistryBackend, name: str, *, audited: bool) -> list[
 def version_table(versions: Sequence[ModelVersion]) -> str:
     """Return the versions as a table, newest first."""
     rows = [[str(v.version), ",".join(v.aliases) or "-", v.verdict + (" (forced)" if v.lineage.get("forced") else ""),
-             v.created_at, v.created_by, v.model_sha256[:12], v.ci_url or "-"] for v in reversed(versions)]
-    return table(["version", "aliases", "verdict", "registered", "by", "sha256", "ci"], rows)
+             v.created_at, v.created_by, v.format or "-", v.model_sha256[:12], v.ci_url or "-"]
+            for v in reversed(versions)]
+    return table(["version", "aliases", "verdict", "registered", "by", "format", "sha256", "ci"], rows)
 
 
 def event_row(e: AuditEvent) -> list[str]:

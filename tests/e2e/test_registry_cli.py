@@ -156,8 +156,8 @@ def test_history_and_show_for_people(project, capsys):
     code, out, _ = cli(capsys, "history", "churn")
     assert code == 0
     lines = out.splitlines()
-    assert lines[2].split() == ["version", "aliases", "verdict", "registered", "by", "sha256", "ci"]
-    assert lines[3].split()[:3] == ["1", "staging", "pass"]
+    assert lines[2].split() == ["version", "aliases", "verdict", "registered", "by", "format", "sha256", "ci"]
+    assert lines[3].split()[:3] == ["1", "staging", "pass"] and lines[3].split()[5] == "skops"
     assert "recent events" in out and "register v1" in out
     code, out, _ = cli(capsys, "show", "churn", "1")
     assert code == 0 and out.startswith("churn v1  (aliases: staging)")
