@@ -131,10 +131,12 @@ def not_distributable(name: str, spec: Spec, message: str | None = None) -> Chec
     It blocks when the gate's section has a blocking check, so the verdict fails rather than pass
     on checks that were never computed.
     """
+    from gates.identity import CheckId
     from gates.results import CheckResult, Outcome
     from gates.stats.family import to_status
 
     blocking = gate_registry()[name].declares_blocking(spec)
-    return CheckResult(id=f"{name}.not_distributable", gate=name, status=to_status(Outcome.ERROR, blocking),
+    cid = CheckId(name, "not_distributable")
+    return CheckResult(id=str(cid), check_id=cid, gate=name, status=to_status(Outcome.ERROR, blocking),
                        blocking=blocking, message=message or MSG_GATE_NOT_DISTRIBUTABLE.format(gate=name),
                        reason=REASON_NOT_DISTRIBUTABLE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gates.decisions import to_status
+from gates.identity import CheckId, one_line
 from gates.results import CheckResult, Outcome
 
 GATE_NAME = "data"
@@ -37,6 +39,7 @@ REASON_TOO_FEW_ROWS = "too_few_rows"
 REASON_TYPE_MISMATCH = "type_mismatch"
 REASON_UNDEFINED = "undefined"
 REASON_UNKNOWN_LABEL = "unknown_label"
+_UNSAFE_KIND = re.compile(r"[.\[\]\r\n]")
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,16 @@ class Target:
     """One DataFrame under check (the eval data or the reference) and how its check ids read.
 
     Checks on the eval data keep the ids of DESIGN section 6 (``data.min[age]``); the same rule on
-    the reference data gets ``reference.`` after the gate (``data.reference.min[age]``).
+    the reference data gets ``reference.`` before its name (``data.reference.min[age]``: name
+    ``reference.min``, scope ``age``).
     """
 
     name: str
     frame: pd.DataFrame
 
-    def check_id(self, rest: str) -> str:
-        return f"{GATE_NAME}.{rest}" if self.name == "eval" else f"{GATE_NAME}.{self.name}.{rest}"
+    def check_id(self, name: str, kind: str = "", scope: str = "") -> CheckId:
+        """Return the typed id of check ``name`` (``kind``, ``scope``) on this frame."""
+        return data_id(name if self.name == "eval" else f"{self.name}.{name}", kind, scope)
 
     @property
     def label(self) -> str:
@@ -67,6 +72,16 @@ class Settings:
     max_failure_cases: int = DEFAULT_MAX_FAILURE_CASES
 
 
+def data_id(name: str, kind: str = "", scope: str = "") -> CheckId:
+    """Return a data check's typed id.
+
+    ``kind`` may be a name from a pandera schema or a GX suite: ``.``, ``[``, ``]`` and line breaks
+    in it become ``_``. ``scope`` (columns, from the data) keeps every character, line breaks
+    written as ``\\n`` (:func:`gates.identity.one_line`).
+    """
+    return CheckId(GATE_NAME, name, _UNSAFE_KIND.sub("_", kind), one_line(str(scope)))
+
+
 def is_blocking(*severities: str | None) -> bool:
     """Return True unless the first severity that is set (most specific first) is ``warn``."""
     for severity in severities:
@@ -75,12 +90,12 @@ def is_blocking(*severities: str | None) -> bool:
     return True
 
 
-def make_result(check_id: str, *, outcome: Outcome, blocking: bool, message: str, reason: str = "",
+def make_result(check_id: CheckId, *, outcome: Outcome, blocking: bool, message: str, reason: str = "",
                 observed: float | None = None, threshold: Mapping[str, Any] | None = None,
                 details: Mapping[str, Any] | None = None, ci_method: str | None = None) -> CheckResult:
     """Return the CheckResult of one data check; severity turns a failure into ``fail`` or ``warn``."""
     return CheckResult(
-        id=check_id, gate=GATE_NAME, status=to_status(outcome, blocking), blocking=blocking,
+        id=str(check_id), check_id=check_id, gate=GATE_NAME, status=to_status(outcome, blocking), blocking=blocking,
         message=message, reason=reason if outcome is not Outcome.PASS else "",
         observed=_number(observed), threshold=dict(threshold or {}), details=dict(details or {}),
         ci_method=ci_method,

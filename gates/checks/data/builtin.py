@@ -34,6 +34,7 @@ from gates.checks.data._common import (
     mask_examples,
     value_counts,
 )
+from gates.identity import CheckId
 from gates.results import CheckResult, Outcome
 
 MSG_ROWS_MIN = "{label} has {n} rows; at least {limit} are required"
@@ -91,7 +92,7 @@ def _row_count(target: Target, spec: Mapping[str, Any], severities: tuple[str | 
         limit = int(spec[kind])
         ok = n >= limit if kind == "min" else n <= limit
         out.append(make_result(
-            target.check_id(f"row_count.{kind}"), outcome=Outcome.PASS if ok else Outcome.FAIL,
+            target.check_id("row_count", kind), outcome=Outcome.PASS if ok else Outcome.FAIL,
             blocking=blocking, observed=n, threshold={kind: limit}, reason=REASON_THRESHOLD,
             message=(MSG_ROWS_OK if ok else msg).format(label=target.label, n=n, limit=limit)))
     return out
@@ -101,7 +102,7 @@ def _required(target: Target, col: str, blocking: bool) -> CheckResult:
     """A missing column makes every row bad, so its count is the number of rows."""
     present = col in target.frame.columns
     return make_result(
-        target.check_id(f"required[{col}]"), outcome=Outcome.PASS if present else Outcome.FAIL,
+        target.check_id("required", scope=col), outcome=Outcome.PASS if present else Outcome.FAIL,
         blocking=blocking, observed=0 if present else len(target.frame), threshold={"required": True},
         reason=REASON_MISSING_COLUMN,
         message=(MSG_PRESENT if present else MSG_MISSING).format(col=col, label=target.label))
@@ -113,7 +114,7 @@ def _column(target: Target, col: str, rules: Mapping[str, Any], blocking: bool,
     notna = target.frame[col].notna().to_numpy() if col in target.frame.columns else None
     out = []
     for rule in _rules(rules):
-        check_id = target.check_id(f"{rule.name}[{col}]")
+        check_id = target.check_id(rule.name, scope=col)
         out.append(_evaluate(target, col, notna, rule, check_id, blocking, settings))
     if rules.get("max_null_fraction") is not None:
         out.append(_nulls(target, col, notna, float(rules["max_null_fraction"]), blocking, settings))
@@ -149,7 +150,7 @@ def _rules(rules: Mapping[str, Any]) -> list[_Rule]:
     return out
 
 
-def _evaluate(target: Target, col: str, notna: np.ndarray | None, rule: _Rule, check_id: str, blocking: bool,
+def _evaluate(target: Target, col: str, notna: np.ndarray | None, rule: _Rule, check_id: CheckId, blocking: bool,
               settings: Settings) -> CheckResult:
     """Apply one rule to one column, turning unusable data into a skipped or error check."""
     frame = target.frame
@@ -196,7 +197,7 @@ def _nulls(target: Target, col: str, notna: np.ndarray | None, limit: float, blo
     """``max_null_fraction: 0`` is ``data.not_null[col]`` (observed: null rows); otherwise
     ``data.null_fraction.max[col]`` (observed: the fraction, with the count in details)."""
     strict = limit == 0
-    check_id = target.check_id(f"not_null[{col}]" if strict else f"null_fraction.max[{col}]")
+    check_id = target.check_id("not_null", scope=col) if strict else target.check_id("null_fraction", "max", col)
     threshold = {"max_null_fraction": limit}
     if notna is None:
         return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,

@@ -42,10 +42,12 @@ from gates.checks.data._common import (
     REASON_TYPE_MISMATCH,
     REASON_UNDEFINED,
     Settings,
+    data_id,
     first_line,
     is_blocking,
     make_result,
 )
+from gates.identity import CheckId
 from gates.results import CheckResult, Outcome
 
 METHODS = ("psi", "js", "wasserstein", "ks", "chi2")
@@ -154,9 +156,9 @@ def run_drift(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[s
     return out
 
 
-def _ids(col: str, rule: DriftRule) -> list[tuple[str, str, float]]:
+def _ids(col: str, rule: DriftRule) -> list[tuple[CheckId, str, float]]:
     kinds = [("max", rule.max), ("min_p_value", rule.min_p_value)]
-    return [(f"data.drift.{k}[{col}]", k, float(v)) for k, v in kinds if v is not None]
+    return [(data_id("drift", k, col), k, float(v)) for k, v in kinds if v is not None]
 
 
 def _column(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[str, Any], col: str,
@@ -202,7 +204,7 @@ def _kind_problem(col: str, ref: pd.Series, ev: pd.Series, method: str) -> str |
     return None
 
 
-def _decide(check_id: str, kind: str, limit: float, col: str, rule: DriftRule, stat: Statistic,
+def _decide(check_id: CheckId, kind: str, limit: float, col: str, rule: DriftRule, stat: Statistic,
             details: Mapping[str, Any]) -> CheckResult:
     if kind == "max":
         ok = stat.value <= limit

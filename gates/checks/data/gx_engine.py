@@ -71,19 +71,19 @@ def read_suite(path: Path) -> list[dict[str, Any]]:
     return items
 
 
-def check_names(items: list[dict[str, Any]]) -> list[str]:
-    """Return ``<type>[<scope>]`` per expectation; a name used twice gets ``#<position>``."""
-    names = [f"{item['type']}{_scope(item.get('kwargs') or {})}" for item in items]
-    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
+def check_names(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Return ``(type, scope)`` per expectation; a (type, scope) used twice gets ``#<position>`` on its type."""
+    names = [(str(item["type"]), _scope(item.get("kwargs") or {})) for item in items]
+    return [n if names.count(n) == 1 else (f"{n[0]}#{i}", n[1]) for i, n in enumerate(names)]
 
 
 def _scope(kwargs: Mapping[str, Any]) -> str:
     if kwargs.get("column") is not None:
-        return f"[{kwargs['column']}]"
+        return str(kwargs["column"])
     if kwargs.get("column_A") is not None:
-        return f"[{kwargs['column_A']}&{kwargs.get('column_B')}]"
+        return f"{kwargs['column_A']}&{kwargs.get('column_B')}"
     if isinstance(kwargs.get("column_list"), list):
-        return "[" + "&".join(map(str, kwargs["column_list"])) + "]"
+        return "&".join(map(str, kwargs["column_list"]))
     return ""
 
 
@@ -92,7 +92,7 @@ def run_gx(target: Target, suite_path: Path, gate_blocking: bool, settings: Sett
     try:
         items = read_suite(suite_path)
     except ValueError as exc:
-        return [make_result(target.check_id("gx.suite"), outcome=Outcome.ERROR, blocking=gate_blocking,
+        return [make_result(target.check_id("gx", "suite"), outcome=Outcome.ERROR, blocking=gate_blocking,
                             reason=REASON_SCHEMA_ERROR, message=str(exc))]
     names = check_names(items)
     blocking = [is_blocking(_our_severity(item.get("severity")), "block" if gate_blocking else "warn")
@@ -100,14 +100,14 @@ def run_gx(target: Target, suite_path: Path, gate_blocking: bool, settings: Sett
     built, invalid = _build(items)
     out: dict[int, CheckResult] = {}
     for i, problem in invalid.items():
-        out[i] = make_result(target.check_id(f"gx.{names[i]}"), outcome=Outcome.ERROR, blocking=blocking[i],
+        out[i] = make_result(target.check_id("gx", *names[i]), outcome=Outcome.ERROR, blocking=blocking[i],
                              reason=REASON_SCHEMA_ERROR,
                              message=MSG_BAD_EXPECTATION.format(type=items[i]["type"], problem=problem))
     try:
         results = _validate(target.frame, built, settings.max_failure_cases)
     except Exception as exc:  # noqa: BLE001 -- GX can fail on data it cannot load; report, do not crash
         for i in built:
-            out[i] = make_result(target.check_id(f"gx.{names[i]}"), outcome=Outcome.ERROR, blocking=blocking[i],
+            out[i] = make_result(target.check_id("gx", *names[i]), outcome=Outcome.ERROR, blocking=blocking[i],
                                  reason=REASON_CHECK_ERROR,
                                  message=MSG_NOT_RUN.format(label=target.label, problem=first_line(exc)))
         results = {}
@@ -161,14 +161,14 @@ def _validate(frame: pd.DataFrame, built: dict[int, Any], limit: int) -> dict[in
     return {int(r.expectation_config.meta[_MARK]): r for r in run.results}
 
 
-def _result(target: Target, name: str, item: dict[str, Any], res: Any, blocking: bool,
+def _result(target: Target, name: tuple[str, str], item: dict[str, Any], res: Any, blocking: bool,
             settings: Settings) -> CheckResult:
     """Turn one GX ExpectationValidationResult into a check."""
-    check_id = target.check_id(f"gx.{name}")
+    check_id = target.check_id("gx", *name)
     kwargs = dict(item.get("kwargs") or {})
     threshold = {k: v for k, v in kwargs.items() if k not in _SCOPE_KWARGS}
     scope = _scope(kwargs)
-    fmt = {"label": target.label, "type": item["type"], "scope": f" on '{scope[1:-1]}'" if scope else ""}
+    fmt = {"label": target.label, "type": item["type"], "scope": f" on '{scope}'" if scope else ""}
     missing = [c for c in _columns(kwargs) if c not in target.frame.columns]
     if missing:
         return make_result(check_id, outcome=Outcome.FAIL, blocking=blocking, observed=len(target.frame),

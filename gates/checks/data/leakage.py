@@ -23,6 +23,7 @@ from gates.checks.data._common import (
     REASON_THRESHOLD,
     REASON_TOO_FEW_ROWS,
     Settings,
+    data_id,
     first_line,
     is_blocking,
     make_result,
@@ -53,7 +54,7 @@ def run_leakage(frame: pd.DataFrame, target: str, task: str, spec: Mapping[str, 
 
 def _check(frame: pd.DataFrame, col: str, target: str, task: str, has_y: np.ndarray, first_half: np.ndarray,
            limit: float, blocking: bool) -> CheckResult:
-    check_id = f"data.leakage.max[{col}]"
+    check_id = data_id("leakage", "max", col)
     threshold = {"max": limit}
 
     def unscored(outcome: Outcome, reason: str, message: str) -> CheckResult:

@@ -21,6 +21,7 @@ from gates.checks.data._common import (
     REASON_NO_ROWS,
     REASON_THRESHOLD,
     Settings,
+    data_id,
     examples,
     first_line,
     is_blocking,
@@ -28,7 +29,7 @@ from gates.checks.data._common import (
 )
 from gates.results import CheckResult, Outcome
 
-CHECK_ID = "data.overlap.max"
+CHECK_ID = data_id("overlap", "max")
 MSG_OVERLAP = "{n} of {total} eval rows ({fraction:.2%}) appear verbatim in the reference"
 MSG_LIMIT = "; at most {limit:.2%} allowed"
 MSG_MISSING = "cannot compare rows: column '{col}' is missing from the {where} data"

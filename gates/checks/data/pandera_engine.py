@@ -55,6 +55,7 @@ NOT_NULLABLE, UNIQUE, PRESENT, DTYPE = "not_nullable", "field_uniqueness", "colu
 EXTRA_COLUMNS, MULTI_UNIQUE = "column_in_schema", "multiple_fields_uniqueness"
 
 _Key = tuple[str | None, str, int | None]  # (column, check kind, check index)
+_Name = tuple[str, str]  # (check name, column scope) of a check's id
 
 
 def is_python_ref(ref: str) -> bool:
@@ -121,13 +122,13 @@ def run_pandera(target: Target, ref: str, base_dir: Path, blocking: bool, settin
     try:
         schema = load_schema(ref, base_dir)
     except Exception as exc:  # noqa: BLE001 -- a user's schema file or module may fail in any way
-        return [make_result(target.check_id("pandera.schema"), outcome=Outcome.ERROR, blocking=blocking,
+        return [make_result(target.check_id("pandera", "schema"), outcome=Outcome.ERROR, blocking=blocking,
                             reason=REASON_SCHEMA_ERROR, message=MSG_LOAD.format(ref=ref, problem=first_line(exc)))]
     declared = _declared(schema)
     try:
         found = _validate(schema, target.frame, declared, settings.max_failure_cases)
     except Exception as exc:  # noqa: BLE001 -- pandera may raise on data it cannot even inspect
-        return [make_result(target.check_id("pandera.schema"), outcome=Outcome.ERROR, blocking=blocking,
+        return [make_result(target.check_id("pandera", "schema"), outcome=Outcome.ERROR, blocking=blocking,
                             reason=REASON_SCHEMA_ERROR,
                             message=MSG_RAISED.format(label=target.label, problem=first_line(exc)))]
     missing = {key[0] for key in found if key[1] == PRESENT}
@@ -137,48 +138,47 @@ def run_pandera(target: Target, ref: str, base_dir: Path, blocking: bool, settin
     return [_result(target, name, key, found.get(key), missing, blocking) for key, name in names.items()]
 
 
-def _declared(schema: Any) -> dict[_Key, str]:
+def _declared(schema: Any) -> dict[_Key, _Name]:
     """Return every check the schema declares, keyed like its failures, with its report name.
 
     Checks on regex-matched columns are not listed ahead (their column names are patterns);
     their failures are still reported.
     """
-    out: dict[_Key, str] = {}
+    out: dict[_Key, _Name] = {}
     for col, column in schema.columns.items():
         if getattr(column, "regex", False):
             continue
         col = str(col)
         if getattr(column, "required", True):
-            out[(col, PRESENT, None)] = f"{PRESENT}[{col}]"
+            out[(col, PRESENT, None)] = (PRESENT, col)
         if column.dtype is not None:
-            out[(col, DTYPE, None)] = f"{DTYPE}[{col}]"
+            out[(col, DTYPE, None)] = (DTYPE, col)
         if not column.nullable:
-            out[(col, NOT_NULLABLE, None)] = f"{NOT_NULLABLE}[{col}]"
+            out[(col, NOT_NULLABLE, None)] = (NOT_NULLABLE, col)
         if column.unique:
-            out[(col, UNIQUE, None)] = f"{UNIQUE}[{col}]"
+            out[(col, UNIQUE, None)] = (UNIQUE, col)
         out.update(_check_names(col, column.checks))
     if schema.unique:
-        out[(None, MULTI_UNIQUE, None)] = f"{MULTI_UNIQUE}[{'&'.join(map(str, schema.unique))}]"
+        out[(None, MULTI_UNIQUE, None)] = (MULTI_UNIQUE, "&".join(map(str, schema.unique)))
     if schema.strict is True:
-        out[(None, EXTRA_COLUMNS, None)] = EXTRA_COLUMNS
+        out[(None, EXTRA_COLUMNS, None)] = (EXTRA_COLUMNS, "")
     out.update(_check_names(None, schema.checks))
     return out
 
 
-def _check_names(col: str | None, checks: list[Any]) -> dict[_Key, str]:
+def _check_names(col: str | None, checks: list[Any]) -> dict[_Key, _Name]:
     """Name each Check by its pandera name; a name used twice on one column gets ``#<index>``."""
     names = [str(getattr(c, "name", None) or f"check{i}") for i, c in enumerate(checks)]
-    scope = f"[{col}]" if col is not None else ""
-    return {(col, "check", i): (n if names.count(n) == 1 else f"{n}#{i}") + scope for i, n in enumerate(names)}
+    scope = "" if col is None else str(col)
+    return {(col, "check", i): (n if names.count(n) == 1 else f"{n}#{i}", scope) for i, n in enumerate(names)}
 
 
-def _name(key: _Key) -> str:
+def _name(key: _Key) -> _Name:
     col, kind, index = key
-    base = kind if index is None else f"{kind}#{index}"
-    return base + (f"[{col}]" if col is not None else "")
+    return (kind if index is None else f"{kind}#{index}", "" if col is None else str(col))
 
 
-def _validate(schema: Any, frame: pd.DataFrame, declared: dict[_Key, str], limit: int) -> dict[_Key, _Found]:
+def _validate(schema: Any, frame: pd.DataFrame, declared: dict[_Key, _Name], limit: int) -> dict[_Key, _Found]:
     """Run pandera lazily and summarise its failures per check (counts plus a few examples)."""
     import pandera.errors as pe
 
@@ -193,7 +193,7 @@ def _validate(schema: Any, frame: pd.DataFrame, declared: dict[_Key, str], limit
     return {}
 
 
-def _key(err: Any, declared: dict[_Key, str]) -> _Key:
+def _key(err: Any, declared: dict[_Key, _Name]) -> _Key:
     check, index = err.check, err.check_index
     if isinstance(check, str):
         kind = DTYPE if check.startswith("dtype(") else check
@@ -249,11 +249,11 @@ def _row_cases(cases: pd.DataFrame, limit: int) -> tuple[int, list[dict[str, Any
     return len(rows), examples(keys, [values[k] for k in keys], limit)
 
 
-def _result(target: Target, name: str, key: _Key, found: _Found | None, missing: set[Any],
+def _result(target: Target, name: _Name, key: _Key, found: _Found | None, missing: set[Any],
             blocking: bool) -> CheckResult:
-    check_id = target.check_id(f"pandera.{name}")
+    check_id = target.check_id("pandera", *name)
     col, kind, _ = key
-    check = name.split("[", 1)[0]
+    check = name[0]
     fmt = {"label": target.label, "check": check if col is None else f"{check} on '{col}'"}
     if found is None and col is not None and kind != PRESENT and col in missing:
         return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,

@@ -38,8 +38,8 @@ from gates.checks.data._common import (
     REASON_BAD_ROWS,
     REASON_CHECK_ERROR,
     REASON_MISSING_COLUMN,
-    REASON_NO_ROWS,
     REASON_NOT_NUMERIC,
+    REASON_NO_ROWS,
     REASON_THRESHOLD,
     REASON_TOO_FEW_ROWS,
     REASON_TYPE_MISMATCH,
@@ -47,6 +47,7 @@ from gates.checks.data._common import (
     Settings,
     Target,
     count_outcome,
+    data_id,
     examples,
     first_line,
     is_blocking,
@@ -54,6 +55,7 @@ from gates.checks.data._common import (
     make_result,
     mask_examples,
 )
+from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
 
 if TYPE_CHECKING:
@@ -328,7 +330,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     if spec.get("overlap") is not None and has_ref:
         out.extend(_overlap(ctx, spec["overlap"], settings))
     if spec.get("leakage") is not None:
-        out.append(_gate_level("data.leakage.max", settings, "leakage (a model per column)", spec["leakage"]))
+        out.append(_gate_level(data_id("leakage", "max"), settings, "leakage (a model per column)", spec["leakage"]))
     return out
 
 
@@ -399,7 +401,7 @@ def _overlap(ctx: PartitionedContext, spec: Mapping[str, Any], settings: Setting
                                  "examples": examples(rows, None, settings.max_failure_cases)})]
 
 
-def _gate_level(check_id: str, settings: Settings, what: str, section: Any = None) -> CheckResult:
+def _gate_level(check_id: CheckId, settings: Settings, what: str, section: Any = None) -> CheckResult:
     own = section.get("severity") if isinstance(section, Mapping) else None
     return make_result(check_id, outcome=Outcome.ERROR, blocking=is_blocking(own, settings.severity),
                        reason=REASON_NOT_DISTRIBUTABLE, message=MSG_NOT_DISTRIBUTABLE.format(what=what))
@@ -428,13 +430,13 @@ def _bins(ctx: PartitionedContext, spec: Mapping[str, Any], columns: list[str], 
 
 def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int) -> list[CheckResult]:
     """Merge each pandera check over partitions: failing rows add, examples are the first ones."""
-    by_id: dict[str, list[CheckResult]] = {}
+    by_id: dict[CheckId, list[CheckResult]] = {}
     for results in total.pandera:
         for r in results:
-            by_id.setdefault(r.id, []).append(r)
+            by_id.setdefault(r.key, []).append(r)
     out = []
     for check_id, results in by_id.items():
-        if any(u in check_id for u in PANDERA_UNIQUE):
+        if any(u in str(check_id) for u in PANDERA_UNIQUE):
             out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=REASON_NOT_DISTRIBUTABLE,
                                    message=MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE)))
             continue
@@ -454,7 +456,7 @@ def _merge_results(results: list[CheckResult], limit: int) -> CheckResult:
     examples = [e for r in failing for e in r.details.get("examples", [])][:limit]
     details = {**first.details, "examples": examples} if "examples" in first.details else dict(first.details)
     message = _ROWS.sub(f"{n} rows ", first.message) if first.observed is not None else first.message
-    return CheckResult(id=first.id, gate=first.gate, status=first.status, blocking=first.blocking, message=message,
+    return CheckResult(id=first.id, check_id=first.check_id, gate=first.gate, status=first.status, blocking=first.blocking, message=message,
                        reason=first.reason, observed=n if first.observed is not None else None,
                        threshold=dict(first.threshold), details=details, ci_method=first.ci_method)
 
@@ -490,7 +492,7 @@ class _Shape:
 
 def _rule_result(target: Target, total: FramePartial, col: str, rule: Any, blocking: bool, limit: int
                  ) -> CheckResult:
-    check_id = target.check_id(f"{rule.name}[{col}]")
+    check_id = target.check_id(rule.name, scope=col)
 
     def error(reason: str, message: str) -> CheckResult:
         return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=reason,
@@ -524,7 +526,7 @@ def _rule_result(target: Target, total: FramePartial, col: str, rule: Any, block
 
 def _nulls(target: Target, total: FramePartial, col: str, limit: float, blocking: bool) -> CheckResult:
     strict = limit == 0
-    check_id = target.check_id(f"not_null[{col}]" if strict else f"null_fraction.max[{col}]")
+    check_id = target.check_id("not_null", scope=col) if strict else target.check_id("null_fraction", "max", col)
     threshold = {"max_null_fraction": limit}
     if col not in target.frame.columns:
         return make_result(check_id, outcome=Outcome.SKIPPED, blocking=blocking, reason=REASON_MISSING_COLUMN,

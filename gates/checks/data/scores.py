@@ -15,17 +15,23 @@ from gates.checks.data._common import (
     DEFAULT_MAX_FAILURE_CASES,
     REASON_BAD_ROWS,
     count_outcome,
+    data_id,
     make_result,
     mask_examples,
 )
+from gates.identity import CheckId
 from gates.results import CheckResult
 
 if TYPE_CHECKING:
     from gates.context import EvalContext
 
-CHECK_PREFIX = "data.scores.not_null"
 MSG_OK = "all {n} eval rows have a {role} score in '{col}' ({name})"
 MSG_MISSING = "{k} of {n} eval rows have no {role} score in '{col}' ({name}: null or not a finite number)"
+
+
+def check_id(col: str) -> CheckId:
+    """Return the id of the score column ``col``'s check: ``data.scores.not_null[COLUMN]``."""
+    return data_id("scores", "not_null", col)
 
 
 def run_score_checks(ctx: EvalContext) -> list[CheckResult]:
@@ -56,7 +62,7 @@ def missing_scores(series: pd.Series, limit: int) -> tuple[int, int, list[dict[s
 def score_result(role: str, name: str, col: str, k: int, n: int, found: list[dict[str, Any]]) -> CheckResult:
     """Return ``data.scores.not_null[COLUMN]``: ``k`` of ``n`` rows without a score, ``found`` the examples."""
     words = {"k": k, "n": n, "col": col, "name": name, "role": role}
-    return make_result(f"{CHECK_PREFIX}[{col}]", outcome=count_outcome(k), blocking=True,
+    return make_result(check_id(col), outcome=count_outcome(k), blocking=True,
                        message=(MSG_MISSING if k else MSG_OK).format(**words), reason=REASON_BAD_ROWS,
                        observed=k, threshold={"max": 0},
                        details={"rows": n, "null_rows": k, "score": name, "role": role,

@@ -25,6 +25,7 @@ from gates.checks.data._common import (
     REASON_BAD_ROWS,
     REASON_UNKNOWN_LABEL,
     count_outcome,
+    data_id,
     json_value,
     make_result,
 )
@@ -34,8 +35,8 @@ from gates.results import CheckResult, Outcome
 if TYPE_CHECKING:
     from gates.context import EvalContext
 
-CHECK_NOT_NULL = "data.target.not_null"
-CHECK_LABELS = "data.target.labels"
+CHECK_NOT_NULL = data_id("target", "not_null")
+CHECK_LABELS = data_id("target", "labels")
 #: labels named in one message; the rest are counted ("and 12 more")
 MAX_LABELS_SHOWN = 10
 

@@ -16,6 +16,7 @@ from gates.checks.data import GATE, MSG_MIN_ABOVE_MAX, MSG_NEEDS_REFERENCE, MSG_
 from gates.config import MSG_VACUOUS, load_policy
 from gates.context import EvalContext
 from gates.errors import UserError
+from gates.identity import CheckId
 from gates.results import Status
 from tests.gates.checks.data.conftest import RunData, mixed_frame, write_policy
 
@@ -87,6 +88,34 @@ def test_every_injected_problem_is_its_own_failing_check(engine: str, run_data: 
     assert failing == expected
     others = {r.status for i, r in res.items() if i not in expected}
     assert others <= ({Status.PASS} if engine == "builtin" else {Status.PASS, Status.SKIPPED})  # a schema's rules on s6
+
+
+@pytest.mark.parametrize(("engine", "text", "typed"), [
+    ("builtin", "data.max[age]", CheckId("data", "max", "", "age")),
+    ("builtin", "data.required[s6]", CheckId("data", "required", "", "s6")),
+    ("pandera", "data.pandera.less_than_or_equal_to[age]", CheckId("data", "pandera", "less_than_or_equal_to", "age")),
+    ("gx", "data.gx.expect_column_values_to_be_in_set[sex]",
+     CheckId("data", "gx", "expect_column_values_to_be_in_set", "sex")),
+])
+def test_every_data_check_carries_its_typed_id(engine: str, text: str, typed: CheckId, run_data: RunData,
+                                               tmp_path: Path) -> None:
+    (tmp_path / "schema.yaml").write_text(PANDERA, encoding="utf-8")
+    (tmp_path / "suite.json").write_text(json.dumps(GX_SUITE), encoding="utf-8")
+    section = {"builtin": BUILTIN, "pandera": "pandera: schema.yaml", "gx": "great_expectations: suite.json"}[engine]
+    res = run_data(broken_diabetes(), section)
+    assert all(r.check_id is not None and str(r.check_id) == r.id == i for i, r in res.items())
+    assert res[text].check_id == typed
+
+
+def test_a_reference_check_names_its_frame_in_the_name(run_data: RunData) -> None:
+    df = broken_diabetes()
+    res = run_data(df, """
+        apply_to: [eval, reference]
+        checks: {row_count: {min: 1}, columns: {bmi: {max_null_fraction: 0.5}}}
+        """, reference=df)
+    assert res["data.reference.null_fraction.max[bmi]"].check_id == CheckId("data", "reference.null_fraction", "max", "bmi")
+    assert res["data.reference.row_count.min"].check_id == CheckId("data", "reference.row_count", "min")
+    assert res["data.null_fraction.max[bmi]"].check_id == CheckId("data", "null_fraction", "max", "bmi")
 
 
 def test_gate_reads_only_data(tmp_path: Path) -> None:

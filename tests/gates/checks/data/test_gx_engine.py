@@ -89,9 +89,9 @@ def test_duplicate_expectations_get_distinct_ids() -> None:
     items = [expect("column_values_to_be_between", column="a", min_value=0),
              expect("column_values_to_be_between", column="a", max_value=9),
              expect("column_pair_values_to_be_equal", column_A="a", column_B="b")]
-    assert gx_engine.check_names(items) == ["expect_column_values_to_be_between[a]#0",
-                                            "expect_column_values_to_be_between[a]#1",
-                                            "expect_column_pair_values_to_be_equal[a&b]"]
+    assert gx_engine.check_names(items) == [("expect_column_values_to_be_between#0", "a"),
+                                            ("expect_column_values_to_be_between#1", "a"),
+                                            ("expect_column_pair_values_to_be_equal", "a&b")]
 
 
 def test_suite_problems_are_config_errors(tmp_path: Path) -> None:
