@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 MERGEABLE = ("confusion", "churn")
 MSG_FAMILIES = ("the regression gate runs on the dask engine for confusion-matrix metrics, churn, row means "
                 "and binary ROC AUC / average precision; {names} have no mergeable form here (docs/scale.md)")
-Y, C, B = "__y", "__candidate", "__baseline"
+#: internal column names of the count tables: a NUL never starts a data column's name, so no slice column collides
+Y, C, B, N, CODE = "\0y", "\0candidate", "\0baseline", "\0n", "\0code"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
             counts.append(pd.DataFrame())
             continue
         joint = pd.concat([frame[present].reset_index(drop=True), table], axis=1)
-        counts.append(joint.groupby([*present, *labels], dropna=False, sort=False).size().rename("n").reset_index())
+        counts.append(joint.groupby([*present, *labels], dropna=False, sort=False).size().rename(N).reset_index())
     uniques = (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
                None if base is None else pd.unique(base.labels).tolist())
     return CellPartial(uniques, tuple(counts), scored)
@@ -181,13 +182,13 @@ def _cells(ctx: PartitionedContext, settings: rg.Settings, parts: Sequence[CellP
             continue
         total = pd.concat([p.counts[i] for p in parts], ignore_index=True)
         keys = [*cols, Y, C, *([B] if paired else [])]
-        total = total.groupby(keys, dropna=False, sort=False)["n"].sum().reset_index()
+        total = total.groupby(keys, dropna=False, sort=False)[N].sum().reset_index()
         slicing, s = _slicing(cols, total)
         y = labels.get_indexer(total[Y])
         c = labels.get_indexer(total[C])
         b = labels.get_indexer(total[B]) if paired else np.zeros(len(total), dtype=np.int64)
         flat = ((s * k + y) * k + c) * kb + b
-        dense = np.bincount(flat, weights=total["n"].to_numpy(dtype=np.float64),
+        dense = np.bincount(flat, weights=total[N].to_numpy(dtype=np.float64),
                             minlength=slicing.n_slices * k * k * kb).reshape(slicing.n_slices, k, k, kb)
         slicing.__dict__["sizes"] = dense.sum(axis=(1, 2, 3)).astype(np.int64)  # no row codes on the client
         slicings.append(slicing)
@@ -202,9 +203,9 @@ def _slicing(cols: tuple[str, ...], total: pd.DataFrame) -> tuple[Slicing, np.nd
         return Slicing((), ((),), np.zeros(0, dtype=np.int64)), np.zeros(len(total), dtype=np.int64)
     distinct = total[list(cols)].drop_duplicates().reset_index(drop=True)
     slicing = slice_by(distinct, cols)
-    coded = distinct.assign(__code=slicing.codes)
+    coded = distinct.assign(**{CODE: slicing.codes})
     merged = total[list(cols)].merge(coded, on=list(cols), how="left", sort=False)
-    return slicing, merged["__code"].to_numpy(dtype=np.int64)
+    return slicing, merged[CODE].to_numpy(dtype=np.int64)
 
 
 def _estimates(ctx: PartitionedContext, slicings: list[Slicing | None], checks: Sequence[Any],

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from gates.engine.context import PartitionedContext
 
 ROW_MEAN, RANKS = ("row_mean",), ("auc", "ranking")
-CELL, YPOS, SC, SB, N = "__cell", "__y", "__sc", "__sb", "n"
+#: internal column names of the score tables: a NUL never starts a data column's name, so no slice column collides
+CELL, YPOS, SC, SB, N, CODE = "\0cell", "\0ypos", "\0sc", "\0sb", "\0n", "\0code"
 
 
 def family_of(metric: Metric, task: str) -> str | None:
@@ -149,9 +150,9 @@ def _slicing(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.n
         return Slicing((), ((),), np.zeros(0, dtype=np.int64)), np.zeros(len(combos), dtype=np.int64)
     distinct = combos[list(cols)].drop_duplicates().reset_index(drop=True)
     slicing = slice_by(distinct, cols)
-    coded = distinct.assign(__code=slicing.codes)
+    coded = distinct.assign(**{CODE: slicing.codes})
     merged = combos[list(cols)].merge(coded, on=list(cols), how="left", sort=False)
-    return slicing, merged["__code"].to_numpy(dtype=np.int64)
+    return slicing, merged[CODE].to_numpy(dtype=np.int64)
 
 
 def cell_codes(frame: pd.DataFrame, columns: tuple[str, ...], combos: pd.DataFrame) -> np.ndarray:

@@ -68,7 +68,7 @@ class PartitionedContext(EvalContext):
         """A zero-row frame with the eval data's columns and dtypes, every referenced column checked."""
         spec = self.policy.data
         df = empty_frame(spec.eval, self.policy.where("data", "eval"))
-        if self.n_rows == 0:
+        if self.n_eval_rows == 0:
             raise UserError(MSG_EMPTY_EVAL, location=self.policy.where("data", "eval"))
         self._require(df, [spec.target], ("data", "target"), "the eval data")
         self._require(df, list(spec.sensitive), ("data", "sensitive"), "the eval data")
@@ -135,13 +135,19 @@ class PartitionedContext(EvalContext):
                            {c: tuple(v) for c, v in predicted.items()})
 
     @property
-    def n_rows(self) -> int:
+    def n_eval_rows(self) -> int:
+        """Every row of the eval data."""
         return sum(p.rows for p in self.eval_partitions)
+
+    @property
+    def n_rows(self) -> int:
+        """The number of scored rows (those with a target), as on the embedded context."""
+        return self.n_eval_rows if self.policy.data.target is None else self.target_facts.n_scored
 
     @cached_property
     def data_info(self) -> dict[str, dict[str, Any]]:
         spec = self.policy.data
-        out = {"eval": {"uri": str(spec.eval), "sha256": data_sha256(spec.eval), "rows": self.n_rows}}
+        out = {"eval": {"uri": str(spec.eval), "sha256": data_sha256(spec.eval), "rows": self.n_eval_rows}}
         if spec.reference is not None:
             out["reference"] = {"uri": str(spec.reference), "sha256": data_sha256(spec.reference),
                                 "rows": sum(p.rows for p in self.reference_partitions)}

@@ -373,7 +373,7 @@ def _overlap(ctx: PartitionedContext, spec: Mapping[str, Any], settings: Setting
     if not columns:
         return error(REASON_MISSING_COLUMN, ov.MSG_NO_COLUMNS)
     ref_rows = sum(p.rows for p in ctx.reference_partitions)
-    for where, schema, rows in (("eval", ctx.schema, ctx.n_rows), ("reference", ref_schema, ref_rows)):
+    for where, schema, rows in (("eval", ctx.schema, ctx.n_eval_rows), ("reference", ref_schema, ref_rows)):
         missing = [c for c in columns if c not in schema.columns]
         if missing:
             return error(REASON_MISSING_COLUMN, ov.MSG_MISSING.format(col=missing[0], where=where))
@@ -391,13 +391,13 @@ def _overlap(ctx: PartitionedContext, spec: Mapping[str, Any], settings: Setting
         return error(REASON_CHECK_ERROR, ov.MSG_CANNOT_HASH.format(problem=problems[0]))
     n = sum(f[0] for f in found if not isinstance(f, str))
     rows = [r for f in found if not isinstance(f, str) for r in f[1]][:settings.max_failure_cases]
-    fraction = n / ctx.n_rows
+    fraction = n / ctx.n_eval_rows
     ok = fraction <= limit
-    message = ov.MSG_OVERLAP.format(n=n, total=ctx.n_rows, fraction=fraction)
+    message = ov.MSG_OVERLAP.format(n=n, total=ctx.n_eval_rows, fraction=fraction)
     message += "" if ok else ov.MSG_LIMIT.format(limit=limit)
     return [make_result(ov.CHECK_ID, outcome=Outcome.PASS if ok else Outcome.FAIL, blocking=blocking,
                         observed=fraction, threshold=threshold, reason=REASON_THRESHOLD, message=message,
-                        details={"rows": n, "eval_rows": ctx.n_rows, "columns": columns,
+                        details={"rows": n, "eval_rows": ctx.n_eval_rows, "columns": columns,
                                  "examples": examples(rows, None, settings.max_failure_cases)})]
 
 

@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 MSG_NOT_MERGEABLE = ("the fairness gate runs on the dask engine for confusion rates, counts and row-mean group "
                      "metrics; {names} have no mergeable form here (docs/scale.md)")
 MSG_CLUSTERS = "data.cluster: clustered rows are not resampled on the dask engine yet"
-Y, C, B = "__y", "__candidate", "__baseline"
+#: internal column names of the count tables: a NUL never starts a data column's name, so no group column collides
+Y, C, B = "\0y", "\0candidate", "\0baseline"
 
 
 def _kind(name: str, task: str) -> str | None:

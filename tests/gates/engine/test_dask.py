@@ -114,7 +114,7 @@ def test_shipped_models_predict_on_the_workers_and_give_the_embedded_regression_
 
 
 def test_a_model_whose_bytes_change_on_the_way_is_refused_by_the_worker(tmp_path: Path, scheduler: str) -> None:
-    from gates.checks.regression_partitioned import CellPlan, count_partition
+    from gates.checks.regression_partitioned import N, CellPlan, count_partition
     from gates.engine import open_engine
     from gates.engine.context import PartitionedContext
     from gates.engine.shipping import MSG_SHA_MISMATCH
@@ -137,7 +137,7 @@ def test_a_model_whose_bytes_change_on_the_way_is_refused_by_the_worker(tmp_path
         # the untampered bytes load and predict on the same workers
         handles["candidate_bytes"] = engine.share(good)
         parts = engine.map(count_partition, ctx.eval_partitions, plan=CellPlan(plan, ()), **handles)
-        assert sum(int(p.counts[0]["n"].sum()) for p in parts) == ctx.n_rows
+        assert sum(int(p.counts[0][N].sum()) for p in parts) == ctx.n_rows
     finally:
         engine.close()
 

@@ -171,3 +171,41 @@ def test_a_target_missing_everywhere_is_the_same_config_error(tmp_path: Path, ad
     with pytest.raises(UserError) as dask:
         run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=address)))
     assert str(dask.value) == str(local.value) and "no eval row has a target" in str(local.value)
+
+
+ODD_POLICY = """\
+version: 1
+model: {name: odd, task: binary_classification, candidate: {predictions: pred, scores: score}, baseline: none}
+data: {eval: eval, target: label}
+seed: 2
+gates:
+  regression:
+    bootstrap: 200
+    slices: [n, __y, __code, __cell, "we]ird[col", "line\\nbreak"]
+    metrics: {accuracy: {min: 0.5}, roc_auc: {min: 0.5}}
+  fairness:
+    bootstrap: 200
+    groups: [n, __candidate]
+    metrics: {demographic_parity_difference: {max: 0.9}}
+"""
+
+
+def test_columns_named_like_the_engines_own_tables_give_the_embedded_checks(tmp_path: Path, address: str) -> None:
+    rng = np.random.default_rng(4)
+    n = 1500
+    x = rng.normal(size=n)
+    ev = pd.DataFrame({"x": x, "label": (x + rng.normal(size=n) > 0).astype(float), "pred": (x > 0).astype(int),
+                       "score": 1 / (1 + np.exp(-2 * x))})
+    for col in ("n", "__y", "__code", "__cell", "__candidate", "we]ird[col", "line\nbreak"):
+        ev[col] = rng.choice(["a", "b"], n)
+    ev.loc[ev.index[::17], "label"] = np.nan
+    (tmp_path / "eval").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(n), 3)):
+        pq.write_table(pa.Table.from_pandas(ev.iloc[rows], preserve_index=False), tmp_path / "eval" / f"p{i}.parquet")
+    (tmp_path / "gates.yaml").write_text(ODD_POLICY)
+    embedded, remote = both(tmp_path / "gates.yaml", address)
+    assert list(remote) == list(embedded) and not any("gate_error" in i or "not_distributable" in i for i in remote)
+    assert "regression.accuracy.min[line\\nbreak=a]" in remote and "fairness.demographic_parity_difference.max[n]" in remote
+    for cid, want in embedded.items():
+        assert remote[cid]["status"] == want["status"], cid
+        assert remote[cid]["observed"] == pytest.approx(want["observed"], abs=1e-9), cid
