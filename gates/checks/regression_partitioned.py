@@ -62,16 +62,19 @@ class CellPartial:
 
 
 def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | None = None,
-                    baseline_bytes: bytes | None = None) -> CellPartial:
-    """Predict one partition and return its joint counts per slicing (runs on a worker)."""
+                    baseline_bytes: bytes | None = None) -> CellPartial | None:
+    """Predict one partition's scored rows and return their joint counts per slicing, None when it
+    has no row with a target (runs on a worker)."""
     from gates.engine.worker import predict_partition, read_scored
 
     frame = read_scored(part, plan.predict.policy)  # rows without a target are never scored
+    if frame.empty:
+        return None
     y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
     scored = None
     if plan.scores is not None:
         preds = {"candidate": cand} if base is None else {"candidate": cand, "baseline": base}
-        scored = rs.measure_scores(plan.scores, frame, y, preds)
+        scored = rs.measure_scores(plan.scores, frame, y, preds, plan.scores.offsets[part.offset])
     if not plan.confusion:
         return CellPartial(([], [], None), (), scored)
     table = pd.DataFrame({Y: y, C: cand.labels})
@@ -122,9 +125,10 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
             tuple(m.name for m in scored if m.family in rs.RANKS), cells.columns, cells.combos, cells.small(),
             n_boot, stream_seed(ctx.policy.seed, rg.GATE_NAME, "rows"), getattr(ctx.policy.data, "id", None),
             task, ctx.policy.model.positive_label if task == rg.BINARY else None,
-            ctx.classes if task != rg.REGRESSION else None, cells.y_mean)
+            ctx.classes if task != rg.REGRESSION else None, cells.y_mean, cells.offsets)
     cell_plan = CellPlan(plan, settings.slicings, confusion, score_plan)
-    parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(cell_plan), **handles)
+    found_parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(cell_plan), **handles)
+    parts = [p for p in found_parts if p is not None]
     estimates: dict[tuple[int, str], Any] = {}
     problems: dict[tuple[str, str], tuple[str, str]] = {}
     if confusion:
@@ -139,7 +143,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         found = [p.scores for p in parts if p.scores is not None]
         n_classes = len(ctx.classes) if task == rg.MULTICLASS else 0
         roles = ("candidate", "baseline") if paired else ("candidate",)
-        problems = rs.problems(scored, found, task, ctx.n_rows, n_classes, roles)
+        problems = rs.problems(scored, found, task, cells.n_scored, n_classes, roles)
         here = {(c.slicing, c.metric.name) for c in checks}
         estimates.update({k: v for k, v in rs.estimates(cells, scored, found, problems, paired).items() if k in here})
     assert checks is not None

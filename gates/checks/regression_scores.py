@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from gates.checks import regression as rg
+from gates.context import MSG_NO_TARGET, target_missing
+from gates.errors import UserError
 from gates.estimates import (
     METHOD_DELONG,
     METHOD_DELTA,
@@ -65,14 +67,17 @@ def family_of(metric: Metric, task: str) -> str | None:
 # --------------------------------------------------------------------------- cells
 
 
-def combo_counts(part: Partition, columns: tuple[str, ...], target: str | None) -> tuple[pd.DataFrame, float]:
-    """Return the partition's row counts per distinct combination of ``columns`` and the sum of its
-    ``target`` (0 without one) (runs on a worker)."""
-    frame = part.read(list(dict.fromkeys([*columns, *([target] if target else [])])))
-    total = float(frame[target].to_numpy(dtype=np.float64).sum()) if target else 0.0
+def combo_counts(part: Partition, columns: tuple[str, ...], target: str, y_sum: bool
+                 ) -> tuple[pd.DataFrame, float, int]:
+    """Return a partition's scored rows (those with a target) counted per distinct combination of
+    ``columns``, the sum of their target (with ``y_sum``, else 0) and how many there are (runs on a worker)."""
+    frame = part.read(list(dict.fromkeys([*columns, target])))
+    frame = frame[~target_missing(frame[target])]
+    total = float(frame[target].to_numpy(dtype=np.float64).sum()) if y_sum else 0.0
     if not columns:
-        return pd.DataFrame({N: [len(frame)]}), total
-    return frame.groupby(list(columns), dropna=False, sort=False).size().rename(N).reset_index(), total
+        return pd.DataFrame({N: [len(frame)]}), total, len(frame)
+    counts = frame.groupby(list(columns), dropna=False, sort=False).size().rename(N).reset_index()
+    return counts, total, len(frame)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,12 @@ class Cells:
     slicings: list[Slicing | None]
     members: list[np.ndarray | None]
     y_mean: float = 0.0
+    #: each partition's (by its source offset) first scored row's position among the scored rows
+    offsets: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def n_scored(self) -> int:
+        return int(self.sizes.sum())
 
     @property
     def n_cells(self) -> int:
@@ -118,15 +129,19 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
     """Count the cells of ``groupings`` (None: a grouping left out) in one pass over their columns
     (and the target's mean, with ``y_sum``); each grouping's groups are in the embedded order."""
     columns = tuple(dict.fromkeys(c for cols in groupings if cols for c in cols))
-    target = ctx.policy.data.target if y_sum else None
-    y_mean = 0.0
-    combos = pd.DataFrame({N: [ctx.n_rows]})
-    if columns or target:
-        parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target)
-        y_mean = sum(total for _, total in parts) / ctx.n_rows
-        if columns:
-            combos = pd.concat([c for c, _ in parts], ignore_index=True)
-            combos = combos.groupby(list(columns), dropna=False, sort=False)[N].sum().reset_index()
+    target = ctx.policy.data.target
+    assert target is not None
+    parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target, y_sum=y_sum)
+    scored = [n for _, _, n in parts]
+    n_scored = sum(scored)
+    if n_scored == 0:
+        raise UserError(MSG_NO_TARGET.format(col=target, n=ctx.n_rows), location=ctx.policy.where("data", "target"))
+    y_mean = sum(total for _, total, _ in parts) / n_scored
+    combos = pd.DataFrame({N: [n_scored]})
+    if columns:
+        combos = pd.concat([c for c, _, _ in parts], ignore_index=True)
+        combos = combos.groupby(list(columns), dropna=False, sort=False)[N].sum().reset_index()
+    offsets = dict(zip((p.offset for p in ctx.eval_partitions), np.r_[0, np.cumsum(scored)[:-1]].tolist()))
     sizes = combos[N].to_numpy(dtype=np.int64)
     combos = combos.drop(columns=N)
     slicings: list[Slicing | None] = []
@@ -141,7 +156,7 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
         slicing.__dict__["sizes"] = (m @ sizes).astype(np.int64)
         slicings.append(slicing)
         members.append(m)
-    return Cells(columns, combos, sizes, slicings, members, y_mean)
+    return Cells(columns, combos, sizes, slicings, members, y_mean, offsets)
 
 
 def _slicing(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
@@ -183,6 +198,7 @@ class ScorePlan:
     positive_label: Any
     classes: tuple[Any, ...] | None
     y_mean: float = 0.0
+    offsets: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -204,8 +220,10 @@ class ScorePartial:
     table: pd.DataFrame | None
 
 
-def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: Mapping[str, Any]) -> ScorePartial:
-    """Return a predicted partition's score partials (runs on a worker)."""
+def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: Mapping[str, Any],
+                   offset: int) -> ScorePartial:
+    """Return a predicted partition's score partials (runs on a worker); ``frame`` holds its scored
+    rows, the first of which is scored row ``offset`` of the whole data."""
     from gates.metrics import metric_registry
 
     registry = metric_registry()
@@ -237,7 +255,7 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
         sums = None
         chosen = plan.small[codes]
         if chosen.any():
-            keys = row_keys(n, offset=int(frame.index[0]),
+            keys = row_keys(n, offset=offset,
                             values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
             centre = values.mean(axis=0)
             sums = PoissonSums.of(keys[chosen], values[chosen], n_boot=plan.n_boot, seed=plan.seed,

@@ -81,6 +81,7 @@ class FairPlan:
     key_column: str | None
     y_mean: float
     cells: bool
+    offsets: Mapping[int, int]
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,14 @@ class FairPartial:
 
 
 def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | None = None,
-                      baseline_bytes: bytes | None = None) -> FairPartial:
-    """Predict one partition and return its fairness partials (runs on a worker)."""
+                      baseline_bytes: bytes | None = None) -> FairPartial | None:
+    """Predict one partition's scored rows and return their fairness partials, None when it has no row
+    with a target (runs on a worker)."""
     from gates.engine.worker import predict_partition, read_scored
 
     frame = read_scored(part, plan.predict.policy)  # rows without a target are never scored
+    if frame.empty:
+        return None
     y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
     policy = plan.predict.policy
     task = policy.model.task
@@ -111,7 +115,7 @@ def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | 
             table[B] = base.labels
         counts = table.groupby(list(table.columns), dropna=False, sort=False).size().rename(rs.N).reset_index()
     models = [m for m in (cand, base) if m is not None]
-    keys = row_keys(len(frame), offset=int(frame.index[0]),
+    keys = row_keys(len(frame), offset=plan.offsets[part.offset],
                     values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
     positive = policy.model.positive_label
     classes = plan.predict.classes or None
@@ -200,8 +204,9 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
                      for g, cols in enumerate(grouped) for name in summed)
     group_codes = tuple(_cell_groups(cells.members[g]) for g in range(len(grouped)))
     fair = FairPlan(plan, cells.columns, cells.combos, group_codes, requests, n_boot,
-                    getattr(policy.data, "id", None), cells.y_mean, task != REGRESSION)
-    parts = ctx.engine.map(measure_partition, ctx.eval_partitions, plan=ctx.engine.share(fair), **handles)
+                    getattr(policy.data, "id", None), cells.y_mean, task != REGRESSION, cells.offsets)
+    found_parts = ctx.engine.map(measure_partition, ctx.eval_partitions, plan=ctx.engine.share(fair), **handles)
+    parts = [p for p in found_parts if p is not None]
     encoded = None if task == REGRESSION else _encoding(parts, task, policy.model.positive_label, classes,
                                                         has_baseline)
     scored = (all(p.scored[0] for p in parts),
@@ -221,7 +226,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         for name in summed:
             found = [p.sums[(g, name)] for p in parts]
             if all(f is not None for f in found):
-                merged[name] = _merge_sums([f for f in found if f is not None], ctx.n_rows)
+                merged[name] = _merge_sums([f for f in found if f is not None], cells.n_scored)
         return MergedGroupStats(data, index, n, streams, np.asarray(grouping.sizes), table, merged)
 
     return assess(ctx.schema, data, spec, ctx.rng, sensitive=policy.data.sensitive,

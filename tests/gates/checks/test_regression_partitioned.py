@@ -242,3 +242,33 @@ gates:
     [check] = run_gate(ctx, "regression", policy.gates["regression"])
     assert check.id == "regression.not_distributable" and check.reason == "not_distributable"
     assert "roc_auc_ovr" in check.message and check.blocking
+
+
+def test_rows_without_a_target_are_left_out_as_embedded(tmp_path: Path) -> None:
+    """A float target with gaps: the gaps are never scored, labels read as integers, Poisson keys are
+    positions among the scored rows, on one partition or many."""
+    path = make_project(tmp_path)
+    text = path.read_text()
+    path.write_text(text[:text.index("      accuracy:")] + "      accuracy: {min: 0.8, max_drop: 0.01}\n"
+                    + SCORES + "  fairness:\n    groups: [site]\n    bootstrap: 200\n    metrics:\n"
+                    "      tpr_difference: {max: 0.2, no_worse_than_baseline: true}\n"
+                    "      log_loss_difference: {max: 0.2}\n")
+    for f in sorted((tmp_path / "eval").iterdir()):
+        frame = pd.read_parquet(f)
+        target = frame["target"].astype(float)
+        target.iloc[::7] = np.nan
+        pq.write_table(pa.Table.from_pandas(frame.assign(target=target), preserve_index=False), f,
+                       row_group_size=64)
+    policy = load_policy(path)
+    from gates.checks.fairness import GATE as FAIRNESS
+
+    for name, gate in (("regression", GATE), ("fairness", FAIRNESS)):
+        spec = policy.gates[name]
+        embedded = by_id(gate.run(EvalContext(policy), spec))
+        for rows in (50, 10**6):
+            got = by_id(run_gate(PartitionedContext(policy, engine=LocalEngine(), partition_rows=rows), name, spec))
+            assert_close(embedded, got)
+    ctx = PartitionedContext(policy, engine=LocalEngine(), partition_rows=50)
+    assert ctx.classes == (0, 1)
+    whole = by_id(run_gate(ctx, "regression", policy.gates["regression"]))["regression.accuracy.min"]
+    assert whole["details"]["rows"] == EvalContext(policy).n_rows < ctx.n_rows
