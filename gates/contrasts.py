@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 
 from gates.estimates import METHOD_DELONG, METHOD_MULTINOMIAL, METHOD_ROWS, ovr_delong, poisson_weights
-from gates.intervals import Estimate, delong_components
+from gates.intervals import Estimate, delong_covariance
 from gates.metrics import Metric, RankedScores, encode_labels
 from gates.stats.partials import CellCounts
 
@@ -118,12 +118,9 @@ def _auc_contrast_se(metric: Metric, y: np.ndarray, preds: Sequence[Predictions]
                      positive_label: Any, classes: tuple[Any, ...] | None) -> float:
     scores = [np.asarray(p.scores, dtype=np.float64) for p in preds]
     if scores[0].ndim == 1:
-        y_pos = y == positive_label
-        m, n = int(y_pos.sum()), int((~y_pos).sum())
-        if m < 2 or n < 2:
+        _, cov = delong_covariance(y == positive_label, np.vstack(scores))
+        if not np.isfinite(cov).all():
             return float("nan")
-        _, v_pos, v_neg = delong_components(y_pos, np.vstack(scores))
-        cov = np.cov(v_pos) / m + np.cov(v_neg) / n
         return math.sqrt(max(float(w @ cov @ w), 0.0))
     order = tuple(preds[0].classes or classes or ())
     _, influence = ovr_delong(y, scores, order, metric.average == "weighted")

@@ -37,7 +37,7 @@ from gates.clusters import ClusterIndex
 from gates.intervals import (
     Estimate,
     difference_bounds,
-    delong_components,
+    delong_influence,
     delong_paired,
     delong_single,
 )
@@ -284,10 +284,9 @@ def ovr_delong(y: np.ndarray, scores: Sequence[np.ndarray], classes: Sequence[An
             continue
         if m < 2 or n - m < 2:
             return np.full(r, np.nan), np.full((r, n), np.nan)
-        a, v_pos, v_neg = delong_components(is_c, np.vstack([s[:, j] for s in scores]))
+        a, infl_c = delong_influence(is_c, np.vstack([s[:, j] for s in scores]))
         w = float(m) if weighted else 1.0
-        infl[:, is_c] += w * (v_pos - a[:, None]) / m
-        infl[:, ~is_c] += w * (v_neg - a[:, None]) / (n - m)
+        infl += w * infl_c
         aucs += w * a
         total_w += w
     if total_w == 0:

@@ -26,11 +26,9 @@ import numpy as np
 
 from gates.context import Predictions
 from gates.estimates import ovr_delong
-from gates.intervals import delong_components
+from gates.intervals import delong_influence
 from gates.metrics import Metric, RankedScores
-
-#: relative step of the central differences that differentiate a metric's ``from_means``
-GRADIENT_STEP = 1e-6
+from gates.stats.partials import numeric_gradient
 
 
 def take(pred: Predictions, rows: np.ndarray) -> Predictions:
@@ -70,14 +68,7 @@ def _auc_influence(y2: np.ndarray, s1: np.ndarray, s2: np.ndarray, positive_labe
     if s1.ndim == 2:
         _, infl = ovr_delong(y2, [s1, s2], classes, weighted)
         return np.asarray(infl[0] - infl[1])
-    y_pos = y2 == positive_label
-    m, n = int(y_pos.sum()), int((~y_pos).sum())
-    if m < 2 or n < 2:
-        return np.full(len(y2), np.nan)
-    aucs, v_pos, v_neg = delong_components(y_pos, np.vstack([s1, s2]))
-    infl = np.empty((2, len(y2)))
-    infl[:, y_pos] = (v_pos - aucs[:, None]) / m
-    infl[:, ~y_pos] = (v_neg - aucs[:, None]) / n
+    _, infl = delong_influence(y2 == positive_label, np.vstack([s1, s2]))
     return np.asarray(infl[0] - infl[1])
 
 
@@ -125,13 +116,3 @@ def _row_mean_influence(metric: Metric, y: np.ndarray, cand: Predictions, base: 
     pooled = (sa.mean(axis=0) + sb.mean(axis=0)) / 2
     grad = numeric_gradient(metric.from_means, pooled)
     return np.asarray((sa - sb) @ grad, dtype=np.float64)
-
-
-def numeric_gradient(f: Any, x: np.ndarray) -> np.ndarray:
-    """Return the gradient of ``f`` (means ``(p,)`` -> value) at ``x`` by central differences."""
-    x = np.asarray(x, dtype=np.float64)
-    steps = GRADIENT_STEP * np.maximum(1.0, np.abs(x))
-    shifts = np.diag(steps)
-    up = np.asarray(f(x + shifts), dtype=np.float64)
-    down = np.asarray(f(x - shifts), dtype=np.float64)
-    return np.asarray((up - down) / (2 * steps))

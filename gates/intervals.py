@@ -186,6 +186,43 @@ def delong_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     return aucs, v10, v01
 
 
+def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the AUCs of ``k`` score vectors (shape ``(k, n)``) over binary ``y`` and DeLong's covariance ``(k, k)``.
+
+    ``cov = S10 / m + S01 / n`` (DeLong et al. 1988), with ``S10`` and ``S01`` the covariances of
+    the structural components over the ``m`` positives and the ``n`` negatives. NaN with fewer than
+    2 positives or 2 negatives.
+    """
+    y = np.asarray(y).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    m, n, k = int(y.sum()), int((~y).sum()), scores.shape[0]
+    if m < 2 or n < 2:
+        return np.full(k, np.nan), np.full((k, k), np.nan)
+    aucs, v_pos, v_neg = delong_components(y, scores)
+    return aucs, np.atleast_2d(np.cov(v_pos)) / m + np.atleast_2d(np.cov(v_neg)) / n
+
+
+def delong_influence(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the AUCs of ``k`` score vectors over binary ``y`` and each row's influence ``(k, len(y))``.
+
+    A positive's influence is its structural component minus the AUC, over the number of positives;
+    a negative's the same over the number of negatives. Then ``AUC_hat - AUC ~ sum(influence)``,
+    and a contrast ``c`` of the ``k`` AUCs has variance about ``sum((c @ influence) ** 2)``, which
+    is how one-vs-rest averages and the null simulations combine them. NaN with fewer than 2
+    positives or 2 negatives.
+    """
+    y = np.asarray(y).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    m, n, k = int(y.sum()), int((~y).sum()), scores.shape[0]
+    if m < 2 or n < 2:
+        return np.full(k, np.nan), np.full((k, len(y)), np.nan)
+    aucs, v_pos, v_neg = delong_components(y, scores)
+    infl = np.empty((k, len(y)))
+    infl[:, y] = (v_pos - aucs[:, None]) / m
+    infl[:, ~y] = (v_neg - aucs[:, None]) / n
+    return aucs, infl
+
+
 def delong_difference(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray) -> Estimate:
     """Return the paired DeLong estimate of ``AUC(candidate) - AUC(baseline)``."""
     return delong_paired(y, candidate, baseline)[1]
@@ -201,8 +238,7 @@ def delong_paired(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray) ->
     m, n = int(y.sum()), int((~y).sum())
     if m < 2 or n < 2:
         return Estimate(float("nan"), "delong"), Estimate(float("nan"), "delong")
-    aucs, v_pos, v_neg = delong_components(y, np.vstack([candidate, baseline]))
-    cov = np.cov(v_pos) / m + np.cov(v_neg) / n
+    aucs, cov = delong_covariance(y, np.vstack([candidate, baseline]))
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
     single = Estimate(float(aucs[0]), "delong", se=float(np.sqrt(max(cov[0, 0], 0.0))))
     return single, Estimate(float(aucs[0] - aucs[1]), "delong", se=float(np.sqrt(max(var, 0.0))))

@@ -6,7 +6,8 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from gates.context import Predictions
-from gates.influence import ap_weight_gradient, difference_influence, numeric_gradient
+from gates.influence import ap_weight_gradient, difference_influence
+from gates.stats.partials import numeric_gradient
 from gates.intervals import delong_paired
 from gates.metrics import metric_registry, r2_from_means
 

@@ -21,7 +21,9 @@ from gates.estimates import (
 )
 from gates.intervals import (
     Estimate,
+    delong_covariance,
     delong_difference,
+    delong_influence,
     delong_paired,
     delong_single,
     midranks,
@@ -380,3 +382,23 @@ def test_auc_intervals_stay_within_the_unit_interval():
     assert est.candidate == 1.0 and hi <= 1.0 and lo >= 0.0
     dlo, dhi = est.difference.interval(0.999)
     assert -1.0 <= dlo <= dhi <= 1.0
+
+
+def test_delong_covariance_and_influence_match_the_structural_components_by_definition():
+    """Placement values from pairwise comparisons (ties half), with no midranks."""
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 300).astype(bool)
+    s = np.vstack([np.round(rng.normal(size=300) + y, 1), np.round(rng.normal(size=300) + 0.5 * y, 1)])
+    wins = [(p[:, None] > q[None, :]) + 0.5 * (p[:, None] == q[None, :]) for p, q in zip(s[:, y], s[:, ~y])]
+    v10 = np.stack([w.mean(axis=1) for w in wins])  # per positive: share of negatives it outranks
+    v01 = np.stack([w.mean(axis=0) for w in wins])  # per negative: share of positives that outrank it
+    auc, m, n = v10.mean(axis=1), int(y.sum()), int((~y).sum())
+    aucs, cov = delong_covariance(y, s)
+    np.testing.assert_allclose(aucs, auc, rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(v10) / m + np.cov(v01) / n, rtol=1e-10)
+    aucs2, infl = delong_influence(y, s)
+    np.testing.assert_allclose(aucs2, auc, rtol=1e-12)
+    np.testing.assert_allclose(infl[:, y], (v10 - auc[:, None]) / m, atol=1e-14)
+    np.testing.assert_allclose(infl[:, ~y], (v01 - auc[:, None]) / n, atol=1e-14)
+    assert np.isnan(delong_influence(np.array([True, False, False]), s[:, :3])[1]).all()
+    assert np.isnan(delong_covariance(np.array([True, False, False]), s[:, :3])[1]).all()
