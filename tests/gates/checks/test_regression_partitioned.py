@@ -271,4 +271,4 @@ def test_rows_without_a_target_are_left_out_as_embedded(tmp_path: Path) -> None:
     ctx = PartitionedContext(policy, engine=LocalEngine(), partition_rows=50)
     assert ctx.classes == (0, 1)
     whole = by_id(run_gate(ctx, "regression", policy.gates["regression"]))["regression.accuracy.min"]
-    assert whole["details"]["rows"] == EvalContext(policy).n_rows < ctx.n_rows
+    assert whole["details"]["rows"] == EvalContext(policy).n_rows == ctx.n_rows < ctx.n_eval_rows
