@@ -26,7 +26,7 @@ import pandas as pd
 
 from gates.checks import regression as rg
 from gates.checks import regression_scores as rs
-from gates.estimates import Slicing, cell_estimates, slice_by
+from gates.estimates import Slicing, cell_estimates
 from gates.metrics import CENTRED_ROW_STATS, encode_labels
 from gates.results import CheckResult
 from gates.stats.weights import stream_seed
@@ -39,7 +39,7 @@ MERGEABLE = ("confusion", "churn")
 MSG_FAMILIES = ("the regression gate runs on the dask engine for confusion-matrix metrics, churn, row means "
                 "and binary ROC AUC / average precision; {names} have no mergeable form here (docs/scale.md)")
 #: internal column names of the count tables: a NUL never starts a data column's name, so no slice column collides
-Y, C, B, N, CODE = "\0y", "\0candidate", "\0baseline", "\0n", "\0code"
+Y, C, B, N = "\0y", "\0candidate", "\0baseline", "\0n"
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def _cells(ctx: PartitionedContext, settings: rg.Settings, parts: Sequence[CellP
         total = pd.concat([p.counts[i] for p in parts], ignore_index=True)
         keys = [*cols, Y, C, *([B] if paired else [])]
         total = total.groupby(keys, dropna=False, sort=False)[N].sum().reset_index()
-        slicing, s = _slicing(cols, total)
+        slicing, s = rs.slice_codes(cols, total)
         y = labels.get_indexer(total[Y])
         c = labels.get_indexer(total[C])
         b = labels.get_indexer(total[B]) if paired else np.zeros(len(total), dtype=np.int64)
@@ -198,18 +198,6 @@ def _cells(ctx: PartitionedContext, settings: rg.Settings, parts: Sequence[CellP
         slicings.append(slicing)
         cells.append(dense)
     return slicings, missing, cells
-
-
-def _slicing(cols: tuple[str, ...], total: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
-    """The slices in the embedded order (``slice_by`` over the distinct values in first-seen order),
-    and each row of ``total``'s slice code."""
-    if not cols:
-        return Slicing((), ((),), np.zeros(0, dtype=np.int64)), np.zeros(len(total), dtype=np.int64)
-    distinct = total[list(cols)].drop_duplicates().reset_index(drop=True)
-    slicing = slice_by(distinct, cols)
-    coded = distinct.assign(**{CODE: slicing.codes})
-    merged = total[list(cols)].merge(coded, on=list(cols), how="left", sort=False)
-    return slicing, merged[CODE].to_numpy(dtype=np.int64)
 
 
 def _estimates(ctx: PartitionedContext, slicings: list[Slicing | None], checks: Sequence[Any],

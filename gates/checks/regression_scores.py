@@ -151,7 +151,7 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
             slicings.append(None)
             members.append(None)
             continue
-        slicing, codes = _slicing(cols, combos)
+        slicing, codes = slice_codes(cols, combos)
         m = (np.arange(slicing.n_slices)[:, None] == codes[None, :]).astype(np.float64)
         slicing.__dict__["sizes"] = (m @ sizes).astype(np.int64)
         slicings.append(slicing)
@@ -159,8 +159,9 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
     return Cells(columns, combos, sizes, slicings, members, y_mean, offsets)
 
 
-def _slicing(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
-    """The embedded run's slices of ``cols`` (sorted as ``groupby`` sorts) and each cell's slice code."""
+def slice_codes(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
+    """The embedded run's slices of ``cols`` (``slice_by`` over their distinct values in first-seen
+    order) and each row of ``combos``' slice code."""
     if not cols:
         return Slicing((), ((),), np.zeros(0, dtype=np.int64)), np.zeros(len(combos), dtype=np.int64)
     distinct = combos[list(cols)].drop_duplicates().reset_index(drop=True)

@@ -130,7 +130,8 @@ def assert_close(embedded: dict[str, dict[str, Any]], partitioned: dict[str, dic
     assert list(partitioned) == list(embedded)
     for cid, want in embedded.items():
         got = partitioned[cid]
-        assert (got["status"], got.get("ci_method")) == (want["status"], want.get("ci_method")), cid
+        assert (got["status"], got.get("ci_method"), got.get("reason")) == \
+            (want["status"], want.get("ci_method"), want.get("reason")), cid
         for key in ("observed", "baseline", "delta", "half_width"):
             if want.get(key) is None:
                 assert got.get(key) is None, (cid, key)
