@@ -97,7 +97,6 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
 def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     """Return the regression gate's checks from merged cells, or its not_distributable error."""
     from gates.checks import not_distributable
-    from gates.engine.shipping import NotShippable
     from gates.engine.worker import ship_models
 
     metrics = rg.metrics_of(ctx)
@@ -108,10 +107,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         names = ", ".join(others) or "its metrics"
         return [not_distributable("regression", spec, MSG_FAMILIES.format(names=names))]
     settings = rg.Settings.of(spec)
-    try:
-        plan, handles = ship_models(ctx)
-    except NotShippable as exc:
-        return [not_distributable("regression", spec, str(exc))]
+    plan, handles = ship_models(ctx)
     paired = ctx.has_baseline
     scored = list({m.name: m for m in named if rs.family_of(m, task) is not None}.values())
     confusion = any(m.family in MERGEABLE for m in named)

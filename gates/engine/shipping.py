@@ -6,12 +6,19 @@ A worker recomputes the sha256 of what arrived and refuses to load bytes that di
 loads them under the same trust rules as the client (skops' audit against ``trusted_types``,
 pickle only with ``trust_pickle``), through the same :func:`gates.models.load_model`. Loaded
 models are kept per worker process, keyed by sha256, so a worker loads each model once however
-many partitions it computes. A model of several files (ONNX with external data, an MLflow
-folder) is not shipped yet.
+many partitions it computes.
+
+A model of several files (an ONNX graph with external data, an MLflow model folder) travels as
+its deterministic archive (:mod:`gates.models.bundle`, the bytes the registry stores and whose
+sha256 the report names). The worker checks the archive's sha256, unpacks it into a private
+temporary folder, refusing any member that is not a plain file inside it, and loads the model
+from there.
 """
 from __future__ import annotations
 
 import hashlib
+import io
+import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,25 +27,26 @@ from typing import TYPE_CHECKING, Any
 
 from gates.errors import UserError
 from gates.models import LoadedModel, Trust, load_model
+from gates.models.bundle import extract_archive, scratch_folder, write_archive
 
 if TYPE_CHECKING:
     from gates.engine import Engine
 
 MSG_SHA_MISMATCH = ("the {role} model's bytes on this worker have sha256 {got}, not {want} as sent by the "
                     "client: refusing to load them")
-MSG_BUNDLE = "the {role} model is several files ({name}); only single-file models are shipped to workers"
+MSG_BAD_ARCHIVE = "the {role} model's archive on this worker is refused: {problem}"
 
 #: models loaded in this (worker) process, by sha256
 _LOADED: dict[str, LoadedModel] = {}
 
 
-class NotShippable(Exception):
-    """A model the engine cannot send to workers; the message says why."""
-
-
 @dataclass(frozen=True)
 class ShippedModel:
-    """What a worker needs to load one model besides its bytes: name, format, sha256 and trust rules."""
+    """What a worker needs to load one model besides its bytes: name, format, sha256 and trust rules.
+
+    ``entry`` is set for a model of several files: what to load inside the unpacked archive (the
+    graph's file name, or ``"."`` for a model folder).
+    """
 
     role: str
     name: str
@@ -46,20 +54,26 @@ class ShippedModel:
     sha256: str
     trust: Trust
     outputs: Mapping[str, str] | None = None
+    entry: str | None = None
 
 
 def ship(engine: Engine, role: str, loaded: LoadedModel, trust: Trust,
          outputs: Mapping[str, str] | None = None) -> tuple[ShippedModel, Any]:
-    """Send a loaded model's file to the workers; return its description and the engine's handle
-    to its bytes (a task argument that arrives on the worker as the bytes themselves)."""
+    """Send a loaded model's file (or its files' archive) to the workers; return its description
+    and the engine's handle to its bytes (a task argument that arrives on the worker as the bytes)."""
+    entry = None
     if loaded.is_bundle:
-        raise NotShippable(MSG_BUNDLE.format(role=role, name=loaded.path.name))
-    data = loaded.path.read_bytes()
+        entry = "." if loaded.path.is_dir() else next(n for n, p in loaded.files if p == loaded.path)
+        out = io.BytesIO()
+        write_archive(loaded.files, out)
+        data = out.getvalue()
+    else:
+        data = loaded.path.read_bytes()
     got = hashlib.sha256(data).hexdigest()
     if got != loaded.sha256:  # the file changed between the client's load and now
         raise UserError(MSG_SHA_MISMATCH.format(role=role, got=got, want=loaded.sha256), location=str(loaded.path))
     shipped = ShippedModel(role, loaded.path.name, loaded.format, loaded.sha256, trust,
-                           dict(outputs) if outputs else None)
+                           dict(outputs) if outputs else None, entry)
     return shipped, engine.share(data)
 
 
@@ -68,10 +82,32 @@ def load_shipped(model: ShippedModel, data: bytes) -> LoadedModel:
     got = hashlib.sha256(data).hexdigest()
     if got != model.sha256:
         raise UserError(MSG_SHA_MISMATCH.format(role=model.role, got=got, want=model.sha256), location=model.name)
-    if got not in _LOADED:
+    if got in _LOADED:
+        return _LOADED[got]
+    if model.entry is None:
         with tempfile.TemporaryDirectory(prefix="model-gates-") as folder:
             path = Path(folder) / model.name
             path.write_bytes(data)
-            _LOADED[got] = load_model(path, model.format, trust=model.trust, role=model.role, where=model.name,
-                                      outputs=model.outputs)
+            _LOADED[got] = _load(model, path)
+    else:  # the unpacked files stay while the worker lives: a loader may read them lazily
+        _LOADED[got] = _load(model, _unpack(model, data) / model.entry)
     return _LOADED[got]
+
+
+def _load(model: ShippedModel, path: Path) -> LoadedModel:
+    return load_model(path, model.format, trust=model.trust, role=model.role, where=model.name,
+                      outputs=model.outputs)
+
+
+def _unpack(model: ShippedModel, data: bytes) -> Path:
+    """Unpack a model's archive into a new private folder and return that folder; nothing unsafe is written."""
+    folder = scratch_folder("model-gates-model-")
+    archive = folder / "model.tar"
+    archive.write_bytes(data)
+    try:
+        return extract_archive(archive, folder / "model")
+    except (ValueError, tarfile.TarError, OSError) as exc:  # a hostile or broken archive: nothing runs
+        raise UserError(MSG_BAD_ARCHIVE.format(role=model.role, problem=str(exc).splitlines()[0] or
+                                               type(exc).__name__), location=model.name) from None
+    finally:
+        archive.unlink()

@@ -41,8 +41,7 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
     """Load each model file on the client (trust rules, identity) and send its bytes to the workers once.
 
     Returns the plan and the task arguments (``candidate_bytes``, ``baseline_bytes``) holding the
-    engine's handles to the bytes; raises :class:`~gates.engine.shipping.NotShippable` for a
-    model of several files.
+    engine's handles to the bytes (a model of several files as its deterministic archive).
     """
     spec = ctx.policy.model
     trust = Trust(trust_pickle=spec.trust_pickle, trusted_types=spec.trusted_types)

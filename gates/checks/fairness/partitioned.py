@@ -167,7 +167,6 @@ class MergedGroupStats(GroupStats):
 def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     """Return the fairness gate's checks from merged partials, or its not_distributable error."""
     from gates.checks import not_distributable
-    from gates.engine.shipping import NotShippable
     from gates.engine.worker import ship_models
 
     policy = ctx.policy
@@ -184,10 +183,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     others = sorted({r for m in metrics for r in m.rates if _kind(r, task) is None})
     if others:
         return [not_distributable(GATE_NAME, spec, MSG_NOT_MERGEABLE.format(names=", ".join(others)))]
-    try:
-        plan, handles = ship_models(ctx)
-    except NotShippable as exc:
-        return [not_distributable(GATE_NAME, spec, str(exc))]
+    plan, handles = ship_models(ctx)
     from gates.checks.fairness import family_size
     from gates.checks.fairness._config import groupings
 

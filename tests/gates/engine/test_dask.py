@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 
 from gates.config import load_policy
@@ -153,3 +154,72 @@ def test_row_means_and_rank_metrics_on_the_workers_give_the_embedded_checks(tmp_
     assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "regression"]), got)
     assert {c["ci_method"] for c in got.values() if c.get("ci_method")} == {"bootstrap-rows", "delong",
                                                                              "delta-method"}
+
+
+def test_models_of_several_files_are_shipped_as_their_archive_and_give_the_embedded_checks(
+        tmp_path: Path, scheduler: str) -> None:
+    pytest.importorskip("onnxruntime")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.gates.checks.test_regression_partitioned import assert_close, by_id
+    from tests.gates.models.helpers import dataset
+    from tests.gates.registry.test_formats import _onnx_external
+
+    X, y = dataset("regression")
+    frame = X.assign(target=y, zone=np.where(np.arange(len(X)) % 3 == 0, "a", "b"))
+    (tmp_path / "eval").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       tmp_path / "eval" / f"part-{i}.parquet")
+    candidate, scores = _onnx_external(tmp_path, "cand", 1.0)
+    baseline, _ = _onnx_external(tmp_path, "base", 0.5)
+    (tmp_path / "gates.yaml").write_text(f"""\
+version: 1
+model: {{name: reg, task: regression, candidate: {candidate.relative_to(tmp_path)},
+        baseline: {baseline.relative_to(tmp_path)}}}
+data: {{eval: eval, target: target, features: [{", ".join(X.columns)}]}}
+seed: 2
+gates:
+  regression:
+    bootstrap: 200
+    min_slice_size: 50
+    slices: [zone]
+    metrics:
+      mae: {{max: 50.0, max_drop: 1.0}}
+      r2: {{min: 0.6}}     # about 0.52: fails
+""")
+    policy = load_policy(tmp_path / "gates.yaml")
+    embedded = run_policy(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    assert remote.engine["workers"] == 2 and remote.engine["partitions"] == 3
+    want = by_id([c for c in embedded.verdict.checks if c.gate == "regression"])
+    got = by_id([c for c in remote.verdict.checks if c.gate == "regression"])
+    assert "regression.not_distributable" not in got and len(got) == 9  # 3 checks on all rows, zone=a, zone=b
+    assert_close(want, got)
+    # the graph's own scores, computed here from the files beside it
+    mae = float(np.mean(np.abs(scores(X) - y.to_numpy())))
+    assert got["regression.mae.max"]["observed"] == pytest.approx(mae, rel=1e-6)
+    assert {c["status"] for c in got.values()} >= {"pass", "fail"}
+
+
+def test_an_archive_with_a_member_outside_its_folder_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    import hashlib
+    import io
+    import tarfile
+
+    from gates.engine.shipping import MSG_BAD_ARCHIVE, ShippedModel, load_shipped
+    from gates.models import Trust
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name in ("m.onnx", "../escaped.bin"):
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"data"))
+    data = out.getvalue()
+    model = ShippedModel("candidate", "m.onnx", "onnx", hashlib.sha256(data).hexdigest(), Trust(), entry="m.onnx")
+    with pytest.raises(UserError) as info:
+        load_shipped(model, data)
+    assert info.value.message.startswith(MSG_BAD_ARCHIVE.split("{problem}")[0].format(role="candidate"))
+    assert "../escaped.bin" in info.value.message and info.value.location == "m.onnx"
