@@ -7,12 +7,21 @@ expectation becomes ``data.gx.<expectation_type>[<column>]`` with GX's unexpecte
 indices as examples, and GX's severity mapped to ours: ``critical`` blocks, ``warning`` and
 ``info`` warn; an expectation without one takes the gate's severity.
 great_expectations is imported only here (it takes seconds), only when a policy uses it.
+
+On partitions (the dask engine) the row-wise expectations (GX's column, column-pair and
+multicolumn map expectations, except those judging uniqueness or order, which span rows) run on
+each partition: :func:`measure_gx` returns their element, missing and unexpected counts with at
+most ``max_failure_cases`` unexpected values and rows, and :func:`merged_gx` adds them in
+partition order and decides ``success`` as GX does (the ``mostly`` fraction of the rows
+considered). Any other expectation is an ``error`` with reason ``not_distributable`` naming it.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -41,6 +50,9 @@ MSG_PASS = "{label} meets {type}{scope}"
 MSG_FAIL_ROWS = "{n} of {total} rows of {label} fail {type}{scope}"
 MSG_FAIL_VALUE = "{label} fails {type}{scope}: observed {observed}"
 MSG_NOT_RUN = "Great Expectations could not run the suite on {label}: {problem}"
+MSG_NOT_ROW_WISE = ("not computed on the dask engine: the expectation {type}{scope} is not judged row by row, "
+                    "so it has no mergeable form yet (docs/scale.md)")
+REASON_NOT_DISTRIBUTABLE = "not_distributable"
 
 #: GX 1.x severities and whether they block
 SEVERITY_BLOCKS = {"critical": True, "warning": False, "info": False}
@@ -49,6 +61,12 @@ _SCOPE_KWARGS = ("column", "column_A", "column_B", "column_list", "batch_id")
 _MARK = "model_gates_index"
 #: column-wide type expectations: when one fails, every non-null value of the column is of the wrong type
 _TYPE_EXPECTATIONS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
+#: map expectations whose verdict on a row depends on other rows (uniqueness, order) or on the column's type
+_NOT_ROW_WISE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
+                 "expect_multicolumn_values_to_be_unique", "expect_column_values_to_be_increasing",
+                 "expect_column_values_to_be_decreasing", *_TYPE_EXPECTATIONS)
+#: the result keys a partition returns for a row-wise expectation
+_COUNTS = ("element_count", "missing_count", "unexpected_count")
 
 
 def read_suite(path: Path) -> list[dict[str, Any]]:
@@ -162,8 +180,9 @@ def _validate(frame: pd.DataFrame, built: dict[int, Any], limit: int) -> dict[in
 
 
 def _result(target: Target, name: tuple[str, str], item: dict[str, Any], res: Any, blocking: bool,
-            settings: Settings) -> CheckResult:
-    """Turn one GX ExpectationValidationResult into a check."""
+            settings: Settings, rows: int | None = None) -> CheckResult:
+    """Turn one GX ExpectationValidationResult into a check (``rows``: the target's, when its
+    frame holds only the schema)."""
     check_id = target.check_id("gx", *name)
     kwargs = dict(item.get("kwargs") or {})
     threshold = {k: v for k, v in kwargs.items() if k not in _SCOPE_KWARGS}
@@ -171,7 +190,8 @@ def _result(target: Target, name: tuple[str, str], item: dict[str, Any], res: An
     fmt = {"label": target.label, "type": item["type"], "scope": f" on '{scope}'" if scope else ""}
     missing = [c for c in _columns(kwargs) if c not in target.frame.columns]
     if missing:
-        return make_result(check_id, outcome=Outcome.FAIL, blocking=blocking, observed=len(target.frame),
+        return make_result(check_id, outcome=Outcome.FAIL, blocking=blocking,
+                           observed=len(target.frame) if rows is None else rows,
                            threshold=threshold, reason=REASON_MISSING_COLUMN,
                            message=MSG_MISSING.format(col=missing[0], **fmt))
     problem = _raised(res.exception_info)
@@ -248,3 +268,103 @@ def _jsonish(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonish(v) for v in list(value)[:50]]
     return json_value(value)
+
+
+# ---------------------------------------------------------------- on partitions
+
+
+def row_wise(items: list[dict[str, Any]]) -> tuple[int, ...]:
+    """Return the positions of the suite's valid expectations that judge each row on its own."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    built, _ = _build(items)
+    kinds = (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+    return tuple(i for i, e in built.items() if isinstance(e, kinds) and items[i]["type"] not in _NOT_ROW_WISE)
+
+
+@dataclass
+class GxPartial:
+    """One partition's row-wise expectations: GX's counts, first unexpected values and rows, or what
+    GX raised; ``error`` when GX could not run the suite on the partition at all."""
+
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None
+
+
+def measure_gx(frame: pd.DataFrame, items: list[dict[str, Any]], positions: Sequence[int], limit: int) -> GxPartial:
+    """Run the row-wise expectations at ``positions`` on one partition (runs on a worker); the
+    frame's index is the rows' position in the whole source, so the rows GX names are those."""
+    built, _ = _build(items)
+    try:
+        found = _validate(frame, {i: built[i] for i in positions if i in built}, limit)
+    except Exception as exc:  # noqa: BLE001 -- GX can fail on data it cannot load; report, do not crash
+        return GxPartial(error=first_line(exc))
+    out = GxPartial()
+    for i, res in found.items():
+        result = dict(res.result or {})
+        out.results[i] = {"raised": _raised(res.exception_info),
+                          **{k: result[k] for k in _COUNTS if k in result},
+                          "values": list(result.get("partial_unexpected_list") or []),
+                          "index": list(result.get("partial_unexpected_index_list") or [])}
+    return out
+
+
+def merged_gx(target: Target, items: list[dict[str, Any]], parts: Sequence[GxPartial], rows: int,
+              gate_blocking: bool, settings: Settings) -> list[CheckResult]:
+    """Return the suite's checks from partition results, in the embedded order; ``target.frame``
+    is the schema (columns only) and ``rows`` the target's row count."""
+    limit = settings.max_failure_cases
+    names = check_names(items)
+    blocking = [is_blocking(_our_severity(item.get("severity")), "block" if gate_blocking else "warn")
+                for item in items]
+    built, invalid = _build(items)
+    wise = set(row_wise(items))
+    failed = next((p.error for p in parts if p.error is not None), None)
+    out = []
+    for i, item in enumerate(items):
+        check_id = target.check_id("gx", *names[i])
+        kwargs = dict(item.get("kwargs") or {})
+        scope = _scope(kwargs)
+        if i in invalid:
+            out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking[i], reason=REASON_SCHEMA_ERROR,
+                                   message=MSG_BAD_EXPECTATION.format(type=item["type"], problem=invalid[i])))
+        elif i not in wise:
+            out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking[i],
+                                   reason=REASON_NOT_DISTRIBUTABLE, message=MSG_NOT_ROW_WISE.format(
+                                       type=item["type"], scope=f" on '{scope}'" if scope else "")))
+        elif failed is not None:
+            out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking[i], reason=REASON_CHECK_ERROR,
+                                   message=MSG_NOT_RUN.format(label=target.label, problem=failed)))
+        else:
+            res = _merged_result([p.results[i] for p in parts], getattr(built[i], "mostly", 1.0), limit)
+            out.append(_result(target, names[i], item, res, blocking[i], settings, rows=rows))
+    return out
+
+
+def _merged_result(found: list[dict[str, Any]], mostly: float, limit: int) -> Any:
+    """Add partitions' results of one map expectation into GX's whole-data result (SUMMARY format)."""
+    raised = next((f["raised"] for f in found if f["raised"] is not None), None)
+    if raised is not None:
+        return SimpleNamespace(success=False, result={}, exception_info={"raised_exception": True,
+                                                                         "exception_message": raised})
+    total = {k: sum(int(f.get(k) or 0) for f in found) for k in _COUNTS if all(k in f for f in found)}
+    elements, unexpected = total.get("element_count", 0), total.get("unexpected_count", 0)
+    considered = elements - total["missing_count"] if "missing_count" in total else elements
+    success = elements == 0 or considered == 0 or (considered - unexpected) / considered >= mostly
+    values = [v for f in found for v in f["values"]][:limit]
+    result: dict[str, Any] = {**total, "unexpected_percent": unexpected / considered * 100
+                              if elements > 0 and considered > 0 else None,
+                              "partial_unexpected_list": values,
+                              "partial_unexpected_index_list": [r for f in found for r in f["index"]][:limit]}
+    if limit > 0:
+        result["partial_unexpected_counts"] = [{"value": _hashable(v), "count": 1} for v in values]
+    return SimpleNamespace(success=success, result=result, exception_info=None)
+
+
+def _hashable(value: Any) -> Any:
+    """GX counts a multicolumn expectation's unexpected rows (dicts) as tuples of their values."""
+    return tuple(value.values()) if isinstance(value, dict) else value

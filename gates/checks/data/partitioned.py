@@ -12,7 +12,8 @@ partitions then count into those bins. KS and Wasserstein columns count distinct
 (reference on that worker, eval per partition), added on the client: the statistics need only
 the two empirical CDFs. What has no mergeable form yet is reported as an ``error`` check with
 reason ``not_distributable``, never computed from rows on the client: pandera uniqueness checks
-(duplicates across partitions), ``leakage`` and Great Expectations suites. Built-in ``unique``
+(duplicates across partitions), ``leakage`` and the Great Expectations expectations that are not
+judged row by row (the row-wise ones run per partition, :func:`.gx_engine.measure_gx`). Built-in ``unique``
 rules merge each partition's value counts; a second pass over the repeated values' columns finds
 the first example rows. ``overlap`` collects the reference's distinct row hashes once and each
 eval partition counts its rows among them.
@@ -101,6 +102,8 @@ class Plan:
     base_dir: Path
     limit: int
     bins: Mapping[str, Bins] = field(default_factory=dict)
+    #: the Great Expectations suite's expectations and the positions of the row-wise ones
+    gx: tuple[list[dict[str, Any]], tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -125,6 +128,8 @@ class FramePartial:
     values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     #: unique rules: each non-null value's count
     distinct: dict[str, pd.Series] = field(default_factory=dict)
+    #: the Great Expectations suite's row-wise results, one per partition
+    gx: list[Any] = field(default_factory=list)
 
 
 def measure_partition(part: Partition, plan: Plan) -> FramePartial:
@@ -148,6 +153,10 @@ def measure_partition(part: Partition, plan: Plan) -> FramePartial:
         ref, blocking = plan.pandera
         out.pandera.append(run_pandera(Target(plan.target, frame), ref, plan.base_dir, blocking,
                                        Settings(max_failure_cases=plan.limit)))
+    if plan.gx is not None and plan.gx[1]:
+        from gates.checks.data.gx_engine import measure_gx
+
+        out.gx.append(measure_gx(frame, plan.gx[0], plan.gx[1], plan.limit))
     return out
 
 
@@ -249,6 +258,7 @@ def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
             for k, (v, n) in c.unexpected.items():
                 t.unexpected.setdefault(k, [v, 0])[1] += n
         total.pandera.extend(p.pandera)
+        total.gx.extend(p.gx)
         for col, counts in p.drift.items():
             total.drift[col] = counts if col not in total.drift else total.drift[col] + counts
         for col, found in p.values.items():
@@ -300,6 +310,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
 
         ref, severity = engine_ref(spec["pandera"], "schema")
         pandera = (ref, is_blocking(severity, settings.severity))
+    gx, gx_blocking, gx_problem = _gx_suite(policy.base_dir, spec.get("great_expectations"), settings)
     bins: dict[str, Bins] = {}
     drift_cols: list[str] = []
     has_ref = policy.data.reference is not None
@@ -312,7 +323,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     out: list[CheckResult] = []
     eval_total: FramePartial | None = None
     for name, parts, schema in targets:
-        plan = Plan(name, spec.get("checks"), pandera, policy.base_dir, limit, bins if name == "eval" else {})
+        plan = Plan(name, spec.get("checks"), pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx)
         total = merge(engine.map(measure_partition, parts, plan=engine.share(plan)), limit)
         _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
@@ -320,8 +331,13 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         if pandera is not None:
             out.extend(_pandera(total, target, pandera[1], limit))
         if spec.get("great_expectations") is not None:
-            out.append(_gate_level(target.check_id("great_expectations"), settings,
-                                   "a Great Expectations suite (its expectations are not all row-level)"))
+            from gates.checks.data import gx_engine as gxe
+
+            if gx is None:
+                out.append(make_result(target.check_id("gx", "suite"), outcome=Outcome.ERROR, blocking=gx_blocking,
+                                       reason=gxe.REASON_SCHEMA_ERROR, message=str(gx_problem)))
+            else:
+                out.extend(gxe.merged_gx(target, gx[0], total.gx, total.rows, gx_blocking, settings))
         if spec.get("checks") is not None:
             out.extend(_builtin(target, total, spec["checks"], settings))
     if drift_cols:
@@ -332,6 +348,24 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     if spec.get("leakage") is not None:
         out.append(_gate_level(data_id("leakage", "max"), settings, "leakage (a model per column)", spec["leakage"]))
     return out
+
+
+def _gx_suite(base_dir: Path, section: Any, settings: Settings
+              ) -> tuple[tuple[list[dict[str, Any]], tuple[int, ...]] | None, bool, str | None]:
+    """Return the suite's expectations with the positions of the row-wise ones (or None and why the
+    suite cannot be read), and whether its checks block."""
+    if section is None:
+        return None, False, None
+    from gates.checks.data import engine_ref
+    from gates.checks.data.gx_engine import read_suite, row_wise
+
+    ref, severity = engine_ref(section, "suite")
+    blocking = is_blocking(severity, settings.severity)
+    try:
+        items = read_suite(base_dir / ref)
+    except ValueError as exc:
+        return None, blocking, str(exc)
+    return (items, row_wise(items)), blocking, None
 
 
 def reference_hashes(part: Partition, columns: list[str]) -> np.ndarray | str:

@@ -223,3 +223,21 @@ def test_an_archive_with_a_member_outside_its_folder_is_refused_before_anything_
         load_shipped(model, data)
     assert info.value.message.startswith(MSG_BAD_ARCHIVE.split("{problem}")[0].format(role="candidate"))
     assert "../escaped.bin" in info.value.message and info.value.location == "m.onnx"
+
+
+def test_great_expectations_suites_run_on_the_workers_and_give_the_embedded_checks(
+        tmp_path: Path, scheduler: str) -> None:
+    pytest.importorskip("great_expectations")
+    from tests.gates.checks.data.test_partitioned import by_id, gx_project
+
+    policy = load_policy(gx_project(tmp_path))
+    embedded = by_id([c for c in run_policy(policy).verdict.checks if c.gate == "data"])
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    got = by_id([c for c in remote.verdict.checks if c.gate == "data"])
+    assert remote.engine["partitions"] >= 3 and list(got) == list(embedded)
+    nd = {i for i, c in got.items() if c.get("reason") == "not_distributable"}
+    assert nd == {"data.gx.expect_column_mean_to_be_between[age]", "data.gx.expect_column_values_to_be_unique[code]"}
+    compare(embedded, got)
+    for cid in set(got) - nd:
+        assert (got[cid]["status"], got[cid]["message"], got[cid]["details"]) == (
+            embedded[cid]["status"], embedded[cid]["message"], embedded[cid]["details"]), cid

@@ -233,3 +233,59 @@ def test_per_example_score_columns_are_counted_on_partitions(tmp_path: Path) -> 
     assert [e["index"] for e in got["data.scores.not_null[cand_correct]"]["details"]["examples"]] == [3, 700, 701, 1100]
     assert got["data.scores.not_null[prod_ms]"]["status"] == "fail"
     assert got["data.scores.not_null[cand_ms]"]["status"] == "pass"
+
+
+def gx_project(tmp_path: Path) -> Path:
+    """The messy eval folder with a Great Expectations suite: row-wise expectations (column,
+    column-pair, multicolumn; with and without ``mostly``; a missing column) and two that are not."""
+    from tests.gates.checks.data.test_gx_engine import expect, suite
+
+    write_folder(tmp_path / "eval", messy(3000, 1, shift=4.0), 3, 300)
+    (tmp_path / "suite.json").write_text(suite(
+        expect("column_values_to_be_between", column="age", min_value=20, max_value=80),
+        expect("column_values_to_be_in_set", "warning", column="city", value_set=["Oslo", "Bergen", "Tromso"],
+               mostly=0.85),
+        expect("column_values_to_be_in_set", column="city", value_set=["Oslo", "Bergen", "Tromso"], mostly=0.95),
+        expect("column_values_to_not_be_null", column="income"),
+        expect("column_values_to_match_regex", column="city", regex="^[A-Z]"),
+        expect("column_pair_values_a_to_be_greater_than_b", column_A="income", column_B="seen"),
+        expect("select_column_values_to_be_unique_within_record", column_list=["age", "code"]),
+        expect("column_values_to_be_between", column="zip", min_value=0),
+        expect("column_mean_to_be_between", column="age", min_value=0, max_value=200),
+        expect("column_values_to_be_unique", "info", column="code"),
+    ))
+    write_folder(tmp_path / "ref", messy(500, 2), 1, 500)
+    (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=(
+        "    max_failure_cases: 5\n    great_expectations: suite.json")))
+    return tmp_path / "gates.yaml"
+
+
+@pytest.mark.parametrize("partition_rows", [250, 3000])
+def test_row_wise_expectations_run_per_partition_and_merge_into_the_embedded_checks(
+        tmp_path: Path, partition_rows: int) -> None:
+    pytest.importorskip("great_expectations")
+    config = gx_project(tmp_path)
+    policy = load_policy(config)
+    embedded = by_id(GATE.run(EvalContext(policy), policy.gates["data"]))
+    got = run_partitioned(config, LocalEngine(), partition_rows)
+    assert list(got) == list(embedded) and len(got) == 10
+    nd = {i for i, c in got.items() if c.get("reason") == REASON_NOT_DISTRIBUTABLE}
+    assert nd == {"data.gx.expect_column_mean_to_be_between[age]", "data.gx.expect_column_values_to_be_unique[code]"}
+    assert "expect_column_mean_to_be_between on 'age'" in got["data.gx.expect_column_mean_to_be_between[age]"]["message"]
+    assert got["data.gx.expect_column_values_to_be_unique[code]"]["status"] == "warn"  # info: never blocks
+    compare(embedded, got)
+    for cid in set(got) - nd:
+        assert (got[cid]["message"], got[cid]["details"]) == (embedded[cid]["message"], embedded[cid]["details"]), cid
+    status = {i.split(".", 2)[2]: c["status"] for i, c in got.items()}
+    assert status["expect_column_values_to_be_in_set#1[city]"] == "pass"   # about 10% unexpected, mostly 0.85
+    assert status["expect_column_values_to_be_in_set#2[city]"] == "fail"   # mostly 0.95
+    assert status["expect_column_values_to_not_be_null[income]"] == "fail"
+    assert status["expect_column_values_to_be_between[zip]"] == "fail"
+    # the counts are the data's own, and the examples the first rows of the whole source
+    frame = pd.read_parquet(tmp_path / "eval")
+    age = frame["age"].dropna()
+    between = got["data.gx.expect_column_values_to_be_between[age]"]
+    assert between["observed"] == int(((age < 20) | (age > 80)).sum()) > 0
+    bad = frame.index[frame["age"].notna() & ((frame["age"] < 20) | (frame["age"] > 80))]
+    assert [e["index"] for e in between["details"]["examples"]] == bad[:5].tolist()
+    assert got["data.gx.expect_column_values_to_be_between[zip]"]["observed"] == 3000
