@@ -241,3 +241,44 @@ def test_great_expectations_suites_run_on_the_workers_and_give_the_embedded_chec
     for cid in set(got) - nd:
         assert (got[cid]["status"], got[cid]["message"], got[cid]["details"]) == (
             embedded[cid]["status"], embedded[cid]["message"], embedded[cid]["details"]), cid
+
+
+def test_an_mlflow_model_folder_is_shipped_and_gives_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
+    pytest.importorskip("mlflow")
+    pytest.importorskip("xgboost")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.gates.checks.test_regression_partitioned import assert_close, by_id
+    from tests.gates.models.helpers import dataset
+    from tests.gates.registry.test_formats import _mlflow_folder
+
+    X, y = dataset("binary")
+    frame = X.assign(target=y)
+    (tmp_path / "eval").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       tmp_path / "eval" / f"part-{i}.parquet")
+    _, scores = _mlflow_folder(tmp_path, "cand", 3)
+    features = ", ".join(json.dumps(c) for c in X.columns)
+    (tmp_path / "gates.yaml").write_text(f"""\
+version: 1
+model: {{name: m, task: binary_classification, candidate: {{path: cand, format: mlflow}}, baseline: none,
+        positive_label: 1}}
+data: {{eval: eval, target: target, features: [{features}]}}
+seed: 1
+gates:
+  regression:
+    bootstrap: 100
+    metrics: {{accuracy: {{min: 0.97}}, log_loss: {{max: 0.5}}}}
+""")
+    policy = load_policy(tmp_path / "gates.yaml")
+    embedded = run_policy(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    got = by_id([c for c in remote.verdict.checks if c.gate == "regression"])
+    assert list(got) == ["regression.accuracy.min", "regression.log_loss.max"]
+    assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "regression"]), got)
+    p = np.clip(scores(X), 1e-15, 1 - 1e-15)
+    want = -float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    assert got["regression.log_loss.max"]["observed"] == pytest.approx(want, rel=1e-6)
+    assert got["regression.accuracy.min"]["status"] == "fail"  # about 0.967
