@@ -20,7 +20,9 @@ from gates.estimates import (
     whole,
 )
 from gates.intervals import (
+    BASIC,
     Estimate,
+    basic_interval,
     delong_covariance,
     delong_difference,
     delong_influence,
@@ -335,6 +337,31 @@ def test_estimate_intervals_and_p_values():
     assert negate(normal).interval(0.9) == pytest.approx(tuple(-x for x in reversed(normal.interval(0.9))))
     assert all(np.isnan(Estimate(float("nan"), "delong").interval(0.95)))
     assert not Estimate(float("nan"), "delong").is_defined
+
+
+def test_basic_interval_reflects_the_replicates_about_the_point_and_holds_it():
+    rng = np.random.default_rng(1)
+    reps = rng.gamma(2.0, 0.01, 20000) + 0.06  # skewed right, mean 0.08
+    q_lo, q_hi = np.quantile(reps, [0.025, 0.975])
+    t = 0.08  # inside [q_lo, q_hi]: the plain reflection 2t - q
+    est = Estimate(t, "bootstrap", reps, bounds=(0.0, 1.0), reading=BASIC)
+    assert est.interval(0.95) == pytest.approx((2 * t - q_hi, 2 * t - q_lo), abs=1e-12)
+    assert Estimate(t, "bootstrap", reps).interval(0.95) == pytest.approx((q_lo, q_hi), abs=1e-12)
+    # below every replicate (a max over noisy group rates): the reflection misses t, its upper end moves to t
+    low = basic_interval(0.05, reps, 0.95)
+    assert reps.min() > 0.05 and low == pytest.approx((0.1 - q_hi, 0.05), abs=1e-12)
+    assert Estimate(0.05, "bootstrap", reps, bounds=(0.0, 1.0), reading=BASIC).interval(0.95) == (0.0, 0.05)
+    # the one-sided p-value is the level at which the lower end reaches the bound
+    for bound in (0.03, 0.05, 0.06):
+        p = est.p_below(bound)
+        assert est.interval(1 - 2 * p)[0] == pytest.approx(bound, abs=2e-3)
+        assert p == pytest.approx(np.mean(reps > 2 * t - bound), abs=1e-3)
+    assert est.p_below(t + 0.001) == 1.0  # above the point: never shown, as no interval's lower end passes t
+    flipped = negate(est)
+    assert flipped.reading == BASIC
+    assert flipped.interval(0.9) == pytest.approx(tuple(-x for x in reversed(est.interval(0.9))))
+    assert est.within((-1.0, 1.0)).reading == BASIC
+    assert all(np.isnan(basic_interval(float("nan"), reps, 0.95)))
 
 
 def test_midranks_equal_scipy_rankdata():

@@ -4,6 +4,10 @@
 ``min``/``max``); their ``ci`` is the disparity's interval at the nominal level, reported only.
 The ``no_worse_than_baseline`` checks are the interval family: decided by ``point`` or
 ``non_inferiority`` on the paired interval of candidate - baseline, with ``multiple_testing``.
+
+Every interval is the basic bootstrap interval holding its point (:func:`gates.intervals.basic_interval`):
+a disparity over noisy group rates is biased upward and its replicates more so, so percentile
+intervals sit above the point (``ci_method``: the sampler, then ``-basic``).
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any
 from gates.checks.fairness._config import GATE_NAME, MetricSpec, Settings
 from gates.checks.fairness._measure import Measured, num
 from gates.identity import CheckId, Reason
-from gates.intervals import Estimate
+from gates.intervals import BASIC, Estimate
 from gates.results import CheckResult, Outcome
 from gates.stats import Member, Rule, decide_family
 from gates.stats.family import decide_bounds, to_status
@@ -35,6 +39,8 @@ MSG_NWTB_INCONCLUSIVE = (
 )
 MSG_CI = " with {conf} confidence (interval [{lo}, {hi}])"
 MSG_EXCLUDED = "; {n} group(s) left out: {which}"
+#: how a disparity's interval is read from its replicates, appended to the sampler's name in ``ci_method``
+INTERVAL_SUFFIX = f"-{BASIC}"
 
 
 @dataclass(frozen=True)
@@ -93,15 +99,17 @@ def pending_checks(measured: Measured, settings: Settings, *, has_baseline: bool
 
 def _estimated(p: Pending, measured: Measured, kind: str) -> Pending:
     """Attach the estimate of one threshold kind (and, for the interval family, its oriented form)."""
+    method = measured.method + INTERVAL_SUFFIX
     if kind != "no_worse_than_baseline":
-        return _replace(p, raw=Estimate(measured.candidate, measured.method, measured.candidate_reps, bounds=(0.0, 1.0)))
+        return _replace(p, raw=Estimate(measured.candidate, method, measured.candidate_reps, bounds=(0.0, 1.0),
+                                        reading=BASIC))
     assert measured.baseline is not None and measured.baseline_reps is not None
-    raw = Estimate(measured.candidate - measured.baseline, measured.method,
-                   measured.candidate_reps - measured.baseline_reps)
+    # disparities lie in [0, 1], so their changes in [-1, 1]
+    raw = Estimate(measured.candidate - measured.baseline, method,
+                   measured.candidate_reps - measured.baseline_reps, bounds=(-1.0, 1.0), reading=BASIC)
     assert raw.replicates is not None
     sign = -1.0 if measured.metric.kind == "difference" else 1.0
-    raw = raw.within((-1.0, 1.0))  # disparities lie in [0, 1], so their changes in [-1, 1]
-    oriented = Estimate(sign * raw.value, raw.method, sign * raw.replicates, bounds=(-1.0, 1.0))
+    oriented = Estimate(sign * raw.value, method, sign * raw.replicates, bounds=(-1.0, 1.0), reading=BASIC)
     return _replace(p, raw=raw, oriented=oriented, margin=measured.metric.margin)
 
 
@@ -161,7 +169,7 @@ def _result(p: Pending, outcome: Outcome, level: float, settings: Settings, fami
         blocking=p.blocking, message=message, reason=reason,
         observed=num(m.candidate), baseline=None if m.baseline is None else num(m.baseline),
         delta=num(m.candidate - m.baseline) if p.kind == "no_worse_than_baseline" and m.baseline is not None else None,
-        threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=m.method,
+        threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=p.raw.method,
         half_width=(hi - lo) / 2 if defined else None, confidence=settings.confidence,
         adjusted_confidence=level, details={**m.details, "decision": settings.rule.value,
                                             "multiple_testing": settings.correction.value if family_size > 1 else "none",
@@ -187,7 +195,7 @@ def _bound_result(p: Pending, settings: Settings) -> CheckResult:
         id=p.id, check_id=p.check_id, gate=GATE_NAME, status=to_status(outcome, p.blocking, settings.on_inconclusive),
         blocking=p.blocking, message=message + _excluded_note(m), reason=reason,
         observed=num(m.candidate), baseline=None if m.baseline is None else num(m.baseline),
-        threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=m.method,
+        threshold=_threshold(p), ci=(lo, hi) if defined else None, ci_method=p.raw.method,
         half_width=(hi - lo) / 2 if defined else None, confidence=settings.confidence,
         adjusted_confidence=settings.confidence, details={**m.details, "decision": Rule.POINT.value})
 
