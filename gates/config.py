@@ -157,8 +157,7 @@ def load_policy(path: str | os.PathLike[str], *, env: Mapping[str, str] | None =
     data = doc.interpolate(env if env is not None else os.environ)
     doc.validate(data)
     policy = _build_policy(doc, data, hashlib.sha256(raw).hexdigest())
-    _check_semantics(doc, policy, today or dt.datetime.now(dt.timezone.utc).date())
-    return policy
+    return _check_semantics(doc, policy, today or dt.datetime.now(dt.timezone.utc).date())
 
 
 class _Document:
@@ -694,7 +693,8 @@ def _who() -> str:
         return "unknown"
 
 
-def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
+def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> Policy:
+    """Raise a located error for what the schema cannot say; return the policy with its gates' plans."""
     for i, w in enumerate(policy.waivers):
         if w.expires is not None and w.expires < today:
             raise doc.error(("waivers", i, "expires"),
@@ -705,13 +705,15 @@ def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> None:
                       error=lambda p, msg: doc.error(("gates", *p), msg),
                       scores=tuple(n for n, _ in policy.model.candidate.named_scores))
     blocking = False
+    plans: dict[str, Any] = {}
     for name, spec in policy.gates.items():
-        registry[name].validate(spec, setup)
+        plans[name] = registry[name].make_plan(spec, setup)
         if name in NEEDS_MODEL_OBJECT and policy.model.candidate.kind == "columns":
             continue  # its checks are all skipped without a model to re-score: they block nothing
-        blocking = blocking or registry[name].declares_blocking(spec)
+        blocking = blocking or registry[name].declares_blocking(plans[name])
     if not blocking and not policy.is_shadow:
         raise UserError(MSG_VACUOUS, location=doc.where(("gates",)))
+    return replace(policy, plans=plans)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -132,8 +132,9 @@ class Waiver:
 class Policy:
     """A validated gates.yaml.
 
-    Gate sections stay as plain mappings (each gate parses its own); ``lines`` maps key paths to
-    line numbers so later errors can still point into the file.
+    ``gates`` keeps the sections as written; ``plans`` holds each one parsed once, at load, by its
+    gate (:meth:`plan` reads it). ``lines`` maps key paths to line numbers so later errors can
+    still point into the file.
     """
 
     path: Path
@@ -151,6 +152,12 @@ class Policy:
     named_columns: tuple[tuple[KeyPath, str], ...] = field(default=(), compare=False, repr=False)
     #: the columns the gate sections read from ``data.reference``, by key path
     reference_columns: tuple[tuple[KeyPath, str], ...] = field(default=(), compare=False, repr=False)
+    #: each gate section's plan (``GateKind.make_plan``), by gate name, made at load
+    plans: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def plan(self, gate: str) -> Any:
+        """Return ``gate``'s plan made at load; its section as written on a Policy built without plans."""
+        return self.plans.get(gate, self.gates[gate])
 
     @property
     def base_dir(self) -> Path:

@@ -175,17 +175,17 @@ def run_gates(ctx: EvalContext, policy: Policy, only: Sequence[str] | None = Non
     for i, name in enumerate(names):
         if progress is not None:
             progress(name, i, len(names))
-        results.extend(_run_one(ctx, name, policy.gates[name]))
+        results.extend(_run_one(ctx, name, policy.plan(name)))
     return results
 
 
-def _run_one(ctx: EvalContext, name: str, spec: Any) -> list[CheckResult]:
+def _run_one(ctx: EvalContext, name: str, plan: Any) -> list[CheckResult]:
     try:
         if _is_partitioned(ctx):
             from gates.engine.runner import run_gate
 
-            return run_gate(ctx, name, spec)  # type: ignore[arg-type]
-        return list(gate_registry()[name].run(ctx, spec))
+            return run_gate(ctx, name, plan)  # type: ignore[arg-type]
+        return list(gate_registry()[name].run(ctx, plan))
     except GateError:
         raise
     except Exception as exc:  # noqa: BLE001 -- one broken gate must not hide the others' results

@@ -1,11 +1,13 @@
 """The gate kinds: a registry built once from our modules and the ``model_gates.gates`` entry point.
 
 A gate kind is a :class:`GateKind`: its config section's JSON Schema, a ``validate`` hook for
-semantics the schema cannot say (unknown metric names, missing files), ``declares_blocking`` (does
-the section contain at least one blocking check), ``run`` (context + section -> results) and
+semantics the schema cannot say (unknown metric names, missing files), an optional ``plan`` hook
+(validate and parse the section once, at load, into a frozen plan), ``declares_blocking`` (does
+the plan contain at least one blocking check), ``run`` (context + plan -> results) and
 ``columns`` (the eval columns the section names, checked when the eval data is loaded) and
-``reference_columns`` (those it also reads from ``data.reference``, checked there). Gates
-are pure: they never import a CI, registry or report module and never print.
+``reference_columns`` (those it also reads from ``data.reference``, checked there). A gate
+without a ``plan`` hook is validated by ``validate`` and its plan is the section mapping itself.
+Gates are pure: they never import a CI, registry or report module and never print.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from gates.results import CheckResult
 
 Spec = Mapping[str, Any]
+#: a gate's parsed section: a frozen dataclass for a gate with a ``plan`` hook, else the section mapping
+Plan = Any
 #: a column a gate section names, with the key path (inside the section) that names it
 NamedColumn = tuple[tuple[str | int, ...], str]
 
@@ -56,13 +60,24 @@ class GateSetup:
 
 @dataclass(frozen=True)
 class GateKind:
+    """One gate kind. ``declares_blocking`` and ``run`` take what :meth:`make_plan` returned."""
+
     name: str
     schema_file: str
     validate: Callable[[Spec, GateSetup], None]
-    declares_blocking: Callable[[Spec], bool]
-    run: Callable[["EvalContext", Spec], list["CheckResult"]]
+    declares_blocking: Callable[[Plan], bool]
+    run: Callable[["EvalContext", Plan], list["CheckResult"]]
     columns: Callable[[Spec], list[NamedColumn]] = lambda spec: []
     reference_columns: Callable[[Spec], list[NamedColumn]] = lambda spec: []
+    #: validate a (schema-valid) section and return it parsed into a frozen plan; raises what ``validate`` does
+    plan: Callable[[Spec, GateSetup], Plan] | None = None
+
+    def make_plan(self, spec: Spec, setup: GateSetup) -> Plan:
+        """Return the section's plan, validated: the ``plan`` hook's, or the section itself when there is none."""
+        if self.plan is None:
+            self.validate(spec, setup)
+            return spec
+        return self.plan(spec, setup)
 
     def schema(self) -> dict[str, Any]:
         """Return this gate's config-section JSON Schema (a fresh copy).
@@ -125,17 +140,17 @@ def declares_blocking_default(spec: Spec, check_keys: tuple[str, ...]) -> bool:
     return any(walk(spec[k], gate_blocks) for k in check_keys if spec.get(k))
 
 
-def not_distributable(name: str, spec: Spec, message: str | None = None) -> CheckResult:
+def not_distributable(name: str, plan: Plan, message: str | None = None) -> CheckResult:
     """Return the error check that stands for a gate the engine cannot compute on partitions.
 
-    It blocks when the gate's section has a blocking check, so the verdict fails rather than pass
+    It blocks when the gate's plan has a blocking check, so the verdict fails rather than pass
     on checks that were never computed.
     """
     from gates.identity import CheckId
     from gates.results import CheckResult, Outcome
     from gates.stats.family import to_status
 
-    blocking = gate_registry()[name].declares_blocking(spec)
+    blocking = gate_registry()[name].declares_blocking(plan)
     cid = CheckId(name, "not_distributable")
     return CheckResult(id=str(cid), check_id=cid, gate=name, status=to_status(Outcome.ERROR, blocking),
                        blocking=blocking, message=message or MSG_GATE_NOT_DISTRIBUTABLE.format(gate=name),

@@ -12,24 +12,24 @@ from collections.abc import Mapping
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from gates.checks import not_distributable
+from gates.checks import Plan, not_distributable
 from gates.results import CheckResult
 
 if TYPE_CHECKING:
     from gates.engine.context import PartitionedContext
 
-#: gates with a partitioned form: gate name -> module with ``run(ctx, spec)``
+#: gates with a partitioned form: gate name -> module with ``run(ctx, plan)``
 PARTITIONED: Mapping[str, str] = {"data": "gates.checks.data.partitioned",
                                   "regression": "gates.checks.regression_partitioned",
                                   "fairness": "gates.checks.fairness.partitioned"}
 
 
-def run_gate(ctx: PartitionedContext, name: str, spec: Mapping[str, Any]) -> list[CheckResult]:
+def run_gate(ctx: PartitionedContext, name: str, plan: Plan) -> list[CheckResult]:
     """Return ``name``'s checks computed from partition partials, or its not_distributable error."""
     module = PARTITIONED.get(name)
     if module is not None:
-        return list(import_module(module).run(ctx, spec))
-    return [not_distributable(name, spec)]
+        return list(import_module(module).run(ctx, plan))
+    return [not_distributable(name, plan)]
 
 
 def score_checks(ctx: PartitionedContext) -> list[CheckResult]:

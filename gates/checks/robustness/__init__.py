@@ -55,7 +55,9 @@ from gates.checks.robustness._plan import (
     NWB,
     PerturbationPlan,
     Plan,
+    as_plan,
     declares_blocking,
+    make_plan,
     parse_plan,
     validate,
 )
@@ -69,9 +71,12 @@ MSG_PER_EXAMPLE = ("a per_example candidate is its eval harness's scores: there 
                    "and re-score, so robustness does not apply")
 
 
-def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
-    """Return every robustness check's result; prediction-column candidates skip them all."""
-    plan = parse_plan(spec)
+def run(ctx: EvalContext, section: Plan | Spec) -> list[CheckResult]:
+    """Return every robustness check's result; prediction-column candidates skip them all.
+
+    ``section`` is the plan made at load (a section mapping is planned here, for direct callers).
+    """
+    plan = as_plan(section)
     if ctx.model("candidate") is None:
         why = MSG_PER_EXAMPLE if ctx.policy.model.task == "per_example" else MSG_NO_MODEL
         return [_plain(cid, blocking, threshold, Status.SKIPPED, why, "no_model")
@@ -138,7 +143,8 @@ def columns(spec: Spec) -> list[NamedColumn]:
     return out
 
 
-GATE = GateKind(GATE_NAME, "gate_robustness.schema.json", validate, declares_blocking, run, columns)
+GATE = GateKind(GATE_NAME, "gate_robustness.schema.json", validate, declares_blocking, run, columns,
+                plan=make_plan)
 
 
 __all__ = [
@@ -146,5 +152,5 @@ __all__ = [
     "MSG_FLIP_REGRESSION", "MSG_KIND", "MSG_MARGIN_ALONE", "MSG_METRICS_UNUSED", "MSG_NAN_REJECTED",
     "MSG_NO_BASELINE", "MSG_NO_BASELINE_REQUIRED", "MSG_NO_MODEL", "MSG_NO_THRESHOLD", "MSG_NO_THRESHOLDS",
     "MSG_NOT_FEATURE", "MSG_PER_EXAMPLE", "MSG_UNKNOWN_MEASURE", "Plan", "columns", "declares_blocking",
-    "parse_plan", "run", "validate",
+    "as_plan", "make_plan", "parse_plan", "run", "validate",
 ]

@@ -2,7 +2,8 @@
 
 ``parse_plan`` turns a (schema-valid) section into a frozen :class:`Plan` with every severity
 resolved; ``validate`` raises a located error for what the schema cannot say (unknown metrics,
-misplaced thresholds, columns that are not features); ``declares_blocking`` reads the plan.
+misplaced thresholds, columns that are not features); ``make_plan`` does both, once, at load (the
+gate's ``plan`` hook); ``declares_blocking`` and the run read the plan.
 """
 from __future__ import annotations
 
@@ -273,6 +274,17 @@ def _allowed_kinds(name: str, setup: GateSetup, at: tuple[str | int, ...]) -> tu
     return METRIC_KINDS
 
 
-def declares_blocking(spec: Spec) -> bool:
-    """Return True when the section makes at least one blocking check."""
-    return any(blocking for _, blocking, _ in parse_plan(spec).checks())
+def make_plan(spec: Spec, setup: GateSetup) -> Plan:
+    """Return the section's plan after :func:`validate` (the gate's ``plan`` hook, called once at load)."""
+    validate(spec, setup)
+    return parse_plan(spec)
+
+
+def as_plan(section: Plan | Spec) -> Plan:
+    """Return ``section`` when it is a plan, else the plan of the (schema-valid, validated) mapping."""
+    return section if isinstance(section, Plan) else parse_plan(section)
+
+
+def declares_blocking(section: Plan | Spec) -> bool:
+    """Return True when the plan makes at least one blocking check."""
+    return any(blocking for _, blocking, _ in as_plan(section).checks())

@@ -5,6 +5,7 @@ its documented draws, the model called directly, and sklearn's metrics.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import textwrap
@@ -168,7 +169,7 @@ class CountingContext(EvalContext):
 def run_gate(path: Path) -> tuple[dict[str, CheckResult], CountingContext]:
     policy = load_policy(path)
     ctx = CountingContext(policy)
-    results = GATE.run(ctx, policy.gates["robustness"])
+    results = GATE.run(ctx, policy.plan("robustness"))
     return {r.id: r for r in results}, ctx
 
 
@@ -574,6 +575,36 @@ def test_results_render_into_a_schema_valid_report(write: PolicyWriter, models: 
     report = build_report(run_policy(policy))
     jsonschema.validate(json.loads(dumps(report)), report_schema())
     assert {c["gate"] for c in report["checks"] if not c["id"].startswith("data.target.")} == {"robustness"}
+
+
+def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(write: PolicyWriter, models: dict[str, Path],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from gates.checks.robustness import _plan
+
+    parsed: list[object] = []
+    real = _plan.parse_plan
+
+    def counting(spec: Any) -> _plan.Plan:
+        parsed.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(_plan, "parse_plan", counting)
+    section = GAUSSIAN + "invariance: [customer_id]\ndirectional: {income: increasing}\n"
+    policy = load_policy(write(section, candidate="hgb", baseline="lr", models=models))
+    result = run_policy(policy)
+    assert len(parsed) == 1 and parsed[0] == policy.gates["robustness"]
+    plan = policy.plan("robustness")
+    assert isinstance(plan, _plan.Plan)
+    assert [(t.measure, t.bound) for t in plan.perturbations[0].thresholds] == [
+        ("roc_auc", 0.02), ("flip_rate", 0.05), ("score_shift", 0.05)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.invariance = ()  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.perturbations[0].thresholds[0].is_blocking = False  # type: ignore[misc]
+    ids = [c.id for c in result.verdict.checks if c.gate == "robustness"]
+    assert "robustness.roc_auc.max_drop[gaussian_noise=0.1]" in ids and "robustness.invariance[customer_id]" in ids
+    # a mapping given to run directly is planned there, into the same checks
+    assert [r.id for r in GATE.run(EvalContext(policy), policy.gates["robustness"])] == ids
 
 
 # ---------------------------------------------------------------- config validation
