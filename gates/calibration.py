@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from gates.checks import gate_registry, regression
+from gates.checks import fairness, gate_registry, regression
 from gates.context import EvalContext
 from gates.errors import UserError
 from gates.intervals import Estimate
@@ -251,7 +251,7 @@ def calibrate(ctx: EvalContext, *, simulations: int = DEFAULT_SIMULATIONS) -> Ca
         if name in policy.gates and name in gate_registry():
             if not ctx.has_baseline and _has_relative(name, policy.gates[name]):
                 raise UserError(MSG_NO_BASELINE.format(uri=policy.model.baseline.uri))
-            family, left_out = build(ctx, policy.gates[name], simulations)
+            family, left_out = build(ctx, policy.plan(name), simulations)
             skipped += left_out
             if family is not None and family.members:
                 families.append(family)
@@ -420,14 +420,15 @@ def _fmt_rows(n: int | None) -> str:
 # ---------------------------------------------------------------------------------------------- regression
 
 
-def regression_family(ctx: EvalContext, spec: Mapping[str, Any], simulations: int
+def regression_family(ctx: EvalContext, section: regression.RegressionPlan | Mapping[str, Any], simulations: int
                       ) -> tuple[Family | None, list[tuple[str, str]]]:
     """Return the regression gate's interval family with simulated null draws, and the checks left out.
 
-    The observed estimates, margins and half-widths come from the gate's own functions, so they
-    are the numbers ``model-gates run`` reports.
+    ``section`` is the gate's plan (a section mapping is planned). The observed estimates, margins
+    and half-widths come from the gate's own functions, so they are the numbers ``model-gates run``
+    reports.
     """
-    measured, checks = regression.measure(ctx, spec)
+    measured, checks = regression.measure(ctx, section)
     pending = regression.interval_family(measured, checks)
     decided = [p for p in pending if p.oriented.is_defined]
     family_ids = {p.check.id for p in decided}
@@ -464,11 +465,15 @@ def _why_not(measured: regression.Measured, check: regression.Check) -> str:
     return REASON_NOT_INTERVAL.format(message=message)
 
 
-def fairness_family(ctx: EvalContext, spec: Mapping[str, Any], simulations: int
+def fairness_family(ctx: EvalContext, section: fairness.FairnessPlan | Mapping[str, Any], simulations: int
                     ) -> tuple[Family | None, list[tuple[str, str]]]:
-    """Return the fairness gate's interval family, drawn from normal models of its reported intervals."""
-    results = gate_registry()["fairness"].run(ctx, spec)
-    settings = IntervalSettings.of(spec)
+    """Return the fairness gate's interval family, drawn from normal models of its reported intervals.
+
+    ``section`` is the gate's plan (a section mapping is planned).
+    """
+    plan = fairness.as_plan(section, ctx.policy.model.task, [n for n, _ in ctx.policy.model.candidate.named_scores])
+    results = gate_registry()["fairness"].run(ctx, plan)
+    settings = plan.settings.intervals
     members, skipped = [], []
     for r in results:
         if "no_worse_than_baseline" not in r.threshold:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gates import per_example
-from gates.checks import GateKind, GateSetup, NamedColumn, Spec, declares_blocking_default, listed_columns
+from gates.checks import GateKind, GateSetup, NamedColumn, Spec, listed_columns
 from gates.clusters import NORMAL_MIN_CLUSTERS, ClusterIndex, normal_mean
 from gates.context import EvalContext, Predictions
 from gates.identity import CheckId, Reason
@@ -124,6 +124,45 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class MetricPlan:
+    """One configured metric: its thresholds in config order (kind, value) and its resolved severity."""
+
+    name: str
+    thresholds: tuple[tuple[str, float], ...]
+    is_blocking: bool
+
+
+@dataclass(frozen=True)
+class RegressionPlan:
+    """A validated regression section: the gate's settings and its metrics, severities resolved."""
+
+    settings: Settings
+    metrics: tuple[MetricPlan, ...]
+
+
+def parse_plan(spec: Spec) -> RegressionPlan:
+    """Return the plan of a schema-valid, validated section."""
+    settings = Settings.of(spec)
+    metrics = tuple(
+        MetricPlan(name, tuple((kind, float(value)) for kind, value in thresholds.items()
+                               if kind not in ("severity", "better")),
+                   thresholds.get("severity", settings.severity) == "block")
+        for name, thresholds in (spec.get("metrics") or {}).items())
+    return RegressionPlan(settings, metrics)
+
+
+def make_plan(spec: Spec, setup: GateSetup) -> RegressionPlan:
+    """Return the section's plan after :func:`validate` (the gate's ``plan`` hook, called once at load)."""
+    validate(spec, setup)
+    return parse_plan(spec)
+
+
+def as_plan(section: RegressionPlan | Spec) -> RegressionPlan:
+    """Return ``section`` when it is a plan, else the plan of the (validated) mapping."""
+    return section if isinstance(section, RegressionPlan) else parse_plan(section)
+
+
+@dataclass(frozen=True)
 class Check:
     """One planned check: a metric, a threshold kind and value, and a slice of ``rows`` rows.
 
@@ -202,8 +241,9 @@ def _did_you_mean(word: str, options: Sequence[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def declares_blocking(spec: Spec) -> bool:
-    return declares_blocking_default(spec, ("metrics",))
+def declares_blocking(section: RegressionPlan | Spec) -> bool:
+    """True when some metric has a threshold whose severity (its own, else the gate's) is block."""
+    return any(m.is_blocking for m in as_plan(section).metrics)
 
 
 # --------------------------------------------------------------------------- run
@@ -223,20 +263,24 @@ class Measured:
     n_boot: int
 
 
-def run(ctx: EvalContext, spec: Spec) -> list[CheckResult]:
-    """Return one result per (metric, threshold kind, slice), in config order."""
-    measured, checks = measure(ctx, spec)
+def run(ctx: EvalContext, section: RegressionPlan | Spec) -> list[CheckResult]:
+    """Return one result per (metric, threshold kind, slice), in config order.
+
+    ``section`` is the plan made at load (a section mapping is planned here, for direct callers).
+    """
+    measured, checks = measure(ctx, section)
     return _decide(measured, checks)
 
 
-def measure(ctx: EvalContext, spec: Spec) -> tuple[Measured, list[Check]]:
+def measure(ctx: EvalContext, section: RegressionPlan | Spec) -> tuple[Measured, list[Check]]:
     """Return everything measured before decisions, and the planned checks (``calibrate`` reuses both)."""
-    settings = Settings.of(spec)
+    plan = as_plan(section)
+    settings = plan.settings
     candidate = ctx.predictions("candidate")
     assert candidate is not None
     baseline = ctx.predictions("baseline")
     slicings, missing = _slicings(ctx, settings)
-    checks = _plan(spec, settings, slicings, metrics_of(ctx), ctx.clusters)
+    checks = _plan(plan, slicings, metrics_of(ctx), ctx.clusters)
     problems = _problems(ctx, checks, candidate, baseline)
     n_boot = settings.intervals.replicates(family_size(settings, checks, missing))
     measured = Measured(settings, slicings, missing, problems,
@@ -271,19 +315,18 @@ def metrics_of(ctx: EvalContext) -> Mapping[str, Metric]:
     return per_example.score_metrics(ctx.policy) if ctx.is_per_example else metric_registry()
 
 
-def _plan(spec: Spec, settings: Settings, slicings: list[Slicing | None],
+def _plan(plan: RegressionPlan, slicings: list[Slicing | None],
           metrics: Mapping[str, Metric] | None = None, clusters: ClusterIndex | None = None) -> list[Check]:
-    """Return every check of the section: metric x threshold kind x (all rows, then each slice)."""
+    """Return every check of the plan: metric x threshold kind x (all rows, then each slice)."""
+    settings = plan.settings
     checks = []
     known = metric_registry() if metrics is None else metrics
     counts = [None if sl is None or clusters is None else [clusters.count_in(rows) for rows in sl.rows]
               for sl in slicings]
-    for name, thresholds in spec["metrics"].items():
+    for planned in plan.metrics:
+        name, blocking = planned.name, planned.is_blocking
         metric = known[name]
-        blocking = thresholds.get("severity", settings.severity) == "block"
-        for kind, value in thresholds.items():
-            if kind in ("severity", "better"):
-                continue
+        for kind, value in planned.thresholds:
             base_id = CheckId(GATE_NAME, name, kind)
             for i, slicing in enumerate(slicings):
                 if slicing is None:
@@ -673,4 +716,5 @@ def columns(spec: Spec) -> list[NamedColumn]:
     return listed_columns(spec.get("slices"), ("slices",))
 
 
-GATE = GateKind(GATE_NAME, "gate_regression.schema.json", validate, declares_blocking, run, columns)
+GATE = GateKind(GATE_NAME, "gate_regression.schema.json", validate, declares_blocking, run, columns,
+                plan=make_plan)

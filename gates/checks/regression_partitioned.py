@@ -94,19 +94,23 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
     return CellPartial(uniques, tuple(counts), scored)
 
 
-def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
-    """Return the regression gate's checks from merged cells, or its not_distributable error."""
+def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any]) -> list[CheckResult]:
+    """Return the regression gate's checks from merged cells, or its not_distributable error.
+
+    ``section`` is the gate's plan (a section mapping is planned here).
+    """
     from gates.checks import not_distributable
     from gates.engine.worker import ship_models
 
+    gate_plan = rg.as_plan(section)
     metrics = rg.metrics_of(ctx)
     task = ctx.policy.model.task
-    named = [metrics[n] for n in spec["metrics"]]
+    named = [metrics[m.name] for m in gate_plan.metrics]
     others = sorted(m.name for m in named if m.family not in MERGEABLE and rs.family_of(m, task) is None)
     if others or ctx.is_per_example or ctx.policy.data.cluster is not None:
         names = ", ".join(others) or "its metrics"
-        return [not_distributable("regression", spec, MSG_FAMILIES.format(names=names))]
-    settings = rg.Settings.of(spec)
+        return [not_distributable("regression", gate_plan, MSG_FAMILIES.format(names=names))]
+    settings = gate_plan.settings
     plan, handles = ship_models(ctx)
     paired = ctx.has_baseline
     scored = list({m.name: m for m in named if rs.family_of(m, task) is not None}.values())
@@ -114,7 +118,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
     score_plan, cells, checks, n_boot = None, None, None, 0
     if scored:
         cells, missing = rs.cells(ctx, settings, y_sum=any(m.name in CENTRED_ROW_STATS for m in scored))
-        checks = rg._plan(spec, settings, cells.slicings, metrics, None)
+        checks = rg._plan(gate_plan, cells.slicings, metrics, None)
         n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
         score_plan = rs.ScorePlan(
             tuple(m.name for m in scored if m.family in rs.ROW_MEAN),
@@ -131,7 +135,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
         enc = _encoding(ctx, parts, paired)
         slicings, missing, counted = _cells(ctx, settings, parts, enc, paired)
         if checks is None:
-            checks = rg._plan(spec, settings, slicings, metrics, None)
+            checks = rg._plan(gate_plan, slicings, metrics, None)
             n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
         estimates.update(_estimates(ctx, slicings, checks, counted, enc.positive, paired, n_boot))
     if cells is not None and checks is not None:

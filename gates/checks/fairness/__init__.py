@@ -41,13 +41,14 @@ from gates.checks.fairness._config import (
     MSG_NO_THRESHOLD,
     MSG_UNKNOWN_METRIC,
     NAMED,
+    FairnessPlan,
     MetricSpec,
     Settings,
+    as_plan,
     declares_blocking,
     groupings,
-    metric_specs,
+    make_plan,
     scope_of,
-    settings_of,
     validate,
 )
 from gates.checks.fairness._decide import (
@@ -88,7 +89,8 @@ MSG_NO_SCORES = "{metric} needs scores, which the {role} does not give (a scores
 StatsFactory = Callable[[tuple[str, ...], int, Callable[[str], np.random.Generator]], GroupStats]
 
 
-def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..., np.random.Generator], *,
+def assess(frame: pd.DataFrame, data: EvalData, section: FairnessPlan | Spec,
+           rng_for: Callable[..., np.random.Generator], *,
            sensitive: Sequence[str] = (), require_baseline: bool = False, scores: Sequence[str] = (),
            clusters: ClusterIndex | None = None, keys: np.ndarray | None = None,
            stats_of: StatsFactory | None = None) -> list[CheckResult]:
@@ -101,13 +103,15 @@ def assess(frame: pd.DataFrame, data: EvalData, spec: Spec, rng_for: Callable[..
     (:func:`gates.stats.weights.eval_row_keys`; default their positions). Replicates: enough for the
     family's most adjusted level (:meth:`gates.stats.IntervalSettings.replicates`). ``stats_of``
     replaces the statistics computed from ``frame``'s rows (a partitioned run's merged partials).
+    ``section`` is the gate's plan (a section mapping is planned here).
     """
-    found = missing_grouping(frame, spec, sensitive)
+    plan = as_plan(section, data.task, scores)
+    found = missing_grouping(frame, plan, sensitive)
     if found is not None:
         raise UserError(f"{_dotted(found[0])}: {found[1]}")
-    settings = settings_of(spec)
-    metrics = metric_specs(spec, data.task, scores)
-    grouped = groupings(spec, sensitive)
+    settings = plan.settings
+    metrics = list(plan.metrics)
+    grouped = groupings(plan, sensitive)
     settings = dataclasses.replace(settings, n_boot=settings.intervals.replicates(
         family_size(settings, metrics, data, len(grouped), data.baseline is not None)))
     pending: list[Pending] = []
@@ -142,17 +146,18 @@ def family_size(settings: Settings, metrics: Sequence[MetricSpec], data: EvalDat
     return per_grouping * n_groupings
 
 
-def missing_grouping(frame: pd.DataFrame, spec: Spec, sensitive: Sequence[str] = ()
+def missing_grouping(frame: pd.DataFrame, section: FairnessPlan | Spec, sensitive: Sequence[str] = ()
                      ) -> tuple[tuple[str | int, ...], str] | None:
     """Return (policy keypath, message) of the first grouping column not in ``frame``, else None.
 
     The keypath is the ``gates.fairness.groups`` entry naming it, or ``data.sensitive`` when the
     groupings default to the sensitive columns.
     """
-    for i, columns in enumerate(groupings(spec, sensitive)):
+    written = section.groups if isinstance(section, FairnessPlan) else section.get("groups")
+    for i, columns in enumerate(groupings(section, sensitive)):
         for col in columns:
             if col not in frame.columns:
-                keypath = ("gates", GATE_NAME, "groups", i) if spec.get("groups") else ("data", "sensitive")
+                keypath = ("gates", GATE_NAME, "groups", i) if written else ("data", "sensitive")
                 return keypath, _missing_column(col, frame)
     return None
 
@@ -187,13 +192,15 @@ def _error_checks(metrics: Sequence[MetricSpec], scope: str, text: str, reason: 
             for m in metrics for kind in m.kinds]
 
 
-def run(ctx: Any, spec: Spec) -> list[CheckResult]:
-    """Run the fairness gate on an :class:`~gates.context.EvalContext`.
+def run(ctx: Any, section: FairnessPlan | Spec) -> list[CheckResult]:
+    """Run the fairness gate on an :class:`~gates.context.EvalContext`, from its plan (a mapping is planned here).
 
     Raises :class:`~gates.errors.UserError` (exit 2) when a grouping column is not in the eval data.
     """
     policy = ctx.policy
-    found = missing_grouping(ctx.frame, spec, policy.data.sensitive)
+    scores = [n for n, _ in policy.model.candidate.named_scores]
+    plan = as_plan(section, policy.model.task, scores)
+    found = missing_grouping(ctx.frame, plan, policy.data.sensitive)
     if found is not None:
         keypath, text = found
         raise UserError(f"{_dotted(keypath)}: {text}", location=policy.where(*keypath))
@@ -202,9 +209,9 @@ def run(ctx: Any, spec: Spec) -> list[CheckResult]:
     task = policy.model.task
     data = eval_data(task, ctx.y_true, candidate, baseline, policy.model.positive_label,
                      None if task in (REGRESSION, PER_EXAMPLE) else ctx.classes)
-    return assess(ctx.frame, data, spec, ctx.rng, sensitive=policy.data.sensitive,
+    return assess(ctx.frame, data, plan, ctx.rng, sensitive=policy.data.sensitive,
                   require_baseline=bool(getattr(ctx, "require_baseline", False)),
-                  scores=[n for n, _ in policy.model.candidate.named_scores], clusters=getattr(ctx, "clusters", None),
+                  scores=scores, clusters=getattr(ctx, "clusters", None),
                   keys=eval_row_keys(ctx))
 
 
@@ -214,7 +221,7 @@ def columns(spec: Spec) -> list[NamedColumn]:
 
 
 GATE = GateKind(name=GATE_NAME, schema_file="gate_fairness.schema.json", validate=validate, columns=columns,
-                     declares_blocking=declares_blocking, run=run)
+                declares_blocking=declares_blocking, run=run, plan=make_plan)
 
 
 __all__ = [
@@ -223,6 +230,6 @@ __all__ = [
     "MSG_MACRO_SELECTION", "MSG_MARGIN_ALONE", "MSG_MISSING_COLUMN", "MSG_NO_BASELINE", "MSG_NO_BASELINE_REQUIRED",
     "MSG_NO_GROUPS", "MSG_NO_SCORES", "MSG_NO_THRESHOLD", "MSG_TOO_FEW_GROUPS", "MSG_UNKNOWN_METRIC", "MSG_WHY_FEW", "NAMED",
     "REASON_SIZE", "REASON_SUPPORT", "REASON_SUPPORT_MACRO", "REASON_UNDEFINED", "REASON_UNDEFINED_MACRO",
-    "EvalData", "MetricSpec", "Settings", "assess", "declares_blocking", "eval_data", "missing_grouping", "run",
+    "EvalData", "FairnessPlan", "MetricSpec", "Settings", "as_plan", "assess", "declares_blocking", "eval_data", "make_plan", "missing_grouping", "run",
     "validate",
 ]

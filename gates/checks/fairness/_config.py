@@ -1,4 +1,8 @@
-"""The fairness section of gates.yaml: settings, metric names, thresholds and their validation."""
+"""The fairness section of gates.yaml: settings, metric names, thresholds, their validation, and the plan.
+
+``make_plan`` (the gate's ``plan`` hook, called once at load) validates a section and parses it
+into a frozen :class:`FairnessPlan`, every metric's severity resolved; the run reads the plan.
+"""
 from __future__ import annotations
 
 import difflib
@@ -113,7 +117,8 @@ def resolve_metric(name: str, task: str, scores: Sequence[str] = ()) -> tuple[tu
 
 
 def metric_specs(spec: Spec, task: str, scores: Sequence[str] = ()) -> list[MetricSpec]:
-    """Return the configured metrics (names already validated)."""
+    """Return the configured metrics (names already validated), each with its severity resolved."""
+    gate_severity = spec.get("severity", DEFAULTS["severity"])
     out = []
     for name, th in (spec.get("metrics") or {}).items():
         resolved = resolve_metric(name, task, scores)
@@ -123,14 +128,45 @@ def metric_specs(spec: Spec, task: str, scores: Sequence[str] = ()) -> list[Metr
             method=th.get("method", "between_groups"), agg=th.get("agg", "worst_case"),
             average=th.get("average", "macro"), minimum=th.get("min"), maximum=th.get("max"),
             no_worse=bool(th.get("no_worse_than_baseline", False)),
-            margin=float(th.get("margin", DEFAULT_MARGIN)), severity=th.get("severity")))
+            margin=float(th.get("margin", DEFAULT_MARGIN)), severity=th.get("severity", gate_severity)))
     return out
 
 
-def groupings(spec: Spec, sensitive: Sequence[str]) -> list[tuple[str, ...]]:
+def groupings(section: FairnessPlan | Spec, sensitive: Sequence[str]) -> list[tuple[str, ...]]:
     """Return the groupings: ``groups`` entries (a list is an intersection), else each sensitive column."""
-    entries = spec.get("groups") or list(sensitive)
+    if isinstance(section, FairnessPlan):
+        return list(section.groups) if section.groups else [(c,) for c in sensitive]
+    entries = section.get("groups") or list(sensitive)
     return [tuple(e) if isinstance(e, list) else (e,) for e in entries]
+
+
+@dataclass(frozen=True)
+class FairnessPlan:
+    """A validated fairness section: settings, metrics (severities resolved) and the ``groups`` written.
+
+    ``groups`` is empty when the section gives none: the groupings are then each ``data.sensitive`` column.
+    """
+
+    settings: Settings
+    metrics: tuple[MetricSpec, ...]
+    groups: tuple[tuple[str, ...], ...]
+
+
+def parse_plan(spec: Spec, task: str, scores: Sequence[str] = ()) -> FairnessPlan:
+    """Return the plan of a schema-valid, validated section for a ``task`` (``scores``: per_example names)."""
+    return FairnessPlan(settings=settings_of(spec), metrics=tuple(metric_specs(spec, task, scores)),
+                        groups=tuple(groupings(spec, ())))
+
+
+def make_plan(spec: Spec, setup: GateSetup) -> FairnessPlan:
+    """Return the section's plan after :func:`validate` (the gate's ``plan`` hook, called once at load)."""
+    validate(spec, setup)
+    return parse_plan(spec, setup.task, setup.scores)
+
+
+def as_plan(section: FairnessPlan | Spec, task: str, scores: Sequence[str] = ()) -> FairnessPlan:
+    """Return ``section`` when it is a plan, else the plan of the (validated) mapping."""
+    return section if isinstance(section, FairnessPlan) else parse_plan(section, task, scores)
 
 
 def scope_of(columns: Sequence[str]) -> str:
@@ -183,10 +219,12 @@ def _metric_choices(task: str, scores: Sequence[str] = ()) -> list[str]:
     return named + [f"{m}_{k}" for m in group_metric_names(task, scores) for k in ("difference", "ratio")]
 
 
-def declares_blocking(spec: Spec) -> bool:
+def declares_blocking(section: FairnessPlan | Spec) -> bool:
     """True when some metric has a threshold whose severity (its own, else the gate's) is block."""
-    gate = spec.get("severity", "block")
-    for th in (spec.get("metrics") or {}).values():
+    if isinstance(section, FairnessPlan):
+        return any(m.kinds and m.severity == "block" for m in section.metrics)
+    gate = section.get("severity", "block")
+    for th in (section.get("metrics") or {}).values():
         has_check = "min" in th or "max" in th or th.get("no_worse_than_baseline")
         if has_check and th.get("severity", gate) == "block":
             return True

@@ -28,7 +28,8 @@ import pandas as pd
 
 from gates.checks import regression_scores as rs
 from gates.checks.fairness import _dotted, assess, missing_grouping
-from gates.checks.fairness._config import GATE_NAME, metric_specs, scope_of, settings_of
+from gates.checks import Spec
+from gates.checks.fairness._config import GATE_NAME, FairnessPlan, as_plan, scope_of
 from gates.checks.regression_partitioned import _tight
 from gates.checks.fairness._stats import (
     COUNT,
@@ -164,35 +165,39 @@ class MergedGroupStats(GroupStats):
         return self._sums[COUNT][1]
 
 
-def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
-    """Return the fairness gate's checks from merged partials, or its not_distributable error."""
+def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResult]:
+    """Return the fairness gate's checks from merged partials, or its not_distributable error.
+
+    ``section`` is the gate's plan (a section mapping is planned here).
+    """
     from gates.checks import not_distributable
     from gates.engine.worker import ship_models
 
     policy = ctx.policy
-    found = missing_grouping(ctx.schema, spec, policy.data.sensitive)
+    gate_plan = as_plan(section, policy.model.task, [n for n, _ in policy.model.candidate.named_scores])
+    found = missing_grouping(ctx.schema, gate_plan, policy.data.sensitive)
     if found is not None:
         keypath, text = found
         raise UserError(f"{_dotted(keypath)}: {text}", location=policy.where(*keypath))
     task = policy.model.task
     if task == PER_EXAMPLE:
-        return [not_distributable(GATE_NAME, spec)]
+        return [not_distributable(GATE_NAME, gate_plan)]
     if policy.data.cluster is not None:
-        return [not_distributable(GATE_NAME, spec, MSG_CLUSTERS)]
-    metrics = metric_specs(spec, task, ())
+        return [not_distributable(GATE_NAME, gate_plan, MSG_CLUSTERS)]
+    metrics = list(gate_plan.metrics)
     others = sorted({r for m in metrics for r in m.rates if _kind(r, task) is None})
     if others:
-        return [not_distributable(GATE_NAME, spec, MSG_NOT_MERGEABLE.format(names=", ".join(others)))]
+        return [not_distributable(GATE_NAME, gate_plan, MSG_NOT_MERGEABLE.format(names=", ".join(others)))]
     plan, handles = ship_models(ctx)
     from gates.checks.fairness import family_size
     from gates.checks.fairness._config import groupings
 
-    grouped = groupings(spec, policy.data.sensitive)
+    grouped = groupings(gate_plan, policy.data.sensitive)
     summed = sorted({r for m in metrics for r in m.rates if _kind(r, task) == "sums"})
     cells = rs.count_cells(ctx, grouped, y_sum=any(n in CENTRED_ROW_STATS for n in summed))
     has_baseline = ctx.has_baseline
     classes = None if task == REGRESSION else ctx.classes
-    settings = settings_of(spec)
+    settings = gate_plan.settings
     draft = _data(task, policy.model.positive_label, classes, _draft_encoding(task, policy, classes),
                   (True, True if has_baseline else None))
     n_boot = settings.intervals.replicates(family_size(settings, metrics, draft, len(grouped), has_baseline))
@@ -225,7 +230,7 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
                 merged[name] = _merge_sums([f for f in found if f is not None], cells.n_scored)
         return MergedGroupStats(data, index, n, streams, np.asarray(grouping.sizes), table, merged)
 
-    return assess(ctx.schema, data, spec, ctx.rng, sensitive=policy.data.sensitive,
+    return assess(ctx.schema, data, gate_plan, ctx.rng, sensitive=policy.data.sensitive,
                   require_baseline=bool(getattr(ctx, "require_baseline", False)), stats_of=stats_of)
 
 

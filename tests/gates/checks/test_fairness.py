@@ -7,6 +7,7 @@ Palmer penguins (multiclass, sex) and sklearn's diabetes data (regression, sex a
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -96,7 +97,7 @@ def run_gate(path: Path, **ctx_attrs: Any) -> dict[str, Any]:
     ctx = EvalContext(policy)
     for key, value in ctx_attrs.items():
         setattr(ctx, key, value)
-    return {r.id: r for r in fx.GATE.run(ctx, policy.gates["fairness"])}
+    return {r.id: r for r in fx.GATE.run(ctx, policy.plan("fairness"))}
 
 
 def group_of(result: Any, **key: Any) -> dict[str, Any]:
@@ -934,6 +935,55 @@ def test_declares_blocking_follows_severity():
     assert fx.declares_blocking({"severity": "warn", "metrics": {"tpr_difference": {"max": 0.1, "severity": "block"}}})
     assert not fx.declares_blocking({"metrics": {"tpr_difference": {"no_worse_than_baseline": False, "max": 0.1,
                                                                     "severity": "warn"}}})
+
+
+def test_the_plan_resolves_severities_and_tells_blocking_like_the_section():
+    sections = [{"metrics": {"tpr_difference": {"max": 0.1}}},
+                {"severity": "warn", "metrics": {"tpr_difference": {"max": 0.1}}},
+                {"severity": "warn", "metrics": {"tpr_difference": {"max": 0.1, "severity": "block"}},
+                 "groups": ["sex", ["sex", "race"]]}]
+    for section in sections:
+        plan = fx.make_plan(section, setup_for())
+        assert fx.declares_blocking(plan) is fx.declares_blocking(section)
+    plan = fx.make_plan(sections[2], setup_for())
+    assert [(m.name, m.severity, m.maximum) for m in plan.metrics] == [("tpr_difference", "block", 0.1)]
+    assert plan.settings.severity == "warn" and plan.groups == (("sex",), ("sex", "race"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.metrics[0].severity = "warn"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.groups = ()  # type: ignore[misc]
+    with pytest.raises(UserError, match=fx.MSG_NO_THRESHOLD):
+        fx.make_plan({"metrics": {"tpr_difference": {"method": "to_overall"}}}, setup_for())
+
+
+def test_the_section_is_parsed_once_per_run(tmp_path, monkeypatch):
+    from gates.checks.fairness import _config
+    from gates.runner import run_policy
+
+    parsed: list[Any] = []
+    real = _config.parse_plan
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_config, "parse_plan", counting)
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({"label": rng.integers(0, 2, n), "cand_pred": rng.integers(0, 2, n),
+                          "base_pred": rng.integers(0, 2, n), "sex": rng.choice(["F", "M"], n)})
+    policy = load_policy(write_policy(tmp_path, frame, """\
+        bootstrap: 200
+        metrics:
+          tpr_difference: {max: 0.5, no_worse_than_baseline: true, margin: 0.2}"""))
+    result = run_policy(policy)
+    assert len(parsed) == 1 and parsed[0] == policy.gates["fairness"]
+    ids = sorted(c.id for c in result.verdict.checks if c.gate == "fairness")
+    assert ids == ["fairness.tpr_difference.max[sex]", "fairness.tpr_difference.no_worse_than_baseline[sex]"]
+    # a mapping given to run directly is planned there, into the same results
+    again = {r.id: r for r in fx.GATE.run(EvalContext(policy), policy.gates["fairness"])}
+    assert [again[i].observed for i in ids] == [c.observed for c in sorted(
+        (c for c in result.verdict.checks if c.gate == "fairness"), key=lambda c: c.id)]
 
 
 def test_weighted_auc_with_bootstrap_counts_is_the_resample_auc():

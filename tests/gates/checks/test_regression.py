@@ -1,6 +1,7 @@
 """The regression gate end to end: gates.yaml + eval.csv in tmp_path -> Policy -> EvalContext -> results."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def write(tmp_path: Path, df: pd.DataFrame, regression: dict[str, Any], *, task:
 def run(path: Path, *, require_baseline: bool = False) -> dict[str, CheckResult]:
     policy = load_policy(path)
     ctx = EvalContext(policy, require_baseline=require_baseline)
-    results = rg.GATE.run(ctx, policy.gates["regression"])
+    results = rg.GATE.run(ctx, policy.plan("regression"))
     assert len({r.id for r in results}) == len(results)
     return {r.id: r for r in results}
 
@@ -254,6 +255,37 @@ def test_severity_warn_turns_failures_into_warnings(tmp_path):
     assert rg.declares_blocking({"metrics": {"f1": {"max_drop": 0.01}}})
     assert not rg.declares_blocking({"severity": "warn", "metrics": {"f1": {"max_drop": 0.01}}})
     assert rg.declares_blocking({"severity": "warn", "metrics": {"f1": {"max_drop": 0.01, "severity": "block"}}})
+
+
+def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(tmp_path, monkeypatch):
+    from gates.runner import run_policy
+
+    parsed: list[Any] = []
+    real = rg.parse_plan
+
+    def counting(spec: Any) -> rg.RegressionPlan:
+        parsed.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(rg, "parse_plan", counting)
+    section = {"severity": "warn", "slices": ["group"], "metrics": {
+        "accuracy": {"max_drop": 0.05, "min": 0.1, "severity": "block"}, "f1": {"max_drop": 0.05}}}
+    policy = load_policy(write(tmp_path, frame(seed=4), section))
+    result = run_policy(policy)
+    assert len(parsed) == 1 and parsed[0] == policy.gates["regression"]
+    plan = policy.plan("regression")
+    assert [(m.name, m.thresholds, m.is_blocking) for m in plan.metrics] == [
+        ("accuracy", (("max_drop", 0.05), ("min", 0.1)), True), ("f1", (("max_drop", 0.05),), False)]
+    assert plan.settings.slicings == (("group",),) and plan.settings.severity == "warn"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.metrics[0].is_blocking = False  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.settings = plan.settings  # type: ignore[misc]
+    checks = {c.id: c for c in result.verdict.checks if c.gate == "regression"}
+    assert checks["regression.accuracy.min[group=a]"].blocking and not checks["regression.f1.max_drop"].blocking
+    # a mapping given to run directly is planned there, into the same results
+    again = rg.GATE.run(EvalContext(policy), policy.gates["regression"])
+    assert {r.id: r.observed for r in again} == {i: c.observed for i, c in checks.items()}
 
 
 def test_results_are_deterministic(tmp_path):
