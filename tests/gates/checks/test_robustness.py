@@ -607,6 +607,26 @@ def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(write: PolicyWrit
     assert [r.id for r in GATE.run(EvalContext(policy), policy.gates["robustness"])] == ids
 
 
+def test_a_gate_without_a_plan_hook_keeps_its_section_as_plan(write: PolicyWriter, models: dict[str, Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from gates.checks import gate_registry
+
+    validated: list[object] = []
+
+    def validate(spec: Any, setup: Any) -> None:
+        validated.append(spec)
+        GATE.validate(spec, setup)
+
+    monkeypatch.setitem(gate_registry(), "robustness",  # type: ignore[index]
+                        dataclasses.replace(GATE, validate=validate, plan=None))
+    policy = load_policy(write(GAUSSIAN, candidate="hgb", models=models))
+    assert validated == [policy.gates["robustness"]] and policy.plan("robustness") is policy.gates["robustness"]
+    with pytest.raises(UserError, match=MSG_EMPTY):
+        load_policy(write("{}\n", candidate="hgb", models=models))
+    ids = [c.id for c in run_policy(policy).verdict.checks if c.gate == "robustness"]
+    assert "robustness.flip_rate.max[gaussian_noise=0.2]" in ids and len(ids) == 9
+
+
 # ---------------------------------------------------------------- config validation
 
 
