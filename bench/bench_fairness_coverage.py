@@ -10,8 +10,8 @@ point and bootstrap replicates. Four intervals are built from the same replicate
 * ``bc``: the bias-corrected percentile interval (Efron 1981): ``z0 = Phi^-1(share of replicates
   below t)`` (ties half, the share kept within half a replicate of 0 and 1), quantiles at
   ``Phi(2 z0 -+ z)``;
-* ``basic+point``: the gate's interval (:func:`gates.intervals.basic_interval`), the basic one
-  with its end nearer ``t`` moved to ``t`` when it misses ``t``.
+* ``hull``: the gate's interval (:func:`gates.intervals.hull_interval`), from the lower of the
+  percentile and basic lower ends to the higher of their upper ends.
 
 Reported per scenario: coverage of the true disparity (nominal 95%), which side the gate's
 interval misses on, and the share of data sets whose interval contains its own point estimate.
@@ -36,7 +36,7 @@ from gates.checks.fairness._stats import GroupStats, eval_data
 from gates.context import Predictions, make_rng
 from gates.estimates import paired_estimates, slice_by
 from gates.groups import group_index
-from gates.intervals import basic_interval
+from gates.intervals import hull_interval
 from gates.metrics import metric_registry
 
 PHI = NormalDist()
@@ -62,7 +62,7 @@ def bc(point: float, reps: np.ndarray, conf: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-METHODS = {"percentile": percentile, "bc": bc, "basic": basic, "basic+point": basic_interval}
+METHODS = {"percentile": percentile, "bc": bc, "basic": basic, "hull": hull_interval}
 
 #: name -> (group sizes, candidate rates, baseline rates or None)
 SCENARIOS = {
@@ -117,7 +117,7 @@ def main() -> None:
     conf = 0.95
     print(f"{args.sets} data sets per scenario, {args.bootstrap} replicates, nominal {conf:.0%}\n")
     print("| scenario | mean point - truth | " + " | ".join(f"{k} coverage" for k in METHODS)
-          + " | basic+point misses (above / below truth) | "
+          + " | hull misses (above / below truth) | "
           + " | ".join(f"{k} contains point" for k in METHODS) + " |")
     print("| --- " * (3 + 2 * len(METHODS)) + "|")
     for name, (sizes, cand_rates, base_rates) in SCENARIOS.items():
@@ -134,7 +134,7 @@ def main() -> None:
                 lo, hi = fn(point, reps, conf)
                 covered[k] += lo <= truth <= hi
                 contains[k] += lo <= point <= hi
-            lo, hi = basic_interval(point, reps, conf)
+            lo, hi = hull_interval(point, reps, conf)
             above += truth < lo
             below += truth > hi
         row = [name, f"{np.mean(bias):+.4f}"]

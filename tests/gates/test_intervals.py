@@ -20,14 +20,14 @@ from gates.estimates import (
     whole,
 )
 from gates.intervals import (
-    BASIC,
+    HULL,
     Estimate,
-    basic_interval,
     delong_covariance,
     delong_difference,
     delong_influence,
     delong_paired,
     delong_single,
+    hull_interval,
     midranks,
     negate,
 )
@@ -339,29 +339,32 @@ def test_estimate_intervals_and_p_values():
     assert not Estimate(float("nan"), "delong").is_defined
 
 
-def test_basic_interval_reflects_the_replicates_about_the_point_and_holds_it():
+def test_hull_interval_spans_the_percentile_and_basic_intervals_and_holds_its_point():
     rng = np.random.default_rng(1)
     reps = rng.gamma(2.0, 0.01, 20000) + 0.06  # skewed right, mean 0.08
     q_lo, q_hi = np.quantile(reps, [0.025, 0.975])
-    t = 0.08  # inside [q_lo, q_hi]: the plain reflection 2t - q
-    est = Estimate(t, "bootstrap", reps, bounds=(0.0, 1.0), reading=BASIC)
-    assert est.interval(0.95) == pytest.approx((2 * t - q_hi, 2 * t - q_lo), abs=1e-12)
+    t = 0.08  # inside [q_lo, q_hi]: percentile and reflected ends, the wider of each
+    est = Estimate(t, "bootstrap", reps, bounds=(0.0, 1.0), reading=HULL)
+    assert est.interval(0.95) == pytest.approx((min(q_lo, 2 * t - q_hi), max(q_hi, 2 * t - q_lo)), abs=1e-12)
+    assert est.interval(0.95)[0] < q_lo and est.interval(0.95)[1] == pytest.approx(q_hi, abs=1e-12)
     assert Estimate(t, "bootstrap", reps).interval(0.95) == pytest.approx((q_lo, q_hi), abs=1e-12)
-    # below every replicate (a max over noisy group rates): the reflection misses t, its upper end moves to t
-    low = basic_interval(0.05, reps, 0.95)
-    assert reps.min() > 0.05 and low == pytest.approx((0.1 - q_hi, 0.05), abs=1e-12)
-    assert Estimate(0.05, "bootstrap", reps, bounds=(0.0, 1.0), reading=BASIC).interval(0.95) == (0.0, 0.05)
+    # below every replicate (a max over noisy group rates): the percentile interval misses t, the hull
+    # reaches down to the reflection and up to the percentile end
+    low = hull_interval(0.05, reps, 0.95)
+    assert reps.min() > 0.05 and low == pytest.approx((0.1 - q_hi, q_hi), abs=1e-12)
+    assert Estimate(0.05, "bootstrap", reps, bounds=(0.0, 1.0), reading=HULL).interval(0.95) == \
+        pytest.approx((0.0, q_hi), abs=1e-12)
     # the one-sided p-value is the level at which the lower end reaches the bound
     for bound in (0.03, 0.05, 0.06):
         p = est.p_below(bound)
         assert est.interval(1 - 2 * p)[0] == pytest.approx(bound, abs=2e-3)
-        assert p == pytest.approx(np.mean(reps > 2 * t - bound), abs=1e-3)
+        assert p == pytest.approx(max(np.mean(reps > 2 * t - bound), np.mean(reps < bound)), abs=1e-3)
     assert est.p_below(t + 0.001) == 1.0  # above the point: never shown, as no interval's lower end passes t
     flipped = negate(est)
-    assert flipped.reading == BASIC
+    assert flipped.reading == HULL
     assert flipped.interval(0.9) == pytest.approx(tuple(-x for x in reversed(est.interval(0.9))))
-    assert est.within((-1.0, 1.0)).reading == BASIC
-    assert all(np.isnan(basic_interval(float("nan"), reps, 0.95)))
+    assert est.within((-1.0, 1.0)).reading == HULL
+    assert all(np.isnan(hull_interval(float("nan"), reps, 0.95)))
 
 
 def test_midranks_equal_scipy_rankdata():

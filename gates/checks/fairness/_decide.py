@@ -5,9 +5,9 @@
 The ``no_worse_than_baseline`` checks are the interval family: decided by ``point`` or
 ``non_inferiority`` on the paired interval of candidate - baseline, with ``multiple_testing``.
 
-Every interval is the basic bootstrap interval holding its point (:func:`gates.intervals.basic_interval`):
+Every interval is the hull of the percentile and basic bootstrap intervals (:func:`gates.intervals.hull_interval`):
 a disparity over noisy group rates is biased upward and its replicates more so, so percentile
-intervals sit above the point (``ci_method``: the sampler, then ``-basic``).
+intervals can sit above the point (``ci_method``: the sampler, then ``-hull``).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 from gates.checks.fairness._config import GATE_NAME, MetricSpec, Settings
 from gates.checks.fairness._measure import Measured, num
 from gates.identity import CheckId, Reason
-from gates.intervals import BASIC, Estimate
+from gates.intervals import HULL, Estimate
 from gates.results import CheckResult, Outcome
 from gates.stats import Member, Rule, decide_family
 from gates.stats.family import decide_bounds, to_status
@@ -40,7 +40,7 @@ MSG_NWTB_INCONCLUSIVE = (
 MSG_CI = " with {conf} confidence (interval [{lo}, {hi}])"
 MSG_EXCLUDED = "; {n} group(s) left out: {which}"
 #: how a disparity's interval is read from its replicates, appended to the sampler's name in ``ci_method``
-INTERVAL_SUFFIX = f"-{BASIC}"
+INTERVAL_SUFFIX = f"-{HULL}"
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,14 @@ def _estimated(p: Pending, measured: Measured, kind: str) -> Pending:
     method = measured.method + INTERVAL_SUFFIX
     if kind != "no_worse_than_baseline":
         return _replace(p, raw=Estimate(measured.candidate, method, measured.candidate_reps, bounds=(0.0, 1.0),
-                                        reading=BASIC))
+                                        reading=HULL))
     assert measured.baseline is not None and measured.baseline_reps is not None
     # disparities lie in [0, 1], so their changes in [-1, 1]
     raw = Estimate(measured.candidate - measured.baseline, method,
-                   measured.candidate_reps - measured.baseline_reps, bounds=(-1.0, 1.0), reading=BASIC)
+                   measured.candidate_reps - measured.baseline_reps, bounds=(-1.0, 1.0), reading=HULL)
     assert raw.replicates is not None
     sign = -1.0 if measured.metric.kind == "difference" else 1.0
-    oriented = Estimate(sign * raw.value, method, sign * raw.replicates, bounds=(-1.0, 1.0), reading=BASIC)
+    oriented = Estimate(sign * raw.value, method, sign * raw.replicates, bounds=(-1.0, 1.0), reading=HULL)
     return _replace(p, raw=raw, oriented=oriented, margin=measured.metric.margin)
 
 

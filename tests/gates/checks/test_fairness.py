@@ -349,7 +349,7 @@ def test_real_data_prediction_columns_and_no_worse_than_baseline(arrests):
     assert r.baseline == pytest.approx(base, abs=TOL)
     assert r.delta == pytest.approx(cand - base, abs=TOL)
     assert r.ci[0] <= r.delta <= r.ci[1]
-    assert r.ci_method == "bootstrap-multinomial-basic"
+    assert r.ci_method == "bootstrap-multinomial-hull"
     assert r.threshold == {"no_worse_than_baseline": True, "margin": 0.05}
     assert r.adjusted_confidence >= r.confidence == 0.95
     assert r.half_width == pytest.approx((r.ci[1] - r.ci[0]) / 2)
@@ -547,7 +547,7 @@ def test_bootstrap_spread_matches_a_slow_row_bootstrap():
         slow.append(eo_difference(y[idx], cand[idx], group[idx]) - eo_difference(y[idx], base[idx], group[idx]))
     q_lo, q_hi = np.quantile(slow, [0.025, 0.975])
     delta = r.delta
-    lo, hi = min(2 * delta - q_hi, delta), max(2 * delta - q_lo, delta)  # the basic interval, holding the point
+    lo, hi = min(q_lo, 2 * delta - q_hi), max(q_hi, 2 * delta - q_lo)  # the hull of percentile and basic
     assert r.half_width == pytest.approx((hi - lo) / 2, rel=0.15)
     assert r.ci[0] == pytest.approx(lo, abs=0.02) and r.ci[1] == pytest.approx(hi, abs=0.02)
 
@@ -632,10 +632,10 @@ def test_max_over_many_small_groups_has_an_interval_holding_its_point():
     q_lo, q_hi = np.quantile(slow, [0.025, 0.975])
     assert q_lo > t  # the percentile interval [q_lo, q_hi] misses its point
     assert r.ci[0] <= r.observed <= r.ci[1]
-    assert r.ci_method == "bootstrap-multinomial-basic"
-    assert r.ci[1] == r.observed  # the basic interval [2t - q_hi, 2t - q_lo] lies below t: its upper end moves to t
-    assert r.ci[0] == pytest.approx(max(2 * t - q_hi, 0.0), abs=0.02)
-    assert r.status is Status.PASS and r.message.endswith(f"(interval [{r.ci[0]:.4g}, {t:.4g}])")
+    assert r.ci_method == "bootstrap-multinomial-hull"
+    # the hull of [q_lo, q_hi] and the basic [2t - q_hi, 2t - q_lo], which lies below t: it spans both
+    assert r.ci[0] == pytest.approx(max(2 * t - q_hi, 0.0), abs=0.02) and r.ci[1] == pytest.approx(q_hi, abs=0.02)
+    assert r.status is Status.PASS and r.message.endswith(f"(interval [{r.ci[0]:.4g}, {r.ci[1]:.4g}])")
 
 
 def coverage_sets(seeds: range, rates_c: np.ndarray, rates_b: np.ndarray | None, size: int
@@ -666,7 +666,7 @@ def coverage_sets(seeds: range, rates_c: np.ndarray, rates_b: np.ndarray | None,
 def test_disparity_intervals_cover_the_true_disparity_of_small_groups():
     # 8 groups of 60 rows with selection rates 0.30-0.37: the observed max gap overshoots the true
     # 0.07 by about 0.12, so percentile intervals (above the point) covered it in 0 of 300 simulated
-    # sets (bench/bench_fairness_coverage.py); the basic interval reflects that bias back
+    # sets (bench/bench_fairness_coverage.py); the hull's basic end reflects that bias back
     covered, held = coverage_sets(range(100), np.linspace(0.30, 0.37, 8), None, 60)
     assert held == 1.0 and covered >= 0.8
     # paired changes of a disparity (no_worse_than_baseline): near nominal, and holding the point
@@ -778,7 +778,7 @@ def test_registry_metrics_by_group_equal_sklearn_per_group(arrests):
     ll = res["fairness.log_loss_ratio.min[colour]"]
     vals = [v["log_loss"] for v in per_group.values()]
     assert ll.observed == pytest.approx(min(vals) / max(vals), abs=1e-9)
-    assert ll.ci_method == "bootstrap-rows-basic"
+    assert ll.ci_method == "bootstrap-rows-hull"
     ba = res["fairness.balanced_accuracy_difference.max[colour]"]
     overall = balanced_accuracy_score(y, frame["cand_pred"])
     assert ba.observed == pytest.approx(max(abs(v["balanced_accuracy"] - overall) for v in per_group.values()), abs=1e-12)
@@ -855,7 +855,7 @@ def test_regression_group_metrics_equal_fairlearn(tmp_path):
         r = res[f"fairness.mae_difference.no_worse_than_baseline[{scope}]"]
         assert r.observed == pytest.approx(mae_c.difference(), abs=1e-9)
         assert r.baseline == pytest.approx(mae_b.difference(), abs=1e-9)
-        assert r.ci_method == "bootstrap-rows-basic"
+        assert r.ci_method == "bootstrap-rows-hull"
         rmse = flm.MetricFrame(metrics=lambda a, b: float(np.sqrt(np.mean((a - b) ** 2))), y_true=y,
                                y_pred=df["cand_pred"], sensitive_features=sf)
         assert res[f"fairness.rmse_ratio.min[{scope}]"].observed == pytest.approx(rmse.ratio(), abs=1e-9)
@@ -1091,13 +1091,13 @@ def test_score_mean_disparities_resample_with_poisson_weights_like_a_slow_loop()
     sq = (y - p) ** 2
     point = abs(sq[group == "a"].mean() - sq[group == "b"].mean())
     assert r.observed == pytest.approx(point, rel=1e-9)
-    assert r.ci_method == "bootstrap-rows-basic"
+    assert r.ci_method == "bootstrap-rows-hull"
     slow = []
     loop = np.random.default_rng(6)
     for _ in range(1000):
         i = loop.integers(0, n, n)
         slow.append(abs(sq[i][group[i] == "a"].mean() - sq[i][group[i] == "b"].mean()))
     q_lo, q_hi = np.quantile(slow, [0.025, 0.975])
-    lo, hi = max(min(2 * point - q_hi, point), 0.0), max(2 * point - q_lo, point)  # basic, clipped to [0, 1]
+    lo, hi = max(min(q_lo, 2 * point - q_hi), 0.0), max(q_hi, 2 * point - q_lo)  # the hull, clipped to [0, 1]
     width = hi - lo
     assert r.ci[0] == pytest.approx(lo, abs=0.12 * width) and r.ci[1] == pytest.approx(hi, abs=0.12 * width)
