@@ -75,20 +75,25 @@ def test_one_matrix_input_without_features_is_a_config_error(tmp_path):
         context(write_project(tmp_path, "regression", "m.onnx")).predictions("candidate")
 
 
-def _external(folder: Path) -> tuple[Path, object, object]:
-    """Save a linear regressor as MatMul + Add whose weights live in weights.bin beside the graph."""
+def save_linear_with_external_data(coef: np.ndarray, intercept: float, path: Path) -> None:
+    """Save ``X @ coef + intercept`` as MatMul + Add at ``path``, its weights in weights.bin beside it."""
     from onnx import TensorProto, helper, numpy_helper
 
-    X, _, model = _fit("regression")
-    w = numpy_helper.from_array(model.coef_.astype(np.float32).reshape(-1, 1), "W")
-    b = numpy_helper.from_array(np.array([model.intercept_], dtype=np.float32), "B")
+    w = numpy_helper.from_array(coef.astype(np.float32).reshape(-1, 1), "W")
+    b = numpy_helper.from_array(np.array([intercept], dtype=np.float32), "B")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["X", "W"], ["XW"]), helper.make_node("Add", ["XW", "B"], ["variable"])],
-        "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, X.shape[1]])],
+        "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, coef.size])],
         [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], initializer=[w, b])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save_model(proto, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
+
+
+def _external(folder: Path) -> tuple[Path, object, object]:
+    """Save a linear regressor as MatMul + Add whose weights live in weights.bin beside the graph."""
+    X, _, model = _fit("regression")
+    save_linear_with_external_data(model.coef_, model.intercept_, folder / "m.onnx")
     return folder / "m.onnx", X, model
 
 

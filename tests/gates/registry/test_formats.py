@@ -80,22 +80,15 @@ def _onnx(folder: Path, name: str, c: float) -> tuple[Path, Callable[[Any], np.n
 
 def _onnx_external(folder: Path, name: str, scale: float) -> tuple[Path, Callable[[Any], np.ndarray]]:
     """A linear regressor as MatMul + Add whose weights live in a data file beside the graph."""
-    from onnx import TensorProto, helper, numpy_helper
     from sklearn.linear_model import LinearRegression
+
+    from tests.gates.models.test_onnx import save_linear_with_external_data
 
     X, y = dataset("regression")
     model = LinearRegression().fit(X.to_numpy(), y * scale)
-    w = numpy_helper.from_array(model.coef_.astype(np.float32).reshape(-1, 1), "W")
-    b = numpy_helper.from_array(np.array([model.intercept_], dtype=np.float32), "B")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["XW"]), helper.make_node("Add", ["XW", "B"], ["variable"])],
-        "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, X.shape[1]])],
-        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], initializer=[w, b])
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     sub = folder / name
     sub.mkdir()
-    onnx.save_model(proto, str(sub / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    save_linear_with_external_data(model.coef_, model.intercept_, sub / "m.onnx")
     return sub / "m.onnx", _session_scores(sub / "m.onnx", "variable")
 
 
