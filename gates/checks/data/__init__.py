@@ -21,8 +21,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gates.checks import GateKind, GateSetup, NamedColumn, declares_blocking_default, listed_columns
-from gates.checks.data._common import DEFAULT_MAX_FAILURE_CASES, GATE_NAME, Settings, Target, is_blocking
+from gates.checks import GateKind, GateSetup, NamedColumn, listed_columns
+from gates.checks.data import _plan
+from gates.checks.data._common import GATE_NAME, Settings, Target
+from gates.checks.data._plan import (
+    CHECK_KEYS,
+    DEFAULTED_KEYS,
+    DataPlan,
+    EngineRef,
+    as_plan,
+    declares_blocking,
+    engine_ref,
+    parse_plan,
+)
 from gates.checks.data.builtin import run_builtin
 from gates.checks.data.drift import HAS_P_VALUE, drift_columns, run_drift
 from gates.checks.data.leakage import run_leakage
@@ -32,7 +43,8 @@ from gates.results import CheckResult
 if TYPE_CHECKING:
     from gates.context import EvalContext
 
-__all__ = ["GATE", "run", "validate"]
+__all__ = ["CHECK_KEYS", "DEFAULTED_KEYS", "GATE", "DataPlan", "EngineRef", "as_plan", "declares_blocking",
+           "engine_ref", "make_plan", "parse_plan", "run", "validate"]
 
 MSG_PANDERA = "cannot use the pandera schema: {problem}"
 MSG_GX_MISSING = "file not found: {path}"
@@ -42,19 +54,6 @@ MSG_BAD_REGEX = "invalid regular expression {pattern!r}: {problem}"
 MSG_NO_P_VALUE = "min_p_value needs method ks or chi2; {method} has no p-value"
 MSG_DEFAULT_NO_P_VALUE = "min_p_value needs method ks or chi2 (set default.method)"
 MSG_LEAKAGE_NO_TARGET = "leakage needs a target, and a per_example policy has none"
-
-#: sections that hold checks (for "does this policy block on anything")
-CHECK_KEYS = ("pandera", "great_expectations", "checks", "drift", "overlap", "leakage")
-#: sections whose empty form still declares checks
-DEFAULTED_KEYS = ("drift", "overlap", "leakage")
-
-
-def engine_ref(value: str | Mapping[str, Any], key: str) -> tuple[str, str | None]:
-    """Return (file or reference, severity) of ``pandera: REF`` / ``pandera: {schema: REF, severity}``."""
-    if isinstance(value, str):
-        return value, None
-    return str(value[key]), value.get("severity")
-
 
 # ---------------------------------------------------------------- validate
 
@@ -126,57 +125,55 @@ def _validate_drift(drift: Mapping[str, Any], setup: GateSetup) -> None:
             raise setup.error((GATE_NAME, "drift", "columns", col), msg)
 
 
-def declares_blocking(spec: Mapping[str, Any]) -> bool:
-    """True when some check of the section blocks (a rule's severity wins over the gate's).
-
-    An empty ``drift: {}``, ``overlap: {}`` or ``leakage: {}`` still runs with its defaults.
-    """
-    if declares_blocking_default(spec, CHECK_KEYS):
-        return True
-    return spec.get("severity", "block") == "block" and any(spec.get(k) == {} for k in DEFAULTED_KEYS)
+def make_plan(spec: Mapping[str, Any], setup: GateSetup) -> DataPlan:
+    """Return the section's plan after :func:`validate` (the gate's ``plan`` hook, called once at load)."""
+    validate(spec, setup)
+    return _plan.parse_plan(spec)
 
 
 # ---------------------------------------------------------------- run
 
 
-def run(ctx: EvalContext, spec: Mapping[str, Any]) -> list[CheckResult]:
-    """Return every data check of the section, eval data first, then reference, drift, overlap, leakage."""
-    settings = Settings(severity=spec.get("severity", "block"),
-                        max_failure_cases=int(spec.get("max_failure_cases", DEFAULT_MAX_FAILURE_CASES)))
+def run(ctx: EvalContext, section: DataPlan | Mapping[str, Any]) -> list[CheckResult]:
+    """Return every data check of the plan, eval data first, then reference, drift, overlap, leakage.
+
+    ``section`` is the plan made at load (a section mapping is planned here, for direct callers).
+    """
+    plan = as_plan(section)
+    settings = plan.settings
     base_dir = ctx.policy.base_dir
     reference = ctx.reference if ctx.policy.data.reference is not None else None
     targets = [Target("eval", ctx.eval_frame)]
-    if "reference" in (spec.get("apply_to") or ()) and reference is not None:
+    if plan.on_reference and reference is not None:
         targets.append(Target("reference", reference))
     out: list[CheckResult] = []
     for target in targets:
-        out.extend(_schema_checks(target, spec, base_dir, settings))
+        out.extend(_schema_checks(target, plan, base_dir))
     skip = _model_columns(ctx)
-    if spec.get("drift") is not None and reference is not None:
-        cols = drift_columns(spec["drift"], ctx.eval_frame, reference, ctx.policy.data.features, skip)
-        out.extend(run_drift(ctx.eval_frame, reference, spec["drift"], cols, settings))
-    if spec.get("overlap") is not None and reference is not None:
-        out.extend(run_overlap(ctx.eval_frame, reference, spec["overlap"], skip, settings))
-    if spec.get("leakage") is not None:
-        out.extend(_leakage(ctx, spec["leakage"], skip, settings))
+    if plan.drift is not None and reference is not None:
+        cols = drift_columns(plan.drift, ctx.eval_frame, reference, ctx.policy.data.features, skip)
+        out.extend(run_drift(ctx.eval_frame, reference, plan.drift, cols, settings))
+    if plan.overlap is not None and reference is not None:
+        out.extend(run_overlap(ctx.eval_frame, reference, plan.overlap, skip, settings))
+    if plan.leakage is not None:
+        out.extend(_leakage(ctx, plan.leakage, skip, settings))
     return out
 
 
-def _schema_checks(target: Target, spec: Mapping[str, Any], base_dir: Path, settings: Settings) -> list[CheckResult]:
+def _schema_checks(target: Target, plan: DataPlan, base_dir: Path) -> list[CheckResult]:
     """Run pandera, Great Expectations and the built-in checks (whichever are configured) on one frame."""
     out: list[CheckResult] = []
-    if spec.get("pandera") is not None:
+    if plan.pandera is not None:
         from gates.checks.data.pandera_engine import run_pandera
 
-        ref, severity = engine_ref(spec["pandera"], "schema")
-        out.extend(run_pandera(target, ref, base_dir, is_blocking(severity, settings.severity), settings))
-    if spec.get("great_expectations") is not None:
+        out.extend(run_pandera(target, plan.pandera.ref, base_dir, plan.pandera.is_blocking, plan.settings))
+    if plan.great_expectations is not None:
         from gates.checks.data.gx_engine import run_gx
 
-        ref, severity = engine_ref(spec["great_expectations"], "suite")
-        out.extend(run_gx(target, base_dir / ref, is_blocking(severity, settings.severity), settings))
-    if spec.get("checks") is not None:
-        out.extend(run_builtin(target, spec["checks"], settings))
+        gx = plan.great_expectations
+        out.extend(run_gx(target, base_dir / gx.ref, gx.is_blocking, plan.settings))
+    if plan.checks is not None:
+        out.extend(run_builtin(target, plan.checks, plan.settings))
     return out
 
 
@@ -235,4 +232,5 @@ GATE = GateKind(
     run=run,
     columns=columns,
     reference_columns=reference_columns,
+    plan=make_plan,
 )

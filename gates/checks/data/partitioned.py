@@ -34,7 +34,6 @@ from gates.checks.data import builtin as bi
 from gates.checks.data import drift as dr
 from gates.checks.data import overlap as ov
 from gates.checks.data._common import (
-    DEFAULT_MAX_FAILURE_CASES,
     REASON_ALL_NULL,
     REASON_BAD_ROWS,
     REASON_CHECK_ERROR,
@@ -56,6 +55,7 @@ from gates.checks.data._common import (
     make_result,
     mask_examples,
 )
+from gates.checks.data._plan import DataPlan, EngineRef, as_plan
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
 
@@ -298,39 +298,37 @@ def _duplicates(engine: Any, parts: Sequence[Partition], total: FramePartial, li
 # ---------------------------------------------------------------- the client's decisions
 
 
-def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
-    """Return the data gate's checks, in the embedded gate's order, from partition partials."""
-    settings = Settings(severity=spec.get("severity", "block"),
-                        max_failure_cases=int(spec.get("max_failure_cases", DEFAULT_MAX_FAILURE_CASES)))
+def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[CheckResult]:
+    """Return the data gate's checks, in the embedded gate's order, from partition partials.
+
+    ``section`` is the gate's plan (a section mapping is planned here).
+    """
+    data_plan = as_plan(section)
+    settings = data_plan.settings
     limit = settings.max_failure_cases
     engine, policy = ctx.engine, ctx.policy
-    pandera = None
-    if spec.get("pandera") is not None:
-        from gates.checks.data import engine_ref
-
-        ref, severity = engine_ref(spec["pandera"], "schema")
-        pandera = (ref, is_blocking(severity, settings.severity))
-    gx, gx_blocking, gx_problem = _gx_suite(policy.base_dir, spec.get("great_expectations"), settings)
+    pandera = None if data_plan.pandera is None else (data_plan.pandera.ref, data_plan.pandera.is_blocking)
+    gx, gx_blocking, gx_problem = _gx_suite(policy.base_dir, data_plan.great_expectations)
     bins: dict[str, Bins] = {}
     drift_cols: list[str] = []
     has_ref = policy.data.reference is not None
-    if spec.get("drift") is not None and has_ref:
-        drift_cols = _drift_columns(ctx, spec["drift"])
-        bins = _bins(ctx, spec["drift"], drift_cols, settings)
+    if data_plan.drift is not None and has_ref:
+        drift_cols = _drift_columns(ctx, data_plan.drift)
+        bins = _bins(ctx, data_plan.drift, drift_cols, settings)
     targets = [("eval", ctx.eval_partitions, ctx.schema)]
-    if "reference" in (spec.get("apply_to") or ()) and has_ref:
+    if data_plan.on_reference and has_ref:
         targets.append(("reference", ctx.reference_partitions, ctx.reference_schema))
     out: list[CheckResult] = []
     eval_total: FramePartial | None = None
     for name, parts, schema in targets:
-        plan = Plan(name, spec.get("checks"), pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx)
+        plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx)
         total = merge(engine.map(measure_partition, parts, plan=engine.share(plan)), limit)
         _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
         target = Target(name, schema)
         if pandera is not None:
             out.extend(_pandera(total, target, pandera[1], limit))
-        if spec.get("great_expectations") is not None:
+        if data_plan.great_expectations is not None:
             from gates.checks.data import gx_engine as gxe
 
             if gx is None:
@@ -338,34 +336,32 @@ def run(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[CheckResult]:
                                        reason=gxe.REASON_SCHEMA_ERROR, message=str(gx_problem)))
             else:
                 out.extend(gxe.merged_gx(target, gx[0], total.gx, total.rows, gx_blocking, settings))
-        if spec.get("checks") is not None:
-            out.extend(_builtin(target, total, spec["checks"], settings))
+        if data_plan.checks is not None:
+            out.extend(_builtin(target, total, data_plan.checks, settings))
     if drift_cols:
-        assert eval_total is not None
-        out.extend(_drift(spec["drift"], drift_cols, bins, eval_total, ctx.schema, settings))
-    if spec.get("overlap") is not None and has_ref:
-        out.extend(_overlap(ctx, spec["overlap"], settings))
-    if spec.get("leakage") is not None:
-        out.append(_gate_level(data_id("leakage", "max"), settings, "leakage (a model per column)", spec["leakage"]))
+        assert eval_total is not None and data_plan.drift is not None
+        out.extend(_drift(data_plan.drift, drift_cols, bins, eval_total, ctx.schema, settings))
+    if data_plan.overlap is not None and has_ref:
+        out.extend(_overlap(ctx, data_plan.overlap, settings))
+    if data_plan.leakage is not None:
+        out.append(_gate_level(data_id("leakage", "max"), settings, "leakage (a model per column)",
+                               data_plan.leakage))
     return out
 
 
-def _gx_suite(base_dir: Path, section: Any, settings: Settings
+def _gx_suite(base_dir: Path, suite: EngineRef | None
               ) -> tuple[tuple[list[dict[str, Any]], tuple[int, ...]] | None, bool, str | None]:
     """Return the suite's expectations with the positions of the row-wise ones (or None and why the
     suite cannot be read), and whether its checks block."""
-    if section is None:
+    if suite is None:
         return None, False, None
-    from gates.checks.data import engine_ref
     from gates.checks.data.gx_engine import read_suite, row_wise
 
-    ref, severity = engine_ref(section, "suite")
-    blocking = is_blocking(severity, settings.severity)
     try:
-        items = read_suite(base_dir / ref)
+        items = read_suite(base_dir / suite.ref)
     except ValueError as exc:
-        return None, blocking, str(exc)
-    return (items, row_wise(items)), blocking, None
+        return None, suite.is_blocking, str(exc)
+    return (items, row_wise(items)), suite.is_blocking, None
 
 
 def reference_hashes(part: Partition, columns: list[str]) -> np.ndarray | str:

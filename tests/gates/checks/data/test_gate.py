@@ -208,3 +208,66 @@ def test_a_column_name_with_a_line_break_gives_one_line_ids_the_schema_accepts(t
     assert by_id["data.allowed[sex [M/F] 🚻]"]["observed"] == N_UNSEEN
     assert {"data.max[age\\nyears]", "data.allowed[sex [M/F] 🚻]"} <= {
         c.get("name") for c in ET.fromstring(render_junit(report)).iter("testcase")}
+
+
+def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from gates.checks.data import _plan
+    from gates.runner import run_policy
+
+    parsed: list[object] = []
+    real = _plan.parse_plan
+
+    def counting(spec: object) -> _plan.DataPlan:
+        parsed.append(spec)
+        return real(spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_plan, "parse_plan", counting)
+    frame = mixed_frame()
+    section = """\
+        severity: warn
+        apply_to: [eval, reference]
+        checks:
+          row_count: {min: 10, severity: block}
+          columns:
+            age: {max_null_fraction: 0.5}
+        drift: {}
+    """
+    policy = load_policy(write_policy(tmp_path, frame, section, reference=mixed_frame(seed=1)))
+    result = run_policy(policy)
+    assert len(parsed) == 1 and parsed[0] == policy.gates["data"]
+    plan = policy.plan("data")
+    assert isinstance(plan, _plan.DataPlan) and plan.blocking and plan.on_reference
+    assert plan.settings.severity == "warn" and plan.pandera is None and plan.drift == {}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.blocking = False  # type: ignore[misc]
+    checks = {c.id: c for c in result.verdict.checks if c.gate == "data" and not c.id.startswith("data.target.")}
+    assert checks["data.row_count.min"].blocking and checks["data.reference.row_count.min"].blocking
+    assert not checks["data.null_fraction.max[age]"].blocking
+    # a mapping given to run directly is planned there, into the same checks
+    again = GATE.run(EvalContext(policy), policy.gates["data"])
+    assert {r.id: r.status for r in again} == {i: c.status for i, c in checks.items()}
+
+
+@pytest.mark.parametrize("section", [
+    {"checks": {"row_count": {"min": 1}}},
+    {"severity": "warn", "checks": {"row_count": {"min": 1}}},
+    {"severity": "warn", "checks": {"row_count": {"min": 1, "severity": "block"}}},
+    {"drift": {}}, {"severity": "warn", "drift": {}}, {"pandera": {"schema": "s.yaml", "severity": "warn"}},
+    {"severity": "warn", "great_expectations": {"suite": "s.json", "severity": "block"}},
+])
+def test_the_plan_blocks_like_the_section(section: dict[str, object]) -> None:
+    from gates.checks.data import _plan, declares_blocking
+    from gates.checks import declares_blocking_default
+
+    plan = _plan.parse_plan(section)
+    expected = declares_blocking_default(section, _plan.CHECK_KEYS) or (
+        section.get("severity", "block") == "block" and any(section.get(k) == {} for k in _plan.DEFAULTED_KEYS))
+    assert declares_blocking(plan) is declares_blocking(section) is expected
+    for key in ("pandera", "great_expectations"):
+        body = section.get(key)
+        if isinstance(body, dict):
+            engine = getattr(plan, key)
+            assert engine.is_blocking is (body.get("severity", section.get("severity", "block")) == "block")
