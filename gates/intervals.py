@@ -25,9 +25,6 @@ from statistics import NormalDist
 
 import numpy as np
 
-#: replicate chunk size for row resampling; bounds memory at chunk x rows int32 indices
-ROW_CHUNK_CELLS = 20_000_000
-
 #: how an interval is read from bootstrap replicates (:attr:`Estimate.reading`)
 PERCENTILE = "percentile"
 #: the hull of the percentile and basic (reverse percentile) intervals, for statistics whose
@@ -146,31 +143,6 @@ def difference_bounds(bounds: tuple[float, float] | None) -> tuple[float, float]
         return None
     lo, hi = bounds
     return (lo - hi, hi - lo)
-
-
-def row_resample_sums(
-    values: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Return per-replicate column sums of a row bootstrap of ``values`` (shape ``(n, p)``).
-
-    Rows are drawn with replacement (an index matrix per chunk of replicates, never a Python loop
-    over rows). Result shape: ``(n_boot, p)``.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim == 1:
-        values = values[:, None]
-    n, p = values.shape
-    out = np.empty((n_boot, p))
-    if n == 0:
-        out.fill(np.nan)
-        return out
-    chunk = max(1, min(n_boot, ROW_CHUNK_CELLS // (n * p)))
-    dtype = np.int32 if n < 2**31 else np.int64
-    for start in range(0, n_boot, chunk):
-        stop = min(n_boot, start + chunk)
-        idx = rng.integers(0, n, size=(stop - start, n), dtype=dtype)
-        out[start:stop] = values[idx].sum(axis=1)
-    return out
 
 
 def normal_sf(z: float) -> float:
