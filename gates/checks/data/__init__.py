@@ -29,6 +29,7 @@ from gates.checks.data._plan import (
     DEFAULTED_KEYS,
     DataPlan,
     EngineRef,
+    SectionPlan,
     as_plan,
     declares_blocking,
     engine_ref,
@@ -151,7 +152,7 @@ def run(ctx: EvalContext, section: DataPlan | Mapping[str, Any]) -> list[CheckRe
         out.extend(_schema_checks(target, plan, base_dir))
     skip = _model_columns(ctx)
     if plan.drift is not None and reference is not None:
-        cols = drift_columns(plan.drift, ctx.eval_frame, reference, ctx.policy.data.features, skip)
+        cols = drift_columns(plan.drift.spec, ctx.eval_frame, reference, ctx.policy.data.features, skip)
         out.extend(run_drift(ctx.eval_frame, reference, plan.drift, cols, settings))
     if plan.overlap is not None and reference is not None:
         out.extend(run_overlap(ctx.eval_frame, reference, plan.overlap, skip, settings))
@@ -177,9 +178,9 @@ def _schema_checks(target: Target, plan: DataPlan, base_dir: Path) -> list[Check
     return out
 
 
-def _leakage(ctx: EvalContext, spec: Mapping[str, Any], skip: set[str], settings: Settings) -> list[CheckResult]:
+def _leakage(ctx: EvalContext, spec: SectionPlan, skip: set[str], settings: Settings) -> list[CheckResult]:
     target = ctx.policy.data.target
-    columns = spec.get("columns") or list(ctx.policy.data.features or
+    columns = spec.spec.get("columns") or list(ctx.policy.data.features or
                                           [str(c) for c in ctx.eval_frame.columns if c != target and c not in skip])
     return run_leakage(ctx.eval_frame, target, ctx.policy.model.task, spec, list(columns), ctx.rng("data.leakage"),
                        settings)

@@ -29,11 +29,11 @@ from gates.checks.data._common import (
     Target,
     count_outcome,
     first_line,
-    is_blocking,
     make_result,
     mask_examples,
     value_counts,
 )
+from gates.checks.data._plan import ChecksPlan, plan_checks
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome
 
@@ -68,23 +68,18 @@ class _Rule:
     needs_values: bool = True
 
 
-def run_builtin(target: Target, section: Mapping[str, Any], settings: Settings) -> list[CheckResult]:
-    """Return one result per declared rule of the ``checks`` section on ``target``'s frame."""
-    section_severity = section.get("severity")
-    out = _row_count(target, section.get("row_count") or {}, (section_severity, settings.severity))
-    columns: Mapping[str, Mapping[str, Any]] = section.get("columns") or {}
-    for col in dict.fromkeys([*(section.get("required_columns") or []), *columns]):
-        sev = (columns.get(col, {}).get("severity"), section_severity, settings.severity)
-        out.append(_required(target, col, is_blocking(*sev)))
-    for col, rules in columns.items():
-        blocking = is_blocking(rules.get("severity"), section_severity, settings.severity)
-        out.extend(_column(target, col, rules, blocking, settings))
+def run_builtin(target: Target, section: ChecksPlan | Mapping[str, Any], settings: Settings) -> list[CheckResult]:
+    """Return one result per declared rule of the ``checks`` section (its plan) on ``target``'s frame."""
+    plan = plan_checks(section, settings.severity)
+    out = _row_count(target, plan.row_count, plan.row_count_blocking)
+    out.extend(_required(target, c.name, c.blocking) for c in plan.required)
+    for c in plan.columns:
+        out.extend(_column(target, c.name, c.rules, c.blocking, settings))
     return out
 
 
-def _row_count(target: Target, spec: Mapping[str, Any], severities: tuple[str | None, ...]) -> list[CheckResult]:
+def _row_count(target: Target, spec: Mapping[str, Any], blocking: bool) -> list[CheckResult]:
     n = len(target.frame)
-    blocking = is_blocking(spec.get("severity"), *severities)
     out = []
     for kind, msg in (("min", MSG_ROWS_MIN), ("max", MSG_ROWS_MAX)):
         if spec.get(kind) is None:

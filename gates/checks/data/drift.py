@@ -44,9 +44,9 @@ from gates.checks.data._common import (
     Settings,
     data_id,
     first_line,
-    is_blocking,
     make_result,
 )
+from gates.checks.data._plan import DriftPlan, plan_drift
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome
 
@@ -111,12 +111,14 @@ def column_kind(series: pd.Series) -> str:
     return "numeric" if ptypes.is_numeric_dtype(dtype) and not ptypes.is_bool_dtype(dtype) else "categorical"
 
 
-def resolve_rule(spec: Mapping[str, Any], col: str, kind: str, gate_severity: str) -> DriftRule:
+def resolve_rule(plan: DriftPlan, col: str, kind: str) -> DriftRule:
     """Return one column's rule: its own entry, else ``default``, else the method for its kind.
 
     Thresholds belong to a method: a column that names its own method does not inherit the
     default's thresholds; a default method a column's kind cannot use falls back to the kind's.
+    Whether it blocks was resolved in the plan.
     """
+    spec = plan.spec
     default: Mapping[str, Any] = spec.get("default") or {}
     own: Mapping[str, Any] = (spec.get("columns") or {}).get(col) or {}
     base = default if "method" not in own else {}
@@ -129,8 +131,7 @@ def resolve_rule(spec: Mapping[str, Any], col: str, kind: str, gate_severity: st
     lo_p = own.get("min_p_value", base.get("min_p_value"))
     if hi is None and lo_p is None:
         hi, lo_p = DEFAULT_MAX.get(method), DEFAULT_MIN_P.get(method)
-    blocking = is_blocking(own.get("severity"), default.get("severity"), spec.get("severity"), gate_severity)
-    return DriftRule(method, hi, lo_p, blocking, note)
+    return DriftRule(method, hi, lo_p, plan.blocking(col), note)
 
 
 def drift_columns(spec: Mapping[str, Any], eval_frame: pd.DataFrame, reference: pd.DataFrame,
@@ -147,12 +148,14 @@ def drift_columns(spec: Mapping[str, Any], eval_frame: pd.DataFrame, reference: 
     return [c for c in dict.fromkeys([*base, *named]) if c not in excluded]
 
 
-def run_drift(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[str, Any], columns: list[str],
-              settings: Settings) -> list[CheckResult]:
-    """Return the drift checks of ``columns``: eval data against the reference."""
+def run_drift(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: DriftPlan | Mapping[str, Any],
+              columns: list[str], settings: Settings) -> list[CheckResult]:
+    """Return the drift checks of ``columns``: eval data against the reference (``spec``: the
+    section's plan; a mapping is planned here)."""
+    plan = plan_drift(spec, settings.severity)
     out: list[CheckResult] = []
     for col in columns:
-        out.extend(_column(eval_frame, reference, spec, col, settings))
+        out.extend(_column(eval_frame, reference, plan, col, settings))
     return out
 
 
@@ -161,13 +164,14 @@ def _ids(col: str, rule: DriftRule) -> list[tuple[CheckId, str, float]]:
     return [(data_id("drift", k, col), k, float(v)) for k, v in kinds if v is not None]
 
 
-def _column(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[str, Any], col: str,
+def _column(eval_frame: pd.DataFrame, reference: pd.DataFrame, plan: DriftPlan, col: str,
             settings: Settings) -> list[CheckResult]:
+    spec = plan.spec
     min_rows = int(spec.get("min_rows", DEFAULT_MIN_ROWS))
     missing = [w for w, f in (("eval", eval_frame), ("reference", reference)) if col not in f.columns]
     source = reference if col in reference.columns else eval_frame
     kind = column_kind(source[col]) if col in source.columns else "numeric"
-    rule = resolve_rule(spec, col, kind, settings.severity)
+    rule = resolve_rule(plan, col, kind)
 
     def every(outcome: Outcome, reason: str, message: str) -> list[CheckResult]:
         return [make_result(cid, outcome=outcome, blocking=rule.blocking, reason=reason, message=message,

@@ -25,9 +25,9 @@ from gates.checks.data._common import (
     Settings,
     data_id,
     first_line,
-    is_blocking,
     make_result,
 )
+from gates.checks.data._plan import SectionPlan, plan_section
 from gates.checks.data.drift import column_kind, numeric_edges
 from gates.results import CheckResult, Outcome
 
@@ -42,11 +42,12 @@ MSG_FAILED = "cannot score '{col}' for leakage: {problem}"
 MSG_TOO_FEW = "not checked: only {n} eval rows have a target; at least {min_rows} are needed"
 
 
-def run_leakage(frame: pd.DataFrame, target: str, task: str, spec: Mapping[str, Any], columns: list[str],
-                rng: np.random.Generator, settings: Settings) -> list[CheckResult]:
-    """Return one leakage check per column in ``columns``."""
-    limit = float(spec.get("max_score", DEFAULT_MAX_SCORE))
-    blocking = is_blocking(spec.get("severity"), settings.severity)
+def run_leakage(frame: pd.DataFrame, target: str, task: str, spec: SectionPlan | Mapping[str, Any],
+                columns: list[str], rng: np.random.Generator, settings: Settings) -> list[CheckResult]:
+    """Return one leakage check per column in ``columns`` (``spec``: the section's plan; a mapping
+    is planned here)."""
+    plan = plan_section(spec, settings.severity)
+    limit, blocking = float(plan.spec.get("max_score", DEFAULT_MAX_SCORE)), plan.blocking
     has_y = frame[target].notna().to_numpy() if target in frame.columns else np.zeros(len(frame), bool)
     first_half = rng.random(int(has_y.sum())) < 0.5
     return [_check(frame, col, target, task, has_y, first_half, limit, blocking) for col in columns]

@@ -24,9 +24,9 @@ from gates.checks.data._common import (
     data_id,
     examples,
     first_line,
-    is_blocking,
     make_result,
 )
+from gates.checks.data._plan import SectionPlan, plan_section
 from gates.results import CheckResult, Outcome
 
 CHECK_ID = data_id("overlap", "max")
@@ -58,13 +58,14 @@ def row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(pd.DataFrame(normal), index=False).to_numpy()
 
 
-def run_overlap(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: Mapping[str, Any], skip: set[str],
-                settings: Settings) -> list[CheckResult]:
-    """Return the overlap check: the share of eval rows that also occur in the reference."""
-    limit = float(spec.get("max_fraction", 0.0))
-    blocking = is_blocking(spec.get("severity"), settings.severity)
+def run_overlap(eval_frame: pd.DataFrame, reference: pd.DataFrame, spec: SectionPlan | Mapping[str, Any],
+                skip: set[str], settings: Settings) -> list[CheckResult]:
+    """Return the overlap check: the share of eval rows that also occur in the reference (``spec``:
+    the section's plan; a mapping is planned here)."""
+    plan = plan_section(spec, settings.severity)
+    limit, blocking = float(plan.spec.get("max_fraction", 0.0)), plan.blocking
     threshold = {"max": limit}
-    columns = overlap_columns(spec, eval_frame, reference, skip)
+    columns = overlap_columns(plan.spec, eval_frame, reference, skip)
 
     def error(reason: str, message: str) -> list[CheckResult]:
         return [make_result(CHECK_ID, outcome=Outcome.ERROR, blocking=blocking, reason=reason,

@@ -50,12 +50,11 @@ from gates.checks.data._common import (
     data_id,
     examples,
     first_line,
-    is_blocking,
     json_value,
     make_result,
     mask_examples,
 )
-from gates.checks.data._plan import DataPlan, EngineRef, as_plan
+from gates.checks.data._plan import ChecksPlan, DataPlan, DriftPlan, EngineRef, SectionPlan, as_plan
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
 
@@ -97,7 +96,7 @@ class Plan:
     """What a worker needs to measure one partition of one target (eval or reference)."""
 
     target: str
-    checks: Mapping[str, Any] | None
+    checks: ChecksPlan | None
     pandera: tuple[str, bool] | None
     base_dir: Path
     limit: int
@@ -136,10 +135,9 @@ def measure_partition(part: Partition, plan: Plan) -> FramePartial:
     """Return the partial statistics of one partition (runs on a worker)."""
     frame = part.read()
     out = FramePartial(rows=len(frame))
-    columns: Mapping[str, Mapping[str, Any]] = (plan.checks or {}).get("columns") or {}
-    for col, rules in columns.items():
-        if col in frame.columns:
-            _measure_column(frame[col], col, rules, plan.limit, out)
+    for c in plan.checks.columns if plan.checks is not None else ():
+        if c.name in frame.columns:
+            _measure_column(frame[c.name], c.name, c.rules, plan.limit, out)
     for col in plan.bins:
         if col in frame.columns:
             out.non_null.setdefault(col, int(frame[col].notna().sum()))
@@ -314,7 +312,7 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     has_ref = policy.data.reference is not None
     if data_plan.drift is not None and has_ref:
         drift_cols = _drift_columns(ctx, data_plan.drift)
-        bins = _bins(ctx, data_plan.drift, drift_cols, settings)
+        bins = _bins(ctx, data_plan.drift, drift_cols)
     targets = [("eval", ctx.eval_partitions, ctx.schema)]
     if data_plan.on_reference and has_ref:
         targets.append(("reference", ctx.reference_partitions, ctx.reference_schema))
@@ -344,8 +342,7 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     if data_plan.overlap is not None and has_ref:
         out.extend(_overlap(ctx, data_plan.overlap, settings))
     if data_plan.leakage is not None:
-        out.append(_gate_level(data_id("leakage", "max"), settings, "leakage (a model per column)",
-                               data_plan.leakage))
+        out.append(_gate_level(data_id("leakage", "max"), data_plan.leakage.blocking, "leakage (a model per column)"))
     return out
 
 
@@ -384,13 +381,13 @@ def overlap_partition(part: Partition, columns: list[str], hashes: np.ndarray, l
     return int(found.sum()), frame.index[np.flatnonzero(found)[:limit]].tolist()
 
 
-def _overlap(ctx: PartitionedContext, spec: Mapping[str, Any], settings: Settings) -> list[CheckResult]:
+def _overlap(ctx: PartitionedContext, plan: SectionPlan, settings: Settings) -> list[CheckResult]:
     """:func:`.overlap.run_overlap` from partitions: the reference's distinct row hashes, collected
     once, then each eval partition's matches and first examples."""
     from gates.checks.data import _model_columns
 
+    spec, blocking = plan.spec, plan.blocking
     limit = float(spec.get("max_fraction", 0.0))
-    blocking = is_blocking(spec.get("severity"), settings.severity)
     threshold = {"max": limit}
     ref_schema = ctx.reference_schema
     assert ref_schema is not None
@@ -431,30 +428,28 @@ def _overlap(ctx: PartitionedContext, spec: Mapping[str, Any], settings: Setting
                                  "examples": examples(rows, None, settings.max_failure_cases)})]
 
 
-def _gate_level(check_id: CheckId, settings: Settings, what: str, section: Any = None) -> CheckResult:
-    own = section.get("severity") if isinstance(section, Mapping) else None
-    return make_result(check_id, outcome=Outcome.ERROR, blocking=is_blocking(own, settings.severity),
+def _gate_level(check_id: CheckId, blocking: bool, what: str) -> CheckResult:
+    return make_result(check_id, outcome=Outcome.ERROR, blocking=blocking,
                        reason=REASON_NOT_DISTRIBUTABLE, message=MSG_NOT_DISTRIBUTABLE.format(what=what))
 
 
-def _drift_columns(ctx: PartitionedContext, spec: Mapping[str, Any]) -> list[str]:
+def _drift_columns(ctx: PartitionedContext, plan: DriftPlan) -> list[str]:
     from gates.checks.data import _model_columns
 
     ref_schema = ctx.reference_schema
     assert ref_schema is not None
-    return dr.drift_columns(spec, ctx.schema, ref_schema, ctx.policy.data.features, _model_columns(ctx))
+    return dr.drift_columns(plan.spec, ctx.schema, ref_schema, ctx.policy.data.features, _model_columns(ctx))
 
 
-def _bins(ctx: PartitionedContext, spec: Mapping[str, Any], columns: list[str], settings: Settings
-          ) -> dict[str, Bins]:
+def _bins(ctx: PartitionedContext, plan: DriftPlan, columns: list[str]) -> dict[str, Bins]:
     ref_schema = ctx.reference_schema
     assert ref_schema is not None and ctx.policy.data.reference is not None
     present = [c for c in columns if c in ref_schema.columns and c in ctx.schema.columns]
     if not present:
         return {}
-    methods = {c: dr.resolve_rule(spec, c, dr.column_kind(ref_schema[c]), settings.severity).method for c in present}
+    methods = {c: dr.resolve_rule(plan, c, dr.column_kind(ref_schema[c])).method for c in present}
     [found] = ctx.engine.map(reference_bins, [ctx.policy.data.reference], columns=present, methods=methods,
-                             spec=dict(spec), location=ctx.policy.where("data", "reference"))
+                             spec=dict(plan.spec), location=ctx.policy.where("data", "reference"))
     return found
 
 
@@ -491,22 +486,16 @@ def _merge_results(results: list[CheckResult], limit: int) -> CheckResult:
                        threshold=dict(first.threshold), details=details, ci_method=first.ci_method)
 
 
-def _builtin(target: Target, total: FramePartial, section: Mapping[str, Any], settings: Settings
-             ) -> list[CheckResult]:
+def _builtin(target: Target, total: FramePartial, plan: ChecksPlan, settings: Settings) -> list[CheckResult]:
     """The built-in checks of :mod:`.builtin`, decided from merged counts (same ids and messages)."""
-    section_severity = section.get("severity")
     counted = Target(target.name, _Shape(target.frame.columns, total.rows))  # type: ignore[arg-type]
-    out = bi._row_count(counted, section.get("row_count") or {}, (section_severity, settings.severity))
-    columns: Mapping[str, Mapping[str, Any]] = section.get("columns") or {}
-    for col in dict.fromkeys([*(section.get("required_columns") or []), *columns]):
-        sev = (columns.get(col, {}).get("severity"), section_severity, settings.severity)
-        out.append(bi._required(counted, col, is_blocking(*sev)))
-    for col, rules in columns.items():
-        blocking = is_blocking(rules.get("severity"), section_severity, settings.severity)
-        for rule in bi._rules(rules):
-            out.append(_rule_result(target, total, col, rule, blocking, settings.max_failure_cases))
-        if rules.get("max_null_fraction") is not None:
-            out.append(_nulls(target, total, col, float(rules["max_null_fraction"]), blocking))
+    out = bi._row_count(counted, plan.row_count, plan.row_count_blocking)
+    out.extend(bi._required(counted, c.name, c.blocking) for c in plan.required)
+    for c in plan.columns:
+        for rule in bi._rules(c.rules):
+            out.append(_rule_result(target, total, c.name, rule, c.blocking, settings.max_failure_cases))
+        if c.rules.get("max_null_fraction") is not None:
+            out.append(_nulls(target, total, c.name, float(c.rules["max_null_fraction"]), c.blocking))
     return out
 
 
@@ -576,20 +565,20 @@ def _nulls(target: Target, total: FramePartial, col: str, limit: float, blocking
                  "examples": total.null_examples.get(col, [])})
 
 
-def _drift(spec: Mapping[str, Any], columns: list[str], bins: Mapping[str, Bins], total: FramePartial,
+def _drift(plan: DriftPlan, columns: list[str], bins: Mapping[str, Bins], total: FramePartial,
            schema: pd.DataFrame, settings: Settings) -> list[CheckResult]:
     out: list[CheckResult] = []
     for col in columns:
-        out.extend(_drift_column(spec, col, bins.get(col), total, schema, settings))
+        out.extend(_drift_column(plan, col, bins.get(col), total, schema, settings))
     return out
 
 
-def _drift_column(spec: Mapping[str, Any], col: str, b: Bins | None, total: FramePartial, schema: pd.DataFrame,
+def _drift_column(plan: DriftPlan, col: str, b: Bins | None, total: FramePartial, schema: pd.DataFrame,
                   settings: Settings) -> list[CheckResult]:
     """The decisions of :func:`.drift._column`, from the merged histogram."""
-    min_rows = int(spec.get("min_rows", dr.DEFAULT_MIN_ROWS))
+    min_rows = int(plan.spec.get("min_rows", dr.DEFAULT_MIN_ROWS))
     kind = b.kind if b is not None else (dr.column_kind(schema[col]) if col in schema.columns else "numeric")
-    rule = dr.resolve_rule(spec, col, kind, settings.severity)
+    rule = dr.resolve_rule(plan, col, kind)
 
     def every(outcome: Outcome, reason: str, message: str) -> list[CheckResult]:
         return [make_result(cid, outcome=outcome, blocking=rule.blocking, reason=reason, message=message,

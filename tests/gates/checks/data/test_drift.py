@@ -180,9 +180,11 @@ def test_categories_beyond_the_cap_share_other() -> None:
 
 def test_method_thresholds_do_not_leak_between_methods() -> None:
     spec = {"default": {"method": "psi", "max": 0.3}, "columns": {"a": {"method": "wasserstein"}, "b": {"max": 0.4}}}
-    a = drift.resolve_rule(spec, "a", "numeric", "block")
-    b = drift.resolve_rule(spec, "b", "numeric", "block")
-    c = drift.resolve_rule(spec, "c", "categorical", "warn")
+    from gates.checks.data._plan import plan_drift
+
+    a = drift.resolve_rule(plan_drift(spec, "block"), "a", "numeric")
+    b = drift.resolve_rule(plan_drift(spec, "block"), "b", "numeric")
+    c = drift.resolve_rule(plan_drift(spec, "warn"), "c", "categorical")
     assert (a.method, a.max) == ("wasserstein", drift.DEFAULT_MAX["wasserstein"])
     assert (b.method, b.max) == ("psi", 0.4)
     assert (c.method, c.max, c.blocking) == ("psi", 0.3, False)

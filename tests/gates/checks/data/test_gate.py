@@ -240,7 +240,8 @@ def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(tmp_path: Path,
     assert len(parsed) == 1 and parsed[0] == policy.gates["data"]
     plan = policy.plan("data")
     assert isinstance(plan, _plan.DataPlan) and plan.blocking and plan.on_reference
-    assert plan.settings.severity == "warn" and plan.pandera is None and plan.drift == {}
+    assert plan.settings.severity == "warn" and plan.pandera is None
+    assert plan.drift == _plan.DriftPlan({}, (), False)
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.blocking = False  # type: ignore[misc]
     checks = {c.id: c for c in result.verdict.checks if c.gate == "data" and not c.id.startswith("data.target.")}

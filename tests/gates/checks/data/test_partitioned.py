@@ -289,3 +289,72 @@ def test_row_wise_expectations_run_per_partition_and_merge_into_the_embedded_che
     bad = frame.index[frame["age"].notna() & ((frame["age"] < 20) | (frame["age"] > 80))]
     assert [e["index"] for e in between["details"]["examples"]] == bad[:5].tolist()
     assert got["data.gx.expect_column_values_to_be_between[zip]"]["observed"] == 3000
+
+
+SEVERITIES = """\
+severity: warn
+apply_to: [eval, reference]
+checks:
+  severity: block
+  row_count: {min: 10, severity: warn}
+  required_columns: [zip]
+  columns:
+    age: {max: 90, max_null_fraction: 0.01, severity: warn}
+    city: {allowed: [Oslo, Bergen]}
+drift:
+  severity: block
+  default: {severity: warn}
+  columns:
+    income: {severity: block}
+    city: {}
+overlap: {severity: block}
+leakage: {columns: [income]}
+"""
+
+
+def test_each_rule_severity_is_resolved_at_load_most_specific_first(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from gates.checks.data import _plan
+
+    write_folder(tmp_path / "eval", messy(900, 1, shift=4.0), 3, 100)
+    write_folder(tmp_path / "ref", messy(800, 2), 2, 100)
+    section = "\n".join("    " + line for line in SEVERITIES.splitlines())
+    (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=section))
+    policy = load_policy(tmp_path / "gates.yaml")
+    plan = policy.plan("data")
+    assert isinstance(plan, _plan.DataPlan) and plan.checks is not None and plan.drift is not None
+    assert plan.overlap is not None and plan.leakage is not None
+    # the rule's own severity, else its column's or section's (drift: its default's), else the gate's
+    assert plan.checks.row_count_blocking is False
+    assert [(c.name, c.blocking) for c in plan.checks.required] == [("zip", True), ("age", False), ("city", True)]
+    assert [(c.name, c.blocking) for c in plan.checks.columns] == [("age", False), ("city", True)]
+    assert plan.drift.named == (("income", True), ("city", False)) and plan.drift.default_blocking is False
+    assert plan.drift.blocking("income") and not plan.drift.blocking("seen")
+    assert plan.overlap.blocking is True and plan.leakage.blocking is False
+    assert pickle.loads(pickle.dumps(plan)) == plan  # it goes to the workers
+
+    def expected(cid: str) -> bool:
+        if ".drift." in cid:
+            return cid.endswith("[income]")
+        if ".leakage." in cid or ".row_count." in cid or cid.endswith("[age]"):
+            return False
+        return True  # overlap, zip and city
+
+    def resolving(*severities: object) -> bool:
+        raise AssertionError(f"a severity was resolved after load: {severities}")
+
+    monkeypatch.setattr(_plan, "is_blocking", resolving)
+    embedded = by_id(GATE.run(EvalContext(policy), plan))
+    from gates.engine.runner import run_gate
+
+    partitioned = by_id(run_gate(PartitionedContext(policy, engine=LocalEngine(), partition_rows=200), "data", plan))
+    for got in (embedded, partitioned):
+        blocking = {cid: c["blocking"] for cid, c in got.items() if not cid.startswith("data.target.")}
+        assert blocking == {cid: expected(cid) for cid in blocking}
+        for needle in (".row_count.", ".required[", ".max[age]", ".allowed[city]", ".drift.", "data.overlap.",
+                       "data.leakage."):
+            assert any(needle in cid for cid in blocking), needle
+        assert {blocking[c] for c in blocking if ".drift." in c} == {True, False}
+        assert "data.reference.required[zip]" in blocking
