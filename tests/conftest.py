@@ -82,3 +82,27 @@ def trusted_types_for(*paths: Path) -> str:
 
     found = {str(t) for p in paths if p.suffix == ".skops" and p.is_file() for t in sio.get_untrusted_types(file=p)}
     return trusted_types_line(found) if found else ""
+
+
+def write_parquet_parts(folder: Path, frame: pd.DataFrame, pieces: int, row_group: int | None = None) -> None:
+    """Write ``frame`` into ``folder`` (created) as ``pieces`` Parquet files part-0.parquet, part-1.parquet, ..."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), pieces)):
+        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
+                       folder / f"part-{i}.parquet", row_group_size=row_group)
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[tuple[object, ...]]:
+    """Replace ``owner.name`` by a wrapper that records each call's positional arguments; return the record."""
+    calls: list[tuple[object, ...]] = []
+    real = getattr(owner, name)
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls

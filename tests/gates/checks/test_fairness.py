@@ -45,7 +45,7 @@ from gates.config import load_policy
 from gates.context import EvalContext, Predictions, make_rng
 from gates.errors import UserError
 from gates.results import Status
-from tests.conftest import trusted_types_for
+from tests.conftest import count_calls, trusted_types_for
 
 CASES_FILE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "fairlearn-cases.json").resolve()
 TOL = 1e-12
@@ -960,14 +960,7 @@ def test_the_section_is_parsed_once_per_run(tmp_path, monkeypatch):
     from gates.checks.fairness import _config
     from gates.runner import run_policy
 
-    parsed: list[Any] = []
-    real = _config.parse_plan
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        parsed.append(args[0])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_config, "parse_plan", counting)
+    parsed = count_calls(monkeypatch, _config, "parse_plan")
     rng = np.random.default_rng(3)
     n = 400
     frame = pd.DataFrame({"label": rng.integers(0, 2, n), "cand_pred": rng.integers(0, 2, n),
@@ -977,7 +970,7 @@ def test_the_section_is_parsed_once_per_run(tmp_path, monkeypatch):
         metrics:
           tpr_difference: {max: 0.5, no_worse_than_baseline: true, margin: 0.2}"""))
     result = run_policy(policy)
-    assert len(parsed) == 1 and parsed[0] == policy.gates["fairness"]
+    assert len(parsed) == 1 and parsed[0][0] == policy.gates["fairness"]
     ids = sorted(c.id for c in result.verdict.checks if c.gate == "fairness")
     assert ids == ["fairness.tpr_difference.max[sex]", "fairness.tpr_difference.no_worse_than_baseline[sex]"]
     # a mapping given to run directly is planned there, into the same results

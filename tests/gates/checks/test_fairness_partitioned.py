@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from gates.checks.fairness import GATE
@@ -19,6 +17,7 @@ from gates.engine.runner import run_gate
 from gates.reporters.json_report import check_to_dict
 from tests.gates.checks.test_regression_partitioned import assert_close as assert_same_checks
 from tests.gates.checks.test_regression_partitioned import make_project
+from tests.conftest import write_parquet_parts
 
 FAIRNESS = """\
   fairness:
@@ -85,10 +84,7 @@ def test_regression_group_means_on_partitions(tmp_path: Path) -> None:
     frame = pd.DataFrame({"y": rng.normal(size=n), "sex": rng.choice(["f", "m", None], n, p=[0.5, 0.45, 0.05])})
     frame["cand"] = frame["y"] + rng.normal(scale=np.where(frame["sex"] == "f", 0.5, 0.8))
     frame["base"] = frame["y"] + rng.normal(scale=0.7, size=n)
-    (tmp_path / "eval").mkdir()
-    for i, rows in enumerate(np.array_split(np.arange(n), 3)):
-        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
-                       tmp_path / "eval" / f"part-{i}.parquet", row_group_size=100)
+    write_parquet_parts(tmp_path / "eval", frame, 3, 100)
     (tmp_path / "gates.yaml").write_text("""\
 version: 1
 model: {name: reg, task: regression, candidate: {predictions: cand}, baseline: {predictions: base}}

@@ -17,6 +17,7 @@ from gates.context import EvalContext
 from gates.errors import UserError
 from gates.metrics import metric_names
 from gates.results import CheckResult, Status
+from tests.conftest import count_calls
 
 BINARY = "binary_classification"
 
@@ -260,19 +261,12 @@ def test_severity_warn_turns_failures_into_warnings(tmp_path):
 def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(tmp_path, monkeypatch):
     from gates.runner import run_policy
 
-    parsed: list[Any] = []
-    real = rg.parse_plan
-
-    def counting(spec: Any) -> rg.RegressionPlan:
-        parsed.append(spec)
-        return real(spec)
-
-    monkeypatch.setattr(rg, "parse_plan", counting)
+    parsed = count_calls(monkeypatch, rg, "parse_plan")
     section = {"severity": "warn", "slices": ["group"], "metrics": {
         "accuracy": {"max_drop": 0.05, "min": 0.1, "severity": "block"}, "f1": {"max_drop": 0.05}}}
     policy = load_policy(write(tmp_path, frame(seed=4), section))
     result = run_policy(policy)
-    assert len(parsed) == 1 and parsed[0] == policy.gates["regression"]
+    assert len(parsed) == 1 and parsed[0][0] == policy.gates["regression"]
     plan = policy.plan("regression")
     assert [(m.name, m.thresholds, m.is_blocking) for m in plan.metrics] == [
         ("accuracy", (("max_drop", 0.05), ("min", 0.1)), True), ("f1", (("max_drop", 0.05),), False)]

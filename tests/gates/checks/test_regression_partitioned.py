@@ -22,6 +22,7 @@ from gates.engine.context import PartitionedContext
 from gates.engine.local import LocalEngine
 from gates.engine.runner import run_gate
 from gates.reporters.json_report import check_to_dict
+from tests.conftest import write_parquet_parts
 
 POLICY = """\
 version: 1
@@ -60,10 +61,7 @@ def make_project(folder: Path, baseline: str = "baseline.skops") -> Path:
     sio.dump(LogisticRegression(max_iter=2000).fit(X.iloc[::2], y.iloc[::2]), folder / "candidate.skops")
     sio.dump(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X.iloc[::2], y.iloc[::2]),
              folder / "baseline.skops")
-    (folder / "eval").mkdir()
-    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
-        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
-                       folder / "eval" / f"part-{i}.parquet", row_group_size=64)
+    write_parquet_parts(folder / "eval", frame, 3, 64)
     text = POLICY.format(baseline=baseline, features="[" + ", ".join(features) + "]")
     (folder / "gates.yaml").write_text(text)
     return folder / "gates.yaml"
@@ -189,10 +187,7 @@ def test_regression_row_means_use_the_paired_normal_on_large_slices(tmp_path: Pa
     frame = pd.DataFrame({"y": 2 * x + rng.normal(size=n), "zone": rng.choice(["a", "b"], n, p=[0.9, 0.1])})
     frame["cand"] = 2 * x + rng.normal(scale=0.5, size=n)
     frame["base"] = 1.9 * x + rng.normal(scale=0.6, size=n)
-    (tmp_path / "eval").mkdir()
-    for i, rows in enumerate(np.array_split(np.arange(n), 2)):
-        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
-                       tmp_path / "eval" / f"part-{i}.parquet", row_group_size=1000)
+    write_parquet_parts(tmp_path / "eval", frame, 2, 1000)
     (tmp_path / "gates.yaml").write_text("""\
 version: 1
 model: {name: reg, task: regression, candidate: {predictions: cand}, baseline: {predictions: base}}

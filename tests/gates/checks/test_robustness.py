@@ -48,7 +48,7 @@ from gates.errors import UserError
 from gates.reporters.json_report import build_report, dumps, report_schema
 from gates.results import CheckResult, Status
 from gates.runner import run_policy
-from tests.conftest import trusted_types_for
+from tests.conftest import count_calls, trusted_types_for
 
 N = 3000
 SEED = 7
@@ -581,18 +581,11 @@ def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(write: PolicyWrit
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from gates.checks.robustness import _plan
 
-    parsed: list[object] = []
-    real = _plan.parse_plan
-
-    def counting(spec: Any) -> _plan.Plan:
-        parsed.append(spec)
-        return real(spec)
-
-    monkeypatch.setattr(_plan, "parse_plan", counting)
+    parsed = count_calls(monkeypatch, _plan, "parse_plan")
     section = GAUSSIAN + "invariance: [customer_id]\ndirectional: {income: increasing}\n"
     policy = load_policy(write(section, candidate="hgb", baseline="lr", models=models))
     result = run_policy(policy)
-    assert len(parsed) == 1 and parsed[0] == policy.gates["robustness"]
+    assert len(parsed) == 1 and parsed[0][0] == policy.gates["robustness"]
     plan = policy.plan("robustness")
     assert isinstance(plan, _plan.Plan)
     assert [(t.measure, t.bound) for t in plan.perturbations[0].thresholds] == [

@@ -19,6 +19,7 @@ from gates.runner import RunOptions, run_policy
 from gates.policy import EngineSpec
 from tests.gates.checks.data.test_partitioned import compare, project  # noqa: F401 -- project is a fixture
 from tests.gates.engine.conftest import free_port
+from tests.conftest import write_parquet_parts
 
 pytest.importorskip("distributed")
 
@@ -159,8 +160,6 @@ def test_row_means_and_rank_metrics_on_the_workers_give_the_embedded_checks(tmp_
 def test_models_of_several_files_are_shipped_as_their_archive_and_give_the_embedded_checks(
         tmp_path: Path, scheduler: str) -> None:
     pytest.importorskip("onnxruntime")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from tests.gates.checks.test_regression_partitioned import assert_close, by_id
     from tests.gates.models.helpers import dataset
@@ -168,10 +167,7 @@ def test_models_of_several_files_are_shipped_as_their_archive_and_give_the_embed
 
     X, y = dataset("regression")
     frame = X.assign(target=y, zone=np.where(np.arange(len(X)) % 3 == 0, "a", "b"))
-    (tmp_path / "eval").mkdir()
-    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
-        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
-                       tmp_path / "eval" / f"part-{i}.parquet")
+    write_parquet_parts(tmp_path / "eval", frame, 3)
     candidate, scores = _onnx_external(tmp_path, "cand", 1.0)
     baseline, _ = _onnx_external(tmp_path, "base", 0.5)
     (tmp_path / "gates.yaml").write_text(f"""\
@@ -246,8 +242,6 @@ def test_great_expectations_suites_run_on_the_workers_and_give_the_embedded_chec
 def test_an_mlflow_model_folder_is_shipped_and_gives_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
     pytest.importorskip("mlflow")
     pytest.importorskip("xgboost")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from tests.gates.checks.test_regression_partitioned import assert_close, by_id
     from tests.gates.models.helpers import dataset
@@ -255,10 +249,7 @@ def test_an_mlflow_model_folder_is_shipped_and_gives_the_embedded_checks(tmp_pat
 
     X, y = dataset("binary")
     frame = X.assign(target=y)
-    (tmp_path / "eval").mkdir()
-    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
-        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
-                       tmp_path / "eval" / f"part-{i}.parquet")
+    write_parquet_parts(tmp_path / "eval", frame, 3)
     _, scores = _mlflow_folder(tmp_path, "cand", 3)
     features = ", ".join(json.dumps(c) for c in X.columns)
     (tmp_path / "gates.yaml").write_text(f"""\

@@ -19,6 +19,7 @@ from gates.errors import UserError
 from gates.identity import CheckId
 from gates.results import Status
 from tests.gates.checks.data.conftest import RunData, mixed_frame, write_policy
+from tests.conftest import count_calls
 
 N_NULL, N_HIGH, N_UNSEEN = 7, 5, 3
 
@@ -217,14 +218,7 @@ def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(tmp_path: Path,
     from gates.checks.data import _plan
     from gates.runner import run_policy
 
-    parsed: list[object] = []
-    real = _plan.parse_plan
-
-    def counting(spec: object) -> _plan.DataPlan:
-        parsed.append(spec)
-        return real(spec)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_plan, "parse_plan", counting)
+    parsed = count_calls(monkeypatch, _plan, "parse_plan")
     frame = mixed_frame()
     section = """\
         severity: warn
@@ -237,7 +231,7 @@ def test_the_section_is_parsed_once_per_run_into_a_frozen_plan(tmp_path: Path,
     """
     policy = load_policy(write_policy(tmp_path, frame, section, reference=mixed_frame(seed=1)))
     result = run_policy(policy)
-    assert len(parsed) == 1 and parsed[0] == policy.gates["data"]
+    assert len(parsed) == 1 and parsed[0][0] == policy.gates["data"]
     plan = policy.plan("data")
     assert isinstance(plan, _plan.DataPlan) and plan.blocking and plan.on_reference
     assert plan.settings.severity == "warn" and plan.pandera is None

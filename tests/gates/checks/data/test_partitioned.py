@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from gates.checks.data import GATE
@@ -20,6 +18,7 @@ from gates.engine.local import LocalEngine
 from gates.errors import UserError
 from gates.reporters.json_report import check_to_dict
 from gates.results import Status
+from tests.conftest import write_parquet_parts
 
 SECTION = """\
 max_failure_cases: 4
@@ -77,18 +76,13 @@ def messy(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
                          "city": city, "code": code, "seen": rng.normal(size=n)})
 
 
-def write_folder(folder: Path, frame: pd.DataFrame, pieces: int, row_group: int) -> None:
-    folder.mkdir()
-    for i, rows in enumerate(np.array_split(np.arange(len(frame)), pieces)):
-        pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False),
-                       folder / f"part-{i}.parquet", row_group_size=row_group)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A gates.yaml over an eval folder (3 files) and a reference folder (2 files) of messy rows."""
-    write_folder(tmp_path / "eval", messy(3000, 1, shift=4.0), 3, 300)
-    write_folder(tmp_path / "ref", messy(2500, 2), 2, 400)
+    write_parquet_parts(tmp_path / "eval", messy(3000, 1, shift=4.0), 3, 300)
+    write_parquet_parts(tmp_path / "ref", messy(2500, 2), 2, 400)
     (tmp_path / "schema.yaml").write_text(PANDERA)
     section = "\n".join("    " + line for line in SECTION.splitlines())
     (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=section))
@@ -185,8 +179,8 @@ def test_one_partition_or_many_give_the_same_checks(project: Path) -> None:
 ])
 def test_a_rule_on_a_missing_column_is_a_config_error_on_partitions_too(tmp_path: Path, section: str,
                                                                       needle: str) -> None:
-    write_folder(tmp_path / "eval", messy(600, 1), 2, 100)
-    write_folder(tmp_path / "ref", messy(500, 2).drop(columns=["seen"]), 1, 100)
+    write_parquet_parts(tmp_path / "eval", messy(600, 1), 2, 100)
+    write_parquet_parts(tmp_path / "ref", messy(500, 2).drop(columns=["seen"]), 1, 100)
     (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section="    " + section))
     ctx = PartitionedContext(load_policy(tmp_path / "gates.yaml"), engine=LocalEngine(), partition_rows=250)
     with pytest.raises(UserError, match=re.escape(needle)):
@@ -198,8 +192,8 @@ def test_overlap_from_the_reference_row_hashes(tmp_path: Path) -> None:
     ev = messy(900, 1)
     copied = ref.iloc[[5, 77, 300, 301, 999]].copy()
     ev = pd.concat([ev.iloc[:400], copied, ev.iloc[400:]], ignore_index=True)
-    write_folder(tmp_path / "eval", ev, 3, 100)
-    write_folder(tmp_path / "ref", ref, 2, 150)
+    write_parquet_parts(tmp_path / "eval", ev, 3, 100)
+    write_parquet_parts(tmp_path / "ref", ref, 2, 150)
     section = "    max_failure_cases: 3\n    overlap: {max_fraction: 0.001}\n"
     (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=section))
     policy = load_policy(tmp_path / "gates.yaml")
@@ -223,7 +217,7 @@ def test_per_example_score_columns_are_counted_on_partitions(tmp_path: Path) -> 
     df.loc[[3, 700, 701, 1100], "cand_correct"] = [np.nan, np.inf, np.nan, -np.inf]
     df.loc[[9], "prod_ms"] = np.nan
     path = write(tmp_path, df, {"regression": {"metrics": {"correct": {"min": 0.1}}}})
-    write_folder(tmp_path / "evals", df, 3, 100)
+    write_parquet_parts(tmp_path / "evals", df, 3, 100)
     path.write_text(path.read_text().replace("eval: evals.csv", "eval: evals"))
     policy = load_policy(path)
     embedded = by_id(run_score_checks(EvalContext(policy)))
@@ -240,7 +234,7 @@ def gx_project(tmp_path: Path) -> Path:
     column-pair, multicolumn; with and without ``mostly``; a missing column) and two that are not."""
     from tests.gates.checks.data.test_gx_engine import expect, suite
 
-    write_folder(tmp_path / "eval", messy(3000, 1, shift=4.0), 3, 300)
+    write_parquet_parts(tmp_path / "eval", messy(3000, 1, shift=4.0), 3, 300)
     (tmp_path / "suite.json").write_text(suite(
         expect("column_values_to_be_between", column="age", min_value=20, max_value=80),
         expect("column_values_to_be_in_set", "warning", column="city", value_set=["Oslo", "Bergen", "Tromso"],
@@ -254,7 +248,7 @@ def gx_project(tmp_path: Path) -> Path:
         expect("column_mean_to_be_between", column="age", min_value=0, max_value=200),
         expect("column_values_to_be_unique", "info", column="code"),
     ))
-    write_folder(tmp_path / "ref", messy(500, 2), 1, 500)
+    write_parquet_parts(tmp_path / "ref", messy(500, 2), 1, 500)
     (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=(
         "    max_failure_cases: 5\n    great_expectations: suite.json")))
     return tmp_path / "gates.yaml"
@@ -318,8 +312,8 @@ def test_each_rule_severity_is_resolved_at_load_most_specific_first(tmp_path: Pa
 
     from gates.checks.data import _plan
 
-    write_folder(tmp_path / "eval", messy(900, 1, shift=4.0), 3, 100)
-    write_folder(tmp_path / "ref", messy(800, 2), 2, 100)
+    write_parquet_parts(tmp_path / "eval", messy(900, 1, shift=4.0), 3, 100)
+    write_parquet_parts(tmp_path / "ref", messy(800, 2), 2, 100)
     section = "\n".join("    " + line for line in SEVERITIES.splitlines())
     (tmp_path / "gates.yaml").write_text(POLICY.format(eval="eval", reference="ref", section=section))
     policy = load_policy(tmp_path / "gates.yaml")
