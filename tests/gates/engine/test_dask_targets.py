@@ -154,23 +154,23 @@ def test_prediction_columns_stand_for_the_classes_on_the_workers_too(tmp_path: P
     ints = ev.assign(cand_pred=(ev["cand_pred"] == "yes").astype(int))
     (tmp_path / "ints").mkdir()
     path = write(tmp_path / "ints", ints, data, candidate="{predictions: cand_pred}", baseline="none")
-    policy = load_policy(path)
-    with pytest.raises(UserError) as local:
-        run_policy(policy)
-    with pytest.raises(UserError) as dask:
-        run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=address)))
-    assert str(dask.value) == str(local.value) and "convert one to the other's type" in str(local.value)
+    assert "convert one to the other's type" in same_config_error(load_policy(path), address)
 
 
 def test_a_target_missing_everywhere_is_the_same_config_error(tmp_path: Path, address: str) -> None:
     data = frame(seed=3)
     path = write(tmp_path, data.assign(survived=None).astype({"survived": object}), data)
-    policy = load_policy(path)
+    assert "no eval row has a target" in same_config_error(load_policy(path), address)
+
+
+def same_config_error(policy: Any, address: str) -> str:
+    """Return the config error both engines raise on ``policy``, asserting it is the same text."""
     with pytest.raises(UserError) as local:
         run_policy(policy)
     with pytest.raises(UserError) as dask:
         run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=address)))
-    assert str(dask.value) == str(local.value) and "no eval row has a target" in str(local.value)
+    assert str(dask.value) == str(local.value)
+    return str(local.value)
 
 
 ODD_POLICY = """\
