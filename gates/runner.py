@@ -20,6 +20,9 @@ from gates.policy import EngineSpec, Policy, Waiver
 from gates.results import CheckResult, Status, Verdict
 
 MSG_GATE_CRASHED = "the {gate} gate could not run: {problem}"
+MSG_DUPLICATE_ID = ("{n} checks share the id {id!r} (values that differ only in a line break written as \\n, "
+                    "or in characters an id cannot hold); a waiver or a selection could not tell them apart, "
+                    "so the verdict cannot pass: rename the column or values")
 LOCAL_ENGINE = {"kind": "local", "address": None, "workers": 1, "partitions": 1}
 WAIVABLE = frozenset({Status.FAIL, Status.INCONCLUSIVE, Status.ERROR, Status.WARN})
 
@@ -106,6 +109,7 @@ def run_policy(policy: Policy, *, resolve_baseline: BaselineResolver | None = No
             close_context(ctx)
     waivers = (*policy.waivers, *options.waivers)
     results, unused = apply_waivers(results, waivers)
+    results += duplicate_id_checks(results)
     curves = summarise_curves(ctx, results)
     return RunResult(policy=policy, context=ctx, verdict=Verdict(tuple(results)), started_at=started,
                      finished_at=_now(), waivers=waivers, unused_waivers=tuple(unused), curves=curves,
@@ -195,6 +199,22 @@ def _run_one(ctx: EvalContext, name: str, plan: Any) -> list[CheckResult]:
             reason="gate_error",
             details={"traceback": traceback.format_exc(limit=8).splitlines()[-8:]},
         )]
+
+
+def duplicate_id_checks(results: Sequence[CheckResult]) -> list[CheckResult]:
+    """Return one blocking error check per id that more than one result holds (none when ids are unique).
+
+    Ids write a line break as ``\\n`` and some gates replace characters an id cannot hold, so two
+    different values can meet in one id. A waiver names checks by id, so such a pair is refused
+    outright rather than waived or shown as one; the check is added after waivers, so no waiver
+    can turn it off.
+    """
+    seen: dict[str, list[CheckResult]] = {}
+    for r in results:
+        seen.setdefault(r.id, []).append(r)
+    return [CheckResult(id=f"{same[0].gate}.duplicate_id[{cid}]", gate=same[0].gate, status=Status.ERROR,
+                        blocking=True, message=MSG_DUPLICATE_ID.format(n=len(same), id=cid), reason="check_error")
+            for cid, same in seen.items() if len(same) > 1]
 
 
 def apply_waivers(results: Sequence[CheckResult], waivers: Sequence[Waiver]

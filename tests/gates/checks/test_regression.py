@@ -422,3 +422,32 @@ def test_slice_values_of_any_text_make_typed_ids(tmp_path, value):
     assert (r.check_id.gate, r.check_id.name, r.check_id.kind) == ("regression", "accuracy", "max_drop")
     entry = check_to_dict(r)
     assert (entry["name"], entry["kind"], entry["scope"]) == ("accuracy", "max_drop", f"region={value}")
+
+
+def test_two_values_that_meet_in_one_id_block_the_verdict_and_no_waiver_hides_them(tmp_path):
+    # a real line break and a literal backslash-n are written alike in an id: the pair is refused
+    from gates.runner import MSG_DUPLICATE_ID, run_policy
+
+    df = frame(seed=5)
+    df["region"] = np.where(df["region"] == "north", "north\nwest", np.where(df["region"] == "south", "north\\nwest",
+                                                                            "east"))
+    path = write(tmp_path, df, {"slices": ["region"], "metrics": {"accuracy": {"min": 1.0}}})  # both fail
+    df.to_parquet(tmp_path / "eval.parquet", index=False)
+    text = path.read_text().replace("eval.csv", "eval.parquet")
+    cid = "regression.accuracy.min[region=north\\nwest]"
+    path.write_text(text + f"waivers:\n  - {{check: '{cid}', reason: hide it, expires: 2999-01-01}}\n")
+    result = run_policy(load_policy(path))
+    same = [c for c in result.verdict.checks if c.id == cid]
+    assert len(same) == 2 and {c.status for c in same} == {Status.WAIVED}
+    (dup,) = [c for c in result.verdict.checks if c.id == f"regression.duplicate_id[{cid}]"]
+    assert dup.status is Status.ERROR and dup.blocking and dup.message == MSG_DUPLICATE_ID.format(n=2, id=cid)
+    assert result.verdict.value == "fail"
+    unique = df.assign(region=df["region"].str.replace("\\", "/", regex=False))
+    unique.to_parquet(tmp_path / "eval.parquet", index=False)
+    assert not [c for c in run_policy(load_policy(path)).verdict.checks if "duplicate_id" in c.id]
+    # the same pair without a waiver: still one blocking error beside the two failures
+    path.write_text(text)
+    df.to_parquet(tmp_path / "eval.parquet", index=False)
+    checks = run_policy(load_policy(path)).verdict.checks
+    assert [c.status for c in checks if c.id == cid] == [Status.FAIL, Status.FAIL]
+    assert [c.id for c in checks if "duplicate_id" in c.id] == [f"regression.duplicate_id[{cid}]"]
