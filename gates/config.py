@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from gates.checks import GateSetup, gate_registry
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.models.trust import MSG_PICKLE
 from gates.policy import (
     DEFAULT_ALIAS_ON_PASS,
@@ -715,10 +715,6 @@ def _check_semantics(doc: _Document, policy: Policy, today: dt.date) -> Policy:
         raise UserError(MSG_VACUOUS, location=doc.where(("gates",)))
     return replace(policy, plans=plans)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def cli_waiver(check: str, reason: str) -> Waiver:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from gates.artifacts import Artifact, describe
 from gates.clusters import ClusterIndex, cluster_index
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.datasets import data_sha256
 from gates.loading import MSG_REGISTRY_PICKLE, read_table
 from gates.models import LoadedModel, Trust, load_model
@@ -522,10 +522,6 @@ def _tighten(values: np.ndarray) -> np.ndarray:
             return values
     return values
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _shown_name(loaded: LoadedModel) -> str:

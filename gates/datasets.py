@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.hashing import BLOCK, file_sha256
 
 MSG_EMPTY_FOLDER = "the folder {path} holds no Parquet files (*.parquet, *.pq)"
@@ -187,8 +187,3 @@ def partitions(path: Path, target_rows: int, location: str | None = None) -> lis
 def empty_frame(path: Path, location: str | None = None) -> Any:
     """Return a zero-row DataFrame with a Parquet source's columns and dtypes (its schema only)."""
     return dataset(path, location).schema.empty_table().to_pandas()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

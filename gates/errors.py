@@ -43,3 +43,9 @@ def missing_extra(extra: str, purpose: str) -> EnvironmentProblem:
     return EnvironmentProblem(
         f"{purpose} needs the '{extra}' extra: pip install 'model-gates[{extra}]'"
     )
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of ``exc``'s message, or its type's name when the message is empty."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

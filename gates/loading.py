@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from gates.datasets import is_many, read_many
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.hashing import file_sha256
 from gates.models.trust import MSG_PICKLE
 
@@ -85,8 +85,3 @@ def load_skops_file(path: Path, trusted_types: tuple[str, ...], where: str) -> A
     from gates.models.trust import load_skops
 
     return load_skops(path.read_bytes(), trusted_types, where)  # read and parsed once: audited, then built
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

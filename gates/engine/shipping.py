@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.models import LoadedModel, Trust, load_model
 from gates.models.bundle import extract_archive, scratch_folder, write_archive
 
@@ -36,8 +36,8 @@ MSG_SHA_MISMATCH = ("the {role} model's bytes on this worker have sha256 {got}, 
                     "client: refusing to load them")
 MSG_BAD_ARCHIVE = "the {role} model's archive on this worker is refused: {problem}"
 
-#: models loaded in this (worker) process, by sha256
-_LOADED: dict[str, LoadedModel] = {}
+#: models loaded in this (worker) process, by sha256 and the trust, outputs and entry they were loaded with
+_LOADED: dict[tuple[str, ...], LoadedModel] = {}
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,18 @@ def load_shipped(model: ShippedModel, data: bytes) -> LoadedModel:
     got = hashlib.sha256(data).hexdigest()
     if got != model.sha256:
         raise UserError(MSG_SHA_MISMATCH.format(role=model.role, got=got, want=model.sha256), location=model.name)
-    if got in _LOADED:
-        return _LOADED[got]
+    # a worker outlives runs: a model loaded under one policy's trust is never reused under another's
+    key = (got, model.format, repr(model.trust), repr(sorted((model.outputs or {}).items())), model.entry)
+    if key in _LOADED:
+        return _LOADED[key]
     if model.entry is None:
         with tempfile.TemporaryDirectory(prefix="model-gates-") as folder:
             path = Path(folder) / model.name
             path.write_bytes(data)
-            _LOADED[got] = _load(model, path)
+            _LOADED[key] = _load(model, path)
     else:  # the unpacked files stay while the worker lives: a loader may read them lazily
-        _LOADED[got] = _load(model, _unpack(model, data) / model.entry)
-    return _LOADED[got]
+        _LOADED[key] = _load(model, _unpack(model, data) / model.entry)
+    return _LOADED[key]
 
 
 def _load(model: ShippedModel, path: Path) -> LoadedModel:
@@ -107,7 +109,6 @@ def _unpack(model: ShippedModel, data: bytes) -> Path:
     try:
         return extract_archive(archive, folder / "model")
     except (ValueError, tarfile.TarError, OSError) as exc:  # a hostile or broken archive: nothing runs
-        raise UserError(MSG_BAD_ARCHIVE.format(role=model.role, problem=str(exc).splitlines()[0] or
-                                               type(exc).__name__), location=model.name) from None
+        raise UserError(MSG_BAD_ARCHIVE.format(role=model.role, problem=_first_line(exc)), location=model.name) from None
     finally:
         archive.unlink()

@@ -22,7 +22,7 @@ from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.hashing import file_sha256
 from gates.models.base import LoadedModel, ModelAdapter, Output, check_adapter
 from gates.models.trust import Trust
@@ -120,8 +120,3 @@ def model_sha256(files: tuple[tuple[str, Path], ...], *, folder: bool = False) -
 def _named(message: str, role: str, path: Path) -> str:
     prefix = f"the {role} model ({path.name}): "
     return message if message.startswith("the ") and f"({path.name})" in message else prefix + message
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

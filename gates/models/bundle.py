@@ -20,6 +20,9 @@ from typing import BinaryIO
 
 MSG_UNSAFE_MEMBER = "the model archive holds '{name}', which is not a plain file inside the archive"
 MSG_LINK_OUT = "'{name}' in the model folder is a link to a file outside it"
+MSG_DUPLICATE_MEMBER = "the model archive holds '{name}' twice"
+MSG_NOT_CANONICAL = ("the model archive is not one model-gates wrote (its files do not archive back to the "
+                     "same bytes): it may hide other files or another model than the one gated")
 #: the tar magic at offset 257, to tell an archived model from a single-file one
 TAR_MAGIC = b"ustar"
 _SCRATCH: list[Path] = []
@@ -88,15 +91,32 @@ def is_archive(path: Path) -> bool:
 
 
 def extract_archive(archive: Path, dest: Path) -> Path:
-    """Extract an archived model into ``dest`` (created) and return it; only plain files inside."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """Extract an archived model into ``dest`` (created empty) and return it; only plain files inside.
+
+    Only an archive this module wrote is accepted: after extraction its files must archive back to
+    exactly its bytes, so a file that is both a model and a tar, reordered, duplicated or extra
+    members, and padding never load as something other than what was gated and hashed.
+    """
+    dest.mkdir(parents=True, exist_ok=False)
+    seen: set[str] = set()
     with tarfile.open(archive, mode="r:") as tar:
         for member in tar.getmembers():
             parts = PurePosixPath(member.name).parts
-            plain = member.type in (tarfile.REGTYPE, tarfile.AREGTYPE)  # not sparse: no size beyond its bytes
+            # a sparse member can be a REGTYPE too; refused: it unpacks to more bytes than it holds
+            plain = member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and not member.issparse()
             if not plain or member.name.startswith("/") or ".." in parts or not parts:
                 raise ValueError(MSG_UNSAFE_MEMBER.format(name=member.name))
+            if member.name in seen:
+                raise ValueError(MSG_DUPLICATE_MEMBER.format(name=member.name))
+            seen.add(member.name)
         tar.extractall(dest, filter="data")
+    digest = hashlib.sha256()
+    with archive.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if archive_sha256(folder_files(dest)) != digest.hexdigest():
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ValueError(MSG_NOT_CANONICAL)
     return dest
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from gates.errors import EnvironmentProblem, UserError
+from gates.errors import EnvironmentProblem, UserError, first_line as _first_line
 from gates.models.base import LoadedModel, ModelAdapter, Output
 from gates.models.bundle import folder_files, scratch_folder
 from gates.models.estimator import EstimatorAdapter
@@ -256,9 +256,3 @@ def _redact(uri: str) -> str:
     from gates.registry.mlflow_client import redact
 
     return redact(uri)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.models.base import Output, match_names, wrong_kind
 from gates.models.trust import Trust
 
@@ -250,8 +250,3 @@ def _as(values: np.ndarray, onnx_type: str) -> np.ndarray:
     if dtype is object:
         return values.astype(str).astype(object)
     return values.astype(dtype)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

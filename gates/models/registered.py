@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line as _first_line
 from gates.models import FORMATS, LoadedModel, Trust, load_model
 from gates.models.bundle import extract_archive, is_archive, scratch_folder
 
@@ -37,8 +37,7 @@ def load_registered(path: Path, stored_format: str, *, trust: Trust, role: str, 
         try:
             target = extract_archive(path, scratch_folder("model-gates-model-") / "model")
         except (ValueError, tarfile.TarError, OSError) as exc:  # a hostile or broken archive: nothing runs
-            raise UserError(MSG_BAD_ARCHIVE.format(role=role, uri=uri, problem=str(exc).splitlines()[0] or
-                                                   type(exc).__name__), location=where) from None
+            raise UserError(MSG_BAD_ARCHIVE.format(role=role, uri=uri, problem=_first_line(exc)), location=where) from None
         if fmt == "onnx":
             target = next(iter(sorted(target.glob("*.onnx"))), target / "model.onnx")
     loaded = load_model(target, fmt, trust=trust, role=role, where=where, outputs=outputs, uri=uri)

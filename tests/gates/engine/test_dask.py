@@ -273,3 +273,23 @@ gates:
     want = -float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     assert got["regression.log_loss.max"]["observed"] == pytest.approx(want, rel=1e-6)
     assert got["regression.accuracy.min"]["status"] == "fail"  # about 0.967
+
+
+def test_a_worker_never_reuses_a_model_loaded_under_another_policys_trust(tmp_path: Path) -> None:
+    # a pickle loaded once under trust_pickle: true stays refused for a later run that does not trust it
+    import dataclasses
+    import hashlib
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    from gates.engine.shipping import ShippedModel, load_shipped
+    from gates.models.trust import Trust
+
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    data = pickle.dumps(model)
+    sha = hashlib.sha256(data).hexdigest()
+    trusted = ShippedModel("candidate", "m.pkl", "pickle", sha, Trust(trust_pickle=True), None, None)
+    assert load_shipped(trusted, data).estimator.predict([[1.0]])[0] == 1
+    with pytest.raises(UserError, match="trust_pickle"):
+        load_shipped(dataclasses.replace(trusted, trust=Trust(trust_pickle=False)), data)

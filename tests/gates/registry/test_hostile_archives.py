@@ -174,3 +174,43 @@ def test_register_refuses_an_mlflow_folder_linking_outside(tmp_path, capsys):
     assert main(["register", str(folder), "-c", str(_project(tmp_path, "cand.ubj", "none")), "--name", "fmt",
                  "--force", "--reason", "control"]) == 0
     assert np.isfinite(model.predict_proba(X)).all()
+
+
+def test_a_registry_archive_model_gates_did_not_write_is_refused(tmp_path, capsys):
+    # members out of order, as a tar of other files or a file that is both a graph and a tar would be:
+    # its files do not archive back to its bytes, so it never loads in place of what was gated
+    _plant(tmp_path, _tar([_file("z.bin", b"weights"), _file("model.onnx", b"\x08\x07")]), "onnx")
+    code = main(["run", "-c", str(_project(tmp_path, "cand.ubj", "registry:production")), "--no-register",
+                 "--report-dir", str(tmp_path / "out")])
+    line = _one_line(capsys)
+    assert code == 2 and "is not one model-gates wrote" in line and not (tmp_path / "out" / "report.json").exists()
+
+
+def test_duplicate_and_pax_sparse_members_are_refused_before_anything_is_written(tmp_path):
+    import shutil
+    import subprocess
+
+    from gates.models.bundle import extract_archive
+
+    twice = tmp_path / "twice.tar"
+    twice.write_bytes(_tar([_file("model.onnx", b"a"), _file("model.onnx", b"b")]))
+    with pytest.raises(ValueError, match="holds 'model.onnx' twice"):
+        extract_archive(twice, tmp_path / "out-twice")
+    assert not any((tmp_path / "out-twice").iterdir())
+    if shutil.which("tar") is None:
+        pytest.skip("GNU tar is needed to write a PAX sparse member")
+    hole = tmp_path / "src" / "model.onnx"
+    hole.parent.mkdir()
+    with hole.open("wb") as fh:  # 1 GiB of hole behind one byte: a few KB as a sparse member
+        fh.seek(2**30)
+        fh.write(b"x")
+    sparse = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", "--format=pax", "-cf", str(sparse), "-C", str(hole.parent), "model.onnx"],
+                   check=True)
+    assert sparse.stat().st_size < 2**20
+    with tarfile.open(sparse) as tar:
+        (member,) = tar.getmembers()
+        assert member.type == tarfile.REGTYPE and member.issparse()  # a plain type, sparse by its PAX headers
+    with pytest.raises(ValueError, match="is not a plain file inside the archive"):
+        extract_archive(sparse, tmp_path / "out-sparse")
+    assert not any((tmp_path / "out-sparse").iterdir())
