@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gates.errors import UserError
+from gates.identity import Reason
 from gates.policy import DataSpec, Task
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ BUILTIN = ("data", "regression", "fairness", "robustness")
 ENTRY_POINT_GROUP = "model_gates.gates"
 #: the interval settings' schema, whose ``$defs`` gate sections reference
 INTERVAL_SCHEMA = "interval_settings.schema.json"
-REASON_NOT_DISTRIBUTABLE = "not_distributable"
+REASON_NOT_DISTRIBUTABLE = Reason.NOT_DISTRIBUTABLE.value
 MSG_GATE_NOT_DISTRIBUTABLE = ("the {gate} gate does not run on the dask engine yet: its statistics have no "
                               "mergeable form here (docs/scale.md); run it with engine kind local")
 

@@ -4,7 +4,7 @@ A gate runs on the dask engine only through a form that measures partitions wher
 merges their statistics (the modules of :data:`PARTITIONED`). A gate without
 one yields a single ``error`` check ``<gate>.not_distributable``, blocking when the gate has a
 blocking check: the verdict then fails rather than pass on checks that were never computed, and
-no row is ever collected on the client to compute them.
+the rows are never collected on the client to compute them.
 """
 from __future__ import annotations
 

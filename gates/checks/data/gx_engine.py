@@ -40,6 +40,7 @@ from gates.checks.data._common import (
     make_result,
 )
 from gates.results import CheckResult, Outcome
+from gates.checks import REASON_NOT_DISTRIBUTABLE
 
 MSG_SUITE_READ = "cannot read the expectation suite {path}: {problem}"
 MSG_SUITE_SHAPE = "{path} is not a Great Expectations 1.x suite: {problem}"
@@ -52,7 +53,6 @@ MSG_FAIL_VALUE = "{label} fails {type}{scope}: observed {observed}"
 MSG_NOT_RUN = "Great Expectations could not run the suite on {label}: {problem}"
 MSG_NOT_ROW_WISE = ("not computed on the dask engine: the expectation {type}{scope} is not judged row by row, "
                     "so it has no mergeable form yet (docs/scale.md)")
-REASON_NOT_DISTRIBUTABLE = "not_distributable"
 
 #: GX 1.x severities and whether they block
 SEVERITY_BLOCKS = {"critical": True, "warning": False, "info": False}

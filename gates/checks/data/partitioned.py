@@ -57,12 +57,12 @@ from gates.checks.data._common import (
 from gates.checks.data._plan import ChecksPlan, DataPlan, DriftPlan, EngineRef, SectionPlan, as_plan
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
+from gates.checks import REASON_NOT_DISTRIBUTABLE
 
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
 
-REASON_NOT_DISTRIBUTABLE = "not_distributable"
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
 WHAT_UNIQUE = "a pandera uniqueness check (duplicates can sit in different partitions)"
 PANDERA_UNIQUE = ("field_uniqueness", "multiple_fields_uniqueness")

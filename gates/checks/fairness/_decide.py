@@ -20,7 +20,7 @@ from typing import Any
 from gates.checks.fairness._config import GATE_NAME, MetricSpec, Settings
 from gates.checks.fairness._measure import Measured, num
 from gates.identity import CheckId, Reason
-from gates.intervals import HULL, Estimate
+from gates.intervals import HULL, Estimate, negate
 from gates.results import CheckResult, Outcome
 from gates.stats import Member, Rule, decide_family
 from gates.stats.family import decide_bounds, to_status
@@ -107,9 +107,7 @@ def _estimated(p: Pending, measured: Measured, kind: str) -> Pending:
     # disparities lie in [0, 1], so their changes in [-1, 1]
     raw = Estimate(measured.candidate - measured.baseline, method,
                    measured.candidate_reps - measured.baseline_reps, bounds=(-1.0, 1.0), reading=HULL)
-    assert raw.replicates is not None
-    sign = -1.0 if measured.metric.kind == "difference" else 1.0
-    oriented = Estimate(sign * raw.value, method, sign * raw.replicates, bounds=(-1.0, 1.0), reading=HULL)
+    oriented = negate(raw) if measured.metric.kind == "difference" else raw  # higher is better once oriented
     return _replace(p, raw=raw, oriented=oriented, margin=measured.metric.margin)
 
 
