@@ -8,6 +8,8 @@ import pytest
 from gates.perturbations import (
     PERTURBATIONS,
     ColumnStats,
+    ColumnSummary,
+    Draws,
     category_swap,
     feature_dropout,
     gaussian_noise,
@@ -20,6 +22,8 @@ from gates.perturbations import (
     shuffle_column,
     step_column,
 )
+from gates.stats.weights import row_keys
+from tests.row_draws import normals, uniforms
 
 N = 20_000
 
@@ -40,8 +44,9 @@ def frame() -> pd.DataFrame:
     })
 
 
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
+def rng(seed: int = 0, n: int = N) -> Draws:
+    """The row-keyed draws of one copy (keys: row positions), named like the gate's."""
+    return Draws.of(seed, ("robustness", "test"), row_keys(n))
 
 
 def test_select_columns_splits_by_dtype(frame: pd.DataFrame) -> None:
@@ -53,12 +58,11 @@ def test_select_columns_splits_by_dtype(frame: pd.DataFrame) -> None:
 
 
 def test_gaussian_noise_matches_its_definition(frame: pd.DataFrame) -> None:
-    """Per column in order: one N(0,1) draw per row times scale x std (an independent re-derivation)."""
+    """Per column: one N(0,1) draw per row key times scale x std (an independent re-derivation)."""
     out = gaussian_noise(frame, ["age", "income"], 0.2, rng(5), ColumnStats(frame))
-    expect = rng(5)
     for col in ("age", "income"):
-        noise = expect.standard_normal(N) * 0.2 * frame[col].std()
-        np.testing.assert_allclose(out[col].to_numpy(), frame[col].to_numpy(dtype=float) + noise)
+        noise = normals(5, ("robustness", "test"), col, "noise", range(N)) * 0.2 * frame[col].std()
+        np.testing.assert_allclose(out[col].to_numpy(), frame[col].to_numpy(dtype=float) + noise, rtol=1e-12)
     pd.testing.assert_series_equal(out["region"], frame["region"])
     diff = (out["income"] - frame["income"]).dropna()
     assert diff.std() == pytest.approx(0.2 * frame["income"].std(), rel=0.03)
@@ -129,6 +133,8 @@ def test_feature_dropout_at_rate_one_drops_the_column(frame: pd.DataFrame) -> No
 def test_scale_shift_multiplies_a_share_of_rows(frame: pd.DataFrame) -> None:
     out = scale_shift(frame, ["age"], 100.0, rng(6), ColumnStats(frame), rate=0.2)
     ratio = out["age"] / frame["age"]
+    chosen = uniforms(6, ("robustness", "test"), "age", "mask", range(N)) < 0.2
+    assert np.array_equal(ratio.to_numpy() == 100.0, chosen)
     assert set(np.unique(ratio)) == {1.0, 100.0}
     assert (ratio == 100.0).mean() == pytest.approx(0.2, abs=0.015)
 
@@ -171,3 +177,66 @@ def test_same_seed_same_cells_other_seed_other_cells(frame: pd.DataFrame, name: 
     assert a.equals(b)
     assert not a.equals(c)
     assert not a.equals(frame)
+
+
+def test_a_row_draws_the_same_cells_in_any_partition(frame: pd.DataFrame) -> None:
+    """Row-keyed draws: corrupting 3 slices of the rows (with their keys) gives the whole frame's copy."""
+    stats = ColumnStats(frame)
+    for name, spec in PERTURBATIONS.items():
+        cols = select_columns(frame, list(frame.columns), spec.default_columns)
+        whole = perturb(frame, name, cols, 0.3 if spec.severity_param == "rate" else 3.0, rng(21), stats)
+        parts = [perturb(frame.iloc[a:b], name, cols, 0.3 if spec.severity_param == "rate" else 3.0,
+                         rng(21).take(slice(a, b)), stats) for a, b in ((0, 7), (7, 12_000), (12_000, N))]
+        pd.testing.assert_frame_equal(pd.concat(parts), whole)
+
+
+def test_id_keys_follow_the_row_not_its_position(frame: pd.DataFrame) -> None:
+    ids = np.arange(N)[::-1] * 7 + 3
+    keyed = Draws.of(1, ("robustness", "test"), row_keys(N, values=ids))
+    reordered = Draws.of(1, ("robustness", "test"), row_keys(N, values=ids[::-1]))
+    assert np.array_equal(keyed.uniform("age", "mask")[::-1], reordered.uniform("age", "mask"))
+    assert not np.array_equal(keyed.uniform("age", "mask"), rng(1).uniform("age", "mask"))
+
+
+def test_draws_are_uniform_and_normal() -> None:
+    d = rng(4, 200_000)
+    u, z = d.uniform("x", "mask"), d.normal("x", "noise")
+    assert 0.0 <= u.min() and u.max() < 1.0
+    assert u.mean() == pytest.approx(0.5, abs=0.003) and u.var() == pytest.approx(1 / 12, rel=0.01)
+    assert z.mean() == pytest.approx(0.0, abs=0.005) and z.std() == pytest.approx(1.0, rel=0.01)
+    assert np.mean(z > 1.96) == pytest.approx(0.025, abs=0.002)
+    assert abs(np.corrcoef(u, d.uniform("x", "side"))[0, 1]) < 0.01
+    k = d.integers("x", "offset", 1, 4)
+    assert set(np.unique(k)) == {1, 2, 3}
+    assert np.bincount(k)[1:].min() / len(k) == pytest.approx(1 / 3, abs=0.005)
+
+
+@pytest.mark.parametrize("column", ["age", "income", "region", "plan", "active"])
+def test_column_summaries_merge_to_pandas(frame: pd.DataFrame, column: str) -> None:
+    """Summaries of 4 uneven batches, merged in order, give pandas' statistics of the whole column."""
+    series = frame[column]
+    bounds = [0, 1, 5_000, 5_001, N]
+    merged = ColumnSummary.of(series.iloc[0:1])
+    for a, b in zip(bounds[1:-1], bounds[2:]):
+        merged = merged.merge(ColumnSummary.of(series.iloc[a:b]))
+    whole = ColumnStats(frame)
+    split = ColumnStats(summaries={column: merged})
+    present = series.dropna()
+    counts = present.value_counts(sort=False)
+    first_seen = list(pd.unique(present))
+    if column in ("age", "income"):
+        for stats in (whole, split):
+            assert stats.std(column) == pytest.approx(series.std(), rel=1e-12)
+            assert stats.median(column) == series.median()
+            assert stats.range(column) == (series.min(), series.max())
+    for stats in (whole, split):
+        assert list(stats.levels(column)) == first_seen
+        top = max(first_seen, key=lambda v: (counts[v], -first_seen.index(v)))
+        assert stats.mode(column) == top
+
+
+def test_median_and_mode_ties_are_exact() -> None:
+    stats = ColumnStats(pd.DataFrame({"x": [3.0, np.nan, 1.0, 2.0, 10.0], "c": ["b", "a", "a", "b", None]}))
+    assert stats.median("x") == 2.5
+    assert stats.mode("c") == "b"  # both twice: the first seen wins
+    assert stats.std("x") == pytest.approx(np.std([3.0, 1.0, 2.0, 10.0], ddof=1))

@@ -116,7 +116,7 @@ class Judge:
         weights = metric.direction * np.array([1.0, -1.0, -1.0, 1.0])
         est = contrast_estimate(metric, s.ctx.y_true, [clean_c, cand.pred, clean_b, base.pred], weights,
                                 n_boot=self.plan.n_boot, rng=s.ctx.rng(str(cid)), positive_label=s.positive_label,
-                                classes=s.classes, values=values)
+                                classes=s.classes, values=values, keys=s.keys)
         observed = metric.direction * (values[0] - values[1])
         baseline = metric.direction * (values[2] - values[3])
         return Versus(self, cid, scope, t, est, observed, baseline, details)

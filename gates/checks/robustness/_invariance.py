@@ -29,11 +29,11 @@ def invariance(judge: Judge, inv: InvariancePlan) -> CheckResult:
     if inv.column not in s.X.columns:
         return judge.result(inv.check_id, None, Outcome.PASS, MSG_INVARIANCE_UNUSED.format(col=inv.column),
                             "not_a_feature", is_blocking=inv.is_blocking, threshold=threshold, observed=0.0)
-    rng = s.ctx.rng(GATE_NAME, "invariance", inv.column)
+    draws = s.draws(GATE_NAME, "invariance", inv.column)
     if inv.method == "shuffle":
-        copy = shuffle_column(s.X, inv.column, rng)
+        copy = shuffle_column(s.X, inv.column, draws)
     else:
-        copy = replace_column(s.X, inv.column, rng, s.stats)
+        copy = replace_column(s.X, inv.column, draws, s.stats)
     side = s.predict("candidate", copy, f"invariance[{inv.column}]", "invariance")
     if side.error is not None or side.pred is None:
         return judge.result(inv.check_id, None, Outcome.ERROR, side.error or "", side.reason,

@@ -16,7 +16,8 @@ import pandas as pd
 from gates.context import EvalContext, Predictions, Role
 from gates.errors import UserError
 from gates.metrics import Metric, metric_registry
-from gates.perturbations import ColumnStats
+from gates.perturbations import ColumnStats, Draws
+from gates.stats.weights import row_keys
 
 MSG_CLEAN_FAILED = "the {role} model raised on the clean eval data: {problem}"
 MSG_PREDICT_FAILED = "the {role} model raised on the {scope} copy: {problem}"
@@ -96,6 +97,9 @@ class Scorer:
         self.features = list(ctx.features)
         self.X = ctx.frame[self.features]
         self.stats = ColumnStats(self.X)
+        key_column = getattr(ctx.policy.data, "id", None)
+        #: the rows' keys for perturbation draws: the regression gate's Poisson keys (``data.id`` or position)
+        self.keys = row_keys(len(self.X), values=None if key_column is None else ctx.frame[key_column].to_numpy())
         self.clean: dict[Role, Predictions | None] = {}
         self.clean_errors: dict[Role, str] = {}
         self._clean_values: dict[tuple[Role, str], float] = {}
@@ -135,6 +139,10 @@ class Scorer:
                 self.clean[role] = None
                 self.clean_errors[role] = MSG_CLEAN_FAILED.format(role=role, problem=problem_of(exc))
         return self.clean[role]
+
+    def draws(self, *names: str) -> Draws:
+        """Return the row-keyed draws of one copy, named by gate, perturbation and severity (or column)."""
+        return Draws.of(self.ctx.policy.seed, names, self.keys)
 
     # ------------------------------------------------------------ one perturbed copy
 

@@ -1,7 +1,7 @@
-"""Applying a perturbation: the columns it corrupts, one seeded copy per severity, its severity curve.
+"""Applying a perturbation: the columns it corrupts, one row-keyed copy per severity, its severity curve.
 
-Each severity corrupts one copy of the feature columns (:mod:`gates.perturbations`, seeded by
-gate, perturbation and severity) and measures the candidate, and the baseline when a check
+Each severity corrupts one copy of the feature columns (:mod:`gates.perturbations`, drawn per row key from
+the stream of gate, perturbation and severity) and measures the candidate, and the baseline when a check
 compares with it, on that copy. Every check of a perturbation carries the whole curve.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ MSG_NO_COLUMNS = "no model feature matches columns: {selector} ({where})"
 
 def point(scorer: Scorer, p: PerturbationPlan, columns: list[str], severity: float, with_baseline: bool) -> Point:
     """Corrupt one copy at ``severity`` and measure the candidate (and the baseline) on it."""
-    rng = scorer.ctx.rng(GATE_NAME, p.name, str(float(severity)))
-    copy = perturb(scorer.X, p.name, columns, severity, rng, scorer.stats, p.params)
+    draws = scorer.draws(GATE_NAME, p.name, str(float(severity)))
+    copy = perturb(scorer.X, p.name, columns, severity, draws, scorer.stats, p.params)
     metrics = list(dict.fromkeys(t.measure for t in p.thresholds if not t.is_own))
     scope = p.scope(severity)
     roles: list[Role] = ["candidate", "baseline"] if with_baseline else ["candidate"]

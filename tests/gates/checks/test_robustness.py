@@ -43,12 +43,13 @@ from gates.checks.robustness import (
     MSG_NOT_FEATURE,
 )
 from gates.config import load_policy
-from gates.context import EvalContext, Predictions, make_rng
+from gates.context import EvalContext, Predictions
 from gates.errors import UserError
 from gates.reporters.json_report import build_report, dumps, report_schema
 from gates.results import CheckResult, Status
 from gates.runner import run_policy
 from tests.conftest import count_calls, trusted_types_for
+from tests.row_draws import normals, uniforms
 
 N = 3000
 SEED = 7
@@ -177,20 +178,20 @@ def run_gate(path: Path) -> tuple[dict[str, CheckResult], CountingContext]:
 
 
 def noisy(X: pd.DataFrame, columns: list[str], scale: float, seed: int = SEED) -> pd.DataFrame:
-    """Gaussian noise as documented: per column in order, N(0,1) per row times scale x std."""
-    rng = make_rng(seed, "robustness", "gaussian_noise", str(float(scale)))
+    """Gaussian noise as documented: per column, N(0,1) per row key (its position) times scale x std."""
+    names = ("robustness", "gaussian_noise", str(float(scale)))
     out = X.copy()
     for col in columns:
-        out[col] = X[col].astype(float) + rng.standard_normal(len(X)) * scale * X[col].std()
+        out[col] = X[col].astype(float) + normals(seed, names, col, "noise", range(len(X))) * scale * X[col].std()
     return out
 
 
 def blanked(X: pd.DataFrame, rate: float, impute: str | None, seed: int = SEED) -> pd.DataFrame:
-    """Missing values as documented: per column in order, a U(0,1) < rate mask on present cells."""
-    rng = make_rng(seed, "robustness", "missing", str(float(rate)))
+    """Missing values as documented: per column, a row-keyed U(0,1) < rate mask on present cells."""
+    names = ("robustness", "missing", str(float(rate)))
     out = X.copy()
     for col in X.columns:
-        mask = (rng.random(len(X)) < rate) & X[col].notna().to_numpy()
+        mask = (uniforms(seed, names, col, "mask", range(len(X))) < rate) & X[col].notna().to_numpy()
         if impute is None:
             out[col] = X[col].where(~mask)
         elif pd.api.types.is_numeric_dtype(X[col]):
@@ -298,9 +299,9 @@ def test_category_swap_flip_rate_equals_independent(write: PolicyWriter, models:
     X = frame[FEATURES]
     codes, levels = pd.factorize(X["region"])
     for rate in (0.1, 0.3):
-        rng = make_rng(SEED, "robustness", "category_swap", str(rate))
-        mask = rng.random(N) < rate
-        offsets = rng.integers(1, len(levels), N)
+        names = ("robustness", "category_swap", str(rate))
+        mask = uniforms(SEED, names, "region", "mask", range(N)) < rate
+        offsets = 1 + np.floor(uniforms(SEED, names, "region", "offset", range(N)) * (len(levels) - 1)).astype(int)
         swapped = X.copy()
         swapped["region"] = np.asarray(levels)[np.where(mask, (codes + offsets) % len(levels), codes)]
         flips = np.mean(model.predict(swapped) != model.predict(X))
@@ -365,8 +366,9 @@ def test_model_using_the_id_fails_invariance(write: PolicyWriter, models: dict[s
     model = load(models["lr_id"])
     X = frame[FEATURES]
     shuffled = X.copy()
-    shuffled["customer_id"] = X["customer_id"].to_numpy()[make_rng(SEED, "robustness", "invariance",
-                                                                   "customer_id").permutation(N)]
+    order = np.argsort(uniforms(SEED, ("robustness", "invariance", "customer_id"), "customer_id", "shuffle",
+                                range(N)), kind="stable")
+    shuffled["customer_id"] = X["customer_id"].to_numpy()[order]
     moved = np.abs(positive_proba(model, shuffled) - positive_proba(model, X)) > 1e-6
     assert r.status is Status.FAIL and r.reason == "threshold_breached"
     assert r.observed == pytest.approx(moved.mean(), abs=1e-12) and r.observed > 0.5
