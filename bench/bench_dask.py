@@ -22,8 +22,8 @@ Each (engine, rows) runs in its own subprocess: wall time and CPU seconds of ``r
 (``ru_maxrss`` of the client process, which also hosts the LocalCluster's scheduler) and each
 worker's peak RSS (``ru_maxrss`` inside the worker processes, read before the cluster closes), and
 the 1-minute load average before and after. Engines (``--engines``): ``local`` (the embedded
-engine as configured by default), ``local-whole`` (the embedded engine forced to read the whole
-frame, where that switch exists) and ``dask`` (a LocalCluster of 2 worker processes).
+engine as by default: in batches when every gate can run from partials), ``local-whole`` (the
+embedded engine forced to read the whole frame: ``engine: {kind: local, batches: false}``) and ``dask`` (a LocalCluster of 2 worker processes).
 
     python bench/bench_dask.py                              # basic policy, 2M and 10M rows
     python bench/bench_dask.py --policy all --rows 200000   # a quick look
@@ -220,11 +220,8 @@ def _options(engine: str) -> object:
         return RunOptions(engine=EngineSpec("dask", workers=2))
     if engine == "local":
         return RunOptions(engine=EngineSpec("local"))
-    fields = {f.name for f in dataclasses.fields(EngineSpec)}
-    if "batched" in fields:
-        return RunOptions(engine=EngineSpec("local", batched=False))  # type: ignore[call-arg]
-    if "whole_frame" in {f.name for f in dataclasses.fields(RunOptions)}:
-        return RunOptions(engine=EngineSpec("local"), whole_frame=True)  # type: ignore[call-arg]
+    if "batches" in {f.name for f in dataclasses.fields(EngineSpec)}:  # engine: {kind: local, batches: false}
+        return RunOptions(engine=EngineSpec("local", batches=False))  # type: ignore[call-arg]
     raise SystemExit(f"no whole-frame switch in this version: {inspect.signature(EngineSpec)}")
 
 
@@ -273,14 +270,15 @@ def one(folder: Path, engine: str, policy_name: str) -> dict[str, object]:
 def table(rows: list[dict[str, object]]) -> str:
     """Return the Markdown table of runs."""
     out = ["| policy | engine | rows | partitions | start-up s | wall s | rows/s | CPU s (client + workers) | "
-           "client peak RSS MB | worker peak RSS MB | load avg (before, after) |",
+           "client RSS MB (before run, peak) | worker peak RSS MB | load avg (before, after) |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         workers = ", ".join(str(int(w)) for w in r["worker_peak_mb"]) or "-"  # type: ignore[attr-defined]
         cpu = f"{r['cpu_s']} ({r['client_cpu_s']} + {' + '.join(str(c) for c in r['worker_cpu_s'])})" \
             if r["worker_cpu_s"] else str(r["cpu_s"])
         out.append(f"| {r['policy']} | {r['engine']} | {r['rows']:,} | {r['partitions']} | {r['startup_s']} | "
-                   f"{r['wall_s']} | {r['rows_per_s']:,} | {cpu} | {r['client_peak_mb']} | {workers} | "
+                   f"{r['wall_s']} | {r['rows_per_s']:,} | {cpu} | {r['client_rss_before_mb']}, {r['client_peak_mb']} | "
+                   f"{workers} | "
                    f"{r['load_before']}, {r['load_after']} |")
     return "\n".join(out)
 
