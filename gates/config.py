@@ -651,11 +651,14 @@ def _data_source(doc: _Document, base: Path, value: str, path: KeyPath) -> Path:
 
 
 def _engine(doc: _Document, value: dict[str, Any]) -> EngineSpec:
-    from gates.engine import MSG_ADDRESS_NEEDS_DASK, engine_problem
+    from gates.engine import MSG_ADDRESS_NEEDS_DASK, MSG_BATCHES_NEED_LOCAL, engine_problem
 
-    spec = EngineSpec(kind=value.get("kind", "local"), address=value.get("address"), workers=value.get("workers"))
+    spec = EngineSpec(kind=value.get("kind", "local"), address=value.get("address"), workers=value.get("workers"),
+                      batches=value.get("batches", True))
     if spec.address is not None and spec.kind != "dask":
         raise doc.error(("engine", "address"), MSG_ADDRESS_NEEDS_DASK)
+    if "batches" in value and spec.kind != "local":
+        raise doc.error(("engine", "batches"), MSG_BATCHES_NEED_LOCAL)
     problem = engine_problem(spec.kind)
     if problem is not None:
         raise doc.error(("engine", "kind"), problem)

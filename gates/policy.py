@@ -109,12 +109,15 @@ class RegistrySpec:
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """Where the gates compute: ``local`` (embedded) or ``dask`` (a scheduler at ``address``, else a
-    LocalCluster of ``workers`` processes, default the machine's cores)."""
+    """Where the gates compute: ``local`` (embedded; Parquet read in ``batches`` when every gate of the
+    run has a partitioned form) or ``dask`` (a scheduler at ``address``, else a LocalCluster of
+    ``workers`` processes, default the machine's cores)."""
 
     kind: Literal["local", "dask"] = "local"
     address: str | None = None
     workers: int | None = None
+    #: local only: read Parquet data in batches when every gate of the run can (False: always whole)
+    batches: bool = True
 
 
 @dataclass(frozen=True)

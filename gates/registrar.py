@@ -174,7 +174,9 @@ def registrable_file(model: LoadedModel) -> Iterator[Path]:
 
 def _feature_frame(result: RunResult) -> Any:
     """Return the eval data's feature columns (a backend may infer a signature), None if unknown."""
+    ctx = result.context
+    sample = getattr(ctx, "feature_sample", None)  # a batched run reads one partition, not the whole data
     try:
-        return result.context.frame[result.context.features_of("candidate")]
+        return sample() if sample is not None else ctx.frame[ctx.features_of("candidate")]
     except UserError:
         return None

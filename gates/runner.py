@@ -15,6 +15,7 @@ from gates.checks import gate_registry
 from gates.checks.data.scores import run_score_checks
 from gates.checks.data.target import run_target_checks
 from gates.context import BaselineResolver, EvalContext
+from gates.datasets import PARQUET_SUFFIXES, is_many
 from gates.errors import GateError
 from gates.policy import EngineSpec, Policy, Waiver
 from gates.results import CheckResult, Status, Verdict
@@ -23,6 +24,8 @@ MSG_GATE_CRASHED = "the {gate} gate could not run: {problem}"
 MSG_DUPLICATE_ID = ("{n} checks share the id {id!r} (values that differ only in a line break written as \\n, "
                     "or in characters an id cannot hold); a waiver or a selection could not tell them apart, "
                     "so the verdict cannot pass: rename the column or values")
+MSG_WHOLE_ASKED = "engine.batches is false"
+MSG_WHOLE_NOT_PARQUET = "{name} is not Parquet"
 LOCAL_ENGINE = {"kind": "local", "address": None, "workers": 1, "partitions": 1}
 WAIVABLE = frozenset({Status.FAIL, Status.INCONCLUSIVE, Status.ERROR, Status.WARN})
 
@@ -61,16 +64,40 @@ def make_context(policy: Policy, resolve_baseline: BaselineResolver | None = Non
     """Return the EvalContext a run (or a pytest session) shares across gates.
 
     On the dask engine it is a :class:`~gates.engine.context.PartitionedContext` holding the
-    cluster; :func:`close_context` releases it.
+    cluster; :func:`close_context` releases it. On the embedded engine it is a
+    :class:`~gates.engine.context.BatchedContext` (the gates' partitioned forms, one partition in
+    memory at a time), or the whole-frame :class:`EvalContext` when :func:`whole_frame_reason` gives a reason.
     """
     spec = options.engine or policy.engine
     if spec.kind == "local":
+        if whole_frame_reason(policy, options) is None:
+            from gates.engine.context import BatchedContext
+
+            return BatchedContext(policy, resolve_baseline, require_baseline=options.require_baseline)
         return EvalContext(policy, resolve_baseline, require_baseline=options.require_baseline)
     from gates.engine import open_engine
     from gates.engine.context import PartitionedContext
 
     engine = open_engine(spec, policy.where("engine"))
     return PartitionedContext(policy, resolve_baseline, require_baseline=options.require_baseline, engine=engine)
+
+
+def whole_frame_reason(policy: Policy, options: RunOptions = RunOptions()) -> str | None:
+    """Return why an embedded run of ``policy`` reads its data whole, or None when it reads it in batches.
+
+    Batches need Parquet data (a file, folder or glob; the reference too), ``engine.batches`` not
+    turned off, and every gate the run runs able to run from partials, decided before the run by
+    each gate's :func:`~gates.engine.runner.distributable` hook.
+    """
+    spec = options.engine or policy.engine
+    if not spec.batches:
+        return MSG_WHOLE_ASKED
+    for path in (policy.data.eval, policy.data.reference):
+        if path is not None and not is_many(path) and path.suffix.lower() not in PARQUET_SUFFIXES:
+            return MSG_WHOLE_NOT_PARQUET.format(name=path.name)
+    from gates.engine.runner import policy_distributable
+
+    return policy_distributable(policy, options.only_gates)
 
 
 def close_context(ctx: EvalContext) -> None:

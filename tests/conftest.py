@@ -84,6 +84,15 @@ def trusted_types_for(*paths: Path) -> str:
     return trusted_types_line(found) if found else ""
 
 
+def whole_frame(policy: object, **options: object) -> object:
+    """Run ``policy`` on the embedded engine reading the data whole (``engine.batches: false``):
+    the baseline that batched and dask runs are compared with."""
+    from gates.policy import EngineSpec
+    from gates.runner import RunOptions, run_policy
+
+    return run_policy(policy, options=RunOptions(engine=EngineSpec("local", batches=False), **options))  # type: ignore[arg-type]
+
+
 def write_parquet_parts(folder: Path, frame: pd.DataFrame, pieces: int, row_group: int | None = None) -> None:
     """Write ``frame`` into ``folder`` (created) as ``pieces`` Parquet files part-0.parquet, part-1.parquet, ..."""
     import pyarrow as pa

@@ -34,6 +34,7 @@ from gates.stats.weights import stream_seed
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.policy import Policy
 
 MERGEABLE = ("confusion", "churn")
 MSG_FAMILIES = ("the regression gate runs on the dask engine for confusion-matrix metrics, churn, row means "
@@ -94,6 +95,26 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
     return CellPartial(uniques, tuple(counts), scored)
 
 
+def distributable(section: rg.RegressionPlan | Mapping[str, Any], policy: Policy) -> str | None:
+    """Return why the regression gate cannot run from partition partials under ``policy``, or None when it can.
+
+    :func:`run` reports this reason as its ``not_distributable`` error; the embedded engine asks
+    it before choosing to read the data in batches.
+    """
+    from gates import per_example
+    from gates.metrics import metric_registry
+
+    gate_plan = rg.as_plan(section)
+    task = policy.model.task
+    is_per_example = task == per_example.PER_EXAMPLE
+    metrics = per_example.score_metrics(policy) if is_per_example else metric_registry()
+    named = [metrics[m.name] for m in gate_plan.metrics]
+    others = sorted(m.name for m in named if m.family not in MERGEABLE and rs.family_of(m, task) is None)
+    if others or is_per_example or policy.data.cluster is not None:
+        return MSG_FAMILIES.format(names=", ".join(others) or "its metrics")
+    return None
+
+
 def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any]) -> list[CheckResult]:
     """Return the regression gate's checks from merged cells, or its not_distributable error.
 
@@ -103,13 +124,12 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
     from gates.engine.worker import ship_models
 
     gate_plan = rg.as_plan(section)
+    reason = distributable(gate_plan, ctx.policy)
+    if reason is not None:
+        return [not_distributable("regression", gate_plan, reason)]
     metrics = rg.metrics_of(ctx)
     task = ctx.policy.model.task
     named = [metrics[m.name] for m in gate_plan.metrics]
-    others = sorted(m.name for m in named if m.family not in MERGEABLE and rs.family_of(m, task) is None)
-    if others or ctx.is_per_example or ctx.policy.data.cluster is not None:
-        names = ", ".join(others) or "its metrics"
-        return [not_distributable("regression", gate_plan, MSG_FAMILIES.format(names=names))]
     settings = gate_plan.settings
     plan, handles = ship_models(ctx)
     paired = ctx.has_baseline

@@ -17,6 +17,7 @@ from gates.policy import EngineSpec
 __all__ = ["Engine", "EngineSpec", "engine_problem", "open_engine", "resolve_spec"]
 
 MSG_ADDRESS_NEEDS_DASK = "an address names a dask scheduler: set kind: dask"
+MSG_BATCHES_NEED_LOCAL = "batches is a setting of engine kind local (the dask engine always reads partitions)"
 MSG_NO_DASK = "engine kind dask needs the dask extra: pip install 'model-gates[dask]'"
 
 
@@ -49,13 +50,14 @@ def engine_problem(kind: str) -> str | None:
 def resolve_spec(configured: EngineSpec, kind: str | None = None, address: str | None = None) -> EngineSpec:
     """Return the engine of a run: command-line ``kind``/``address`` win over gates.yaml's ``engine``.
 
-    An address on the command line means dask unless ``kind`` says otherwise.
+    An address on the command line means dask unless ``kind`` says otherwise; ``--engine local``
+    keeps gates.yaml's ``batches``.
     """
     chosen = kind or ("dask" if address else configured.kind)
     if chosen == "local":
         if address:
             raise UserError(MSG_ADDRESS_NEEDS_DASK, location="--engine-address")
-        return EngineSpec("local")
+        return EngineSpec("local", batches=configured.batches if configured.kind == "local" else True)
     return EngineSpec("dask", address=address or configured.address, workers=configured.workers)
 
 

@@ -160,3 +160,34 @@ class PartitionedContext(EvalContext):
 
     def close(self) -> None:
         self.engine.close()
+
+
+class BatchedContext(PartitionedContext):
+    """The embedded engine on Parquet: the gates run from partials, one partition in memory at a time.
+
+    Every gate of the policy has a partitioned form here (:func:`gates.engine.runner.distributable`),
+    so a run never reads the rows whole. Code that asks for them still gets them (a pytest user
+    test's ``frame``, ``y_true`` or ``predictions``): they are then read whole, on first use only,
+    as the whole-frame context reads them.
+    """
+
+    frame = EvalContext.frame  # type: ignore[assignment]
+    reference = EvalContext.reference  # type: ignore[assignment]
+    y_true = EvalContext.y_true  # type: ignore[assignment]
+
+    def __init__(self, policy: Policy, resolve_baseline: BaselineResolver | None = None, *,
+                 require_baseline: bool = False, partition_rows: int = PARTITION_ROWS) -> None:
+        from gates.engine.local import LocalEngine
+
+        super().__init__(policy, resolve_baseline, require_baseline=require_baseline, engine=LocalEngine(),
+                         partition_rows=partition_rows)
+
+    def feature_sample(self) -> pd.DataFrame:
+        """The candidate's feature columns of the first partition's scored rows (column names and
+        types for a registry's signature), without reading the whole data."""
+        from gates.engine.worker import read_scored
+
+        frame = read_scored(self.eval_partitions[0], self.policy)
+        sample = EvalContext(self.policy, self._resolve, require_baseline=self.require_baseline)
+        sample.__dict__.update(frame=frame, candidate_model=self.candidate_model)
+        return frame[sample.features_of("candidate")]

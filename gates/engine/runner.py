@@ -8,20 +8,47 @@ the rows are never collected on the client to compute them.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from gates.checks import Plan, not_distributable
+from gates.checks import MSG_GATE_NOT_DISTRIBUTABLE, Plan, gate_registry, not_distributable
 from gates.results import CheckResult
 
 if TYPE_CHECKING:
     from gates.engine.context import PartitionedContext
+    from gates.policy import Policy
 
 #: gates with a partitioned form: gate name -> module with ``run(ctx, plan)``
 PARTITIONED: Mapping[str, str] = {"data": "gates.checks.data.partitioned",
                                   "regression": "gates.checks.regression_partitioned",
                                   "fairness": "gates.checks.fairness.partitioned"}
+
+
+def distributable(name: str, plan: Plan, policy: Policy) -> str | None:
+    """Return why gate ``name`` cannot run from partition partials under ``policy``, or None when it can.
+
+    The gate's partitioned module decides, through its ``distributable(plan, policy)`` hook (the
+    same function its ``run`` reports from); a gate without a partitioned form, or whose module has
+    no hook, cannot.
+    """
+    module = PARTITIONED.get(name)
+    hook = None if module is None else getattr(import_module(module), "distributable", None)
+    if hook is None:
+        return MSG_GATE_NOT_DISTRIBUTABLE.format(gate=name)
+    reason: str | None = hook(plan, policy)
+    return reason
+
+
+def policy_distributable(policy: Policy, only: Sequence[str] | None = None) -> str | None:
+    """Return why some gate a run of ``policy`` runs (all configured, or those in ``only``) cannot
+    run from partials, or None when every one can."""
+    for name in gate_registry():
+        if name in policy.gates and (only is None or name in only):
+            reason = distributable(name, policy.plan(name), policy)
+            if reason is not None:
+                return f"{name}: {reason}"
+    return None
 
 
 def run_gate(ctx: PartitionedContext, name: str, plan: Plan) -> list[CheckResult]:

@@ -49,3 +49,35 @@ def test_a_data_mistake_fails_a_fixture_user_in_one_line(pytester, gate_project)
     result = pytester.runpytest("--model-gates", "test_user.py", "--continue-on-collection-errors")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_rows*", "gates.yaml:*: data.target: column 'outcome'*"])
+
+
+def test_on_parquet_the_gates_run_in_batches_and_user_tests_still_get_the_whole_frame(pytester, model_project):
+    import pandas as pd
+
+    from tests.conftest import write_parquet_parts
+    from tests.pytest_plugin.conftest import read_report
+
+    frame = pd.read_csv(pytester.path / "eval.csv")
+    write_parquet_parts(pytester.path / "eval", frame, 3, 100)
+    model_project.write_text(model_project.read_text().replace("eval: eval.csv", "eval: eval"), encoding="utf-8")
+    pytester.makepyfile(test_user="""
+        import numpy as np
+        import pandas as pd
+        from gates.engine.context import BatchedContext
+
+        def test_the_gates_ran_on_batches(request):
+            result = request.config.pluginmanager.get_plugin("model-gates-session").result()
+            assert isinstance(result.context, BatchedContext)
+            assert result.engine == {"kind": "local", "address": None, "workers": 1, "partitions": 3}
+            assert "eval_frame" not in result.context.__dict__  # the gates never read the data whole
+
+        def test_the_frame_is_read_whole_on_first_use(eval_data, gate_context, candidate_model):
+            pd.testing.assert_frame_equal(eval_data, pd.read_csv("eval.csv"))
+            assert gate_context.frame is eval_data
+            scores = gate_context.predictions("candidate").scores
+            np.testing.assert_allclose(scores, candidate_model.predict_proba(eval_data[["x", "z"]])[:, 1])
+    """)
+    pytester.runpytest("--model-gates", "--model-gates-register").assert_outcomes(passed=5)  # 3 gate checks, 2 tests
+    report = read_report(pytester.path / "model-gates-report")
+    assert report["run"]["engine"]["partitions"] == 3
+    assert report["registration"]["registered"] is True  # its signature from one partition's features

@@ -286,6 +286,13 @@ def row_wise(items: list[dict[str, Any]]) -> tuple[int, ...]:
     return tuple(i for i, e in built.items() if isinstance(e, kinds) and items[i]["type"] not in _NOT_ROW_WISE)
 
 
+def not_row_wise(items: list[dict[str, Any]]) -> list[int]:
+    """Return the positions of the suite's valid expectations that are not judged row by row (no partials)."""
+    built, _ = _build(items)
+    wise = set(row_wise(items))
+    return [i for i in built if i not in wise]
+
+
 @dataclass
 class GxPartial:
     """One partition's row-wise expectations: GX's counts, first unexpected values and rows, or what

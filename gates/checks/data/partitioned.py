@@ -62,8 +62,10 @@ from gates.checks import REASON_NOT_DISTRIBUTABLE
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.policy import Policy
 
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
+WHAT_LEAKAGE = "leakage (a model per column)"
 WHAT_UNIQUE = "a pandera uniqueness check (duplicates can sit in different partitions)"
 PANDERA_UNIQUE = ("field_uniqueness", "multiple_fields_uniqueness")
 _ROWS = re.compile(r"^\d+ rows ")
@@ -296,6 +298,42 @@ def _duplicates(engine: Any, parts: Sequence[Partition], total: FramePartial, li
 # ---------------------------------------------------------------- the client's decisions
 
 
+def distributable(section: DataPlan | Mapping[str, Any], policy: Policy) -> str | None:
+    """Return why some check of the data section cannot run from partition partials, or None when all can.
+
+    :func:`run` reports those checks as ``not_distributable`` errors: ``leakage``, pandera
+    uniqueness checks and the Great Expectations expectations that are not judged row by row. A
+    suite or schema that cannot be read is not distributable either (the embedded gate reports
+    why). The embedded engine asks this before choosing to read the data in batches.
+    """
+    data_plan = as_plan(section)
+    if data_plan.leakage is not None:
+        return MSG_NOT_DISTRIBUTABLE.format(what=WHAT_LEAKAGE)
+    if data_plan.pandera is not None and _pandera_unique(data_plan.pandera.ref, policy.base_dir):
+        return MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE)
+    gx, _, problem = _gx_suite(policy.base_dir, data_plan.great_expectations)
+    if problem is not None:
+        return problem
+    if gx is not None:
+        from gates.checks.data.gx_engine import not_row_wise
+
+        found = not_row_wise(gx[0])
+        if found:
+            return MSG_NOT_DISTRIBUTABLE.format(what=f"the expectation {gx[0][found[0]]['type']}")
+    return None
+
+
+def _pandera_unique(ref: str, base_dir: Path) -> bool:
+    """True when the pandera schema declares a uniqueness check (or cannot be loaded to tell)."""
+    from gates.checks.data.pandera_engine import load_schema
+
+    try:
+        schema = load_schema(ref, base_dir)
+    except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the embedded gate says how
+        return True
+    return bool(schema.unique) or any(column.unique for column in schema.columns.values())
+
+
 def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[CheckResult]:
     """Return the data gate's checks, in the embedded gate's order, from partition partials.
 
@@ -342,7 +380,7 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     if data_plan.overlap is not None and has_ref:
         out.extend(_overlap(ctx, data_plan.overlap, settings))
     if data_plan.leakage is not None:
-        out.append(_gate_level(data_id("leakage", "max"), data_plan.leakage.blocking, "leakage (a model per column)"))
+        out.append(_gate_level(data_id("leakage", "max"), data_plan.leakage.blocking, WHAT_LEAKAGE))
     return out
 
 

@@ -51,6 +51,7 @@ from gates.stats.grouping import Grouping
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.policy import Policy
 
 MSG_NOT_MERGEABLE = ("the fairness gate runs on the dask engine for confusion rates, counts and row-mean group "
                      "metrics; {names} have no mergeable form here (docs/scale.md)")
@@ -165,6 +166,26 @@ class MergedGroupStats(GroupStats):
         return self._sums[COUNT][1]
 
 
+def distributable(section: FairnessPlan | Spec, policy: Policy) -> str | None:
+    """Return why the fairness gate cannot run from partition partials under ``policy``, or None when it can.
+
+    :func:`run` reports this reason as its ``not_distributable`` error; the embedded engine asks
+    it before choosing to read the data in batches.
+    """
+    from gates.checks import MSG_GATE_NOT_DISTRIBUTABLE
+
+    task = policy.model.task
+    gate_plan = as_plan(section, task, [n for n, _ in policy.model.candidate.named_scores])
+    if task == PER_EXAMPLE:
+        return MSG_GATE_NOT_DISTRIBUTABLE.format(gate=GATE_NAME)
+    if policy.data.cluster is not None:
+        return MSG_CLUSTERS
+    others = sorted({r for m in gate_plan.metrics for r in m.rates if _kind(r, task) is None})
+    if others:
+        return MSG_NOT_MERGEABLE.format(names=", ".join(others))
+    return None
+
+
 def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResult]:
     """Return the fairness gate's checks from merged partials, or its not_distributable error.
 
@@ -180,14 +201,10 @@ def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResu
         keypath, text = found
         raise UserError(f"{_dotted(keypath)}: {text}", location=policy.where(*keypath))
     task = policy.model.task
-    if task == PER_EXAMPLE:
-        return [not_distributable(GATE_NAME, gate_plan)]
-    if policy.data.cluster is not None:
-        return [not_distributable(GATE_NAME, gate_plan, MSG_CLUSTERS)]
+    reason = distributable(gate_plan, policy)
+    if reason is not None:
+        return [not_distributable(GATE_NAME, gate_plan, reason)]
     metrics = list(gate_plan.metrics)
-    others = sorted({r for m in metrics for r in m.rates if _kind(r, task) is None})
-    if others:
-        return [not_distributable(GATE_NAME, gate_plan, MSG_NOT_MERGEABLE.format(names=", ".join(others)))]
     plan, handles = ship_models(ctx)
     from gates.checks.fairness import family_size
     from gates.checks.fairness._config import groupings

@@ -19,7 +19,7 @@ from gates.runner import RunOptions, run_policy
 from gates.policy import EngineSpec
 from tests.gates.checks.data.test_partitioned import compare, project  # noqa: F401 -- project is a fixture
 from tests.gates.engine.conftest import free_port
-from tests.conftest import write_parquet_parts
+from tests.conftest import whole_frame, write_parquet_parts
 
 pytest.importorskip("distributed")
 
@@ -45,6 +45,7 @@ def test_a_running_cluster_gives_the_embedded_report(project: Path, scheduler: s
     assert got["run"]["engine"] == {"kind": "dask", "address": scheduler, "workers": 2,
                                     "partitions": got["run"]["engine"]["partitions"]}
     assert got["run"]["engine"]["partitions"] >= 3  # one per file at least
+    # the pandera schema's unique check has no partials: the embedded run reads the data whole
     assert want["run"]["engine"] == {"kind": "local", "address": None, "workers": 1, "partitions": 1}
     assert got["data"] == want["data"]
     compare(checks(want), checks(got))
@@ -64,7 +65,7 @@ def test_fairness_on_the_workers_gives_the_embedded_checks(tmp_path: Path, sched
     from tests.gates.checks.test_fairness_partitioned import assert_close, by_id, fair_project
 
     policy = load_policy(fair_project(tmp_path))
-    embedded = run_policy(policy)
+    embedded = whole_frame(policy)
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     got = by_id([c for c in remote.verdict.checks if c.gate == "fairness"])
     assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "fairness"]), got)
@@ -107,7 +108,7 @@ def test_shipped_models_predict_on_the_workers_and_give_the_embedded_regression_
     from tests.gates.checks.test_regression_partitioned import assert_same, by_id, make_project
 
     policy = load_policy(make_project(tmp_path))
-    embedded = run_policy(policy)
+    embedded = whole_frame(policy)
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     assert remote.engine["workers"] == 2 and remote.engine["partitions"] == 3
     assert_same(by_id([c for c in embedded.verdict.checks if c.gate == "regression"]),
@@ -148,7 +149,7 @@ def test_row_means_and_rank_metrics_on_the_workers_give_the_embedded_checks(tmp_
     from tests.gates.checks.test_regression_partitioned import assert_close, by_id, make_project, score_policy
 
     policy = score_policy(make_project(tmp_path))
-    embedded = run_policy(policy)
+    embedded = whole_frame(policy)
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     assert remote.engine["workers"] == 2 and remote.engine["partitions"] == 3
     got = by_id([c for c in remote.verdict.checks if c.gate == "regression"])
@@ -186,7 +187,7 @@ gates:
       r2: {{min: 0.6}}     # about 0.52: fails
 """)
     policy = load_policy(tmp_path / "gates.yaml")
-    embedded = run_policy(policy)
+    embedded = whole_frame(policy)
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     assert remote.engine["workers"] == 2 and remote.engine["partitions"] == 3
     want = by_id([c for c in embedded.verdict.checks if c.gate == "regression"])
@@ -227,7 +228,7 @@ def test_great_expectations_suites_run_on_the_workers_and_give_the_embedded_chec
     from tests.gates.checks.data.test_partitioned import by_id, gx_project
 
     policy = load_policy(gx_project(tmp_path))
-    embedded = by_id([c for c in run_policy(policy).verdict.checks if c.gate == "data"])
+    embedded = by_id([c for c in whole_frame(policy).verdict.checks if c.gate == "data"])
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     got = by_id([c for c in remote.verdict.checks if c.gate == "data"])
     assert remote.engine["partitions"] >= 3 and list(got) == list(embedded)
@@ -264,7 +265,7 @@ gates:
     metrics: {{accuracy: {{min: 0.97}}, log_loss: {{max: 0.5}}}}
 """)
     policy = load_policy(tmp_path / "gates.yaml")
-    embedded = run_policy(policy)
+    embedded = whole_frame(policy)
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
     got = by_id([c for c in remote.verdict.checks if c.gate == "regression"])
     assert list(got) == ["regression.accuracy.min", "regression.log_loss.max"]

@@ -24,6 +24,7 @@ from gates.errors import UserError
 from gates.policy import EngineSpec
 from gates.reporters.json_report import check_to_dict
 from gates.runner import RunOptions, run_policy
+from tests.conftest import whole_frame
 
 pytest.importorskip("distributed")
 
@@ -83,7 +84,7 @@ def write(folder: Path, eval_frame: pd.DataFrame, train: pd.DataFrame, *, task: 
 def both(path: Path, address: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Return the embedded and the dask run's checks by id (report form)."""
     policy = load_policy(path)
-    embedded = run_policy(policy)
+    embedded = whole_frame(policy)
     remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=address)))
     assert remote.engine["kind"] == "dask" and remote.engine["partitions"] >= 3
     return ({c.id: check_to_dict(c) for c in embedded.verdict.checks},
@@ -164,12 +165,14 @@ def test_a_target_missing_everywhere_is_the_same_config_error(tmp_path: Path, ad
 
 
 def same_config_error(policy: Any, address: str) -> str:
-    """Return the config error both engines raise on ``policy``, asserting it is the same text."""
+    """Return the config error the whole-frame, batched and dask runs raise on ``policy``, asserting it is the same text."""
     with pytest.raises(UserError) as local:
+        whole_frame(policy)
+    with pytest.raises(UserError) as batched:
         run_policy(policy)
     with pytest.raises(UserError) as dask:
         run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=address)))
-    assert str(dask.value) == str(local.value)
+    assert str(dask.value) == str(batched.value) == str(local.value)
     return str(local.value)
 
 
