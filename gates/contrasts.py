@@ -97,11 +97,17 @@ def _confusion_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predict
                           classes: tuple[Any, ...] | None) -> np.ndarray:
     """Draw the seen joint cells multinomially (:class:`CellCounts`); each set's confusion table is a sparse sum of cells."""
     enc = encode_labels(y, *[p.labels for p in preds], positive_label=positive_label, classes=classes)
-    k, depth = enc.k, len(enc.codes)
     joint = np.zeros(len(y), dtype=np.int64)
     for codes in enc.codes:
-        joint = joint * k + codes
+        joint = joint * enc.k + codes
     cells, counts = np.unique(joint, return_counts=True)
+    return cell_replicates(metric, cells, counts, enc.k, len(enc.codes), enc.positive, w, n_boot, rng)
+
+
+def cell_replicates(metric: Metric, cells: np.ndarray, counts: np.ndarray, k: int, depth: int, positive: int,
+                    w: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Return the contrast's replicates from the seen joint cells: ``cells`` (sorted joint codes, base ``k``,
+    ``depth`` digits: y then each prediction set) and their ``counts`` (mergeable over batches)."""
     digit = [(cells // k ** (depth - 1 - i)) % k for i in range(depth)]
     rows = np.arange(cells.size)
     to_table = [sparse.csr_matrix((np.ones(cells.size), (rows, digit[0] * k + digit[j])), shape=(cells.size, k * k))
@@ -112,7 +118,7 @@ def _confusion_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predict
     for draws in CellCounts(counts).replicates(n_boot, rng):
         total = np.zeros(draws.shape[0])
         for wj, m in zip(w, to_table, strict=True):
-            total += wj * metric.counts(np.asarray(draws @ m).reshape(-1, k, k), enc.positive)
+            total += wj * metric.counts(np.asarray(draws @ m).reshape(-1, k, k), positive)
         out[start:start + draws.shape[0]] = total
         start += draws.shape[0]
     return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
@@ -128,6 +128,8 @@ class ColumnSummary:
     lo: float
     hi: float
     counts: pd.Series | None
+    #: the median and mode, computed once by :meth:`settled` (the value counts may then be dropped)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, series: pd.Series, *, counts: bool = True) -> ColumnSummary:
@@ -164,6 +166,16 @@ class ColumnSummary:
         value = math.sqrt(max(float(self.moments.m2[0, 0, 0]) / (self.moments.n[0] - 1), 0.0))
         return value if math.isfinite(value) else 0.0
 
+    def settled(self, keep_counts: bool) -> ColumnSummary:
+        """Return this summary with its median (numbers) and mode computed, the value counts kept only
+        when ``keep_counts`` (the levels need them): what a worker needs, without a table per distinct value."""
+        fixed = dict(self.fixed)
+        if self.counts is not None:
+            fixed["mode"] = self.mode
+            if self.numeric:
+                fixed["median"] = self.median
+        return ColumnSummary(self.numeric, self.moments, self.lo, self.hi, self.counts if keep_counts else None, fixed)
+
     def _table(self) -> pd.Series:
         if self.counts is None:
             raise ValueError("this column summary was taken without value counts")
@@ -172,6 +184,8 @@ class ColumnSummary:
     @property
     def median(self) -> float:
         """The exact median, from the value counts (the mean of the two middle values for an even count)."""
+        if "median" in self.fixed:
+            return float(self.fixed["median"])
         table = self._table().sort_index()
         n = int(table.sum())
         if n == 0:
@@ -185,6 +199,8 @@ class ColumnSummary:
     @property
     def mode(self) -> Any:
         """The most frequent value (ties: the first in order of appearance); NaN when none."""
+        if "mode" in self.fixed:
+            return self.fixed["mode"]
         table = self._table()
         return table.index[int(np.argmax(table.to_numpy()))] if len(table) else np.nan
 

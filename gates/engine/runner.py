@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 #: gates with a partitioned form: gate name -> module with ``run(ctx, plan)``
 PARTITIONED: Mapping[str, str] = {"data": "gates.checks.data.partitioned",
                                   "regression": "gates.checks.regression_partitioned",
-                                  "fairness": "gates.checks.fairness.partitioned"}
+                                  "fairness": "gates.checks.fairness.partitioned",
+                                  "robustness": "gates.checks.robustness.partitioned"}
 
 
 def distributable(name: str, plan: Plan, policy: Policy) -> str | None:

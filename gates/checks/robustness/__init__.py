@@ -24,7 +24,7 @@ baseline comparisons as one family); this module runs them in report order.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gates.checks import GateKind, NamedColumn, Spec, listed_columns
@@ -37,7 +37,7 @@ from gates.checks.robustness._decide import (
     decide_versus,
 )
 from gates.checks.robustness._invariance import directional, invariance
-from gates.checks.robustness._measure import MSG_NAN_REJECTED, Scorer
+from gates.checks.robustness._measure import MSG_NAN_REJECTED, Point, Scorer
 from gates.checks.robustness._perturb import curve_details, perturbation_columns, point
 from gates.checks.robustness._plan import (
     GATE_NAME,
@@ -66,6 +66,9 @@ from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
 from gates.stats.family import to_status
 
+PointOf = Callable[[Scorer, PerturbationPlan, list[str], float, bool], Point]
+CheckOf = Callable[[Judge, Any], CheckResult]
+
 MSG_NO_MODEL = "the candidate is given as prediction columns, so it cannot be re-scored on perturbed inputs"
 MSG_PER_EXAMPLE = ("a per_example candidate is its eval harness's scores: there is no model to perturb "
                    "and re-score, so robustness does not apply")
@@ -77,30 +80,47 @@ def run(ctx: EvalContext, section: Plan | Spec) -> list[CheckResult]:
     ``section`` is the plan made at load (a section mapping is planned here, for direct callers).
     """
     plan = as_plan(section)
-    if ctx.model("candidate") is None:
-        why = MSG_PER_EXAMPLE if ctx.policy.model.task == "per_example" else MSG_NO_MODEL
-        return [_plain(cid, blocking, threshold, Status.SKIPPED, why, "no_model")
-                for cid, blocking, threshold in plan.checks()]
+    skipped = no_model(ctx, plan)
+    if skipped is not None:
+        return skipped
     scorer = Scorer(ctx)
     if scorer.clean_predictions("candidate") is None:
-        message = scorer.clean_errors["candidate"]
-        return [_plain(cid, blocking, threshold, to_status(Outcome.ERROR, blocking), message, "predict_failed")
-                for cid, blocking, threshold in plan.checks()]
+        return clean_failed(plan, scorer.clean_errors["candidate"])
     return results(Judge(scorer, plan))
 
 
-def results(judge: Judge) -> list[CheckResult]:
-    """Return every check of the plan in report order; the baseline comparisons decided as one family."""
+def no_model(ctx: EvalContext, plan: Plan) -> list[CheckResult] | None:
+    """Every check skipped when the candidate is prediction columns (or per_example), else None."""
+    if ctx.model("candidate") is not None:
+        return None
+    why = MSG_PER_EXAMPLE if ctx.policy.model.task == "per_example" else MSG_NO_MODEL
+    return [_plain(cid, blocking, threshold, Status.SKIPPED, why, "no_model")
+            for cid, blocking, threshold in plan.checks()]
+
+
+def clean_failed(plan: Plan, message: str) -> list[CheckResult]:
+    """Every check an error when the candidate raised on the clean eval data."""
+    return [_plain(cid, blocking, threshold, to_status(Outcome.ERROR, blocking), message, "predict_failed")
+            for cid, blocking, threshold in plan.checks()]
+
+
+def results(judge: Judge, point_of: PointOf = point, invariance_of: CheckOf = invariance,
+            directional_of: CheckOf = directional) -> list[CheckResult]:
+    """Return every check of the plan in report order; the baseline comparisons decided as one family.
+
+    ``point_of``, ``invariance_of`` and ``directional_of`` measure (the embedded ones by default;
+    the partitioned gate passes its own, measured from partition partials).
+    """
     out: list[CheckResult | Versus] = []
     for p in judge.plan.perturbations:
-        out.extend(perturbation_results(judge, p))
-    out.extend(invariance(judge, inv) for inv in judge.plan.invariance)
-    out.extend(directional(judge, d) for d in judge.plan.directional)
+        out.extend(perturbation_results(judge, p, point_of))
+    out.extend(invariance_of(judge, inv) for inv in judge.plan.invariance)
+    out.extend(directional_of(judge, d) for d in judge.plan.directional)
     decided = decide_versus([v for v in out if isinstance(v, Versus)], judge.plan)
     return [decided[id(r)] if isinstance(r, Versus) else r for r in out]
 
 
-def perturbation_results(judge: Judge, p: PerturbationPlan) -> list[CheckResult | Versus]:
+def perturbation_results(judge: Judge, p: PerturbationPlan, point_of: PointOf = point) -> list[CheckResult | Versus]:
     """Return the checks of one perturbation: each threshold at each severity, all on the same copies."""
     columns, problem = perturbation_columns(judge.scorer, p)
     if problem is not None:
@@ -108,7 +128,7 @@ def perturbation_results(judge: Judge, p: PerturbationPlan) -> list[CheckResult 
                 for t in p.thresholds for s in p.severities]
     versus = any(t.kind == NWB for t in p.thresholds)
     blocker = judge.baseline_problem() if versus else None
-    points = [point(judge.scorer, p, columns, s, versus and blocker is None) for s in p.severities]
+    points = [point_of(judge.scorer, p, columns, s, versus and blocker is None) for s in p.severities]
     out: list[CheckResult | Versus] = []
     for t in p.thresholds:
         for pt in points:

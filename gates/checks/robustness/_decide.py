@@ -16,7 +16,7 @@ import numpy as np
 
 from gates.checks.robustness._measure import MSG_NOT_COMPUTABLE, Point, Scorer
 from gates.checks.robustness._plan import GATE_NAME, NWB, Plan, PerturbationPlan, Threshold
-from gates.contrasts import contrast_estimate, paired_mean
+from gates.checks import REASON_NOT_DISTRIBUTABLE
 from gates.identity import CheckId
 from gates.intervals import Estimate, negate
 from gates.metrics import metric_registry
@@ -65,6 +65,9 @@ class Judge:
     def judge(self, p: PerturbationPlan, t: Threshold, pt: Point, details: dict[str, Any]) -> CheckResult | Versus:
         """Decide one threshold at one severity (baseline comparisons are decided later, as a family)."""
         cid, scope = p.check_id(t, pt.severity), p.scope(pt.severity)
+        refused = self.scorer.refuses(t)
+        if refused is not None:
+            return self.result(cid, t, Outcome.ERROR, refused, REASON_NOT_DISTRIBUTABLE, details=details)
         for side in (pt.candidate, pt.baseline if t.kind == NWB else None):
             if side is not None and side.error is not None:
                 return self.result(cid, t, Outcome.ERROR, side.error, side.reason, details=details)
@@ -106,17 +109,13 @@ class Judge:
         assert pt.baseline is not None
         cand, base, s = pt.candidate, pt.baseline, self.scorer
         if t.is_own:
-            est = paired_mean(cand.rows[t.measure] - base.rows[t.measure])
+            est = s.paired(pt, t.measure)
             return Versus(self, cid, scope, t, est, cand.values[t.measure], base.values[t.measure], details)
         metric = metric_registry()[t.measure]
-        clean_c, clean_b = s.clean_predictions("candidate"), s.clean_predictions("baseline")
-        assert clean_c is not None and clean_b is not None and cand.pred is not None and base.pred is not None
         values = [s.clean_value("candidate", t.measure), cand.values[t.measure],
                   s.clean_value("baseline", t.measure), base.values[t.measure]]
         weights = metric.direction * np.array([1.0, -1.0, -1.0, 1.0])
-        est = contrast_estimate(metric, s.ctx.y_true, [clean_c, cand.pred, clean_b, base.pred], weights,
-                                n_boot=self.plan.n_boot, rng=s.ctx.rng(str(cid)), positive_label=s.positive_label,
-                                classes=s.classes, values=values, keys=s.keys)
+        est = s.contrast(metric, pt, weights, values, n_boot=self.plan.n_boot, rng=s.ctx.rng(str(cid)))
         observed = metric.direction * (values[0] - values[1])
         baseline = metric.direction * (values[2] - values[3])
         return Versus(self, cid, scope, t, est, observed, baseline, details)

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from gates.context import EvalContext, Predictions, Role
+from gates.contrasts import contrast_estimate, paired_mean
 from gates.errors import UserError
+from gates.intervals import Estimate
 from gates.metrics import Metric, metric_registry
 from gates.perturbations import ColumnStats, Draws
 from gates.stats.weights import row_keys
@@ -45,6 +47,12 @@ class Side:
     rows: dict[str, np.ndarray] = field(default_factory=dict)
     error: str | None = None
     reason: str = ""
+    #: set by the partitioned gate: measured from partition partials (there is no ``pred`` on the client)
+    measured: bool = False
+
+    @property
+    def predicted(self) -> bool:
+        return self.pred is not None or self.measured
 
 
 @dataclass
@@ -54,6 +62,8 @@ class Point:
     severity: float
     candidate: Side
     baseline: Side | None = None
+    #: the partitioned gate's merged paired partials of this point (None embedded)
+    merged: Any = None
 
 
 def score_change(clean: Predictions, pert: Predictions, task: str) -> np.ndarray | None:
@@ -91,7 +101,7 @@ def scalar_score(pred: Predictions, task: str, positive_label: Any) -> np.ndarra
 class Scorer:
     """Scores one context's models: clean predictions (computed once), perturbed copies, measures."""
 
-    def __init__(self, ctx: EvalContext) -> None:
+    def __init__(self, ctx: EvalContext, offset: int = 0) -> None:
         self.ctx = ctx
         self.task = ctx.policy.model.task
         self.features = list(ctx.features)
@@ -99,12 +109,17 @@ class Scorer:
         self.stats = ColumnStats(self.X)
         key_column = getattr(ctx.policy.data, "id", None)
         #: the rows' keys for perturbation draws: the regression gate's Poisson keys (``data.id`` or position)
-        self.keys = row_keys(len(self.X), values=None if key_column is None else ctx.frame[key_column].to_numpy())
+        self.keys = row_keys(len(self.X), offset=offset,
+                             values=None if key_column is None else ctx.frame[key_column].to_numpy())
         self.clean: dict[Role, Predictions | None] = {}
         self.clean_errors: dict[Role, str] = {}
         self._clean_values: dict[tuple[Role, str], float] = {}
 
     # ------------------------------------------------------------ shared facts
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.X)
 
     @property
     def positive_label(self) -> Any:
@@ -139,6 +154,26 @@ class Scorer:
                 self.clean[role] = None
                 self.clean_errors[role] = MSG_CLEAN_FAILED.format(role=role, problem=problem_of(exc))
         return self.clean[role]
+
+    def refuses(self, t: Any) -> str | None:
+        """Return why a threshold cannot be measured by this scorer (never, embedded)."""
+        return None
+
+    def paired(self, pt: Point, measure: str) -> Estimate:
+        """Return the paired estimate of the candidate's minus the baseline's flip rate or score shift."""
+        assert pt.baseline is not None
+        return paired_mean(pt.candidate.rows[measure] - pt.baseline.rows[measure])
+
+    def contrast(self, metric: Metric, pt: Point, weights: np.ndarray, values: Sequence[float], *, n_boot: int,
+                 rng: np.random.Generator) -> Estimate:
+        """Return the paired estimate of ``weights`` times (clean and perturbed, candidate and baseline) metrics."""
+        cand, base = pt.candidate, pt.baseline
+        clean_c, clean_b = self.clean_predictions("candidate"), self.clean_predictions("baseline")
+        assert base is not None and clean_c is not None and clean_b is not None
+        assert cand.pred is not None and base.pred is not None
+        return contrast_estimate(metric, self.ctx.y_true, [clean_c, cand.pred, clean_b, base.pred], weights,
+                                 n_boot=n_boot, rng=rng, positive_label=self.positive_label, classes=self.classes,
+                                 values=values, keys=self.keys)
 
     def draws(self, *names: str) -> Draws:
         """Return the row-keyed draws of one copy, named by gate, perturbation and severity (or column)."""

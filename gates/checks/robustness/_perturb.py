@@ -55,13 +55,13 @@ def curve_details(p: PerturbationPlan, columns: list[str], severity: float, t: T
     metric = t.measure if not t.is_own else next((x.measure for x in p.thresholds if not x.is_own), None)
     clean = scorer.clean_value("candidate", metric) if metric else None
     curve = [_curve_point(pt.severity, pt.candidate, metric, clean) for pt in points]
-    if any(pt.baseline is not None and pt.baseline.pred is not None for pt in points):
+    if any(pt.baseline is not None and pt.baseline.predicted for pt in points):
         base_clean = scorer.clean_value("baseline", metric) if metric else None
         for entry, pt in zip(curve, points, strict=True):
             if pt.baseline is not None:
                 entry["baseline"] = _curve_point(pt.severity, pt.baseline, metric, base_clean)
     out: dict[str, Any] = {"perturbation": p.name, "columns": columns, "severity": severity, "metric": metric,
-                           "clean_metric": clean, "rows": len(scorer.X), "curve": curve}
+                           "clean_metric": clean, "rows": scorer.n_rows, "curve": curve}
     out.update({k: v for k, v in p.params.items()})
     return out
 

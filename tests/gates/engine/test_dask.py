@@ -294,3 +294,17 @@ def test_a_worker_never_reuses_a_model_loaded_under_another_policys_trust(tmp_pa
     assert load_shipped(trusted, data).estimator.predict([[1.0]])[0] == 1
     with pytest.raises(UserError, match="trust_pickle"):
         load_shipped(dataclasses.replace(trusted, trust=Trust(trust_pickle=False)), data)
+
+
+def test_robustness_on_the_workers_gives_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
+    """Perturbed copies scored on 2 dask workers: the embedded robustness checks, intervals and curves."""
+    from tests.gates.checks.test_robustness_partitioned import assert_close, binary_project, by_id
+
+    path, frame, _ = binary_project(tmp_path)
+    policy = load_policy(path)
+    embedded = run_policy(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    got = by_id([c for c in remote.verdict.checks if c.gate == "robustness"])
+    assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "robustness"]), got)
+    assert len(got) > 40 and {c["status"] for c in got.values()} >= {"pass", "fail"}
+    assert got["robustness.directional[mean_radius]"]["details"]["rows"] == len(frame)
