@@ -21,9 +21,10 @@ from gates.policy import EngineSpec, Policy, Waiver
 from gates.results import CheckResult, Status, Verdict
 
 MSG_GATE_CRASHED = "the {gate} gate could not run: {problem}"
-MSG_DUPLICATE_ID = ("{n} checks share the id {id!r} (values that differ only in a line break written as \\n, "
-                    "or in characters an id cannot hold); a waiver or a selection could not tell them apart, "
-                    "so the verdict cannot pass: rename the column or values")
+MSG_DUPLICATE_ID = ("{n} checks share the id {id!r} (values that read alike once joined into a scope, such as "
+                    "region 'a&team=b' and region 'a' with team 'b', or a gate that writes its ids as text); "
+                    "a waiver or a selection could not tell them apart, so the verdict cannot pass: "
+                    "rename the column or values")
 MSG_WHOLE_ASKED = "engine.batches is false"
 MSG_WHOLE_NOT_PARQUET = "{name} is not Parquet"
 LOCAL_ENGINE = {"kind": "local", "address": None, "workers": 1, "partitions": 1}
@@ -231,10 +232,11 @@ def _run_one(ctx: EvalContext, name: str, plan: Any) -> list[CheckResult]:
 def duplicate_id_checks(results: Sequence[CheckResult]) -> list[CheckResult]:
     """Return one blocking error check per id that more than one result holds (none when ids are unique).
 
-    Ids write a line break as ``\\n`` and some gates replace characters an id cannot hold, so two
-    different values can meet in one id. A waiver names checks by id, so such a pair is refused
-    outright rather than waived or shown as one; the check is added after waivers, so no waiver
-    can turn it off.
+    A typed id's text escapes its scope reversibly (:func:`~gates.identity.one_line`), but a scope
+    joins several values with ``&`` and ``=`` (and a missing value is written ``null``), and a gate
+    may write its ids as text, so two checks can still meet in one id. A waiver names checks by id,
+    so such a pair is refused outright rather than waived or shown as one; the check is added after
+    waivers, so no waiver can turn it off.
     """
     seen: dict[str, list[CheckResult]] = {}
     for r in results:

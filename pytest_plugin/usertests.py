@@ -11,12 +11,12 @@ xfail in pytest, so it never fails the session; :func:`soften` does that where t
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from gates.identity import one_line
 from gates.results import CheckResult, Status
 
 GATE = "pytest"
@@ -61,8 +61,12 @@ def soften(report: pytest.TestReport, settings: dict[str, Any], *, is_shadow: bo
 
 
 def check_id(nodeid: str) -> str:
-    """Return the check id of a test: ``pytest.`` + its node id, whitespace made ``_``."""
-    return f"{GATE}." + re.sub(r"\s", "_", nodeid)
+    r"""Return the check id of a test: ``pytest.`` + its node id as an id writes text (:func:`gates.identity.one_line`).
+
+    Node ids are unique in a session and the escape is reversible (a backslash is written ``\\``,
+    a line break ``\n``), so two tests never share a check id.
+    """
+    return f"{GATE}." + one_line(nodeid)
 
 
 @dataclass

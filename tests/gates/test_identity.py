@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gates.identity import CheckId, of_report, one_line, untyped
+from gates.identity import CheckId, of_report, one_line, plain_kind, unescape, untyped
 from gates.results import CheckResult, Status
 
 
@@ -16,17 +18,55 @@ def test_a_scope_of_any_text_but_a_line_break_is_kept_as_it_is(value):
 
 def test_a_line_break_in_a_scope_is_written_as_an_escape():
     cid = CheckId("regression", "accuracy", "min", "region=north\nwest\r")
-    assert cid.scope == "region=north\\nwest\\r"
+    assert cid.scope == "region=north\nwest\r"  # the value as it is
     assert str(cid) == "regression.accuracy.min[region=north\\nwest\\r]"
+    assert cid.as_dict()["scope"] == "region=north\\nwest\\r"  # report.json's scope: as in the id, one line
     assert "\n" not in str(cid) and untyped("regression", str(cid)) == cid
-    assert of_report({"gate": "regression", **cid.as_dict()}) == cid  # escaping twice changes nothing
-    assert one_line(one_line("a\nb")) == "a\\nb"
+    assert of_report({"gate": "regression", **cid.as_dict()}) == cid
+
+
+def test_a_literal_backslash_n_and_a_line_break_get_different_ids():
+    broken, literal = CheckId("data", "min", scope="a\nb"), CheckId("data", "min", scope="a\\nb")
+    assert (str(broken), str(literal)) == ("data.min[a\\nb]", "data.min[a\\\\nb]")
+    assert untyped("data", str(literal)) == literal and untyped("data", str(broken)) == broken
+    assert of_report({"gate": "data", **literal.as_dict()}) == literal
+
+
+ODD = ["", "\\", "\n", "\\n", "\\\n", "\r\n", "\\\\", "a\\", "\\x2e", "]", "[", "x]\n[y", "é\\u00e9", "\t"]
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", "\\", "n", "r", "\n", "\r", "[", "]", " ", "x"]), max_size=8)
+                | st.lists(st.sampled_from(ODD), max_size=3).map("".join), min_size=2, max_size=6, unique=True))
+def test_distinct_scopes_give_distinct_ids_that_read_back_exactly(scopes):
+    ids = [CheckId("regression", "accuracy", "min", s) for s in scopes]
+    texts = [str(c) for c in ids]
+    assert len(set(texts)) == len(texts)
+    assert all("\n" not in t and "\r" not in t for t in texts)
+    assert [untyped("regression", t) for t in texts] == ids
+    assert [unescape(one_line(s)) for s in scopes] == scopes
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", "_", ".", "[", "]", "\\", "x", "2", "e", "\n"]), max_size=8),
+                min_size=2, max_size=6, unique=True))
+def test_distinct_schema_names_give_distinct_kinds_an_id_can_hold(names):
+    kinds = [plain_kind(n) for n in names]
+    assert len(set(kinds)) == len(kinds)
+    for kind in kinds:
+        if kind:
+            assert untyped("data", str(CheckId("data", "pandera", kind, "col"))) == CheckId("data", "pandera", kind, "col")
+
+
+def test_ordinary_names_and_values_keep_their_ids():
+    assert plain_kind("expect_column_values_to_be_between") == "expect_column_values_to_be_between"
+    assert plain_kind("str_length#2") == "str_length#2"
+    assert (plain_kind("a.b"), plain_kind("a_b"), plain_kind("in[0]")) == ("a\\x2eb", "a_b", "in\\x5b0\\x5d")
+    assert one_line("region=Zürich & co [EU] 🚀") == "region=Zürich & co [EU] 🚀"
 
 
 def test_a_text_id_with_a_line_break_stays_on_one_line():
     r = CheckResult(id="data.min[a\nb]", gate="data", status=Status.PASS, blocking=True, message="ok")
     assert r.id == "data.min[a\\nb]"
-    assert r.key == CheckId("data", "min", scope="a\\nb")
+    assert r.key == CheckId("data", "min", scope="a\nb")
 
 
 @pytest.mark.parametrize("field, value", [("gate", "da.ta"), ("name", "acc[1]"), ("kind", "m\nin")])

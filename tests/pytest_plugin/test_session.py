@@ -45,7 +45,7 @@ def test_xfail():
     assert False
 
 @pytest.mark.model_gate
-@pytest.mark.parametrize("name", ["a b"])
+@pytest.mark.parametrize("name", ["a b", "a_b", "a\\nb", "a\\\\nb"])
 def test_param(name):
     pass
 
@@ -102,12 +102,16 @@ def test_marked_tests_become_checks_with_their_outcome(pytester, gate_project):
     gate_project()
     pytester.makepyfile(test_user=MARKED_TESTS)
     result = pytester.runpytest("--model-gates")
-    result.assert_outcomes(passed=6, failed=1, skipped=1, xfailed=2)
+    result.assert_outcomes(passed=9, failed=1, skipped=1, xfailed=2)
     report = load_report(pytester.path / "model-gates-report" / "report.json")
     got = {k: v for k, v in statuses(report).items() if k.startswith("pytest.")}
+    # four parameters, four ids: a space stays a space, pytest's own escapes (a\nb, a\\nb) keep their backslashes
+    params = {rf"pytest.test_user.py::test_param[{p}]": "pass" for p in ("a b", "a_b", r"a\\nb", r"a\\\\nb")}
     assert got == {"pytest.test_user.py::test_pass": "pass", "pytest.test_user.py::test_soft": "warn",
                    "pytest.test_user.py::test_skipped": "skipped", "pytest.test_user.py::test_xfail": "skipped",
-                   "pytest.test_user.py::test_param[a_b]": "pass"}
+                   **params}
+    assert {c["details"]["nodeid"] for c in report["checks"] if c["id"] in params} == {
+        rf"test_user.py::test_param[{p}]" for p in ("a b", "a_b", r"a\nb", r"a\\nb")}
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["pytest.test_user.py::test_soft"]["blocking"] is False
     assert "soft" in checks["pytest.test_user.py::test_soft"]["message"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gates.decisions import to_status
-from gates.identity import CheckId, one_line
+from gates.identity import CheckId, plain_kind
 from gates.results import CheckResult, Outcome
 
 GATE_NAME = "data"
@@ -39,7 +38,6 @@ REASON_TOO_FEW_ROWS = "too_few_rows"
 REASON_TYPE_MISMATCH = "type_mismatch"
 REASON_UNDEFINED = "undefined"
 REASON_UNKNOWN_LABEL = "unknown_label"
-_UNSAFE_KIND = re.compile(r"[.\[\]\r\n]")
 
 
 @dataclass(frozen=True)
@@ -75,11 +73,12 @@ class Settings:
 def data_id(name: str, kind: str = "", scope: str = "") -> CheckId:
     """Return a data check's typed id.
 
-    ``kind`` may be a name from a pandera schema or a GX suite: ``.``, ``[``, ``]`` and line breaks
-    in it become ``_``. ``scope`` (columns, from the data) keeps every character, line breaks
-    written as ``\\n`` (:func:`gates.identity.one_line`).
+    ``kind`` may be a name from a pandera schema or a GX suite: a backslash, ``.``, ``[``, ``]`` and
+    line breaks in it are escaped (:func:`gates.identity.plain_kind`: ``ratio.max`` is ``ratio\\x2emax``),
+    so two names never share an id. ``scope`` (columns, from the data) keeps every character; the
+    id writes it escaped (:func:`gates.identity.one_line`).
     """
-    return CheckId(GATE_NAME, name, _UNSAFE_KIND.sub("_", kind), one_line(str(scope)))
+    return CheckId(GATE_NAME, name, plain_kind(kind), str(scope))
 
 
 def is_blocking(*severities: str | None) -> bool:

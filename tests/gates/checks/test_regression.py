@@ -424,9 +424,9 @@ def test_slice_values_of_any_text_make_typed_ids(tmp_path, value):
     assert (entry["name"], entry["kind"], entry["scope"]) == ("accuracy", "max_drop", f"region={value}")
 
 
-def test_two_values_that_meet_in_one_id_block_the_verdict_and_no_waiver_hides_them(tmp_path):
-    # a real line break and a literal backslash-n are written alike in an id: the pair is refused
-    from gates.runner import MSG_DUPLICATE_ID, run_policy
+def test_a_line_break_and_a_literal_backslash_n_get_two_ids_and_a_waiver_names_one(tmp_path):
+    # the id escapes the backslash too, so the two values stay apart and one waiver waives one check
+    from gates.runner import run_policy
 
     df = frame(seed=5)
     df["region"] = np.where(df["region"] == "north", "north\nwest", np.where(df["region"] == "south", "north\\nwest",
@@ -434,7 +434,26 @@ def test_two_values_that_meet_in_one_id_block_the_verdict_and_no_waiver_hides_th
     path = write(tmp_path, df, {"slices": ["region"], "metrics": {"accuracy": {"min": 1.0}}})  # both fail
     df.to_parquet(tmp_path / "eval.parquet", index=False)
     text = path.read_text().replace("eval.csv", "eval.parquet")
-    cid = "regression.accuracy.min[region=north\\nwest]"
+    broken, literal = "regression.accuracy.min[region=north\\nwest]", "regression.accuracy.min[region=north\\\\nwest]"
+    path.write_text(text + f"waivers:\n  - {{check: '{broken}', reason: relabelled, expires: 2999-01-01}}\n")
+    checks = {c.id: c for c in run_policy(load_policy(path)).verdict.checks}
+    assert checks[broken].status is Status.WAIVED and checks[literal].status is Status.FAIL
+    assert (checks[broken].key.scope, checks[literal].key.scope) == ("region=north\nwest", "region=north\\nwest")
+    for cid, value in ((broken, "north\nwest"), (literal, "north\\nwest")):
+        assert checks[cid].details["slice"] == {"region": value}
+        assert checks[cid].details["rows"] == int((df["region"] == value).sum())
+    assert not [i for i in checks if "duplicate_id" in i]
+
+
+def test_two_slices_that_join_into_one_scope_block_the_verdict_and_no_waiver_hides_them(tmp_path):
+    # region 'a&group=b' alone and region 'a' with group 'b' both write region=a&group=b: refused
+    from gates.runner import MSG_DUPLICATE_ID, run_policy
+
+    df = frame(seed=5)
+    df["region"] = np.where(df["region"] == "north", "a&group=b", np.where(df["region"] == "south", "a", "east"))
+    path = write(tmp_path, df, {"slices": ["region", ["region", "group"]], "metrics": {"accuracy": {"min": 1.0}}})
+    cid = "regression.accuracy.min[region=a&group=b]"
+    text = path.read_text()
     path.write_text(text + f"waivers:\n  - {{check: '{cid}', reason: hide it, expires: 2999-01-01}}\n")
     result = run_policy(load_policy(path))
     same = [c for c in result.verdict.checks if c.id == cid]
@@ -442,12 +461,5 @@ def test_two_values_that_meet_in_one_id_block_the_verdict_and_no_waiver_hides_th
     (dup,) = [c for c in result.verdict.checks if c.id == f"regression.duplicate_id[{cid}]"]
     assert dup.status is Status.ERROR and dup.blocking and dup.message == MSG_DUPLICATE_ID.format(n=2, id=cid)
     assert result.verdict.value == "fail"
-    unique = df.assign(region=df["region"].str.replace("\\", "/", regex=False))
-    unique.to_parquet(tmp_path / "eval.parquet", index=False)
+    df.assign(region=df["region"].str.replace("&", "+", regex=False)).to_csv(tmp_path / "eval.csv", index=False)
     assert not [c for c in run_policy(load_policy(path)).verdict.checks if "duplicate_id" in c.id]
-    # the same pair without a waiver: still one blocking error beside the two failures
-    path.write_text(text)
-    df.to_parquet(tmp_path / "eval.parquet", index=False)
-    checks = run_policy(load_policy(path)).verdict.checks
-    assert [c.status for c in checks if c.id == cid] == [Status.FAIL, Status.FAIL]
-    assert [c.id for c in checks if "duplicate_id" in c.id] == [f"regression.duplicate_id[{cid}]"]

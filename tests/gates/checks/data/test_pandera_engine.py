@@ -114,6 +114,29 @@ def test_dataframe_wide_checks_and_strict(run_data: RunData, tmp_path: Path) -> 
     assert extra.details["failure_cases"] == ["target", "pred"]
 
 
+DOTTED = """\
+import pandera.pandas as pa
+
+SCHEMA = pa.DataFrameSchema({"a": pa.Column(int), "b": pa.Column(int)},
+                            checks=[pa.Check(lambda d: d["a"] < d["b"], name="a.b"),
+                                    pa.Check(lambda d: d["a"] <= 2, name="a_b"),
+                                    pa.Check(lambda d: d["b"] > 0, name="in[0]")])
+"""
+
+
+def test_check_names_that_an_id_cannot_hold_are_escaped_so_no_two_share_an_id(run_data: RunData,
+                                                                               tmp_path: Path) -> None:
+    # a.b and a_b both read a_b once '.' became '_': now '.' is written \x2e, and '_' stays as it is
+    (tmp_path / "dotted_schema.py").write_text(DOTTED, encoding="utf-8")
+    df = pd.DataFrame({"a": [1, 1, 2, 5], "b": [1, 1, 3, 4], "target": 0.0})
+    res = run_data(df, "pandera: dotted_schema:SCHEMA")
+    pandera = {i: r for i, r in res.items() if i.startswith("data.pandera.")}
+    assert pandera["data.pandera.a\\x2eb"].observed == int((df["a"] >= df["b"]).sum()) == 3
+    assert pandera["data.pandera.a_b"].observed == int((df["a"] > 2).sum()) == 1
+    assert pandera["data.pandera.in\\x5b0\\x5d"].status is Status.PASS
+    assert (pandera["data.pandera.a\\x2eb"].key.kind, pandera["data.pandera.a\\x2eb"].key.name) == ("a\\x2eb", "pandera")
+
+
 def test_an_object_that_is_not_a_schema_is_an_error(run_data: RunData, tmp_path: Path) -> None:
     (tmp_path / "not_schema.py").write_text("SCHEMA = 42\n", encoding="utf-8")
     res = run_data(mixed_frame(50), "pandera: not_schema:SCHEMA")
