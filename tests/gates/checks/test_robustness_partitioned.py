@@ -242,3 +242,47 @@ def test_shuffle_and_ranked_baseline_comparisons_are_not_distributable(tmp_path:
     assert_close({k: v for k, v in embedded.items() if k in kept}, {k: v for k, v in got.items() if k in kept})
     for k in versus:
         assert got[k]["delta"] == pytest.approx(embedded[k]["delta"], rel=1e-9, abs=1e-12)
+
+
+def test_without_a_baseline_and_when_the_model_rejects_missing_values(tmp_path: Path) -> None:
+    """No baseline: comparisons are skipped as embedded; a model raising on NaN is the same error check."""
+    path, _, _ = binary_project(tmp_path)
+    text = path.read_text().replace("  baseline: baseline.skops\n", "")
+    path.write_text(text.replace("missing: {rate: 0.2, impute: median}", "missing: {rate: 0.2}"))
+    embedded, (many,) = runs(path, (64,))
+    assert_close(embedded, many)
+    nan = many["robustness.flip_rate.max[missing=0.2]"]
+    assert nan["status"] == "error" and nan["reason"] == "model_rejects_nan" and "impute: median" in nan["message"]
+    assert {c["reason"] for k, c in many.items() if "no_worse_than_baseline" in k} == {"no_baseline"}
+
+
+def test_multiclass_partitions_and_one_vs_rest_auc_is_not_distributable(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    features = [c for c in frame.columns if c != "target"]
+    sio.dump(LogisticRegression(max_iter=2000).fit(frame[features], frame["target"]), tmp_path / "candidate.skops")
+    sio.dump(DecisionTreeClassifier(max_depth=2, random_state=0).fit(frame[features], frame["target"]),
+             tmp_path / "baseline.skops")
+    write_parquet_parts(tmp_path / "eval", frame, 3, 20)
+    trust = trusted_types_for(tmp_path / "candidate.skops", tmp_path / "baseline.skops")
+    (tmp_path / "gates.yaml").write_text(
+        f"version: 1\nmodel:\n  name: iris\n  task: multiclass_classification\n  candidate: candidate.skops\n"
+        f"  baseline: baseline.skops\n  {trust}\ndata: {{eval: eval, target: target}}\nseed: 5\ngates:\n"
+        "  robustness:\n    bootstrap: 200\n    perturbations:\n      gaussian_noise: {scale: [0.3, 1.0]}\n"
+        "      outliers: {rate: 0.1}\n    metrics:\n"
+        "      accuracy: {max_drop: 0.05, no_worse_than_baseline: true}\n"
+        "      log_loss: {max_relative_drop: 0.5}\n      roc_auc_ovr: {max_drop: 0.05}\n"
+        "      flip_rate: {max: 0.1, no_worse_than_baseline: true}\n"
+        "      score_shift: {max: 0.1}\n")
+    embedded, (one, many) = runs(tmp_path / "gates.yaml", (10_000, 40))
+    refused = {k for k, c in many.items() if c["reason"] == "not_distributable"}
+    assert refused == {"robustness.roc_auc_ovr.max_drop[gaussian_noise=0.3]",
+                       "robustness.roc_auc_ovr.max_drop[gaussian_noise=1]",
+                       "robustness.roc_auc_ovr.max_drop[outliers=0.1]"}
+    for got in (one, many):
+        assert_close({k: v for k, v in embedded.items() if k not in refused},
+                     {k: v for k, v in got.items() if k not in refused})
+    model = load(tmp_path / "candidate.skops")
+    assert many["robustness.accuracy.max_drop[gaussian_noise=1]"]["details"]["clean_metric"] == pytest.approx(
+        accuracy_score(frame["target"], model.predict(frame[features])), rel=1e-12)
