@@ -190,6 +190,9 @@ def write_data(folder: Path, rows: int) -> None:
 
 
 def _warm() -> None:
+    import great_expectations  # noqa: F401  (seconds to import; the policy "all" reads a GX suite)
+
+    import gates.checks.data.gx_engine  # noqa: F401
     import gates.checks.data.partitioned  # noqa: F401
     import gates.checks.fairness.partitioned  # noqa: F401
     import gates.checks.regression_partitioned  # noqa: F401
