@@ -9,6 +9,7 @@ checks to its workers, and alone writes reports and registers.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytest_model_gates.items import CheckItem, policy_file
+from pytest_model_gates.markscan import may_hold_marked_tests
 from pytest_model_gates.plugin import SESSION_PLUGIN, Settings
 from pytest_model_gates.usertests import REPORT_ATTR, MarkedTests, check_id, marker_settings, soften
 
@@ -39,14 +41,15 @@ MSG_NOT_ASKED = "--model-gates-register was not given"
 MSG_STOPPED = "the pytest session stopped early ({why}), so the verdict may be missing checks"
 MSG_MISSING_TESTS = "{n} selected model_gate test(s) did not run: {names}"
 MSG_DESELECTED = "{n} blocking check(s) deselected: {names}; run without -k/-m/--deselect for a verdict"
-MSG_DROPPED = ("{n} blocking model_gate test(s) collected but left out of the session without being deselected "
-               "(a plugin or conftest hook dropped them): {names}")
+MSG_DROPPED = ("{n} blocking check(s) or model_gate test(s) collected but left out of the session without being "
+               "deselected (a plugin or conftest hook dropped them): {names}")
 MSG_UNCOLLECTED = "{n} test file(s) using model_gate never collected, so their marked tests did not run: {names}"
 MSG_COLLECT_ERROR = "{path} (collection error)"
 MSG_COLLECT_SKIP = "{path} (skipped: {reason})"
 MSG_COLLECT_NOTHING = "{path} (collected no test)"
-#: a file whose collection failed or was skipped may hold marked tests when its text names the marker
-MARKER_NAME = "model_gate"
+MSG_COLLECT_IGNORED = "{path} (ignored: --ignore, --ignore-glob, collect_ignore or a pytest_ignore_collect hook)"
+#: folders pytest never descends by default (besides norecursedirs and virtualenvs): not scanned when ignored
+NOT_SCANNED = ("__pycache__",)
 MSG_INCOMPLETE = "  incomplete: {reason}"
 MSG_SHADOW_VERDICT = " (shadow mode: not enforced)"
 MSG_INTERRUPTED = "the session was interrupted: no report written, nothing registered"
@@ -80,11 +83,15 @@ class GateSession:
         self.selected_tests: set[str] = set()
         #: check ids of blocking checks and blocking marked tests that -k, -m or --deselect left out
         self.deselected: set[str] = set()
-        #: check ids of blocking marked tests collected, neither deselected nor kept in the session's items
+        self._deselected_nodes: set[str] = set()
+        #: check ids of blocking checks and marked tests collected, neither deselected nor kept in the session's items
         self.dropped: set[str] = set()
-        #: test files using the marker whose collection failed or was skipped, with why
+        #: test files using the marker whose collection failed, was skipped or was ignored, with why
         self.uncollected: set[str] = set()
-        self._offered: dict[str, str] = {}
+        #: every item collected, by node id, from the moment it was collected (before any hook could drop it)
+        self._collected: dict[str, pytest.Item] = {}
+        #: paths a pytest_ignore_collect hook (``--ignore``, ``collect_ignore``, ...) kept out of collection
+        self._ignored: set[Path] = set()
         self.summary: list[str] = []
         #: set when pytest collects the policy file (pytest offers every file, collects only selected ones)
         self.is_collected = False
@@ -157,9 +164,11 @@ class GateSession:
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         """Put the checks in front of the user's tests when pytest did not meet the policy file itself.
 
-        Runs before ``-k`` and ``--deselect`` apply, so they select checks like any test.
+        Runs before ``-k`` and ``--deselect`` apply, so they select checks like any test. Items are
+        remembered as they are collected (:meth:`pytest_itemcollected`), so a hook that runs before
+        this one and drops an item does not drop it unseen.
         """
-        self._offered = {item.nodeid: check_id(item.nodeid) for item in items if _blocks(item)}
+        self._remember(items)
         if self.is_collected:
             return
         collector = policy_file(session, self.policy.path)
@@ -167,7 +176,36 @@ class GateSession:
         rep = collector.ihook.pytest_make_collect_report(collector=collector)
         collector.ihook.pytest_collectreport(report=rep)
         if rep.passed:
-            items[:0] = [node for node in rep.result if isinstance(node, pytest.Item)]
+            checks = [node for node in rep.result if isinstance(node, pytest.Item)]
+            self._remember(checks)
+            items[:0] = checks
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        self._remember([item])
+
+    def _remember(self, items: Sequence[pytest.Item]) -> None:
+        for item in items:
+            self._collected.setdefault(item.nodeid, item)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_ignore_collect(self, collection_path: Path) -> Generator[None, bool | None, bool | None]:
+        """Remember a path kept out of collection by ``--ignore``, ``--ignore-glob``, ``collect_ignore(_glob)``
+        or a hook; pytest's own defaults (``__pycache__``, virtualenvs, ``norecursedirs``) are not remembered.
+        """
+        ignored = yield
+        if ignored and not self._by_default(collection_path):
+            self._ignored.add(collection_path)
+        return ignored
+
+    def _by_default(self, path: Path) -> bool:
+        """True for a path pytest leaves out by default: ``__pycache__``, a virtualenv, a ``norecursedirs`` folder."""
+        if path.name in NOT_SCANNED:
+            return True
+        if not path.is_dir():
+            return False
+        if (path / "pyvenv.cfg").is_file() or (path / "conda-meta" / "history").is_file():
+            return True
+        return any(_matches(path, pattern) for pattern in self.config.getini("norecursedirs"))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Remember a test file that uses the marker and was not collected (an error, a module-level skip,
@@ -179,7 +217,7 @@ class GateSession:
             return
         rel = report.nodeid.split("::")[0]
         path = self.config.rootpath / rel
-        if path == self.policy.path or not _may_hold_marked_tests(path):
+        if path == self.policy.path or not self._may_hold_marked_tests(path):
             return
         if report.passed:  # a test file that yielded nothing at all (--lf skips whole files this way)
             if path.is_file():
@@ -201,12 +239,34 @@ class GateSession:
             settings = marker_settings(item)
             if settings is not None and settings["blocking"]:
                 self.deselected.add(check_id(item.nodeid))
+        self._deselected_nodes.update(item.nodeid for item in items)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.selected_tests = {item.nodeid for item in session.items
                                if not isinstance(item, CheckItem) and marker_settings(item) is not None}
         kept = {item.nodeid for item in session.items}
-        self.dropped = {cid for nodeid, cid in self._offered.items() if nodeid not in kept and cid not in self.deselected}
+        self.dropped = {_check_of(item) for nodeid, item in self._collected.items()
+                        if nodeid not in kept and nodeid not in self._deselected_nodes and _blocks(item)}
+        self.uncollected.update(MSG_COLLECT_IGNORED.format(path=self._relative(p)) for p in self._ignored_test_files())
+
+    def _ignored_test_files(self) -> list[Path]:
+        """Return the ignored test files (and those in ignored folders) that may hold marked tests."""
+        patterns = self.config.getini("python_files")
+        found = []
+        for path in sorted(self._ignored):
+            files = _test_files(path, patterns, self.config.getini("norecursedirs")) if path.is_dir() else (
+                [path] if path.suffix == ".py" and any(_matches(path, p) for p in patterns) else [])
+            found += [f for f in files if f != self.policy.path and self._may_hold_marked_tests(f)]
+        return found
+
+    def _may_hold_marked_tests(self, path: Path) -> bool:
+        return not path.is_file() or may_hold_marked_tests(path, self.config.rootpath)
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.config.rootpath).as_posix()
+        except ValueError:
+            return str(path)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -308,19 +368,34 @@ class GateSession:
 
 
 def _blocks(item: pytest.Item) -> bool:
-    """True for a user's test marked ``model_gate`` that blocks (the checks' own items are tracked apart)."""
-    settings = None if isinstance(item, CheckItem) else marker_settings(item)
+    """True for a blocking check's item and for a user's test marked ``model_gate`` that blocks."""
+    if isinstance(item, CheckItem):
+        return bool(item.check["blocking"])
+    settings = marker_settings(item)
     return settings is not None and bool(settings["blocking"])
 
 
-def _may_hold_marked_tests(path: Path) -> bool:
-    """True when an uncollected node's file names the marker, or cannot be read to tell."""
-    if not path.is_file():
-        return True
-    try:
-        return MARKER_NAME in path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return True
+def _check_of(item: pytest.Item) -> str:
+    """Return the check id an item stands for."""
+    return str(item.check["id"]) if isinstance(item, CheckItem) else check_id(item.nodeid)
+
+
+def _matches(path: Path, pattern: str) -> bool:
+    """True when ``path`` matches an ini glob as pytest reads one: the name alone, or the path's end when it has a ``/``."""
+    if "/" not in pattern and os.sep not in pattern:
+        return fnmatch.fnmatch(path.name, pattern)
+    return fnmatch.fnmatch(path.as_posix(), pattern if pattern.startswith("/") else f"*/{pattern}")
+
+
+def _test_files(folder: Path, patterns: Sequence[str], norecurse: Sequence[str]) -> list[Path]:
+    """Return the files under ``folder`` pytest would collect as tests, not descending where it would not."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        base = Path(here)
+        dirs[:] = sorted(d for d in dirs if d not in NOT_SCANNED and not (base / d / "pyvenv.cfg").is_file()
+                         and not any(_matches(base / d, p) for p in norecurse))
+        found += [base / f for f in sorted(files) if f.endswith(".py") and any(_matches(base / f, p) for p in patterns)]
+    return found
 
 
 def summary_lines(report: Mapping[str, Any], checks: Sequence[CheckResult], written: Sequence[Path],

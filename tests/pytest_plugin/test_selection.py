@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from pytest_model_gates.session import (
     MSG_COLLECT_ERROR,
+    MSG_COLLECT_IGNORED,
     MSG_COLLECT_NOTHING,
     MSG_COLLECT_SKIP,
     MSG_DESELECTED,
@@ -273,3 +274,116 @@ def test_lf_that_leaves_a_file_of_marked_tests_uncollected_is_incomplete(pyteste
     why = MSG_UNCOLLECTED.format(n=1, names=MSG_COLLECT_NOTHING.format(path="test_user.py"))
     assert f"  incomplete: {why}" in again.stdout.lines
     assert versions(pytester.path) == []
+
+
+# ------------------------------------------------------------------ what never reaches the session
+
+SKIP_MODULE = "import pytest\npytest.skip('no gpu here', allow_module_level=True)\n"
+ALIASED = """
+from marks import gate
+
+@gate
+def test_latency_budget():
+    assert 80 < 100
+"""
+
+
+def incomplete_because(result: pytest.RunResult, why: str, folder: Path, registered: tuple[int, ...] = ()) -> None:
+    assert f"  incomplete: {why}" in result.stdout.lines and f"not registered: {why}" in result.stdout.lines
+    assert read_report(folder / "model-gates-report")["verdict"] == "incomplete"
+    assert versions(folder) == list(registered)
+
+
+def test_a_skipped_file_whose_marker_is_imported_under_another_name_is_incomplete(pytester, model_project):
+    # the file's text never says model_gate: its marker comes from the project's marks.py
+    pytester.makepyfile(marks="import pytest\ngate = pytest.mark.model_gate\n", test_gpu=SKIP_MODULE + ALIASED,
+                        test_b="from pytest import mark as m\n" + SKIP_MODULE.replace("gpu", "b")
+                               + "@m.model_gate\ndef test_b():\n    pass\n")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3, skipped=2)
+    names = ", ".join(MSG_COLLECT_SKIP.format(path=p, reason=r) for p, r in (("test_b.py", "no b here"),
+                                                                             ("test_gpu.py", "no gpu here")))
+    incomplete_because(result, MSG_UNCOLLECTED.format(n=2, names=names), pytester.path)
+
+
+def test_a_skipped_file_a_conftest_hook_would_mark_is_incomplete_and_a_comment_is_not_a_marker(pytester,
+                                                                                              model_project):
+    pytester.makepyfile(test_plain=SKIP_MODULE + "# not a model_gate test\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["verdict: PASS (*) for demo", "registered: demo version 1"])
+    gpu = pytester.mkdir("gpu")
+    (gpu / "conftest.py").write_text("import pytest\n\ndef pytest_collection_modifyitems(items):\n"
+                                     "    for item in items:\n        item.add_marker(pytest.mark.model_gate)\n")
+    (gpu / "test_gpu.py").write_text(SKIP_MODULE + "def test_kernel():\n    pass\n")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3, skipped=2)
+    why = MSG_UNCOLLECTED.format(n=1, names=MSG_COLLECT_SKIP.format(path="gpu/test_gpu.py", reason="no gpu here"))
+    incomplete_because(result, why, pytester.path, registered=(1,))  # version 1 is the first run's
+
+
+@pytest.mark.parametrize("how", ["--ignore", "--ignore-glob", "collect_ignore", "collect_ignore_glob", "folder"])
+def test_an_ignored_file_of_marked_tests_is_incomplete_and_an_ignored_plain_file_is_not(pytester, model_project,
+                                                                                       how):
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    if how == "folder":
+        pytester.mkdir("slow")
+        (pytester.path / "slow" / "test_user.py").write_text(PASSING_BLOCKER)
+        args, path = ["--ignore", "slow"], "slow/test_user.py"
+    else:
+        pytester.makepyfile(test_user=PASSING_BLOCKER)
+        path = "test_user.py"
+        args = {"--ignore": ["--ignore", path], "--ignore-glob": ["--ignore-glob", "*_user.py"]}.get(how, [])
+        if how.startswith("collect_ignore"):
+            pytester.makeconftest(f"{how} = [{'test_user.py' if how == 'collect_ignore' else '*_user*'!r}]\n")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *args, *QUIET)
+    result.assert_outcomes(passed=4)
+    incomplete_because(result, MSG_UNCOLLECTED.format(n=1, names=MSG_COLLECT_IGNORED.format(path=path)),
+                       pytester.path)
+    # ignoring only files and folders without marked tests keeps the verdict complete
+    (pytester.path / "conftest.py").unlink(missing_ok=True)
+    pytester.mkdir("plain")
+    (pytester.path / "plain" / "test_more.py").write_text("def test_more():\n    pass\n")
+    result = pytester.runpytest("--model-gates", "--model-gates-register", "--ignore", "test_plain.py",
+                                "--ignore", "plain", *QUIET)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["verdict: PASS (*) for demo", "registered: demo version 1"])
+
+
+EARLY_DROP = """
+import pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items):
+    keep = lambda: [item for item in items if "{name}" not in item.nodeid]  # never deselected
+    {before}items[:] = keep()
+    result = yield
+    {after}items[:] = keep()
+    return result
+"""
+
+
+@pytest.mark.parametrize("name, dropped", [("latency", "pytest.test_user.py::test_latency_budget"),
+                                           ("accuracy", "regression.accuracy.min")])
+def test_an_item_a_hook_drops_before_or_after_ours_runs_is_still_seen(pytester, model_project, name, dropped):
+    # a wrapper's code before its yield runs before every plain hook, ours too; the checks' items exist only after
+    pytester.makepyfile(test_user=PASSING_BLOCKER)
+    early = name == "latency"
+    pytester.makeconftest(EARLY_DROP.format(name=name, before="" if early else "# ", after="# " if early else ""))
+    result = pytester.runpytest("--model-gates", "--model-gates-register", *QUIET)
+    result.assert_outcomes(passed=3)
+    incomplete_because(result, MSG_DROPPED.format(n=1, names=dropped), pytester.path)
+
+
+def test_dropped_and_deselected_are_told_apart_by_node_id(pytester, model_project):
+    # test_p[a b] is deselected and test_p[a_b] dropped: their ids once met in one, hiding the drop
+    from pytest_model_gates.plugin import SESSION_PLUGIN
+
+    pytester.makepyfile(test_user="import pytest\n\n@pytest.mark.model_gate\n"
+                                  "@pytest.mark.parametrize('v', ['a b', 'a_b'])\ndef test_p(v):\n    pass\n")
+    pytester.makeconftest(DROPPING_CONFTEST.format(name="a_b"))
+    calls = pytester.inline_run("--model-gates", "--deselect", "test_user.py::test_p[a b]", *QUIET)
+    (finish,) = calls.getcalls("pytest_collection_finish")
+    gate = finish.session.config.pluginmanager.get_plugin(SESSION_PLUGIN)
+    assert gate.deselected == {"pytest.test_user.py::test_p[a b]"}
+    assert gate.dropped == {"pytest.test_user.py::test_p[a_b]"}
