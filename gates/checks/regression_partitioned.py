@@ -9,9 +9,10 @@ slices sorted as ``groupby`` sorts them), and hands the dense cells to
 multinomial intervals are the embedded run's. The checks are planned and decided by the
 regression gate's own code.
 
-Row means, ROC AUC and average precision (binary) come from the partials of
-:mod:`gates.checks.regression_scores`, measured in the same pass. A policy naming any other
-metric (one-vs-rest AUC), clusters or a per_example task gets one
+Row means (a per_example task's score means among them), ROC AUC and average precision
+(binary) come from the partials of :mod:`gates.checks.regression_scores`, measured in the same
+pass. A policy naming any other
+metric (one-vs-rest AUC) or clustered rows gets one
 ``regression.not_distributable`` error instead, so the multiple-testing family is never
 silently smaller than the embedded run's.
 """
@@ -27,7 +28,8 @@ import pandas as pd
 from gates.checks import regression as rg
 from gates.checks import regression_scores as rs
 from gates.estimates import Slicing, cell_estimates
-from gates.metrics import CENTRED_ROW_STATS, encode_labels
+from gates.metrics import encode_labels
+from gates.per_example import PER_EXAMPLE
 from gates.results import CheckResult
 from gates.stats.weights import stream_seed
 
@@ -57,7 +59,7 @@ class CellPlan:
 class CellPartial:
     """One partition's labels in first-seen order and, per slicing, its sparse joint counts."""
 
-    uniques: tuple[list[Any], list[Any], list[Any] | None]
+    uniques: rs.Uniques
     counts: tuple[pd.DataFrame, ...]
     scores: rs.ScorePartial | None = None
 
@@ -66,12 +68,10 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
                     baseline_bytes: bytes | None = None) -> CellPartial | None:
     """Predict one partition's scored rows and return their joint counts per slicing, None when it
     has no row with a target (runs on a worker)."""
-    from gates.engine.worker import predict_partition, read_scored
-
-    frame = read_scored(part, plan.predict.policy)  # rows without a target are never scored
-    if frame.empty:
+    found = rs.predicted(part, plan.predict, candidate_bytes, baseline_bytes)
+    if found is None:
         return None
-    y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
+    frame, y, cand, base = found
     scored = None
     if plan.scores is not None:
         preds = {"candidate": cand} if base is None else {"candidate": cand, "baseline": base}
@@ -90,9 +90,7 @@ def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | No
             continue
         joint = pd.concat([frame[present].reset_index(drop=True), table], axis=1)
         counts.append(joint.groupby([*present, *labels], dropna=False, sort=False).size().rename(N).reset_index())
-    uniques = (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
-               None if base is None else pd.unique(base.labels).tolist())
-    return CellPartial(uniques, tuple(counts), scored)
+    return CellPartial(rs.labels_seen(y, cand, base), tuple(counts), scored)
 
 
 def distributable(section: rg.RegressionPlan | Mapping[str, Any], policy: Policy) -> str | None:
@@ -110,7 +108,7 @@ def distributable(section: rg.RegressionPlan | Mapping[str, Any], policy: Policy
     metrics = per_example.score_metrics(policy) if is_per_example else metric_registry()
     named = [metrics[m.name] for m in gate_plan.metrics]
     others = sorted(m.name for m in named if m.family not in MERGEABLE and rs.family_of(m, task) is None)
-    if others or is_per_example or policy.data.cluster is not None:
+    if others or policy.data.cluster is not None:
         return MSG_FAMILIES.format(names=", ".join(others) or "its metrics")
     return None
 
@@ -137,7 +135,7 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
     confusion = any(m.family in MERGEABLE for m in named)
     score_plan, cells, checks, n_boot = None, None, None, 0
     if scored:
-        cells, missing = rs.cells(ctx, settings, y_sum=any(m.name in CENTRED_ROW_STATS for m in scored))
+        cells, missing = rs.cells(ctx, settings, y_sum=rs.needs_y_mean(m.name for m in scored))
         checks = rg._plan(gate_plan, cells.slicings, metrics, None)
         n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
         score_plan = rs.ScorePlan(
@@ -145,7 +143,7 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
             tuple(m.name for m in scored if m.family in rs.RANKS), cells.columns, cells.combos, cells.small(),
             n_boot, stream_seed(ctx.policy.seed, rg.GATE_NAME, "rows"), getattr(ctx.policy.data, "id", None),
             task, ctx.policy.model.positive_label if task == rg.BINARY else None,
-            ctx.classes if task != rg.REGRESSION else None, cells.y_mean, cells.offsets)
+            ctx.classes if task not in (rg.REGRESSION, PER_EXAMPLE) else None, cells.y_mean, cells.offsets)
     cell_plan = CellPlan(plan, settings.slicings, confusion, score_plan)
     found_parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(cell_plan), **handles)
     parts = [p for p in found_parts if p is not None]
@@ -163,7 +161,8 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
         found = [p.scores for p in parts if p.scores is not None]
         n_classes = len(ctx.classes) if task == rg.MULTICLASS else 0
         roles = ("candidate", "baseline") if paired else ("candidate",)
-        problems = rs.problems(scored, found, task, cells.n_scored, n_classes, roles)
+        problems = (rs.per_example_problems(ctx.policy, scored, found, cells.n_scored, roles) if task == PER_EXAMPLE
+                    else rs.problems(scored, found, task, cells.n_scored, n_classes, roles))
         here = {(c.slicing, c.metric.name) for c in checks}
         estimates.update({k: v for k, v in rs.estimates(cells, scored, found, problems, paired).items() if k in here})
     assert checks is not None
@@ -174,20 +173,10 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
 
 def _encoding(ctx: PartitionedContext, parts: Sequence[CellPartial], paired: bool) -> Any:
     """The embedded run's label codes: first appearance over y, then candidate, then baseline labels."""
-    arrays = []
-    for i in range(3 if paired else 2):
-        seen = pd.unique(np.asarray([v for p in parts for v in p.uniques[i]], dtype=object))
-        arrays.append(_tight(seen))
+    arrays = rs.merged_labels([p.uniques for p in parts], paired)
     task = ctx.policy.model.task
     positive = ctx.policy.model.positive_label if task == rg.BINARY else None
     return encode_labels(*arrays, positive_label=positive, classes=ctx.classes)
-
-
-def _tight(values: np.ndarray) -> np.ndarray:
-    try:
-        return np.asarray(values.tolist())
-    except (ValueError, TypeError):
-        return values
 
 
 def _cells(ctx: PartitionedContext, settings: rg.Settings, parts: Sequence[CellPartial], enc: Any, paired: bool

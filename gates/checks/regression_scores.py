@@ -21,7 +21,7 @@ score table grows with the distinct scores (at most the rows) and is held by the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from gates.checks import regression as rg
-from gates.context import MSG_NO_TARGET, target_missing
+from gates.context import MSG_NO_TARGET, Predictions, target_missing
 from gates.errors import UserError
 from gates.estimates import (
     METHOD_DELONG,
@@ -44,6 +44,7 @@ from gates.estimates import (
 )
 from gates.intervals import Estimate
 from gates.metrics import BINARY, CENTRED_ROW_STATS, MULTICLASS, Metric
+from gates.per_example import MSG_MISSING_VALUES, PER_EXAMPLE, score_metric
 from gates.stats import ANALYTIC_MIN_ROWS, Moments, PoissonSums, merge_all, row_keys
 
 if TYPE_CHECKING:
@@ -67,13 +68,17 @@ def family_of(metric: Metric, task: str) -> str | None:
 # --------------------------------------------------------------------------- cells
 
 
-def combo_counts(part: Partition, columns: tuple[str, ...], target: str, y_sum: bool
+def combo_counts(part: Partition, columns: tuple[str, ...], target: str | None, y_sum: bool
                  ) -> tuple[pd.DataFrame, float, int]:
-    """Return a partition's scored rows (those with a target) counted per distinct combination of
-    ``columns``, the sum of their target (with ``y_sum``, else 0) and how many there are (runs on a worker)."""
-    frame = part.read(list(dict.fromkeys([*columns, target])))
-    frame = frame[~target_missing(frame[target])]
-    total = float(frame[target].to_numpy(dtype=np.float64).sum()) if y_sum else 0.0
+    """Return a partition's scored rows (those with a target; every row without one) counted per
+    distinct combination of ``columns``, the sum of their target (with ``y_sum``, else 0) and how
+    many there are (runs on a worker)."""
+    if target is None and not columns:
+        return pd.DataFrame({N: [part.rows]}), 0.0, part.rows
+    frame = part.read(list(dict.fromkeys([*columns, *([target] if target is not None else [])])))
+    if target is not None:
+        frame = frame[~target_missing(frame[target])]
+    total = float(frame[target].to_numpy(dtype=np.float64).sum()) if y_sum and target is not None else 0.0
     if not columns:
         return pd.DataFrame({N: [len(frame)]}), total, len(frame)
     counts = frame.groupby(list(columns), dropna=False, sort=False).size().rename(N).reset_index()
@@ -130,7 +135,6 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
     (and the target's mean, with ``y_sum``); each grouping's groups are in the embedded order."""
     columns = tuple(dict.fromkeys(c for cols in groupings if cols for c in cols))
     target = ctx.policy.data.target
-    assert target is not None
     parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target, y_sum=y_sum)
     scored = [n for _, _, n in parts]
     n_scored = sum(scored)
@@ -180,6 +184,60 @@ def cell_codes(frame: pd.DataFrame, columns: tuple[str, ...], combos: pd.DataFra
     return merged[CELL].to_numpy(dtype=np.int64)
 
 
+# --------------------------------------------------------------------------- shared by the partitioned gates
+
+
+def predicted(part: Partition, plan: Any, candidate_bytes: bytes | None, baseline_bytes: bytes | None
+              ) -> tuple[pd.DataFrame, np.ndarray, Predictions, Predictions | None] | None:
+    """Return one partition's scored rows, target and both models' predictions, None when no row
+    has a target (runs on a worker; ``plan`` is a :class:`gates.engine.worker.PredictPlan`)."""
+    from gates.engine.worker import predict_partition, read_scored
+
+    frame = read_scored(part, plan.policy)  # rows without a target are never scored
+    if frame.empty:
+        return None
+    y, cand, base = predict_partition(plan, frame, candidate_bytes, baseline_bytes)
+    return frame, y, cand, base
+
+
+Uniques = tuple[list[Any], list[Any], list[Any] | None]
+
+
+def labels_seen(y: np.ndarray, cand: Predictions, base: Predictions | None) -> Uniques:
+    """The target's, candidate's and baseline's labels in first-seen order (what a partition sends)."""
+    return (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
+            None if base is None else pd.unique(base.labels).tolist())
+
+
+def merged_labels(found: Sequence[Uniques], paired: bool) -> list[np.ndarray]:
+    """Each role's labels in first-seen order over the partitions in source order, as arrays typed
+    like the rows' labels (so the label codes are the embedded run's)."""
+    out = []
+    for i in range(3 if paired else 2):
+        seen = pd.unique(np.asarray([v for u in found for v in u[i] or []], dtype=object))
+        try:
+            out.append(np.asarray(seen.tolist()))
+        except (ValueError, TypeError):
+            out.append(seen)
+    return out
+
+
+def needs_y_mean(names: Iterable[str]) -> bool:
+    """True when a metric among ``names`` centres the target at the whole data's mean (``r2``)."""
+    return any(n in CENTRED_ROW_STATS for n in names)
+
+
+def row_stats(metric: Metric, y: np.ndarray, pred: Predictions, positive: Any, classes: tuple[Any, ...] | None,
+              y_mean: float) -> np.ndarray:
+    """A metric's per-row statistics ``(n, p)`` on a batch, centred at the whole data's target mean
+    ``y_mean`` where the metric centres (``r2``), so batches give the embedded run's statistics."""
+    assert metric.row_stats is not None
+    centred = CENTRED_ROW_STATS.get(metric.name)
+    stats = np.asarray(metric.row_stats(y, pred, positive, classes) if centred is None
+                       else centred(y, pred, y_mean), dtype=np.float64)
+    return stats[:, None] if stats.ndim == 1 else stats
+
+
 # --------------------------------------------------------------------------- worker side
 
 
@@ -219,15 +277,14 @@ class ScorePartial:
     summaries: Mapping[str, rg.ScoreSummary]
     rows: RowPartial | None
     table: pd.DataFrame | None
+    #: per_example: per (score, role), how many of the partition's values are missing (not finite)
+    missing: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: Mapping[str, Any],
                    offset: int) -> ScorePartial:
     """Return a predicted partition's score partials (runs on a worker); ``frame`` holds its scored
     rows, the first of which is scored row ``offset`` of the whole data."""
-    from gates.metrics import metric_registry
-
-    registry = metric_registry()
     summaries = {role: rg.ScoreSummary.of(p) for role, p in preds.items()}
     n = len(frame)
     n_classes = len(plan.classes or ()) if plan.task == MULTICLASS else 0
@@ -240,14 +297,10 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
     if plan.rows:
         columns, layout = [np.ones((n, 1))], []
         for name in plan.rows:
-            m = registry[name]
-            assert m.row_stats is not None
+            m = metric_of(name, plan.task)
             for role, pred in preds.items():
                 if usable(m, role):
-                    centred = CENTRED_ROW_STATS.get(name)
-                    stats = np.asarray(m.row_stats(y, pred, plan.positive_label, plan.classes) if centred is None
-                                       else centred(y, pred, plan.y_mean), dtype=np.float64)
-                    stats = stats[:, None] if stats.ndim == 1 else stats
+                    stats = row_stats(m, y, pred, plan.positive_label, plan.classes, plan.y_mean)
                     columns.append(stats)
                     layout.append((name, role, stats.shape[1]))
         values = np.hstack(columns)
@@ -265,7 +318,7 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
             sums = PoissonSums(np.zeros((plan.n_boot, n_cells, 1 + values.shape[1])), np.zeros(values.shape[1]))
         rows = RowPartial(tuple(layout), moments, sums)
     table = None
-    rank_metric = registry[plan.ranks[0]] if plan.ranks else None
+    rank_metric = metric_of(plan.ranks[0], plan.task) if plan.ranks else None
     if rank_metric is not None and usable(rank_metric, "candidate"):
         t = pd.DataFrame({CELL: codes, YPOS: y == plan.positive_label,
                           SC: np.asarray(preds["candidate"].scores, dtype=np.float64)})
@@ -273,7 +326,21 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
         t[SB] = (np.asarray(base.scores, dtype=np.float64) if base is not None and usable(rank_metric, "baseline")
                  else np.nan)
         table = t.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False).size().rename(N).reset_index()
-    return ScorePartial(summaries, rows, table)
+    missing = {}
+    if plan.task == PER_EXAMPLE:
+        for name in plan.rows:
+            for role, pred in preds.items():
+                assert pred.scores is not None and pred.classes is not None
+                column = np.asarray(pred.scores[:, pred.classes.index(name)], dtype=np.float64)
+                missing[(name, role)] = int(np.count_nonzero(~np.isfinite(column)))
+    return ScorePartial(summaries, rows, table, missing)
+
+
+def metric_of(name: str, task: str) -> Metric:
+    """The metric ``name`` of ``task``: a per_example score's mean, else the registry's."""
+    from gates.metrics import metric_registry
+
+    return score_metric(name) if task == PER_EXAMPLE else metric_registry()[name]
 
 
 # --------------------------------------------------------------------------- client side
@@ -283,12 +350,28 @@ def problems(metrics: Sequence[Metric], parts: Sequence[ScorePartial], task: str
              roles: Sequence[str]) -> dict[tuple[str, str], tuple[str, str]]:
     """The embedded gate's ``problems`` for score metrics, from the merged score summaries."""
     out: dict[tuple[str, str], tuple[str, str]] = {}
+    if task == PER_EXAMPLE:
+        return out
     for role in roles:
         summary = merge_all([p.summaries[role] for p in parts])
         for m in metrics:
             msg = rg._score_problem(m, summary, role, task, n, n_classes)
             if msg is not None:
                 out[(m.name, role)] = (rg.REASON_MISSING_SCORES if not summary.present else rg.REASON_BAD_DATA, msg)
+    return out
+
+
+def per_example_problems(policy: Any, metrics: Sequence[Metric], parts: Sequence[ScorePartial], n: int,
+                         roles: Sequence[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The embedded gate's ``problems`` of per_example scores (missing values), from the merged counts."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for m in metrics:
+        for role in roles:
+            bad = sum(p.missing.get((m.name, role), 0) for p in parts)
+            if bad:
+                column = getattr(policy.model, role).score_columns[m.name]
+                out[(m.name, role)] = (rg.REASON_BAD_DATA, MSG_MISSING_VALUES.format(
+                    column=column, role=role, count=bad, rows=n))
     return out
 
 
@@ -406,5 +489,6 @@ def _ap(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, w: np.ndarray) -> 
     return SliceEstimate(ap_c, ap_b, observed, diff)
 
 
-__all__ = ["Cells", "ScorePartial", "ScorePlan", "cells", "estimates", "family_of",
-           "measure_scores", "problems"]
+__all__ = ["Cells", "ScorePartial", "ScorePlan", "Uniques", "cells", "estimates", "family_of", "labels_seen",
+           "measure_scores", "merged_labels", "metric_of", "needs_y_mean", "per_example_problems", "predicted",
+           "problems", "row_stats"]

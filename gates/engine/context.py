@@ -70,13 +70,17 @@ class PartitionedContext(EvalContext):
         df = empty_frame(spec.eval, self.policy.where("data", "eval"))
         if self.n_eval_rows == 0:
             raise UserError(MSG_EMPTY_EVAL, location=self.policy.where("data", "eval"))
-        self._require(df, [spec.target], ("data", "target"), "the eval data")
+        if spec.target is not None:  # per_example has none
+            self._require(df, [spec.target], ("data", "target"), "the eval data")
         self._require(df, list(spec.sensitive), ("data", "sensitive"), "the eval data")
+        if spec.cluster is not None:
+            self._require(df, [spec.cluster], ("data", "cluster"), "the eval data")
         for role in ("candidate", "baseline"):
             src = getattr(self.policy.model, role)
             if src.kind == "columns":
                 cols = [src.predictions] if src.predictions else []
                 cols += [src.scores] if isinstance(src.scores, str) else list(src.scores or ())
+                cols += [c for _, c in src.named_scores]
                 self._require(df, cols, ("model", role), "the eval data")
         self._require_named_columns(df, lambda: self.reference_schema)
         return df

@@ -54,7 +54,7 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
         src = getattr(spec, role)
         outputs = src.outputs if src.kind == "file" else None
         models[role], handles[f"{role}_bytes"] = ship(ctx.engine, role, loaded, trust, outputs)
-    if ctx.policy.model.task == "regression":  # no labels: the target's distinct values are not needed
+    if ctx.policy.model.task in ("regression", "per_example"):  # no labels: the target's distinct values are not needed
         plan = PredictPlan(ctx.policy, (), None, ctx.resolved_baseline, models)
     else:
         plan = PredictPlan(ctx.policy, ctx.classes, ctx.negative_label, ctx.resolved_baseline, models)
@@ -72,7 +72,8 @@ def predict_partition(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: b
         ctx.__dict__[f"{role}_model"] = None if shipped is None or data is None else load_shipped(shipped, data)
     candidate = ctx.predictions("candidate")
     assert candidate is not None
-    y = as_labels(frame[plan.policy.data.target].to_numpy(), plan.policy.model.task)
+    target = plan.policy.data.target  # per_example has none; its metrics read only scores (zeros stand in)
+    y = np.zeros(len(frame)) if target is None else as_labels(frame[target].to_numpy(), plan.policy.model.task)
     return y, candidate, ctx.predictions("baseline")
 
 

@@ -346,15 +346,15 @@ class GroupStats:
 
     # -- per-example scores: group means, whole clusters resampled with the core's Poisson weights
 
-    def _score_mean(self, name: str) -> GroupPair:
-        """Per-group means of score ``name`` of both models; replicates weight rows (or clusters) by Poisson(1)."""
+    def _score_partials(self, name: str) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+        """Return per-group sums ``(G, models)`` of score ``name`` and a function giving their
+        Poisson-weighted sums ``(B, G, 1 + models)`` (column 0: the weights; drawn on first use)."""
         order, starts = self._order
         models = self._models
         assert all(m.classes is not None and m.scores is not None for m in models)
         values = np.column_stack([m.scores[:, m.classes.index(name)] for m in models])  # type: ignore[union-attr]
         ones = np.hstack([np.ones((len(values), 1)), values])[order]
-        sizes = self.sizes.astype(np.float64)
-        sums = np.column_stack([np.bincount(self.index.codes, weights=values[:, j], minlength=sizes.size)
+        sums = np.column_stack([np.bincount(self.index.codes, weights=values[:, j], minlength=self.index.n_groups)
                                 for j in range(values.shape[1])])
         keys = self.keys[order]
 
@@ -364,6 +364,14 @@ class GroupStats:
             parts = [np.stack([w[:, a:b].astype(np.float64) @ ones[a:b] for a, b in zip(starts[:-1], starts[1:])],
                               axis=1) for w in cluster_weights(keys, self.n_boot, seed)]
             return np.concatenate(parts)  # (B, G, 1 + models)
+
+        return sums, rep_sums
+
+    def _score_mean(self, name: str) -> GroupPair:
+        """Per-group means of score ``name`` of both models; replicates weight rows (or clusters) by Poisson(1)."""
+        models = self._models
+        sizes = self.sizes.astype(np.float64)
+        sums, rep_sums = self._score_partials(name)
 
         def model(i: int) -> GroupValues:
             def draw() -> tuple[np.ndarray, np.ndarray]:

@@ -13,9 +13,10 @@ then predicted where it lives and returns
   row's key with the embedded run's seed, so the replicates do not depend on the partitioning.
 
 The client merges them into :class:`MergedGroupStats` and the embedded gate's own measuring and
-deciding code runs on them. Group ROC AUC and average precision (Poisson-reweighted per replicate
-over every row), per_example scores and clustered rows have no mergeable form here: the gate is
-then one ``fairness.not_distributable`` error.
+deciding code runs on them. A per_example task's score means are row means of the score columns:
+per group their raw sums and Poisson sums, as the embedded gate adds them. Group ROC AUC and
+average precision (Poisson-reweighted per replicate over every row) and clustered rows have no
+mergeable form here: the gate is then one ``fairness.not_distributable`` error.
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from gates.checks import regression_scores as rs
 from gates.checks.fairness import _dotted, assess, missing_grouping
 from gates.checks import Spec
 from gates.checks.fairness._config import GATE_NAME, FairnessPlan, as_plan, scope_of
-from gates.checks.regression_partitioned import _tight
 from gates.checks.fairness._stats import (
     COUNT,
     PER_EXAMPLE,
@@ -43,7 +43,7 @@ from gates.checks.fairness._stats import (
 )
 from gates.context import Predictions
 from gates.errors import UserError
-from gates.metrics import BINARY, CENTRED_ROW_STATS, REGRESSION, Encoded
+from gates.metrics import BINARY, REGRESSION, Encoded
 from gates.results import CheckResult
 from gates.stats import PoissonSums, merge_all, row_keys
 from gates.stats.grouping import Grouping
@@ -62,6 +62,8 @@ Y, C, B = "\0y", "\0candidate", "\0baseline"
 
 def _kind(name: str, task: str) -> str | None:
     """``cells``, ``sums`` or None (no mergeable form) for group metric ``name``."""
+    if task == PER_EXAMPLE:
+        return "sums"
     if name == COUNT:
         return "sums" if task == REGRESSION else "cells"
     if is_rate(name, task):
@@ -91,7 +93,7 @@ class FairPartial:
     """One partition's labels in first-seen order, joint counts per cell, and per request its
     per-group sums and Poisson sums (None when a model gives no scores the metric needs)."""
 
-    uniques: tuple[list[Any], list[Any], list[Any] | None]
+    uniques: rs.Uniques
     counts: pd.DataFrame | None
     sums: Mapping[tuple[int, str], tuple[np.ndarray, PoissonSums] | None]
     scored: tuple[bool, bool | None]
@@ -101,12 +103,10 @@ def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | 
                       baseline_bytes: bytes | None = None) -> FairPartial | None:
     """Predict one partition's scored rows and return their fairness partials, None when it has no row
     with a target (runs on a worker)."""
-    from gates.engine.worker import predict_partition, read_scored
-
-    frame = read_scored(part, plan.predict.policy)  # rows without a target are never scored
-    if frame.empty:
+    found = rs.predicted(part, plan.predict, candidate_bytes, baseline_bytes)
+    if found is None:
         return None
-    y, cand, base = predict_partition(plan.predict, frame, candidate_bytes, baseline_bytes)
+    frame, y, cand, base = found
     policy = plan.predict.policy
     task = policy.model.task
     codes = rs.cell_codes(frame, plan.columns, plan.combos)
@@ -125,6 +125,14 @@ def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | 
     for g, name, seed in plan.requests:
         group_codes = plan.groups[g][codes]
         n_groups = int(plan.groups[g].max()) + 1 if len(plan.groups[g]) else 1
+        if task == PER_EXAMPLE:  # the scores' raw sums, as the embedded gate adds them
+            values = np.column_stack([np.asarray(m.scores[:, m.classes.index(name)], dtype=np.float64)
+                                      for m in models])  # type: ignore[index, union-attr]
+            plain = np.column_stack([np.bincount(group_codes, weights=values[:, j], minlength=n_groups)
+                                     for j in range(values.shape[1])])
+            sums[(g, name)] = (plain, PoissonSums.of(keys, values, n_boot=plan.n_boot, seed=seed, cells=group_codes,
+                                                     n_cells=n_groups))
+            continue
         if name == COUNT:
             stats = np.zeros((len(frame), 0))
         else:
@@ -132,17 +140,13 @@ def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | 
             if needs_scores(name, task) and any(m.scores is None for m in models):
                 sums[(g, name)] = None
                 continue
-            centred = CENTRED_ROW_STATS.get(name)
-            assert metric.row_stats is not None
-            stats = np.hstack([np.asarray(metric.row_stats(y, m, positive, classes) if centred is None
-                                          else centred(y, m, plan.y_mean), dtype=np.float64) for m in models])
+            stats = np.hstack([rs.row_stats(metric, y, m, positive, classes, plan.y_mean) for m in models])
         plain = np.column_stack([np.bincount(group_codes, weights=stats[:, j], minlength=n_groups)
                                  for j in range(stats.shape[1])]) if stats.shape[1] else np.zeros((n_groups, 0))
         sums[(g, name)] = (plain, PoissonSums.of(keys, stats, n_boot=plan.n_boot, seed=seed, cells=group_codes,
                                                  n_cells=n_groups, centre=stats.mean(axis=0)))
-    uniques = (pd.unique(y).tolist(), pd.unique(cand.labels).tolist(),
-               None if base is None else pd.unique(base.labels).tolist())
     scored = (cand.scores is not None, None if base is None else base.scores is not None)
+    uniques = rs.labels_seen(y, cand, base) if plan.cells else ([], [], None)  # per_example: no labels
     return FairPartial(uniques, counts, sums, scored)
 
 
@@ -165,6 +169,10 @@ class MergedGroupStats(GroupStats):
     def _count_sums(self) -> PoissonSums:
         return self._sums[COUNT][1]
 
+    def _score_partials(self, name: str) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+        plain, sums = self._sums[name]
+        return plain, lambda: sums.sums
+
 
 def distributable(section: FairnessPlan | Spec, policy: Policy) -> str | None:
     """Return why the fairness gate cannot run from partition partials under ``policy``, or None when it can.
@@ -172,12 +180,8 @@ def distributable(section: FairnessPlan | Spec, policy: Policy) -> str | None:
     :func:`run` reports this reason as its ``not_distributable`` error; the embedded engine asks
     it before choosing to read the data in batches.
     """
-    from gates.checks import MSG_GATE_NOT_DISTRIBUTABLE
-
     task = policy.model.task
     gate_plan = as_plan(section, task, [n for n, _ in policy.model.candidate.named_scores])
-    if task == PER_EXAMPLE:
-        return MSG_GATE_NOT_DISTRIBUTABLE.format(gate=GATE_NAME)
     if policy.data.cluster is not None:
         return MSG_CLUSTERS
     others = sorted({r for m in gate_plan.metrics for r in m.rates if _kind(r, task) is None})
@@ -211,9 +215,9 @@ def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResu
 
     grouped = groupings(gate_plan, policy.data.sensitive)
     summed = sorted({r for m in metrics for r in m.rates if _kind(r, task) == "sums"})
-    cells = rs.count_cells(ctx, grouped, y_sum=any(n in CENTRED_ROW_STATS for n in summed))
+    cells = rs.count_cells(ctx, grouped, y_sum=rs.needs_y_mean(summed))
     has_baseline = ctx.has_baseline
-    classes = None if task == REGRESSION else ctx.classes
+    classes = None if task in (REGRESSION, PER_EXAMPLE) else ctx.classes
     settings = gate_plan.settings
     draft = _data(task, policy.model.positive_label, classes, _draft_encoding(task, policy, classes),
                   (True, True if has_baseline else None))
@@ -221,16 +225,16 @@ def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResu
     requests = tuple((g, name, int(ctx.rng(GATE_NAME, scope_of(cols), name).integers(0, 2**63)))
                      for g, cols in enumerate(grouped) for name in summed)
     group_codes = tuple(_cell_groups(cells.members[g]) for g in range(len(grouped)))
+    labelled = task not in (REGRESSION, PER_EXAMPLE)
     fair = FairPlan(plan, cells.columns, cells.combos, group_codes, requests, n_boot,
-                    getattr(policy.data, "id", None), cells.y_mean, task != REGRESSION, cells.offsets)
+                    getattr(policy.data, "id", None), cells.y_mean, labelled, cells.offsets)
     found_parts = ctx.engine.map(measure_partition, ctx.eval_partitions, plan=ctx.engine.share(fair), **handles)
     parts = [p for p in found_parts if p is not None]
-    encoded = None if task == REGRESSION else _encoding(parts, task, policy.model.positive_label, classes,
-                                                        has_baseline)
+    encoded = None if not labelled else _encoding(parts, task, policy.model.positive_label, classes, has_baseline)
     scored = (all(p.scored[0] for p in parts),
               None if not has_baseline else all(bool(p.scored[1]) for p in parts))
     data = _data(task, policy.model.positive_label, classes, encoded, scored)
-    counts = None if task == REGRESSION else pd.concat([p.counts for p in parts], ignore_index=True)
+    counts = None if not labelled else pd.concat([p.counts for p in parts], ignore_index=True)
     by_columns = {cols: g for g, cols in enumerate(grouped)}
 
     def stats_of(columns: tuple[str, ...], n: int, streams: Callable[[str], np.random.Generator]) -> GroupStats:
@@ -243,7 +247,10 @@ def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResu
         merged = {}
         for name in summed:
             found = [p.sums[(g, name)] for p in parts]
-            if all(f is not None for f in found):
+            if task == PER_EXAMPLE:  # raw sums: no centre to agree on
+                merged[name] = (np.sum([f[0] for f in found if f is not None], axis=0),
+                                merge_all([f[1] for f in found if f is not None]))
+            elif all(f is not None for f in found):
                 merged[name] = _merge_sums([f for f in found if f is not None], cells.n_scored)
         return MergedGroupStats(data, index, n, streams, np.asarray(grouping.sizes), table, merged)
 
@@ -260,7 +267,7 @@ def _cell_groups(members: np.ndarray | None) -> np.ndarray:
 def _draft_encoding(task: str, policy: Any, classes: tuple[Any, ...] | None) -> Encoded | None:
     """The label codes' leading part, known before any prediction: the target's classes (then the
     positive label). Class views index them, so the family size is known before the pass."""
-    if task == REGRESSION:
+    if task in (REGRESSION, PER_EXAMPLE):
         return None
     pos = policy.model.positive_label if task == BINARY else None
     return _encode([np.asarray(list(classes or ()), dtype=object)], pos, classes)
@@ -269,9 +276,7 @@ def _draft_encoding(task: str, policy: Any, classes: tuple[Any, ...] | None) -> 
 def _encoding(parts: Sequence[FairPartial], task: str, positive_label: Any, classes: tuple[Any, ...] | None,
               paired: bool) -> Encoded:
     """The embedded run's label codes: classes, positive label, then labels in first-seen order."""
-    arrays = []
-    for i in range(3 if paired else 2):
-        arrays.append(_tight(pd.unique(np.asarray([v for p in parts for v in p.uniques[i] or []], dtype=object))))
+    arrays = rs.merged_labels([p.uniques for p in parts], paired)
     return _encode(arrays, positive_label if task == BINARY else None, classes)
 
 

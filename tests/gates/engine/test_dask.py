@@ -308,3 +308,19 @@ def test_robustness_on_the_workers_gives_the_embedded_checks(tmp_path: Path, sch
     assert_close(by_id([c for c in embedded.verdict.checks if c.gate == "robustness"]), got)
     assert len(got) > 40 and {c["status"] for c in got.values()} >= {"pass", "fail"}
     assert got["robustness.directional[mean_radius]"]["details"]["rows"] == len(frame)
+
+
+def test_per_example_scores_on_the_workers_give_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
+    from tests.gates.checks.test_per_example_partitioned import FAIRNESS, REGRESSION, frame
+    from tests.gates.checks.test_per_example_partitioned import project as per_example_project
+    from tests.gates.checks.test_regression_partitioned import assert_close, by_id
+
+    df = frame()
+    path = per_example_project(tmp_path, df, {"regression": REGRESSION, "fairness": FAIRNESS})
+    policy = load_policy(path)
+    embedded = whole_frame(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    got = by_id(remote.verdict.checks)
+    assert_close(by_id(embedded.verdict.checks), got)
+    assert not any(c.endswith("not_distributable") for c in got)
+    assert got["regression.latency.max"]["observed"] == pytest.approx(df["cand_ms"].mean(), rel=1e-12)
