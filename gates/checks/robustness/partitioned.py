@@ -15,14 +15,15 @@ model, and returns partials:
   perturbed baseline) for confusion metrics, drawn on the client with the embedded contrast's
   generator (identical replicates); the moments of the per-row differences of flips or shifts
   (the paired normal interval); Poisson sums under the embedded contrast's row-keyed weights for
-  row means (the same replicates up to float rounding);
+  row means (the same replicates up to float rounding); for binary ROC AUC a table of rows per
+  distinct (label, the four sets' scores), whose DeLong covariance is the embedded one;
 * invariance ``method: replace`` and directional counts (the step: the merged std).
 
 The client merges them and decides with the embedded gate's own :class:`Judge` and result code,
 so ids, messages and details are the embedded ones. What has no partition-local form is an
 ``error`` check with reason ``not_distributable`` for exactly those checks: invariance
-``method: shuffle`` (a permutation across all rows), ``no_worse_than_baseline`` on ROC AUC or
-average precision, and rank metrics of a multiclass task.
+``method: shuffle`` (a permutation across all rows), ``no_worse_than_baseline`` on average
+precision (each replicate reweights every row and re-ranks), and rank metrics of a multiclass task.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ from gates.checks.robustness._plan import (
 )
 from gates.context import EvalContext, Predictions, target_missing
 from gates.contrasts import METHOD_PAIRED_NORMAL, cell_replicates, row_weight_seed
-from gates.estimates import METHOD_MULTINOMIAL, METHOD_ROWS, ap_influence
+from gates.estimates import METHOD_DELONG, METHOD_MULTINOMIAL, METHOD_ROWS, ap_influence
 from gates.intervals import Estimate
 from gates.metrics import BINARY, CENTRED_ROW_STATS, Metric, encode_labels, metric_registry
 from gates.perturbations import ColumnStats, ColumnSummary, is_numeric, perturb, replace_column, step_column
@@ -80,12 +81,13 @@ if TYPE_CHECKING:
 
 MSG_SHUFFLE = ("invariance method shuffle permutes '{col}' across all rows, which has no partition-local form "
                "on the dask engine; use method: replace, or engine kind local (docs/scale.md)")
-MSG_NWB_RANKS = ("no_worse_than_baseline on {measure} resamples ranked scores of every row together; it has no "
-                 "mergeable form on the dask engine (docs/scale.md)")
+MSG_NWB_RANKS = ("no_worse_than_baseline on {measure} reweights every row and re-ranks the scores in each "
+                 "replicate; it has no mergeable form on the dask engine (docs/scale.md)")
 MSG_RANKS_TASK = ("{measure} of a {task} task has no mergeable form on the dask engine; binary ROC AUC and "
                   "average precision do (docs/scale.md)")
 #: column names of the label tables and score tables (a NUL never starts a data column's name)
 N, YPOS, SC = "\0n", "\0ypos", "\0sc"
+SETS = ("\0s0", "\0s1", "\0s2", "\0s3")
 #: whether a perturbation's statistics need the column's value counts (median, mode, levels); scale_shift reads none
 _COUNTS = {"category_swap": True, "feature_dropout": True, "gaussian_noise": False, "scale_shift": False,
            "outliers": False, "missing": True}
@@ -230,12 +232,17 @@ class VersusPartial:
     joint: LabelCells | None = None
     diffs: Mapping[str, Moments] = field(default_factory=dict)
     sums: Mapping[str, PoissonSums] = field(default_factory=dict)
+    scores: pd.DataFrame | None = None  # rows per distinct (label, the 4 sets' scores): binary ROC AUC
 
     def merge(self, other: VersusPartial) -> VersusPartial:
         joint = None if self.joint is None or other.joint is None else self.joint.merge(other.joint)
         diffs = {m: d.merge(other.diffs[m]) for m, d in self.diffs.items() if m in other.diffs}
         sums = {m: s for m, s in self.sums.items() if m in other.sums}
-        return VersusPartial(joint, diffs, {m: _add_sums(s, other.sums[m]) for m, s in sums.items()})
+        scores = None
+        if self.scores is not None and other.scores is not None:
+            table = pd.concat([self.scores, other.scores], ignore_index=True)
+            scores = table.groupby([YPOS, *SETS], dropna=False, sort=False)[N].sum().reset_index()
+        return VersusPartial(joint, diffs, {m: _add_sums(s, other.sums[m]) for m, s in sums.items()}, scores)
 
 
 def _add_sums(a: PoissonSums, b: PoissonSums) -> PoissonSums:
@@ -255,6 +262,7 @@ class PointTask:
     metrics: tuple[str, ...]
     with_baseline: bool
     joint: bool
+    ranked: bool  # a no_worse_than_baseline check on binary ROC AUC: the 4 sets' score table
     own_versus: tuple[str, ...]
     row_versus: Mapping[str, int]  # metric -> Poisson seed of its no_worse_than_baseline check
 
@@ -389,7 +397,12 @@ def _point(s: Scorer, y: np.ndarray, task: PointTask, n_boot: int, y_mean: float
         except Exception:  # noqa: BLE001 -- the check is an error from the side's problems
             continue
         sums[name] = PoissonSums.of(s.keys, values, n_boot=n_boot, seed=seed, centre=values.mean(axis=0))
-    return out, VersusPartial(joint, diffs, sums)
+    scores = None
+    if task.ranked and all(p.scores is not None for p in sets):
+        table = pd.DataFrame({YPOS: np.asarray(y) == s.positive_label,
+                              **{c: np.asarray(p.scores, dtype=np.float64) for c, p in zip(SETS, sets, strict=True)}})
+        scores = table.groupby([YPOS, *SETS], dropna=False, sort=False).size().rename(N).reset_index()
+    return out, VersusPartial(joint, diffs, sums, scores)
 
 
 # --------------------------------------------------------------------------- client side
@@ -440,7 +453,7 @@ class PartitionedScorer:
         metric = metric_registry()[t.measure]
         if metric.family in ("auc", "ranking") and self.task != BINARY:
             return MSG_RANKS_TASK.format(measure=t.measure, task=self.task)
-        if t.kind == NWB and metric.family in ("auc", "ranking"):
+        if t.kind == NWB and metric.family == "ranking":
             return MSG_NWB_RANKS.format(measure=t.measure)
         return None
 
@@ -467,6 +480,16 @@ class PartitionedScorer:
             order = np.argsort(joint, kind="stable")
             reps = cell_replicates(metric, joint[order], counts[order], k, 5, positive, weights, n_boot, rng)
             return Estimate(value, METHOD_MULTINOMIAL, replicates=reps)
+        if metric.family == "auc":
+            from gates.stats.ranks import delong_counts
+
+            assert merged.scores is not None
+            table = merged.scores
+            _, cov = delong_counts(table[YPOS].to_numpy(dtype=bool), table[list(SETS)].to_numpy(dtype=np.float64).T,
+                                   table[N].to_numpy(dtype=np.float64))
+            if not np.isfinite(cov).all():
+                return Estimate(value, METHOD_DELONG, se=float("nan"))
+            return Estimate(value, METHOD_DELONG, se=math.sqrt(max(float(weights @ cov @ weights), 0.0)))
         assert metric.from_means is not None
         means = merged.sums[metric.name].means()[:, 0, :]
         width = means.shape[1] // 4
@@ -588,6 +611,7 @@ def _tasks(judge: Judge, plan: Plan, columns: Mapping[str, tuple[list[str], str 
             out.append(PointTask(p.name, tuple(cols), float(severity), dict(p.params), p.scope(severity), metrics,
                                  with_baseline,
                                  any(not t.is_own and registry[t.measure].family == "confusion" for t in nwb),
+                                 any(not t.is_own and registry[t.measure].family == "auc" for t in nwb),
                                  tuple(dict.fromkeys(t.measure for t in nwb if t.is_own)), rows))
     return tuple(out)
 

@@ -45,7 +45,7 @@ BINARY = """\
     metrics:
       accuracy: {{max_drop: 0.02, no_worse_than_baseline: true, margin: 0.01}}
       log_loss: {{max_relative_drop: 0.5, no_worse_than_baseline: true}}
-      roc_auc: {{max_drop: 0.02}}
+      roc_auc: {{max_drop: 0.02, no_worse_than_baseline: true}}
       average_precision: {{min: 0.9}}
       flip_rate: {{max: 0.05, no_worse_than_baseline: true}}
       score_shift: {{max: 0.05, no_worse_than_baseline: true}}
@@ -184,7 +184,8 @@ def test_binary_partitions_give_the_embedded_robustness_checks(tmp_path: Path) -
     assert_close(embedded, many)
     statuses = {c["status"] for c in many.values()}
     assert {"pass", "fail"} <= statuses
-    assert {c.get("ci_method") for c in many.values()} >= {"bootstrap-multinomial", "bootstrap-rows", "paired-normal"}
+    assert {c.get("ci_method") for c in many.values()} >= {"bootstrap-multinomial", "bootstrap-rows", "paired-normal",
+                                                           "delong"}
     assert many["robustness.invariance[band]"]["reason"] == "not_a_feature"
     assert many["robustness.invariance[site]"]["observed"] > 0
     # an independent computation: the noisy copy built from the documented draws, the model called directly
@@ -218,17 +219,17 @@ def test_regression_partitions_give_the_embedded_robustness_checks(tmp_path: Pat
     assert step["details"]["rows"] == len(frame) and step["observed"] == 0.0  # Ridge on bmi: positive slope
 
 
-def test_shuffle_and_ranked_baseline_comparisons_are_not_distributable(tmp_path: Path) -> None:
+def test_shuffle_and_average_precision_baseline_comparisons_are_not_distributable(tmp_path: Path) -> None:
     path, _, _ = binary_project(tmp_path)
     text = path.read_text().replace("method: replace", "method: shuffle")
-    path.write_text(text.replace("roc_auc: {max_drop: 0.02}", "roc_auc: {max_drop: 0.02, no_worse_than_baseline: true}"))
+    path.write_text(text.replace("average_precision: {min: 0.9}", "average_precision: {min: 0.9, no_worse_than_baseline: true}"))
     policy = load_policy(path)
     got = by_id(run_gate(PartitionedContext(policy, engine=LocalEngine(), partition_rows=64), "robustness",
                          policy.plan("robustness")))
     embedded = by_id(GATE.run(EvalContext(policy), policy.plan("robustness")))
     refused = {cid for cid, c in got.items() if c["reason"] == "not_distributable"}
     assert refused == {"robustness.invariance[site]",
-                       *(f"robustness.roc_auc.no_worse_than_baseline[{s}]" for s in
+                       *(f"robustness.average_precision.no_worse_than_baseline[{s}]" for s in
                          ("gaussian_noise=0.2", "gaussian_noise=0.6", "missing=0.2", "category_swap=0.4",
                           "feature_dropout=0.3", "scale_shift=10", "outliers=0.05"))}
     assert all(got[cid]["status"] == "error" and got[cid]["blocking"] for cid in refused)
