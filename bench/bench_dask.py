@@ -196,6 +196,7 @@ def _warm() -> None:
     import gates.checks.data.partitioned  # noqa: F401
     import gates.checks.fairness.partitioned  # noqa: F401
     import gates.checks.regression_partitioned  # noqa: F401
+    import gates.checks.robustness.partitioned  # noqa: F401
     import gates.engine.worker  # noqa: F401
     import pyarrow.parquet  # noqa: F401
     import scipy.stats  # noqa: F401
