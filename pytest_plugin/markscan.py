@@ -26,9 +26,12 @@ MARKER_NAME = "model_gate"
 CONFTEST = "conftest.py"
 
 
-def may_hold_marked_tests(path: Path, rootpath: Path) -> bool:
-    """True when the test file ``path`` may hold marked tests (see the module's rules)."""
-    scan = _Scan(rootpath)
+def may_hold_marked_tests(path: Path, rootpath: Path, scan: MarkScan | None = None) -> bool:
+    """True when the test file ``path`` may hold marked tests (see the module's rules).
+
+    ``scan`` keeps the files already parsed, so a session asking about many files parses each once.
+    """
+    scan = scan or MarkScan(rootpath)
     return any(scan.reaches_marker(p) for p in (*_conftests(path, rootpath), path))
 
 
@@ -38,12 +41,12 @@ def _conftests(path: Path, rootpath: Path) -> Iterator[Path]:
         candidate = parent / CONFTEST
         if candidate != path and candidate.is_file():
             yield candidate
-        if parent == rootpath or rootpath not in parent.parents:
+        if not parent.is_relative_to(rootpath) or parent == rootpath:
             return
 
 
-class _Scan:
-    """Project files parsed for one question, each once: whether it names the marker, what it imports."""
+class MarkScan:
+    """Project files parsed, each once: whether it names the marker, what it imports."""
 
     def __init__(self, rootpath: Path) -> None:
         self.rootpath = rootpath
@@ -76,11 +79,14 @@ class _Scan:
             tree = ast.parse(source, filename=str(path))
         except (SyntaxError, ValueError):
             return MARKER_NAME in source, []
-        return _names_marker(tree), list(self._imported(tree, path))
+        # the marker is named only where its name is in the text: the walk is skipped for most files
+        return MARKER_NAME in source and _names_marker(tree), list(self._imported(tree, path))
 
     def _imported(self, tree: ast.Module, path: Path) -> Iterator[Path]:
         """Yield the project files ``tree`` imports (modules, and submodules named in ``from X import y``)."""
         for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign)):
+                continue
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     yield from self._find(alias.name, path, 0)
@@ -100,14 +106,14 @@ class _Scan:
         if level:
             bases = [importer.parents[level - 1]] if level <= len(importer.parents) else []
         else:
-            bases = [p for p in importer.parents if p == self.rootpath or self.rootpath in p.parents]
+            bases = [p for p in importer.parents if p.is_relative_to(self.rootpath)]
             bases.append(self.rootpath / "src")
         parts = [p for p in module.split(".") if p]
         for base in bases:
             stem = base.joinpath(*parts)
             for candidate in ((stem / "__init__.py",) if not parts else
                               (stem.with_name(stem.name + ".py"), stem / "__init__.py")):
-                if candidate != importer and self.rootpath in candidate.parents and candidate.is_file():
+                if candidate != importer and candidate.is_relative_to(self.rootpath) and candidate.is_file():
                     yield candidate
                     break
 

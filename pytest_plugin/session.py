@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytest_model_gates.items import CheckItem, policy_file
-from pytest_model_gates.markscan import may_hold_marked_tests
+from pytest_model_gates.markscan import MarkScan, may_hold_marked_tests
 from pytest_model_gates.plugin import SESSION_PLUGIN, Settings
 from pytest_model_gates.usertests import REPORT_ATTR, MarkedTests, check_id, marker_settings, soften
 
@@ -92,6 +92,7 @@ class GateSession:
         self._collected: dict[str, pytest.Item] = {}
         #: paths a pytest_ignore_collect hook (``--ignore``, ``collect_ignore``, ...) kept out of collection
         self._ignored: set[Path] = set()
+        self._scan = MarkScan(config.rootpath)
         self.summary: list[str] = []
         #: set when pytest collects the policy file (pytest offers every file, collects only selected ones)
         self.is_collected = False
@@ -260,7 +261,7 @@ class GateSession:
         return found
 
     def _may_hold_marked_tests(self, path: Path) -> bool:
-        return not path.is_file() or may_hold_marked_tests(path, self.config.rootpath)
+        return not path.is_file() or may_hold_marked_tests(path, self.config.rootpath, self._scan)
 
     def _relative(self, path: Path) -> str:
         try:
