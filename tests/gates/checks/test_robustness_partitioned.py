@@ -287,3 +287,17 @@ def test_multiclass_partitions_and_one_vs_rest_auc_is_not_distributable(tmp_path
     model = load(tmp_path / "candidate.skops")
     assert many["robustness.accuracy.max_drop[gaussian_noise=1]"]["details"]["clean_metric"] == pytest.approx(
         accuracy_score(frame["target"], model.predict(frame[features])), rel=1e-12)
+
+
+def test_rows_without_a_target_are_left_out_and_keys_count_scored_rows(tmp_path: Path) -> None:
+    """Row keys are positions among the scored rows: dropping unscored rows per partition shifts no draw."""
+    import shutil
+
+    path, frame, _ = regression_project(tmp_path)
+    holed = frame.copy()
+    holed.loc[holed.index[::7], "target"] = np.nan
+    shutil.rmtree(tmp_path / "eval")
+    write_parquet_parts(tmp_path / "eval", holed, 4, 50)
+    embedded, (many,) = runs(path, (50,))
+    assert_close(embedded, many)
+    assert many["robustness.directional[bmi]"]["details"]["rows"] == int(holed["target"].notna().sum())
