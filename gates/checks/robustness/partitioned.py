@@ -78,6 +78,7 @@ from gates.stats import Moments, PoissonSums, merge_all
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.policy import Policy
 
 MSG_SHUFFLE = ("invariance method shuffle permutes '{col}' across all rows, which has no partition-local form "
                "on the dask engine; use method: replace, or engine kind local (docs/scale.md)")
@@ -448,14 +449,7 @@ class PartitionedScorer:
 
     def refuses(self, t: Threshold) -> str | None:
         """Why a threshold has no mergeable form here (None when it has one)."""
-        if t.is_own:
-            return None
-        metric = metric_registry()[t.measure]
-        if metric.family in ("auc", "ranking") and self.task != BINARY:
-            return MSG_RANKS_TASK.format(measure=t.measure, task=self.task)
-        if t.kind == NWB and metric.family == "ranking":
-            return MSG_NWB_RANKS.format(measure=t.measure)
-        return None
+        return refusal(t, self.task)
 
     def paired(self, pt: Point, measure: str) -> Estimate:
         moments = pt.merged.diffs[measure]
@@ -504,6 +498,30 @@ def _features(ctx: PartitionedContext) -> list[str]:
     view.__dict__.update(frame=ctx.schema, candidate_model=ctx.model("candidate"), baseline_model=ctx.model("baseline"),
                          resolved_baseline=ctx.resolved_baseline)
     return list(view.features)
+
+
+def refusal(t: Threshold, task: str) -> str | None:
+    """Why threshold ``t`` has no mergeable form for ``task`` (None when it has one)."""
+    if t.is_own:
+        return None
+    metric = metric_registry()[t.measure]
+    if metric.family in ("auc", "ranking") and task != BINARY:
+        return MSG_RANKS_TASK.format(measure=t.measure, task=task)
+    if t.kind == NWB and metric.family == "ranking":
+        return MSG_NWB_RANKS.format(measure=t.measure)
+    return None
+
+
+def distributable(section: Plan | Mapping[str, Any], policy: Policy) -> str | None:
+    """Return why some robustness check cannot run from partition partials under ``policy``, or None
+    when all can: the thresholds :func:`refusal` refuses and invariance ``method: shuffle``, which
+    :func:`run` reports as ``not_distributable``. The embedded engine asks this before reading in batches."""
+    plan = as_plan(section)
+    shuffled = next((inv.column for inv in plan.invariance if inv.method == "shuffle"), None)
+    if shuffled is not None:
+        return MSG_SHUFFLE.format(col=shuffled)
+    task = policy.model.task
+    return next((r for p in plan.perturbations for t in p.thresholds for r in [refusal(t, task)] if r), None)
 
 
 def run(ctx: PartitionedContext, section: Plan | Mapping[str, Any]) -> list[CheckResult]:

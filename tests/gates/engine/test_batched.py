@@ -135,7 +135,12 @@ VARIANTS = {
     "regression": ("regression", ""),
     "cluster": ("data", "CLUSTER"),
     "robustness": ("robustness", "  robustness:\n    perturbations: {gaussian_noise: {columns: [mean_radius], scale: 0.1}}\n"
-                                 "    metrics: {flip_rate: {max: 0.5}}\n"),
+                                 "    metrics: {flip_rate: {max: 0.01}, accuracy: {max_drop: 0.05}}\n"),
+    "robustness nwb ap": ("robustness", "  robustness:\n    perturbations: {missing: {rate: 0.1, impute: median}}\n"
+                                        "    metrics: {average_precision: {no_worse_than_baseline: true}}\n"),
+    "robustness shuffle": ("robustness", "  robustness:\n    perturbations: {missing: {rate: 0.1, impute: median}}\n"
+                                         "    invariance: {columns: [mean_texture], method: shuffle}\n"
+                                         "    metrics: {flip_rate: {max: 0.2}}\n"),
 }
 
 
