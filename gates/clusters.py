@@ -54,11 +54,12 @@ class ClusterIndex:
         return np.bincount(pairs // self.n_clusters, minlength=n_groups)
 
 
-def cluster_index(frame: pd.DataFrame, column: str) -> ClusterIndex:
+def cluster_index(frame: pd.DataFrame, column: str, offset: int = 0) -> ClusterIndex:
     """Return the clusters of ``frame`` by ``column``; a missing key is a cluster of its own row.
 
     ``keys`` are the core's row keys of the cluster values (equal within a cluster); a row with a
-    missing key is keyed by its position, offset past every hash so it stays alone.
+    missing key is keyed by its position (``offset`` plus its index: a batch's first row's position
+    among the scored rows), offset past every hash so it stays alone.
     """
     values = frame[column]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
@@ -70,7 +71,7 @@ def cluster_index(frame: pd.DataFrame, column: str) -> ClusterIndex:
         codes[missing] = n + np.arange(int(missing.sum()))
         n += int(missing.sum())
         keys = keys.copy()
-        keys[missing] = row_keys(len(frame))[missing] ^ np.uint64(0xA5A5A5A5A5A5A5A5)
+        keys[missing] = row_keys(len(frame), offset=offset)[missing] ^ np.uint64(0xA5A5A5A5A5A5A5A5)
     return ClusterIndex(column, codes, n, keys)
 
 
@@ -92,10 +93,16 @@ def normal_mean(values: np.ndarray, clusters: np.ndarray) -> Estimate:
     inverse = inverse.ravel()
     totals = np.bincount(inverse, weights=v)
     sizes = np.bincount(inverse).astype(np.float64)
-    if totals.size < 2:
-        return Estimate(float(v.mean()), METHOD_NORMAL, se=float("nan"))
+    return normal_from_totals(float(v.mean()), totals, sizes)
+
+
+def normal_from_totals(mean: float, totals: np.ndarray, sizes: np.ndarray) -> Estimate:
+    """Return ``mean`` with the cluster-robust standard error from the clusters' ``totals`` and row
+    counts ``sizes`` (what :func:`normal_mean` computes from the rows; totals of batches add)."""
+    if np.size(totals) < 2:
+        return Estimate(mean, METHOD_NORMAL, se=float("nan"))
     (est,) = Moments.of(np.column_stack([totals, sizes])).estimate(_ratio, METHOD_NORMAL)
-    return Estimate(float(v.mean()), METHOD_NORMAL, se=est.se)
+    return Estimate(mean, METHOD_NORMAL, se=est.se)
 
 
 def _ratio(means: np.ndarray) -> np.ndarray:

@@ -316,13 +316,17 @@ def metrics_of(ctx: EvalContext) -> Mapping[str, Metric]:
 
 
 def _plan(plan: RegressionPlan, slicings: list[Slicing | None],
-          metrics: Mapping[str, Metric] | None = None, clusters: ClusterIndex | None = None) -> list[Check]:
-    """Return every check of the plan: metric x threshold kind x (all rows, then each slice)."""
+          metrics: Mapping[str, Metric] | None = None, clusters: ClusterIndex | None = None,
+          cluster_counts: Sequence[Sequence[int] | None] | None = None) -> list[Check]:
+    """Return every check of the plan: metric x threshold kind x (all rows, then each slice).
+
+    With ``clusters`` (or each slicing's ``cluster_counts`` per slice, merged from partitions) a
+    check counts its slice's clusters."""
     settings = plan.settings
     checks = []
     known = metric_registry() if metrics is None else metrics
-    counts = [None if sl is None or clusters is None else [clusters.count_in(rows) for rows in sl.rows]
-              for sl in slicings]
+    counts = cluster_counts if cluster_counts is not None else [
+        None if sl is None or clusters is None else [clusters.count_in(rows) for rows in sl.rows] for sl in slicings]
     for planned in plan.metrics:
         name, blocking = planned.name, planned.is_blocking
         metric = known[name]

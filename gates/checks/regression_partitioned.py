@@ -12,7 +12,7 @@ regression gate's own code.
 Row means (a per_example task's score means among them), ROC AUC and average precision
 (binary) come from the partials of :mod:`gates.checks.regression_scores`, measured in the same
 pass. A policy naming any other
-metric (one-vs-rest AUC) or clustered rows gets one
+metric (one-vs-rest AUC) gets one
 ``regression.not_distributable`` error instead, so the multiple-testing family is never
 silently smaller than the embedded run's.
 """
@@ -29,6 +29,7 @@ from gates.checks import regression as rg
 from gates.checks import regression_scores as rs
 from gates.estimates import Slicing, cell_estimates
 from gates.metrics import encode_labels
+from gates.clusters import NORMAL_MIN_CLUSTERS
 from gates.per_example import PER_EXAMPLE
 from gates.results import CheckResult
 from gates.stats.weights import stream_seed
@@ -108,9 +109,23 @@ def distributable(section: rg.RegressionPlan | Mapping[str, Any], policy: Policy
     metrics = per_example.score_metrics(policy) if is_per_example else metric_registry()
     named = [metrics[m.name] for m in gate_plan.metrics]
     others = sorted(m.name for m in named if m.family not in MERGEABLE and rs.family_of(m, task) is None)
-    if others or policy.data.cluster is not None:
-        return MSG_FAMILIES.format(names=", ".join(others) or "its metrics")
+    if others:
+        return MSG_FAMILIES.format(names=", ".join(others))
     return None
+
+
+def _all_large(cells: rs.Cells, min_slice_size: int) -> bool:
+    """True when every slice that gets checked has enough clusters for the cluster-robust normal
+    interval (the embedded gate's rule, from the merged cluster counts)."""
+    assert cells.clusters is not None
+    for slicing, counts in zip(cells.slicings, cells.clusters):
+        if slicing is None or counts is None:
+            continue
+        for n_clusters in counts:
+            checked = not slicing.columns or n_clusters >= min_slice_size
+            if checked and n_clusters < NORMAL_MIN_CLUSTERS:
+                return False
+    return True
 
 
 def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any]) -> list[CheckResult]:
@@ -136,14 +151,20 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
     score_plan, cells, checks, n_boot = None, None, None, 0
     if scored:
         cells, missing = rs.cells(ctx, settings, y_sum=rs.needs_y_mean(m.name for m in scored))
-        checks = rg._plan(gate_plan, cells.slicings, metrics, None)
+        cluster = ctx.policy.data.cluster
+        checks = rg._plan(gate_plan, cells.slicings, metrics, None,
+                          None if cells.clusters is None else [None if c is None else c.tolist()
+                                                               for c in cells.clusters])
         n_boot = settings.intervals.replicates(rg.family_size(settings, checks, missing))
+        normal = task == PER_EXAMPLE and cells.clusters is not None and _all_large(cells, settings.min_slice_size)
+        small = cells.small() if cluster is None else np.ones(cells.n_cells, dtype=bool)
         score_plan = rs.ScorePlan(
             tuple(m.name for m in scored if m.family in rs.ROW_MEAN),
-            tuple(m.name for m in scored if m.family in rs.RANKS), cells.columns, cells.combos, cells.small(),
+            tuple(m.name for m in scored if m.family in rs.RANKS), cells.columns, cells.combos, small,
             n_boot, stream_seed(ctx.policy.seed, rg.GATE_NAME, "rows"), getattr(ctx.policy.data, "id", None),
             task, ctx.policy.model.positive_label if task == rg.BINARY else None,
-            ctx.classes if task not in (rg.REGRESSION, PER_EXAMPLE) else None, cells.y_mean, cells.offsets)
+            ctx.classes if task not in (rg.REGRESSION, PER_EXAMPLE) else None, cells.y_mean, cells.offsets,
+            cluster, normal)
     cell_plan = CellPlan(plan, settings.slicings, confusion, score_plan)
     found_parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(cell_plan), **handles)
     parts = [p for p in found_parts if p is not None]
@@ -164,7 +185,10 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
         problems = (rs.per_example_problems(ctx.policy, scored, found, cells.n_scored, roles) if task == PER_EXAMPLE
                     else rs.problems(scored, found, task, cells.n_scored, n_classes, roles))
         here = {(c.slicing, c.metric.name) for c in checks}
-        estimates.update({k: v for k, v in rs.estimates(cells, scored, found, problems, paired).items() if k in here})
+        assert score_plan is not None
+        found_estimates = rs.estimates(cells, scored, found, problems, paired,
+                                       clustered=score_plan.cluster is not None, normal=score_plan.normal)
+        estimates.update({k: v for k, v in found_estimates.items() if k in here})
     assert checks is not None
     measured = rg.Measured(settings, slicings, missing, problems, estimates, paired,
                            bool(getattr(ctx, "require_baseline", False)), n_boot)

@@ -12,6 +12,12 @@ Each partition then returns, per cell:
 * for ROC AUC and average precision (binary): a score table, the rows counted per distinct
   (cell, label, candidate score, baseline score).
 
+With ``data.cluster`` the weights are hashed from each row's cluster value and every cell is
+resampled (``bootstrap-clusters``); a per_example run whose checked slices all have
+:data:`~gates.clusters.NORMAL_MIN_CLUSTERS` clusters gets the scores' totals per (cell, cluster)
+instead, for the cluster-robust normal interval. The counting pass returns the distinct (cell,
+cluster) pairs, so slices count their clusters as embedded.
+
 The client merges both in partition order and finalizes them with the embedded gate's own code:
 the paired normal interval from the merged moments, bootstrap replicates from the merged sums,
 AUC with DeLong's variance (:func:`gates.stats.ranks.delong_counts`) and average precision with
@@ -29,11 +35,14 @@ import numpy as np
 import pandas as pd
 
 from gates.checks import regression as rg
+from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
+from gates.clusters import cluster_index, normal_from_totals
 from gates.context import MSG_NO_TARGET, Predictions, target_missing
 from gates.errors import UserError
 from gates.estimates import (
     METHOD_DELONG,
     METHOD_DELTA,
+    METHOD_ROWS,
     SliceEstimate,
     Slicing,
     _Block,
@@ -54,6 +63,7 @@ if TYPE_CHECKING:
 ROW_MEAN, RANKS = ("row_mean",), ("auc", "ranking")
 #: internal column names of the score tables: a NUL never starts a data column's name, so no slice column collides
 CELL, YPOS, SC, SB, N, CODE = "\0cell", "\0ypos", "\0sc", "\0sb", "\0n", "\0code"
+KEY, LONE = "\0key", "\0lone"
 
 
 def family_of(metric: Metric, task: str) -> str | None:
@@ -68,21 +78,36 @@ def family_of(metric: Metric, task: str) -> str | None:
 # --------------------------------------------------------------------------- cells
 
 
-def combo_counts(part: Partition, columns: tuple[str, ...], target: str | None, y_sum: bool
-                 ) -> tuple[pd.DataFrame, float, int]:
+def combo_counts(part: Partition, columns: tuple[str, ...], target: str | None, y_sum: bool,
+                 cluster: str | None = None) -> tuple[pd.DataFrame, float, int, pd.DataFrame | None]:
     """Return a partition's scored rows (those with a target; every row without one) counted per
-    distinct combination of ``columns``, the sum of their target (with ``y_sum``, else 0) and how
-    many there are (runs on a worker)."""
-    if target is None and not columns:
-        return pd.DataFrame({N: [part.rows]}), 0.0, part.rows
-    frame = part.read(list(dict.fromkeys([*columns, *([target] if target is not None else [])])))
+    distinct combination of ``columns``, the sum of their target (with ``y_sum``, else 0), how many
+    there are and, with ``cluster``, its distinct (combination, cluster key) pairs; rows without a
+    cluster value, each a cluster of its own, are counted per combination in column ``LONE``
+    instead (runs on a worker)."""
+    if target is None and not columns and cluster is None:
+        return pd.DataFrame({N: [part.rows]}), 0.0, part.rows, None
+    wanted = [*columns, *([target] if target is not None else []), *([cluster] if cluster else [])]
+    frame = part.read(list(dict.fromkeys(wanted)))
     if target is not None:
         frame = frame[~target_missing(frame[target])]
     total = float(frame[target].to_numpy(dtype=np.float64).sum()) if y_sum and target is not None else 0.0
+    pairs = None
+    table = frame[list(columns)].reset_index(drop=True)
+    if cluster is not None:
+        lone = frame[cluster].isna().to_numpy()
+        keys = cluster_index(frame, cluster).keys
+        table[LONE] = lone.astype(np.int64)
+        pairs = frame[list(columns)].reset_index(drop=True).assign(**{KEY: keys})[~lone]
+        pairs = pairs.drop_duplicates(ignore_index=True)
     if not columns:
-        return pd.DataFrame({N: [len(frame)]}), total, len(frame)
-    counts = frame.groupby(list(columns), dropna=False, sort=False).size().rename(N).reset_index()
-    return counts, total, len(frame)
+        extra = {LONE: [int(table[LONE].sum())]} if cluster is not None else {}
+        return pd.DataFrame({N: [len(frame)], **extra}), total, len(frame), pairs
+    grouped = table.groupby(list(columns), dropna=False, sort=False)
+    counts = grouped.size().rename(N).reset_index()
+    if cluster is not None:
+        counts[LONE] = grouped[LONE].sum().to_numpy()
+    return counts, total, len(frame), pairs
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,8 @@ class Cells:
     y_mean: float = 0.0
     #: each partition's (by its source offset) first scored row's position among the scored rows
     offsets: Mapping[int, int] = field(default_factory=dict)
+    #: with ``data.cluster``: per slicing, the distinct clusters of each slice (None: slicing left out)
+    clusters: list[np.ndarray | None] | None = None
 
     @property
     def n_scored(self) -> int:
@@ -135,19 +162,24 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
     (and the target's mean, with ``y_sum``); each grouping's groups are in the embedded order."""
     columns = tuple(dict.fromkeys(c for cols in groupings if cols for c in cols))
     target = ctx.policy.data.target
-    parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target, y_sum=y_sum)
-    scored = [n for _, _, n in parts]
+    cluster = getattr(ctx.policy.data, "cluster", None)
+    parts = ctx.engine.map(combo_counts, ctx.eval_partitions, columns=columns, target=target, y_sum=y_sum,
+                           cluster=cluster)
+    scored = [n for _, _, n, _ in parts]
     n_scored = sum(scored)
     if n_scored == 0:
         raise UserError(MSG_NO_TARGET.format(col=target, n=ctx.n_rows), location=ctx.policy.where("data", "target"))
-    y_mean = sum(total for _, total, _ in parts) / n_scored
-    combos = pd.DataFrame({N: [n_scored]})
+    y_mean = sum(total for _, total, _, _ in parts) / n_scored
+    combos = pd.concat([c for c, _, _, _ in parts], ignore_index=True)
     if columns:
-        combos = pd.concat([c for c, _, _ in parts], ignore_index=True)
-        combos = combos.groupby(list(columns), dropna=False, sort=False)[N].sum().reset_index()
+        combos = combos.groupby(list(columns), dropna=False, sort=False)[combos.columns[len(columns):]].sum()
+        combos = combos.reset_index()
+    else:
+        combos = combos.sum().to_frame().T
     offsets = dict(zip((p.offset for p in ctx.eval_partitions), np.r_[0, np.cumsum(scored)[:-1]].tolist()))
     sizes = combos[N].to_numpy(dtype=np.int64)
-    combos = combos.drop(columns=N)
+    lone = combos[LONE].to_numpy(dtype=np.int64) if cluster is not None else None
+    combos = combos[list(columns)]
     slicings: list[Slicing | None] = []
     members: list[np.ndarray | None] = []
     for cols in groupings:
@@ -160,7 +192,21 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
         slicing.__dict__["sizes"] = (m @ sizes).astype(np.int64)
         slicings.append(slicing)
         members.append(m)
-    return Cells(columns, combos, sizes, slicings, members, y_mean, offsets)
+    clusters = None
+    if cluster is not None and lone is not None:
+        pairs = pd.concat([p for _, _, _, p in parts if p is not None], ignore_index=True)
+        cell = cell_codes(pairs, columns, combos)
+        clusters = [None if m is None else _distinct_clusters(m, cell, pairs[KEY].to_numpy(), lone)
+                    for m in members]
+    return Cells(columns, combos, sizes, slicings, members, y_mean, offsets, clusters)
+
+
+def _distinct_clusters(members: np.ndarray, cell: np.ndarray, keys: np.ndarray, lone: np.ndarray) -> np.ndarray:
+    """Each slice's distinct clusters: the distinct keys of its cells' pairs, plus its rows without one."""
+    slice_of = np.argmax(members, axis=0)[cell] if len(cell) else np.zeros(0, dtype=np.int64)
+    distinct = pd.DataFrame({CODE: slice_of, KEY: keys}).drop_duplicates()
+    counts = np.bincount(distinct[CODE].to_numpy(dtype=np.int64), minlength=members.shape[0])
+    return (counts + members @ lone).astype(np.int64)
 
 
 def slice_codes(cols: tuple[str, ...], combos: pd.DataFrame) -> tuple[Slicing, np.ndarray]:
@@ -258,16 +304,22 @@ class ScorePlan:
     classes: tuple[Any, ...] | None
     y_mean: float = 0.0
     offsets: Mapping[int, int] = field(default_factory=dict)
+    #: ``data.cluster``: rows are keyed by their cluster; with ``normal`` the cluster-robust normal
+    #: interval is used on every slice (per (cell, cluster) totals), else every cell is resampled
+    cluster: str | None = None
+    normal: bool = False
 
 
 @dataclass(frozen=True)
 class RowPartial:
     """One partition's row statistics: layout ``(metric, role, width)`` of the value columns after
-    the leading ones, their moments per cell, and the Poisson sums of the small slices' cells."""
+    the leading ones, their moments per cell, the Poisson sums of the small slices' cells and, for
+    the cluster-robust normal interval, the value columns' totals per (cell, cluster key)."""
 
     layout: tuple[tuple[str, str, int], ...]
     moments: Moments
     sums: PoissonSums | None
+    totals: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -307,10 +359,20 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
         n_cells = len(plan.small)
         moments = Moments.of(values, codes, n_cells)
         sums = None
-        chosen = plan.small[codes]
-        if chosen.any():
+        if plan.cluster is not None:
+            keys = cluster_index(frame, plan.cluster, offset=offset).keys
+        else:
             keys = row_keys(n, offset=offset,
                             values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
+        if plan.normal:
+            table = pd.DataFrame(values, columns=[str(j) for j in range(values.shape[1])])
+            table.insert(0, KEY, keys)
+            table.insert(0, CELL, codes)
+            totals = table.groupby([CELL, KEY], sort=False).sum().reset_index()
+            return ScorePartial(summaries, RowPartial(tuple(layout), moments, None, totals), None,
+                                _missing_scores(plan, preds))
+        chosen = plan.small[codes]
+        if chosen.any():
             centre = values.mean(axis=0)
             sums = PoissonSums.of(keys[chosen], values[chosen], n_boot=plan.n_boot, seed=plan.seed,
                                   cells=codes[chosen], n_cells=n_cells, centre=centre)
@@ -326,6 +388,11 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
         t[SB] = (np.asarray(base.scores, dtype=np.float64) if base is not None and usable(rank_metric, "baseline")
                  else np.nan)
         table = t.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False).size().rename(N).reset_index()
+    return ScorePartial(summaries, rows, table, _missing_scores(plan, preds))
+
+
+def _missing_scores(plan: ScorePlan, preds: Mapping[str, Predictions]) -> dict[tuple[str, str], int]:
+    """per_example: how many of each (score, role)'s values are missing (not finite); else empty."""
     missing = {}
     if plan.task == PER_EXAMPLE:
         for name in plan.rows:
@@ -333,7 +400,7 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
                 assert pred.scores is not None and pred.classes is not None
                 column = np.asarray(pred.scores[:, pred.classes.index(name)], dtype=np.float64)
                 missing[(name, role)] = int(np.count_nonzero(~np.isfinite(column)))
-    return ScorePartial(summaries, rows, table, missing)
+    return missing
 
 
 def metric_of(name: str, task: str) -> Metric:
@@ -376,15 +443,22 @@ def per_example_problems(policy: Any, metrics: Sequence[Metric], parts: Sequence
 
 
 def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePartial],
-              found_problems: Mapping[tuple[str, str], tuple[str, str]], paired: bool
-              ) -> dict[tuple[int, str], list[SliceEstimate]]:
-    """Per (slicing, metric): the embedded gate's estimates of the usable score metrics."""
+              found_problems: Mapping[tuple[str, str], tuple[str, str]], paired: bool, *,
+              clustered: bool = False, normal: bool = False) -> dict[tuple[int, str], list[SliceEstimate]]:
+    """Per (slicing, metric): the embedded gate's estimates of the usable score metrics.
+
+    ``clustered``: the Poisson weights were keyed by cluster and every cell resampled
+    (``bootstrap-clusters``); ``normal``: the cluster-robust normal interval from the merged
+    per-cluster totals (as embedded, not clipped to the metric's range)."""
     usable = [m for m in metrics if (m.name, "candidate") not in found_problems]
     with_base = {m.name: paired and (m.name, "baseline") not in found_problems for m in usable}
     out: dict[tuple[int, str], list[SliceEstimate]] = {}
     rows = [m for m in usable if m.family in ROW_MEAN]
+    row_parts = [p.rows for p in parts if p.rows is not None]
+    if rows and normal:
+        return _normal_family(cells_, rows, with_base, row_parts)
     if rows:
-        out.update(_row_family(cells_, rows, with_base, [p.rows for p in parts if p.rows is not None]))
+        out.update(_row_family(cells_, rows, with_base, row_parts, METHOD_CLUSTERS if clustered else METHOD_ROWS))
     ranks = [m for m in usable if m.family in RANKS]
     if ranks:
         tables = [p.table for p in parts if p.table is not None]
@@ -393,8 +467,43 @@ def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePar
     return {key: [_bounded(e, by_name[key[1]]) for e in found] for key, found in out.items()}
 
 
+def _normal_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str, bool],
+                   parts: Sequence[RowPartial]) -> dict[tuple[int, str], list[SliceEstimate]]:
+    """Each slice's mean and cluster-robust normal interval from the merged (cell, cluster) totals."""
+    merged = pd.concat([p.totals for p in parts if p.totals is not None], ignore_index=True)
+    merged = merged.groupby([CELL, KEY], sort=False).sum()
+    cell = merged.index.get_level_values(CELL).to_numpy(dtype=np.int64)
+    keys = merged.index.get_level_values(KEY).to_numpy()
+    where, start = {}, 1
+    for name, role, w in parts[0].layout:
+        where[(name, role)] = str(start)
+        start += w
+    out: dict[tuple[int, str], list[SliceEstimate]] = {}
+    for i, members in enumerate(cells_.members):
+        if members is None:
+            continue
+        by_slice = merged.groupby([np.argmax(members, axis=0)[cell], keys], sort=False).sum()
+        codes = by_slice.index.get_level_values(0).to_numpy()
+        for m in metrics:
+            found = []
+            for s_ in range(members.shape[0]):
+                here = by_slice[codes == s_]
+                sizes = here["0"].to_numpy(dtype=np.float64)
+                c = here[where[(m.name, "candidate")]].to_numpy(dtype=np.float64)
+                n = float(sizes.sum())
+                observed = normal_from_totals(float(c.sum()) / n, c, sizes)
+                base = diff = None
+                if with_base[m.name]:
+                    b = here[where[(m.name, "baseline")]].to_numpy(dtype=np.float64)
+                    base = float(b.sum()) / n
+                    diff = normal_from_totals(float((c - b).sum()) / n, c - b, sizes)
+                found.append(SliceEstimate(observed.value, base, observed, diff))
+            out[(i, m.name)] = found
+    return out
+
+
 def _row_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str, bool],
-                parts: Sequence[RowPartial]) -> dict[tuple[int, str], list[SliceEstimate]]:
+                parts: Sequence[RowPartial], method: str = METHOD_ROWS) -> dict[tuple[int, str], list[SliceEstimate]]:
     """Merge the partitions' moments and Poisson sums of the wanted columns; estimate per slice."""
     wanted = [(m.name, role) for m in metrics for role in ("candidate", "baseline")
               if role == "candidate" or with_base[m.name]]
@@ -429,8 +538,9 @@ def _row_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str
             continue
         mom = moments.combine(members)
         few = mom.n < ANALYTIC_MIN_ROWS
+        few = few | (method == METHOD_CLUSTERS)
         means = None if merged is None or not few.any() else merged.means(members)
-        for name, found in _row_estimates(blocks, mom, means, few).items():
+        for name, found in _row_estimates(blocks, mom, means, few, method).items():
             out[(i, name)] = found
     return out
 

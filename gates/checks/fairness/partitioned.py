@@ -15,8 +15,10 @@ then predicted where it lives and returns
 The client merges them into :class:`MergedGroupStats` and the embedded gate's own measuring and
 deciding code runs on them. A per_example task's score means are row means of the score columns:
 per group their raw sums and Poisson sums, as the embedded gate adds them. Group ROC AUC and
-average precision (Poisson-reweighted per replicate over every row) and clustered rows have no
-mergeable form here: the gate is then one ``fairness.not_distributable`` error.
+average precision (Poisson-reweighted per replicate over every row) have no mergeable form
+here: the gate is then one ``fairness.not_distributable`` error. With ``data.cluster`` the
+weights are hashed from the cluster value and each group's clusters are counted from the
+counting pass's distinct (cell, cluster) pairs, as the embedded gate resamples and counts them.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from gates.checks.fairness._stats import (
     is_rate,
     needs_scores,
 )
+from gates.clusters import ClusterIndex, cluster_index
 from gates.context import Predictions
 from gates.errors import UserError
 from gates.metrics import BINARY, REGRESSION, Encoded
@@ -55,7 +58,6 @@ if TYPE_CHECKING:
 
 MSG_NOT_MERGEABLE = ("the fairness gate runs on the dask engine for confusion rates, counts and row-mean group "
                      "metrics; {names} have no mergeable form here (docs/scale.md)")
-MSG_CLUSTERS = "data.cluster: clustered rows are not resampled on the dask engine yet"
 #: internal column names of the count tables: a NUL never starts a data column's name, so no group column collides
 Y, C, B = "\0y", "\0candidate", "\0baseline"
 
@@ -117,8 +119,11 @@ def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | 
             table[B] = base.labels
         counts = table.groupby(list(table.columns), dropna=False, sort=False).size().rename(rs.N).reset_index()
     models = [m for m in (cand, base) if m is not None]
-    keys = row_keys(len(frame), offset=plan.offsets[part.offset],
-                    values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
+    if policy.data.cluster is not None:  # a cluster's rows share every replicate's weight
+        keys = cluster_index(frame, policy.data.cluster, offset=plan.offsets[part.offset]).keys
+    else:
+        keys = row_keys(len(frame), offset=plan.offsets[part.offset],
+                        values=None if plan.key_column is None else frame[plan.key_column].to_numpy())
     positive = policy.model.positive_label
     classes = plan.predict.classes or None
     sums: dict[tuple[int, str], tuple[np.ndarray, PoissonSums] | None] = {}
@@ -154,10 +159,16 @@ class MergedGroupStats(GroupStats):
     """:class:`GroupStats` of one grouping whose tables and sums were merged from partitions."""
 
     def __init__(self, data: EvalData, index: Grouping, n_boot: int, rng_for: Callable[[str], np.random.Generator],
-                 sizes: np.ndarray, table: Any, sums: Mapping[str, tuple[np.ndarray, PoissonSums]]) -> None:
+                 sizes: np.ndarray, table: Any, sums: Mapping[str, tuple[np.ndarray, PoissonSums]],
+                 clusters: tuple[str, np.ndarray] | None = None) -> None:
         super().__init__(data, index, n_boot, rng_for, keys=np.zeros(0, dtype=np.uint64))
         self.sizes = sizes
         self.units = sizes
+        if clusters is not None:  # (column, each group's distinct clusters): what min_group_size counts
+            column, counts = clusters
+            none = np.zeros(0, dtype=np.int64)
+            self.clusters = ClusterIndex(column, none, int(counts.sum()), none.astype(np.uint64))
+            self.units = counts
         if table is not None:
             self.__dict__["table"] = table
         self._sums = sums
@@ -182,8 +193,6 @@ def distributable(section: FairnessPlan | Spec, policy: Policy) -> str | None:
     """
     task = policy.model.task
     gate_plan = as_plan(section, task, [n for n, _ in policy.model.candidate.named_scores])
-    if policy.data.cluster is not None:
-        return MSG_CLUSTERS
     others = sorted({r for m in gate_plan.metrics for r in m.rates if _kind(r, task) is None})
     if others:
         return MSG_NOT_MERGEABLE.format(names=", ".join(others))
@@ -236,6 +245,7 @@ def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResu
     data = _data(task, policy.model.positive_label, classes, encoded, scored)
     counts = None if not labelled else pd.concat([p.counts for p in parts], ignore_index=True)
     by_columns = {cols: g for g, cols in enumerate(grouped)}
+    cluster = policy.data.cluster
 
     def stats_of(columns: tuple[str, ...], n: int, streams: Callable[[str], np.random.Generator]) -> GroupStats:
         g = by_columns[columns]
@@ -252,7 +262,9 @@ def run(ctx: PartitionedContext, section: FairnessPlan | Spec) -> list[CheckResu
                                 merge_all([f[1] for f in found if f is not None]))
             elif all(f is not None for f in found):
                 merged[name] = _merge_sums([f for f in found if f is not None], cells.n_scored)
-        return MergedGroupStats(data, index, n, streams, np.asarray(grouping.sizes), table, merged)
+        counted = None if cells.clusters is None else cells.clusters[g]
+        return MergedGroupStats(data, index, n, streams, np.asarray(grouping.sizes), table, merged,
+                                None if counted is None or cluster is None else (cluster, counted))
 
     return assess(ctx.schema, data, gate_plan, ctx.rng, sensitive=policy.data.sensitive,
                   require_baseline=bool(getattr(ctx, "require_baseline", False)), stats_of=stats_of)

@@ -3,6 +3,7 @@ merged from per-partition moments and Poisson sums give the embedded checks."""
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -94,3 +95,55 @@ def test_per_example_fairness_on_partitions_gives_the_embedded_checks(tmp_path: 
     means = df.groupby("language")["cand_correct"].mean()
     diff = partitioned["fairness.correct_difference.max[language]"]
     assert diff["observed"] == pytest.approx(means.max() - means.min(), rel=1e-12)
+
+
+# ------------------------------------------------------------------ data.cluster
+
+
+@pytest.mark.parametrize("rows", [100_000, 80])
+def test_clustered_scores_resample_whole_clusters_as_embedded(tmp_path: Path, rows: int) -> None:
+    df = frame()
+    df.loc[[3, 600, 901], "prompt_id"] = None  # rows without a cluster are clusters of their own
+    gates = {"regression": {**REGRESSION, "min_slice_size": 60}, "fairness": {**FAIRNESS, "min_group_size": 40}}
+    path = project(tmp_path, df, gates, data={"cluster": "prompt_id", "sensitive": ["language"]})
+    embedded, partitioned = both(path, "regression", rows)
+    assert_close(embedded, partitioned)
+    overall = partitioned["regression.correct.max_drop"]
+    assert overall["ci_method"].startswith("bootstrap-clusters")
+    # slices count their clusters (a row without one is its own): min_slice_size 60 skips the smaller ones
+    lone = df["prompt_id"].isna()
+    prompts = (df[~lone].groupby(["language", "tier"])["prompt_id"].nunique()
+               .add(df[lone].groupby(["language", "tier"]).size(), fill_value=0).astype(int))
+    for (language, tier), n in prompts.items():
+        got = partitioned[f"regression.correct.min[language={language}&tier={tier}]"]
+        assert (got["status"] == "skipped") == (n < 60), (language, tier, n)
+    assert (prompts < 60).any() and (prompts >= 60).any()
+    embedded, partitioned = both(path, "fairness", rows)
+    assert_close(embedded, partitioned)
+    diff = partitioned["fairness.correct_difference.max[language]"]
+    groups = {g["group"]["language"]: g for g in diff["details"]["groups"]}
+    assert groups["de"]["clusters"] == embedded["fairness.correct_difference.max[language]"]["details"]["groups"][0][
+        "clusters"] == int(prompts.loc["de"].sum())
+    for cid, want in embedded.items():
+        for key in ("group", "size", "clusters", "excluded"):
+            assert [g[key] for g in partitioned[cid]["details"]["groups"]] == [
+                g[key] for g in want["details"]["groups"]], (cid, key)
+
+
+def test_many_clusters_use_the_cluster_robust_normal_interval_as_embedded(tmp_path: Path) -> None:
+    df = evals(n_prompts=6300, samples=2, gain=0.05, seed=2)
+    gates = {"regression": {"min_slice_size": 2050, "slices": ["language"], "metrics": REGRESSION["metrics"]}}
+    path = project(tmp_path, df, gates, pieces=3, data={"cluster": "prompt_id"})
+    embedded, partitioned = both(path, "regression", 1000)
+    assert_close(embedded, partitioned)
+    got = partitioned["regression.correct.max_drop[language=de]"]
+    assert got["ci_method"].startswith("cluster-normal")
+    # the cluster-robust standard error, computed here from the rows
+    de = df[df["language"] == "de"]
+    d = (de["cand_correct"] - de["prod_correct"]).groupby(de["prompt_id"]).agg(["sum", "size"])
+    g, n = len(d), float(d["size"].sum())
+    resid = d["sum"] - d["size"] * d["sum"].sum() / n
+    se = float(np.sqrt(g / (g - 1) * (resid ** 2).sum()) / n)
+    assert got["details"]["clusters"] == de["prompt_id"].nunique()
+    assert got["delta"] == pytest.approx(de["cand_correct"].mean() - de["prod_correct"].mean(), rel=1e-9)
+    assert got["half_width"] == pytest.approx(NormalDist().inv_cdf(0.975) * se, rel=1e-9)  # CR1, 95% two-sided

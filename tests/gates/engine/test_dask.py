@@ -324,3 +324,20 @@ def test_per_example_scores_on_the_workers_give_the_embedded_checks(tmp_path: Pa
     assert_close(by_id(embedded.verdict.checks), got)
     assert not any(c.endswith("not_distributable") for c in got)
     assert got["regression.latency.max"]["observed"] == pytest.approx(df["cand_ms"].mean(), rel=1e-12)
+
+
+def test_clustered_per_example_scores_on_the_workers_give_the_embedded_checks(tmp_path: Path, scheduler: str) -> None:
+    from tests.gates.checks.test_per_example_partitioned import FAIRNESS, REGRESSION, frame
+    from tests.gates.checks.test_per_example_partitioned import project as per_example_project
+    from tests.gates.checks.test_regression_partitioned import assert_close, by_id
+
+    df = frame()
+    path = per_example_project(tmp_path, df, {"regression": REGRESSION, "fairness": FAIRNESS},
+                               data={"cluster": "prompt_id"})
+    policy = load_policy(path)
+    embedded = whole_frame(policy)
+    remote = run_policy(policy, options=RunOptions(engine=EngineSpec("dask", address=scheduler)))
+    got = by_id(remote.verdict.checks)
+    assert_close(by_id(embedded.verdict.checks), got)
+    assert got["regression.correct.max_drop"]["ci_method"].startswith("bootstrap-clusters")
+    assert got["regression.correct.max_drop"]["details"]["clusters"] == df["prompt_id"].nunique()
