@@ -45,7 +45,8 @@ def missing_extra(extra: str, purpose: str) -> EnvironmentProblem:
     )
 
 
-def first_line(exc: BaseException) -> str:
-    """Return the first line of ``exc``'s message, or its type's name when the message is empty."""
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """Return the first line of ``exc``'s message (at most ``limit`` characters), or its type's name
+    when the message is empty."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return text[0][:limit] if text else type(exc).__name__

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gates.errors import EnvironmentProblem, GateError
+from gates.errors import EnvironmentProblem, GateError, first_line
 from gates.policy import Policy
 from gates.registrar import REASON_NO_REGISTER, record_run, why_not_register
 from gates.runner import RunResult
@@ -114,7 +114,7 @@ def _render(report: Mapping[str, Any], files: list[tuple[str, str]], folder: Pat
         try:
             (folder / name).write_text(renderer(fmt)(report), encoding="utf-8")
         except Exception as exc:  # noqa: BLE001 -- any failure of a renderer stops registration
-            return name, f"{type(exc).__name__}: {_first_line(exc)}"
+            return name, f"{type(exc).__name__}: {first_line(exc, 300)}"
     return None
 
 
@@ -138,8 +138,3 @@ def _unregistered(policy: Policy, result: RunResult, report: dict[str, Any], reg
     except GateError:
         pass  # the run's own error is what the user must see; the registry's is secondary
     return error
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -201,7 +201,7 @@ def register(model_file: str | None, model_format: str | None, config: str, regi
     path = Path(model_file) if model_file else where.candidate
     if path is None:
         raise UserError(MSG_NO_MODEL_FILE)
-    is_candidate = where.candidate is not None and path.resolve() == where.candidate
+    is_candidate = where.candidate is not None and path.resolve() == where.candidate.resolve()
     loaded = _load_for_register(path, model_format or (where.candidate_format if is_candidate else None),
                                 where, outputs=where.candidate_outputs if is_candidate else None)
     report = _read_report(Path(report_path), required=not force)
@@ -269,8 +269,9 @@ def _read_report(path: Path, *, required: bool) -> dict[str, Any] | None:
 def _load_for_register(path: Path, given: str | None, where: RegistryLocation, *,
                        outputs: Mapping[str, str] | None) -> LoadedModel:
     """Load the model to register by the rules a gate run loads it by: its format (said, or from the
-    extension), its extra installed, and the policy's trust; every refusal names the file."""
-    from gates.models import default_format, extra_problem, load_model
+    extension), its extra installed (:func:`gates.models.load_model` checks), and the policy's trust;
+    every refusal names the file."""
+    from gates.models import default_format, load_model
 
     if not path.exists():
         raise UserError(MSG_FILE_NOT_FOUND, location=str(path))
@@ -284,9 +285,6 @@ def _load_for_register(path: Path, given: str | None, where: RegistryLocation, *
         raise UserError(message, location=str(path)) from None
     if path.is_dir() and fmt != "mlflow":
         raise UserError(MSG_FOLDER_FORMAT.format(format=fmt), location=str(path))
-    problem = extra_problem(fmt)
-    if problem:
-        raise UserError(problem, location=str(path))
     return load_model(path, fmt, trust=where.trust, role="registered", where=str(path), outputs=outputs)
 
 

@@ -18,23 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gates.errors import UserError, first_line as _first_line
+from gates.errors import UserError
 from gates.models import LoadedModel, Trust, load_model
-from gates.models.bundle import extract_archive, scratch_folder, write_archive
+from gates.models.bundle import scratch_folder, unpack_model, write_archive
 
 if TYPE_CHECKING:
     from gates.engine import Engine
 
 MSG_SHA_MISMATCH = ("the {role} model's bytes on this worker have sha256 {got}, not {want} as sent by the "
                     "client: refusing to load them")
-MSG_BAD_ARCHIVE = "the {role} model's archive on this worker is refused: {problem}"
 
 #: models loaded in this (worker) process, by sha256 and the trust, outputs and entry they were loaded with
 _LOADED: dict[tuple[str, ...], LoadedModel] = {}
@@ -107,8 +105,6 @@ def _unpack(model: ShippedModel, data: bytes) -> Path:
     archive = folder / "model.tar"
     archive.write_bytes(data)
     try:
-        return extract_archive(archive, folder / "model")
-    except (ValueError, tarfile.TarError, OSError) as exc:  # a hostile or broken archive: nothing runs
-        raise UserError(MSG_BAD_ARCHIVE.format(role=model.role, problem=_first_line(exc)), location=model.name) from None
+        return unpack_model(archive, folder / "model", role=model.role, source="on this worker", where=model.name)
     finally:
         archive.unlink()

@@ -18,11 +18,14 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from gates.errors import UserError, first_line
+
 MSG_UNSAFE_MEMBER = "the model archive holds '{name}', which is not a plain file inside the archive"
 MSG_LINK_OUT = "'{name}' in the model folder is a link to a file outside it"
 MSG_DUPLICATE_MEMBER = "the model archive holds '{name}' twice"
 MSG_NOT_CANONICAL = ("the model archive is not one model-gates wrote (its files do not archive back to the "
                      "same bytes): it may hide other files or another model than the one gated")
+MSG_BAD_ARCHIVE = "the {role} model's archive {source} is refused: {problem}"
 #: the tar magic at offset 257, to tell an archived model from a single-file one
 TAR_MAGIC = b"ustar"
 _SCRATCH: list[Path] = []
@@ -118,6 +121,16 @@ def extract_archive(archive: Path, dest: Path) -> Path:
         shutil.rmtree(dest, ignore_errors=True)
         raise ValueError(MSG_NOT_CANONICAL)
     return dest
+
+
+def unpack_model(archive: Path, dest: Path, *, role: str, source: str, where: str) -> Path:
+    """Return :func:`extract_archive` of ``archive`` into ``dest``; a hostile or broken archive is one
+    UserError naming the ``role``, where the archive came from (``source``) and why, and nothing runs."""
+    try:
+        return extract_archive(archive, dest)
+    except (ValueError, tarfile.TarError, OSError) as exc:
+        raise UserError(MSG_BAD_ARCHIVE.format(role=role, source=source, problem=first_line(exc)),
+                        location=where) from None
 
 
 def scratch_folder(prefix: str) -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from zipfile import ZipFile
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line
 
 MSG_PICKLE = (
     "'{path}' is a pickle file, which can run arbitrary code when loaded; save the model with "
@@ -78,7 +78,7 @@ def audit_skops(data: bytes, trusted_types: Iterable[str], where: str) -> list[s
     try:
         listed = [str(t) for t in sio.get_untrusted_types(data=data)]
     except Exception as exc:  # a malformed archive or schema is the file's problem, never ours
-        raise UserError(MSG_SKOPS_UNREADABLE.format(problem=_first_line(exc)), location=where) from None
+        raise UserError(MSG_SKOPS_UNREADABLE.format(problem=first_line(exc, 300)), location=where) from None
     return require_trusted(listed, trusted_types, where)
 
 
@@ -103,14 +103,14 @@ def load_skops(data: bytes, trusted_types: Iterable[str], where: str) -> Any:
     try:
         archive = ZipFile(io.BytesIO(data), "r")
     except Exception as exc:  # not a zip archive: the file's problem
-        raise UserError(MSG_SKOPS_UNREADABLE.format(problem=_first_line(exc)), location=where) from None
+        raise UserError(MSG_SKOPS_UNREADABLE.format(problem=first_line(exc, 300)), location=where) from None
     with archive:
         try:
             schema, context = read_schema(archive)
             tree = get_tree(schema, context, trusted=None)
             listed = sorted(str(t) for t in tree.get_unsafe_set())
         except Exception as exc:  # a malformed archive or schema is the file's problem, never ours
-            raise UserError(MSG_SKOPS_UNREADABLE.format(problem=_first_line(exc)), location=where) from None
+            raise UserError(MSG_SKOPS_UNREADABLE.format(problem=first_line(exc, 300)), location=where) from None
         audit_tree(tree, trusted=require_trusted(listed, trusted_types, where))
         return tree.construct()
 
@@ -146,8 +146,3 @@ def trusted_types_line(types: Iterable[str]) -> str:
 
 def _quoted(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

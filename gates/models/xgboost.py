@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line
 from gates.models.base import ModelAdapter, Output, two_columns, wrong_kind
 from gates.models.trust import Trust
 
@@ -37,7 +37,7 @@ def load(path: Path, *, trust: Trust, where: str, outputs: object = None) -> Mod
         objective = str(config["learner"]["objective"]["name"])
         num_class = int(config["learner"]["learner_model_param"].get("num_class", "0") or 0)
     except (xgboost.core.XGBoostError, KeyError, ValueError, TypeError) as exc:
-        raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=_first_line(exc)), location=where) from None
+        raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=_problem(exc)), location=where) from None
     best = booster.attr("best_iteration")
     return XGBoostAdapter(booster, objective, max(num_class, 2 if objective.startswith("binary:") else 0),
                           None if best is None else int(best) + 1)
@@ -84,7 +84,7 @@ class XGBoostAdapter:
         return Output(labels=raw.astype(int))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
+def _problem(exc: BaseException) -> str:
+    """Return xgboost's error line without the ``[time] file:line:`` prefix its messages start with."""
+    line = first_line(exc)
     return line.split(": ", 1)[-1] if line.startswith("[") else line

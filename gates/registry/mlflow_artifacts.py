@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gates.errors import UserError
+from gates.errors import UserError, first_line
 from gates.registry.base import Evidence
 from gates.registry.mlflow_records import TAG_FLAVOR, TAG_FLAVOR_NOTE
 
@@ -93,7 +93,7 @@ def _flavour_model(staged: Path, format: str, evidence: Evidence | None) -> tupl
         if format in NATIVE_FLAVOURS:
             return NATIVE_FLAVOURS[format], _read_native(staged, format), None
     except Exception as exc:  # noqa: BLE001 -- bytes that are not a model: kept as bytes, said why
-        return "none", None, NOTE_NOT_A_MODEL.format(problem=_first_line(exc))
+        return "none", None, NOTE_NOT_A_MODEL.format(problem=first_line(exc, 300))
     if format == "mlflow":
         flavour = _flavour_of(native)
         if flavour is None or flavour == "onnx":
@@ -182,7 +182,7 @@ def _save_flavour(folder: Path, flavour: str, model: Any, inputs: Any, meta: Map
                                   pip_requirements=module.get_default_pip_requirements(), **extra)
     except Exception as exc:  # noqa: BLE001 -- the flavour is a convenience; the exact bytes are the model
         shutil.rmtree(folder, ignore_errors=True)
-        return NOTE_FLAVOUR_FAILED.format(flavour=flavour, problem=_first_line(exc))
+        return NOTE_FLAVOUR_FAILED.format(flavour=flavour, problem=first_line(exc, 300))
     return None
 
 
@@ -243,8 +243,3 @@ def run_metrics(lineage: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out.setdefault(_METRIC_KEY.sub("_", str(check_id))[:250], float(value))
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gates.errors import EnvironmentProblem, GateError
+from gates.errors import EnvironmentProblem, GateError, first_line
 
 #: the experiment holding registration runs; its audit log lives in ``<name>-audit``
 DEFAULT_EXPERIMENT = "model-gates"
@@ -99,16 +99,12 @@ def named_errors(uri: str) -> Iterator[None]:
     except GateError:
         raise
     except OSError as exc:
-        raise EnvironmentProblem(MSG_ARTIFACTS_FAILED.format(uri=redact(uri), problem=_first_line(exc))) from exc
+        raise EnvironmentProblem(MSG_ARTIFACTS_FAILED.format(uri=redact(uri), problem=redact(first_line(exc, 300)))) from exc
     except Exception as exc:
         if is_mlflow_error(exc) or isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("sqlalchemy"):
-            raise EnvironmentProblem(MSG_MLFLOW_FAILED.format(uri=redact(uri), problem=_first_line(exc))) from exc
+            raise EnvironmentProblem(MSG_MLFLOW_FAILED.format(uri=redact(uri), problem=redact(first_line(exc, 300)))) from exc
         raise
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return redact(text[0][:300]) if text else type(exc).__name__
 
 
 class Experiments:

@@ -205,7 +205,8 @@ def test_an_archive_with_a_member_outside_its_folder_is_refused_before_anything_
     import io
     import tarfile
 
-    from gates.engine.shipping import MSG_BAD_ARCHIVE, ShippedModel, load_shipped
+    from gates.engine.shipping import ShippedModel, load_shipped
+    from gates.models.bundle import MSG_BAD_ARCHIVE
     from gates.models import Trust
 
     out = io.BytesIO()
@@ -218,7 +219,8 @@ def test_an_archive_with_a_member_outside_its_folder_is_refused_before_anything_
     model = ShippedModel("candidate", "m.onnx", "onnx", hashlib.sha256(data).hexdigest(), Trust(), entry="m.onnx")
     with pytest.raises(UserError) as info:
         load_shipped(model, data)
-    assert info.value.message.startswith(MSG_BAD_ARCHIVE.split("{problem}")[0].format(role="candidate"))
+    assert info.value.message.startswith(MSG_BAD_ARCHIVE.split("{problem}")[0].format(role="candidate",
+                                                                                       source="on this worker"))
     assert "../escaped.bin" in info.value.message and info.value.location == "m.onnx"
 
 

@@ -314,3 +314,23 @@ def test_register_says_when_the_format_is_ambiguous_and_obeys_the_configs_trust(
         assert [v.format for v in reg.list_versions("fmt")] == ["pickle", "lightgbm"]
     finally:
         reg.close()
+
+
+def test_register_knows_the_configs_candidate_named_by_an_absolute_path_through_a_link(tmp_path, capsys):
+    """The config's absolute candidate path and MODEL_FILE are compared resolved, both sides: the same
+    file through a linked folder takes the candidate's format from the config."""
+    real = tmp_path / "real"
+    real.mkdir()
+    booster, _ = _lgb(real, "one", 3)
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    linked = tmp_path / "link" / booster.name
+    cfg = _project(tmp_path, "binary", {"path": str(linked), "format": "lightgbm"}, "none",
+                   _registry(tmp_path, "local"))
+    capsys.readouterr()
+    assert _cli("register", str(linked), "--json", "--force", "--reason", "test", "-c", str(cfg)) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
+    reg = open_registry(load_policy(cfg).registry)
+    try:
+        assert [v.format for v in reg.list_versions("fmt")] == ["lightgbm"]
+    finally:
+        reg.close()
