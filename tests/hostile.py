@@ -83,3 +83,18 @@ class _Exec:
 def pickle_exec(marker: Path) -> bytes:
     """Return pickle bytes that run a payload when loaded (by pickle or joblib)."""
     return pickle.dumps(_Exec(payload(marker)))
+
+
+def declaring_sizes(data: bytes, sizes: dict[str, int]) -> bytes:
+    """Return the zip ``data`` with the uncompressed size its central directory declares for each member
+    named in ``sizes`` set to that many bytes (the member's bytes are unchanged: a small archive that
+    says it unpacks to far more than it holds)."""
+    out = bytearray(data)
+    at = out.find(b"PK\x01\x02")
+    while at != -1:
+        name_len = int.from_bytes(out[at + 28:at + 30], "little")
+        name = out[at + 46:at + 46 + name_len].decode()
+        if name in sizes:
+            out[at + 24:at + 28] = sizes[name].to_bytes(4, "little")
+        at = out.find(b"PK\x01\x02", at + 46)
+    return bytes(out)

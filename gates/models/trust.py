@@ -32,6 +32,11 @@ MSG_SKOPS_UNTRUSTED = (
     "(docs/security.md) and, if you trust this file, set under model: {line}"
 )
 MSG_SKOPS_UNREADABLE = "cannot audit the .skops file: {problem}"
+MSG_SKOPS_TOO_BIG = ("the .skops file declares {what} of {size:,} bytes uncompressed, over the {limit:,}-byte "
+                     "limit: refused before skops reads it (a small zip can declare members far larger than itself)")
+#: the most a ``.skops`` zip may declare uncompressed, in all and per member, checked before skops reads it
+MAX_SKOPS_TOTAL = 4 << 30
+MAX_SKOPS_MEMBER = 2 << 30
 MSG_RUNS_CODE = " ({types} can run code or touch the system: no model needs that; never trust this file)"
 
 #: callables and modules that are never part of a model: naming them in a file is an attack
@@ -75,6 +80,7 @@ def audit_skops(data: bytes, trusted_types: Iterable[str], where: str) -> list[s
     """
     import skops.io as sio
 
+    check_sizes(data, where)
     try:
         listed = [str(t) for t in sio.get_untrusted_types(data=data)]
     except Exception as exc:  # a malformed archive or schema is the file's problem, never ours
@@ -105,6 +111,7 @@ def load_skops(data: bytes, trusted_types: Iterable[str], where: str) -> Any:
     except Exception as exc:  # not a zip archive: the file's problem
         raise UserError(MSG_SKOPS_UNREADABLE.format(problem=first_line(exc, 300)), location=where) from None
     with archive:
+        check_zip_sizes(archive, where)
         try:
             schema, context = read_schema(archive)
             tree = get_tree(schema, context, trusted=None)
@@ -113,6 +120,31 @@ def load_skops(data: bytes, trusted_types: Iterable[str], where: str) -> Any:
             raise UserError(MSG_SKOPS_UNREADABLE.format(problem=first_line(exc, 300)), location=where) from None
         audit_tree(tree, trusted=require_trusted(listed, trusted_types, where))
         return tree.construct()
+
+
+def check_sizes(data: bytes, where: str) -> None:
+    """Raise UserError when the ``.skops`` bytes ``data`` declare more than skops may unpack (see
+    :func:`check_zip_sizes`); bytes that are not a zip are left to skops to refuse."""
+    try:
+        archive = ZipFile(io.BytesIO(data), "r")
+    except Exception:  # noqa: BLE001 -- not a zip: skops' own reader says so
+        return
+    with archive:
+        check_zip_sizes(archive, where)
+
+
+def check_zip_sizes(archive: ZipFile, where: str) -> None:
+    """Raise UserError when ``archive`` declares a member over :data:`MAX_SKOPS_MEMBER` or members
+    over :data:`MAX_SKOPS_TOTAL` in all, uncompressed: read from its directory, nothing is inflated."""
+    total = 0
+    for info in archive.infolist():
+        if info.file_size > MAX_SKOPS_MEMBER:
+            raise UserError(MSG_SKOPS_TOO_BIG.format(what=f"member '{info.filename}'", size=info.file_size,
+                                                     limit=MAX_SKOPS_MEMBER), location=where)
+        total += info.file_size
+    if total > MAX_SKOPS_TOTAL:
+        raise UserError(MSG_SKOPS_TOO_BIG.format(what=f"{len(archive.infolist())} members", size=total,
+                                                 limit=MAX_SKOPS_TOTAL), location=where)
 
 
 def require_trusted(listed: list[str], trusted_types: Iterable[str], where: str) -> list[str]:

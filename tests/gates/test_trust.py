@@ -1,6 +1,7 @@
 """Model trust is skops' own audit plus the policy's trusted_types; nothing else, whatever its module."""
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -13,8 +14,16 @@ from sklearn.linear_model import LogisticRegression
 
 from gates.errors import UserError
 from gates.loading import MSG_NOT_A_FILE, load_model
-from gates.models.trust import MSG_RUNS_CODE, MSG_SKOPS_UNREADABLE, audit_skops, runs_code, trusted_types_line
-from tests.hostile import skops_exec_alone, skops_exec_nested
+from gates.models.trust import (
+    MAX_SKOPS_MEMBER,
+    MAX_SKOPS_TOTAL,
+    MSG_RUNS_CODE,
+    MSG_SKOPS_UNREADABLE,
+    audit_skops,
+    runs_code,
+    trusted_types_line,
+)
+from tests.hostile import declaring_sizes, skops_exec_alone, skops_exec_nested
 
 HOSTILE = {"alone": skops_exec_alone, "nested": skops_exec_nested}
 
@@ -164,3 +173,86 @@ def test_empty_bytes_and_an_empty_archive_are_unreadable_skops_files(data):
         load_skops(data, (), "m.skops")
     assert err.value.message.startswith(MSG_SKOPS_UNREADABLE.split("{")[0])
     assert err.value.location == "m.skops"
+
+
+def _small_skops() -> bytes:
+    rng = np.random.default_rng(0)
+    return sio.dumps(LogisticRegression().fit(rng.normal(size=(40, 2)), np.tile([0, 1], 20)))
+
+
+def _never_parsed(monkeypatch) -> None:
+    """Make skops' schema reader and audit fail the test if they are reached."""
+    import skops.io as skio
+    import skops.io._utils as utils
+
+    def reached(*args, **kwargs):
+        raise AssertionError("skops read the archive")
+
+    monkeypatch.setattr(utils, "read_schema", reached)
+    monkeypatch.setattr(skio, "get_untrusted_types", reached)
+
+
+def test_a_skops_zip_declaring_a_huge_member_is_refused_before_skops_reads_it(tmp_path, monkeypatch):
+    import zipfile
+
+    from gates.models import Trust
+    from gates.models import load_model as load_any
+
+    data = _small_skops()
+    assert len(data) < 10_000
+    huge = 0xF0000000  # 3.75 GiB declared by a member of a few hundred bytes
+    bomb = declaring_sizes(data, {"schema.json": huge})
+    assert zipfile.ZipFile(io.BytesIO(bomb)).getinfo("schema.json").file_size == huge > MAX_SKOPS_MEMBER
+    path = tmp_path / "model.skops"
+    path.write_bytes(bomb)
+    _never_parsed(monkeypatch)
+    with pytest.raises(UserError) as err:
+        load_any(path, "skops", trust=Trust(), role="candidate", where="gates.yaml:3")
+    assert err.value.location == "gates.yaml:3"
+    message = err.value.message
+    assert message.startswith("the candidate model (model.skops): the .skops file declares member 'schema.json' ")
+    assert f"{huge:,} bytes uncompressed, over the {MAX_SKOPS_MEMBER:,}-byte limit" in message
+    assert "\n" not in message
+    with pytest.raises(UserError, match="declares member 'schema.json'"):
+        load_model(path)
+    with pytest.raises(UserError, match="declares member 'schema.json'"):
+        audit_skops(bomb, (), "model.skops")
+
+
+def test_a_skops_zip_whose_members_declare_too_much_in_all_is_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    data = _small_skops()
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    each = 0x60000000  # 1.5 GiB: under the per-member limit, 4.5 GiB in all
+    assert len(names) >= 3 and each <= MAX_SKOPS_MEMBER < 3 * each and MAX_SKOPS_TOTAL < 3 * each
+    bomb = declaring_sizes(data, dict.fromkeys(names[:3], each))
+    path = tmp_path / "model.skops"
+    path.write_bytes(bomb)
+    _never_parsed(monkeypatch)
+    with pytest.raises(UserError) as err:
+        load_model(path)
+    assert err.value.location == str(path)
+    total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(bomb)).infolist())
+    assert f"declares {len(names)} members of {total:,} bytes uncompressed" in err.value.message
+    assert f"over the {MAX_SKOPS_TOTAL:,}-byte limit" in err.value.message
+
+
+def test_a_skops_zip_within_the_limits_loads_unchanged(tmp_path):
+    data = _small_skops()
+    path = tmp_path / "model.skops"
+    path.write_bytes(data)
+    loaded = load_model(path)
+    assert loaded.estimator.coef_.shape == (1, 2)
+
+
+def test_run_refuses_a_skops_zip_bomb_with_one_line_and_exit_2(tmp_path, capsys):
+    from tests.gates.models.helpers import run_cli, write_project
+
+    (tmp_path / "model.skops").write_bytes(declaring_sizes(_small_skops(), {"schema.json": 0xF0000000}))
+    config = write_project(tmp_path, "binary", "model.skops")
+    capsys.readouterr()
+    code, report = run_cli(config)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and report is None and len(err) == 1
+    assert "the candidate model (model.skops): the .skops file declares member 'schema.json'" in err[0]
