@@ -69,6 +69,8 @@ class ResolvedModel:
     uri: str
     sha256: str
     version: int | None = None
+    #: what is loaded inside a multi-file model's archive, as its lineage records it
+    entry: str | None = None
 
 
 #: resolves ``registry:<ref>`` (an alias or a version) to a model, or None when nothing is there
@@ -286,7 +288,7 @@ class EvalContext:
             if format_name(found.format) == "pickle" and not spec.trust_pickle:
                 raise UserError(MSG_REGISTRY_PICKLE.format(uri=found.uri, format=found.format), location=where)
             return load_registered(found.path, found.format, trust=trust, role=role, where=found.uri,
-                                   uri=found.uri, version=found.version)
+                                   uri=found.uri, version=found.version, entry=found.entry)
         return None
 
     @cached_property

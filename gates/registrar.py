@@ -18,6 +18,7 @@ from gates.context import BaselineResolver, ResolvedModel
 from gates.errors import EnvironmentProblem, UserError
 from gates.lineage import build_lineage, current_actor, run_entry
 from gates.models import LoadedModel
+from gates.models.registered import recorded_entry
 from gates.policy import Policy, RegistrySpec
 from gates.registry import open_backend
 from gates.registry.base import Evidence, RegistryBackend, is_version_ref
@@ -58,7 +59,7 @@ def baseline_resolver(policy: Policy) -> BaselineResolver | None:
             return None
         path = backend.fetch(policy.model.name, found.version)
         return ResolvedModel(path=path, format=found.format, uri=f"registry:{ref} (v{found.version})",
-                             sha256=found.model_sha256, version=found.version)
+                             sha256=found.model_sha256, version=found.version, entry=recorded_entry(found.lineage))
 
     return resolve
 
@@ -128,8 +129,7 @@ def _register(backend: RegistryBackend, policy: Policy, result: RunResult, repor
     if candidate is None:
         raise EnvironmentProblem(REASON_COLUMNS)
     lineage = build_lineage(report, model_sha256=candidate.sha256, model_format=candidate.format, by=who)
-    if candidate.is_bundle:
-        lineage["model"]["files"] = [n for n, _ in candidate.files]
+    add_files(lineage, candidate)
     with registrable_file(candidate) as path:
         reg = backend.register(policy.model.name, path, format=candidate.format, lineage=lineage, by=who,
                                verdict=result.verdict.value, alias=policy.registry.alias_on_pass,
@@ -157,6 +157,13 @@ def _register_artifact(backend: RegistryBackend, policy: Policy, result: RunResu
                                run=run_entry(report, by=who), expected_sha256=sha, evidence=None)
     return {"registered": True, "backend": backend.kind, "version": reg.version.version,
             "aliases": list(reg.version.aliases), "already_registered": reg.already_registered}
+
+
+def add_files(lineage: dict[str, Any], model: LoadedModel) -> None:
+    """Record a multi-file model's files and its entry (what is loaded inside its archive) in ``lineage``."""
+    if model.is_bundle:
+        lineage["model"]["files"] = [n for n, _ in model.files]
+        lineage["model"]["entry"] = model.entry
 
 
 @contextmanager

@@ -216,12 +216,12 @@ def register(model_file: str | None, model_format: str | None, config: str, regi
     who = current_actor()
     lineage = build_lineage(report if not problems else None, model_sha256=actual, model_format=loaded.format,
                             by=who, forced_reason=forced)
-    if loaded.is_bundle:
-        lineage["model"]["files"] = [n for n, _ in loaded.files]
+    from gates.registrar import add_files, registrable_file
+
+    add_files(lineage, loaded)
     if problems:
         lineage["bypassed"] = problems
     verdict = str((report or {}).get("verdict", "none"))
-    from gates.registrar import registrable_file
     from gates.registry.base import Evidence
 
     with opened(where) as reg, registrable_file(loaded) as stored:

@@ -59,9 +59,7 @@ def ship(engine: Engine, role: str, loaded: LoadedModel, trust: Trust,
          outputs: Mapping[str, str] | None = None) -> tuple[ShippedModel, Any]:
     """Send a loaded model's file (or its files' archive) to the workers; return its description
     and the engine's handle to its bytes (a task argument that arrives on the worker as the bytes)."""
-    entry = None
     if loaded.is_bundle:
-        entry = "." if loaded.path.is_dir() else next(n for n, p in loaded.files if p == loaded.path)
         out = io.BytesIO()
         write_archive(loaded.files, out)
         data = out.getvalue()
@@ -71,7 +69,7 @@ def ship(engine: Engine, role: str, loaded: LoadedModel, trust: Trust,
     if got != loaded.sha256:  # the file changed between the client's load and now
         raise UserError(MSG_SHA_MISMATCH.format(role=role, got=got, want=loaded.sha256), location=str(loaded.path))
     shipped = ShippedModel(role, loaded.path.name, loaded.format, loaded.sha256, trust,
-                           dict(outputs) if outputs else None, entry)
+                           dict(outputs) if outputs else None, loaded.entry)
     return shipped, engine.share(data)
 
 

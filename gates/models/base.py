@@ -86,6 +86,14 @@ class LoadedModel:
         """True when the model is several files (registered as one deterministic archive)."""
         return len(self.files) > 1 or self.path.is_dir()
 
+    @property
+    def entry(self) -> str | None:
+        """What is loaded inside the model's archive: the graph's name among ``files``, ``"."`` for a
+        model folder, None for a model of one file."""
+        if not self.is_bundle:
+            return None
+        return "." if self.path.is_dir() else next(n for n, p in self.files if p == self.path)
+
 
 def check_adapter(adapter: Any, format: str) -> ModelAdapter:
     """Return ``adapter`` if it satisfies :class:`ModelAdapter`; a loader that breaks it is a bug."""

@@ -60,13 +60,16 @@ def bytes_path(format: str) -> str:
     return f"model_gates/model.{format}"
 
 
-def write_model_folder(folder: Path, staged: Path, format: str, sha256: str, evidence: Evidence | None
-                       ) -> dict[str, str]:
-    """Write the model version's folder (flavour when possible, exact bytes always); return the flavour tags."""
-    flavour, model, note = _flavour_model(staged, format, evidence)
+def write_model_folder(folder: Path, staged: Path, format: str, sha256: str, evidence: Evidence | None,
+                       entry: str | None = None) -> dict[str, str]:
+    """Write the model version's folder (flavour when possible, exact bytes always); return the flavour tags.
+
+    ``entry`` is what the lineage records as the model inside a multi-file model's archive.
+    """
+    flavour, model, note, options = _flavour_model(staged, format, evidence, entry)
     if model is not None:
         inputs = evidence.inputs if evidence is not None else None
-        problem = _save_flavour(folder, flavour, model, inputs, {"model_sha256": sha256, "format": format})
+        problem = _save_flavour(folder, flavour, model, inputs, {"model_sha256": sha256, "format": format}, options)
         if problem is None:
             note = None if inputs is not None else NOTE_NO_SIGNATURE
         else:
@@ -80,59 +83,65 @@ def write_model_folder(folder: Path, staged: Path, format: str, sha256: str, evi
     return tags
 
 
-def _flavour_model(staged: Path, format: str, evidence: Evidence | None) -> tuple[str, Any, str | None]:
-    """Return (flavour, the object MLflow's flavour API saves, None) or ("none", None, why there is none).
+def _flavour_model(staged: Path, format: str, evidence: Evidence | None, entry: str | None
+                   ) -> tuple[str, Any, str | None, dict[str, Any]]:
+    """Return (flavour, the object MLflow's flavour API saves, None, its save options) or ("none", None,
+    why there is none, {}).
 
     The native formats are read from the gated bytes by their own library (never unpickled); an
     MLflow model folder is logged by the flavour of the object it loaded into in the gate run.
     """
     native = evidence.estimator if evidence is not None else None
     if format in ARTIFACT_FORMATS:
-        return "none", None, NOTE_ARTIFACT
+        return "none", None, NOTE_ARTIFACT, {}
     try:
         if format in NATIVE_FLAVOURS:
-            return NATIVE_FLAVOURS[format], _read_native(staged, format), None
+            model, options = _read_native(staged, format, entry)
+            return NATIVE_FLAVOURS[format], model, None, options
     except Exception as exc:  # noqa: BLE001 -- bytes that are not a model: kept as bytes, said why
-        return "none", None, NOTE_NOT_A_MODEL.format(problem=first_line(exc, 300))
+        return "none", None, NOTE_NOT_A_MODEL.format(problem=first_line(exc, 300)), {}
     if format == "mlflow":
         flavour = _flavour_of(native)
         if flavour is None or flavour == "onnx":
-            return "none", None, NOTE_NO_FLAVOUR.format(what=f"{type(native).__name__} object")
-        return flavour, native, None
+            return "none", None, NOTE_NO_FLAVOUR.format(what=f"{type(native).__name__} object"), {}
+        return flavour, native, None, {}
     estimator, note = _estimator(staged, format, evidence)
-    return ("sklearn", estimator, None) if estimator is not None else ("none", None, note)
+    return ("sklearn", estimator, None, {}) if estimator is not None else ("none", None, note, {})
 
 
-def _read_native(staged: Path, format: str) -> Any:
-    """Return the xgboost/LightGBM Booster or ONNX graph in the gated bytes, read by its own library."""
+def _read_native(staged: Path, format: str, entry: str | None) -> tuple[Any, dict[str, Any]]:
+    """Return the xgboost/LightGBM Booster or ONNX graph in the gated bytes, read by its own library,
+    with the options its flavour is saved with."""
     if format == "xgboost":
         import xgboost
 
         booster = xgboost.Booster()
         booster.load_model(bytearray(staged.read_bytes()))
-        return booster
+        return booster, {}
     if format == "lightgbm":
         import lightgbm
 
-        return lightgbm.Booster(model_file=str(staged))
-    return _read_onnx(staged)
+        return lightgbm.Booster(model_file=str(staged)), {}
+    return _read_onnx(staged, entry)
 
 
-def _read_onnx(staged: Path) -> Any:
-    """Return the ONNX graph with its external data (from the archive of a multi-file model)."""
+def _read_onnx(staged: Path, entry: str | None) -> tuple[Any, dict[str, Any]]:
+    """Return the ONNX graph with its external data loaded (from the archive of a multi-file model, at the
+    recorded ``entry``), and ``save_as_external_data`` when the gated graph kept its data beside it."""
     import onnx
 
     from gates.models.bundle import extract_archive, is_archive, scratch_folder
     from gates.models.onnx import check_external_data
+    from gates.models.registered import entry_path
 
     path = staged
     if is_archive(staged):
-        folder = extract_archive(staged, scratch_folder("model-gates-flavour-") / "model")
-        path = next(iter(sorted(folder.glob("*.onnx"))), folder / "model.onnx")
+        path = entry_path(extract_archive(staged, scratch_folder("model-gates-flavour-") / "model"), "onnx", entry)
     model = onnx.load(str(path), load_external_data=False)
-    if check_external_data(model, path, str(path)):
+    external = bool(check_external_data(model, path, str(path)))  # known only before the data is loaded
+    if external:
         onnx.load_external_data_for_model(model, str(path.parent))
-    return model
+    return model, {"save_as_external_data": external}
 
 
 def _flavour_of(native: Any) -> str | None:
@@ -162,7 +171,8 @@ def _estimator(staged: Path, format: str, evidence: Evidence | None) -> tuple[An
         return None, NOTE_NOT_A_MODEL.format(problem=exc.message)
 
 
-def _save_flavour(folder: Path, flavour: str, model: Any, inputs: Any, meta: Mapping[str, str]) -> str | None:
+def _save_flavour(folder: Path, flavour: str, model: Any, inputs: Any, meta: Mapping[str, str],
+                  options: Mapping[str, Any]) -> str | None:
     """Save MLflow's ``flavour`` of ``model`` into ``folder``; return None, or why it could not be saved.
 
     sklearn is serialised with skops where MLflow supports it (safe to load), trusting exactly the
@@ -176,10 +186,9 @@ def _save_flavour(folder: Path, flavour: str, model: Any, inputs: Any, meta: Map
                 _save_sklearn(folder, model, inputs, meta)
             else:
                 module = importlib.import_module(f"mlflow.{flavour}")
-                extra = {"save_as_external_data": _has_external_data(model)} if flavour == "onnx" else {}
                 module.save_model(model, str(folder), signature=_signature(None, inputs),
                                   metadata={"model_gates": dict(meta)},
-                                  pip_requirements=module.get_default_pip_requirements(), **extra)
+                                  pip_requirements=module.get_default_pip_requirements(), **options)
     except Exception as exc:  # noqa: BLE001 -- the flavour is a convenience; the exact bytes are the model
         shutil.rmtree(folder, ignore_errors=True)
         return NOTE_FLAVOUR_FAILED.format(flavour=flavour, problem=first_line(exc, 300))
@@ -195,12 +204,6 @@ def _save_sklearn(folder: Path, estimator: Any, inputs: Any, meta: Mapping[str, 
         else {"pip_requirements": mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True)}
     mlflow.sklearn.save_model(estimator, str(folder), signature=_signature(estimator, inputs),
                               metadata={"model_gates": dict(meta)}, **extra)
-
-
-def _has_external_data(model: Any) -> bool:
-    from onnx.external_data_helper import uses_external_data
-
-    return any(uses_external_data(t) for t in model.graph.initializer)
 
 
 def _skops_types(estimator: Any) -> list[str]:

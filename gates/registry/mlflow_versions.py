@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gates.models.registered import recorded_entry
 from gates.registry.base import Evidence
 from gates.registry.mlflow_artifacts import (
     MODEL_DIR,
@@ -130,7 +131,8 @@ class MlflowVersions:
                  evidence: Evidence | None) -> dict[str, str]:
         """Log the model folder, the reports and the metrics; return the version tags describing them."""
         folder = self._scratch("model") / MODEL_DIR
-        tags = write_model_folder(folder, staged.path, staged.format, staged.sha256, evidence)
+        tags = write_model_folder(folder, staged.path, staged.format, staged.sha256, evidence,
+                                  recorded_entry(lineage))
         self._client.log_artifacts(run_id, str(folder), MODEL_DIR)
         if REPORT_KEY in lineage:
             reports = self._scratch("reports")
