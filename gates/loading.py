@@ -1,6 +1,8 @@
 """Read eval/reference tables and model files; hash their bytes."""
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,6 @@ import pandas as pd
 
 from gates.datasets import is_many, read_many
 from gates.errors import UserError, first_line as _first_line
-from gates.hashing import file_sha256
 from gates.models.trust import MSG_PICKLE
 
 MSG_TABLE_FORMAT = "unsupported data file: expected .csv or .parquet"
@@ -63,25 +64,21 @@ def load_model(path: Path, *, trusted_types: tuple[str, ...] = (), trust_pickle:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise UserError(MSG_NOT_A_FILE.format(path=path), location=where)
-    sha = file_sha256(path)
+    if suffix not in (".skops", ".joblib", ".pkl", ".pickle"):
+        raise UserError(MSG_MODEL_FORMAT.format(path=path.name), location=where)
+    if suffix != ".skops" and not trust_pickle:
+        raise UserError(MSG_PICKLE.format(path=path.name), location=where)
     try:
+        data = path.read_bytes()  # read once: these bytes are both hashed and loaded
+        sha = hashlib.sha256(data).hexdigest()
         if suffix == ".skops":
-            return LoadedModel(load_skops_file(path, trusted_types, where), path, "skops", sha)
-        if suffix in (".joblib", ".pkl", ".pickle"):
-            if not trust_pickle:
-                raise UserError(MSG_PICKLE.format(path=path.name), location=where)
-            import joblib
+            from gates.models.trust import load_skops
 
-            return LoadedModel(joblib.load(path), path, suffix.lstrip("."), sha)
+            return LoadedModel(load_skops(data, trusted_types, where), path, "skops", sha)
+        import joblib
+
+        return LoadedModel(joblib.load(io.BytesIO(data)), path, suffix.lstrip("."), sha)
     except UserError:
         raise
     except Exception as exc:  # a model file is user input: any failure to read it is theirs to fix
         raise UserError(MSG_MODEL_READ.format(problem=_first_line(exc)), location=where) from None
-    raise UserError(MSG_MODEL_FORMAT.format(path=path.name), location=where)
-
-
-def load_skops_file(path: Path, trusted_types: tuple[str, ...], where: str) -> Any:
-    """Return the object in a ``.skops`` file, or raise UserError when it holds an untrusted type."""
-    from gates.models.trust import load_skops
-
-    return load_skops(path.read_bytes(), trusted_types, where)  # read and parsed once: audited, then built

@@ -23,8 +23,8 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from gates.errors import UserError, first_line as _first_line
-from gates.hashing import file_sha256
 from gates.models.base import LoadedModel, ModelAdapter, Output, check_adapter
+from gates.models.reads import Reads
 from gates.models.trust import Trust
 
 __all__ = ["FORMATS", "LoadedModel", "ModelAdapter", "Output", "Trust", "default_format", "extra_problem",
@@ -86,14 +86,22 @@ def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
     ``role`` and the file.
 
     The sha256 is the file's, or for a model of several files (an ONNX graph with external data,
-    an MLflow folder) their deterministic archive's.
+    an MLflow folder) their deterministic archive's, computed from the very bytes the model was built
+    from (:class:`gates.models.reads.Reads`: each file is read once), so a file replaced while it is
+    loaded is never reported under a digest it does not have.
     """
+    where_from = path
     problem = extra_problem(format)
     if problem:
         raise UserError(problem, location=where)
     module = import_module(f"gates.models.{format}")
+    reads = Reads()
     try:
-        adapter = module.load(path, trust=trust, where=where, outputs=outputs)
+        if path.is_dir():  # a model folder: loaded and hashed from a private copy of its files
+            from gates.models.bundle import private_copy
+
+            path = private_copy(path)
+        adapter = module.load(path, trust=trust, where=where, outputs=outputs, reads=reads)
     except UserError as exc:
         raise UserError(_named(exc.message, role, path), location=exc.location or where) from None
     except ModuleNotFoundError as exc:  # a pickled class whose package this environment lacks
@@ -104,17 +112,18 @@ def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
                         location=where) from None
     check_adapter(adapter, format)
     files = tuple(getattr(adapter, "files", ()) or ((path.name, path),))
-    return LoadedModel(adapter=adapter, path=path, format=format, sha256=model_sha256(files, folder=path.is_dir()),
-                       files=files, uri=uri or str(path))
+    return LoadedModel(adapter=adapter, path=path, format=format, sha256=model_sha256(files, reads, path),
+                       files=files, uri=uri or str(where_from))
 
 
-def model_sha256(files: tuple[tuple[str, Path], ...], *, folder: bool = False) -> str:
-    """Return a one-file model's sha256, or its files' (or a model folder's) deterministic archive's."""
-    if len(files) == 1 and not folder:
-        return file_sha256(files[0][1])
-    from gates.models.bundle import archive_sha256
+def model_sha256(files: tuple[tuple[str, Path], ...], reads: Reads, path: Path) -> str:
+    """Return the sha256 of the bytes the model at ``path`` was loaded from: its file's, its files' deterministic
+    archive's (an ONNX graph and its external data), or for a model folder the archive of its private copy."""
+    if path.is_dir():
+        from gates.models.bundle import archive_sha256
 
-    return archive_sha256(files)
+        return archive_sha256(files)
+    return reads.sha256(files)
 
 
 def _named(message: str, role: str, path: Path) -> str:

@@ -59,18 +59,22 @@ def folder_files(folder: Path) -> tuple[tuple[str, Path], ...]:
     return tuple(out)
 
 
-def write_archive(files: Iterable[tuple[str, Path]], out: BinaryIO) -> None:
-    """Write the deterministic tar of ``files`` (name, path) to ``out``."""
+def write_archive(files: Iterable[tuple[str, Path | bytes]], out: BinaryIO) -> None:
+    """Write the deterministic tar of ``files`` (name, path or the file's bytes) to ``out``."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name, path in sorted(files):
+        for name, source in sorted(files, key=lambda f: f[0]):
             info = tarfile.TarInfo(name)
-            info.size = path.stat().st_size
             info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 0, 0o644, 0, 0, "", ""
-            with path.open("rb") as fh:
+            if isinstance(source, bytes):
+                info.size = len(source)
+                tar.addfile(info, io.BytesIO(source))
+                continue
+            info.size = source.stat().st_size
+            with source.open("rb") as fh:
                 tar.addfile(info, fh)
 
 
-def archive_sha256(files: Iterable[tuple[str, Path]]) -> str:
+def archive_sha256(files: Iterable[tuple[str, Path | bytes]]) -> str:
     """Return the sha256 of the deterministic archive of ``files`` without writing it anywhere."""
     sink = _HashSink()
     write_archive(files, sink)  # type: ignore[arg-type]
@@ -138,6 +142,21 @@ def scratch_folder(prefix: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     _SCRATCH.append(folder)
     return folder
+
+
+def private_copy(folder: Path) -> Path:
+    """Return ``folder`` when it is a scratch folder of this process (unpacked or downloaded), else a copy of
+    its files in a new one: a model folder is loaded and hashed from files nobody else changes meanwhile."""
+    real = folder.resolve()
+    if any(real.is_relative_to(s.resolve()) for s in _SCRATCH):
+        return folder
+    copy = scratch_folder("model-gates-model-") / folder.name
+    for name, path in folder_files(folder):
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    copy.mkdir(exist_ok=True)
+    return copy
 
 
 @atexit.register

@@ -18,6 +18,7 @@ import pandas as pd
 
 from gates.errors import UserError
 from gates.models.base import ModelAdapter, Output, match_names, two_columns, wrong_kind
+from gates.models.reads import Reads
 from gates.models.trust import Trust
 
 MSG_NOT_A_MODEL = "'{path}' is not a LightGBM model file (LightGBM says: {problem})"
@@ -26,12 +27,12 @@ MULTICLASS = ("multiclass", "multiclassova", "softmax", "ova", "multiclass_ova",
 _AUTO_NAME = re.compile(r"Column_\d+")
 
 
-def load(path: Path, *, trust: Trust, where: str, outputs: object = None) -> ModelAdapter:
+def load(path: Path, *, trust: Trust, where: str, reads: Reads, outputs: object = None) -> ModelAdapter:
     import lightgbm
 
     try:
-        booster = lightgbm.Booster(model_file=str(path))
-    except (lightgbm.basic.LightGBMError, ValueError, OSError) as exc:
+        booster = lightgbm.Booster(model_str=reads.read(path).decode("utf-8"))
+    except (lightgbm.basic.LightGBMError, ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=str(exc).strip() or type(exc).__name__),
                         location=where) from None
     objective = str(booster.params.get("objective", "regression")).split()[0]

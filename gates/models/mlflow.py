@@ -29,6 +29,7 @@ from gates.errors import EnvironmentProblem, UserError, first_line as _first_lin
 from gates.models.base import LoadedModel, ModelAdapter, Output
 from gates.models.bundle import folder_files, scratch_folder
 from gates.models.estimator import EstimatorAdapter
+from gates.models.reads import Reads
 from gates.models.trust import Trust
 
 MSG_NO_MLMODEL = "'{path}' is not an MLflow model folder: it has no MLmodel file"
@@ -45,8 +46,10 @@ MSG_DOWNLOAD = "the artifacts of {uri} cannot be downloaded from {tracking}: {pr
 SAFE_SKLEARN = ("skops",)
 
 
-def load(path: Path, *, trust: Trust, where: str, outputs: Mapping[str, str] | None = None) -> ModelAdapter:
-    """Load the MLflow model folder ``path`` by its safest flavour, under ``trust``."""
+def load(path: Path, *, trust: Trust, where: str, reads: Reads,
+         outputs: Mapping[str, str] | None = None) -> ModelAdapter:
+    """Load the MLflow model folder ``path`` (a private copy: :func:`gates.models.load_model`) by its safest
+    flavour, under ``trust``."""
     mlmodel = path / "MLmodel"
     if not path.is_dir() or not mlmodel.is_file():
         raise UserError(MSG_NO_MLMODEL.format(path=path.name), location=where)
@@ -57,12 +60,12 @@ def load(path: Path, *, trust: Trust, where: str, outputs: Mapping[str, str] | N
         raise UserError(MSG_BAD_MLMODEL.format(path=path.name, problem=str(exc).splitlines()[0]),
                         location=where) from None
     files = folder_files(path)
-    inner = _load_flavour(path, flavours, trust, where, outputs)
+    inner = _load_flavour(path, flavours, trust, where, outputs, reads)
     return MlflowAdapter(inner, files, _flavour_name(flavours))
 
 
 def _load_flavour(path: Path, flavours: dict[str, Any], trust: Trust, where: str,
-                  outputs: Mapping[str, str] | None) -> ModelAdapter:
+                  outputs: Mapping[str, str] | None, reads: Reads) -> ModelAdapter:
     def data(conf: Mapping[str, Any], key: str = "data") -> Path:
         return _inside(path, str(conf[key]), where)
 
@@ -73,7 +76,7 @@ def _load_flavour(path: Path, flavours: dict[str, Any], trust: Trust, where: str
         if problem:
             raise UserError(problem, location=where)
         adapter: ModelAdapter = import_module(f"gates.models.{fmt}").load(file, trust=trust, where=where,
-                                                                          outputs=outputs)
+                                                                          reads=reads, outputs=outputs)
         return adapter
 
     sk = flavours.get("sklearn")
@@ -94,7 +97,7 @@ def _load_flavour(path: Path, flavours: dict[str, Any], trust: Trust, where: str
             how = str(conf.get("serialization_format", "cloudpickle"))
             _require_pickle(path, trust, where, name, how)
             key = "pickled_model" if name == "sklearn" else "data"
-            return EstimatorAdapter(_unpickle(data(conf, key)), "mlflow")
+            return EstimatorAdapter(_unpickle(reads.read(data(conf, key))), "mlflow")
     pyfunc = flavours.get("python_function")
     if pyfunc:
         _require_pickle(path, trust, where, "python_function", str(pyfunc.get("loader_module", "a Python loader")))
@@ -116,11 +119,10 @@ def _require_pickle(path: Path, trust: Trust, where: str, flavour: str, how: str
         raise UserError(MSG_PICKLE_FLAVOUR.format(path=path.name, flavour=flavour, how=how), location=where)
 
 
-def _unpickle(file: Path) -> Any:
+def _unpickle(data: bytes) -> Any:
     import cloudpickle
 
-    with file.open("rb") as fh:
-        return cloudpickle.load(fh)
+    return cloudpickle.loads(data)
 
 
 def _inside(folder: Path, name: str, where: str) -> Path:

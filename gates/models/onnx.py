@@ -3,7 +3,8 @@
 Before a session exists the graph is parsed with the ``onnx`` package without its external data,
 and every external-data location is checked: a relative path inside the model's own folder, no
 ``..``, no absolute path, no symlink that leaves the folder. The checked data is then read into
-memory and the session is built from bytes, so onnxruntime itself never opens a file.
+memory (each file once, the bytes the model's sha256 is computed from) and the session is built
+from bytes, so onnxruntime itself never opens a file.
 
 Inputs: one 2-D tensor takes the model's features as a matrix (the columns come from
 ``features`` or ``data.features``); several inputs are the features, one column each, by name
@@ -25,6 +26,7 @@ import pandas as pd
 
 from gates.errors import UserError, first_line as _first_line
 from gates.models.base import Output, match_names, wrong_kind
+from gates.models.reads import Reads
 from gates.models.trust import Trust
 
 MSG_NOT_A_MODEL = "'{path}' is not an ONNX model ({problem})"
@@ -46,18 +48,21 @@ _LABEL_TYPES = ("tensor(int64)", "tensor(int32)", "tensor(string)")
 _FLOAT_TYPES = ("tensor(float)", "tensor(double)", "tensor(float16)")
 
 
-def load(path: Path, *, trust: Trust, where: str, outputs: Mapping[str, str] | None = None) -> OnnxAdapter:
+def load(path: Path, *, trust: Trust, where: str, reads: Reads,
+         outputs: Mapping[str, str] | None = None) -> OnnxAdapter:
     import onnx
     import onnxruntime as ort
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load_model_from_string(reads.read(path))
     except Exception as exc:  # noqa: BLE001 -- a broken protobuf: the user's file
         raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=_first_line(exc)), location=where) from None
     _check_domains(model, path, where)
     external = check_external_data(model, path, where)
-    if external:
-        onnx.load_external_data_for_model(model, str(path.parent))
+    try:
+        fill_external_data(model, path, reads)
+    except ValueError as exc:
+        raise UserError(MSG_NOT_A_MODEL.format(path=path.name, problem=exc), location=where) from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -97,6 +102,27 @@ def check_external_data(model: Any, path: Path, where: str) -> list[str]:
             raise refuse("which is not a file there")
         found.add(posix.as_posix())
     return sorted(found)
+
+
+def fill_external_data(model: Any, path: Path, reads: Reads) -> None:
+    """Put each external tensor's bytes into ``model`` from its (checked) file beside ``path``, read once
+    through ``reads``: the bytes loaded are the bytes hashed."""
+    from onnx import TensorProto
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    for tensor in _tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        data = reads.read(path.parent / info.location)
+        start = info.offset or 0
+        end = len(data) if info.length is None else start + info.length
+        if start > len(data) or end > len(data):
+            raise ValueError(f"tensor '{tensor.name}' needs bytes {start}..{end} of '{info.location}', "
+                             f"which has {len(data)}")
+        tensor.raw_data = data[start:end]
+        del tensor.external_data[:]
+        tensor.data_location = TensorProto.DEFAULT
 
 
 def _check_domains(model: Any, path: Path, where: str) -> None:

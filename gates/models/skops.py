@@ -5,10 +5,9 @@ from pathlib import Path
 
 from gates.models.base import ModelAdapter
 from gates.models.estimator import EstimatorAdapter
-from gates.models.trust import Trust
+from gates.models.reads import Reads
+from gates.models.trust import Trust, load_skops
 
 
-def load(path: Path, *, trust: Trust, where: str, outputs: object = None) -> ModelAdapter:
-    from gates.loading import load_skops_file
-
-    return EstimatorAdapter(load_skops_file(path, trust.trusted_types, where), "skops")
+def load(path: Path, *, trust: Trust, where: str, reads: Reads, outputs: object = None) -> ModelAdapter:
+    return EstimatorAdapter(load_skops(reads.read(path), trust.trusted_types, where), "skops")

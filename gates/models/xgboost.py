@@ -19,6 +19,7 @@ import pandas as pd
 
 from gates.errors import UserError, first_line
 from gates.models.base import ModelAdapter, Output, two_columns, wrong_kind
+from gates.models.reads import Reads
 from gates.models.trust import Trust
 
 MSG_NOT_A_MODEL = "'{path}' is not an xgboost model file (xgboost says: {problem})"
@@ -27,12 +28,12 @@ LABELS = ("multi:softmax", "binary:hinge")
 MARGIN = ("binary:logitraw",)
 
 
-def load(path: Path, *, trust: Trust, where: str, outputs: object = None) -> ModelAdapter:
+def load(path: Path, *, trust: Trust, where: str, reads: Reads, outputs: object = None) -> ModelAdapter:
     import xgboost
 
     booster = xgboost.Booster()
     try:
-        booster.load_model(bytearray(path.read_bytes()))
+        booster.load_model(bytearray(reads.read(path)))
         config = json.loads(booster.save_config())
         objective = str(config["learner"]["objective"]["name"])
         num_class = int(config["learner"]["learner_model_param"].get("num_class", "0") or 0)
