@@ -18,6 +18,7 @@ considered). Any other expectation is an ``error`` with reason ``not_distributab
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,8 +368,13 @@ def _merged_result(found: list[dict[str, Any]], mostly: float, limit: int) -> An
                               if elements > 0 and considered > 0 else None,
                               "partial_unexpected_list": values,
                               "partial_unexpected_index_list": [r for f in found for r in f["index"]][:limit]}
-    if limit > 0:
-        result["partial_unexpected_counts"] = [{"value": _hashable(v), "count": 1} for v in values]
+    if limit > 0:  # as GX: how often each of the first ``limit`` unexpected values occurs among them
+        try:
+            counts = sorted(Counter(_hashable(v) for v in values).items(), key=lambda c: (-c[1], c[0]))
+        except TypeError:  # GX gives no counts for unhashable or unorderable values either
+            counts = None
+        if counts is not None:
+            result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counts]
     return SimpleNamespace(success=success, result=result, exception_info=None)
 
 
