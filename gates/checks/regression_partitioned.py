@@ -19,7 +19,7 @@ silently smaller than the embedded run's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -227,7 +227,7 @@ def _cells(ctx: PartitionedContext, settings: rg.Settings, parts: Sequence[CellP
         flat = ((s * k + y) * k + c) * kb + b
         dense = np.bincount(flat, weights=total[N].to_numpy(dtype=np.float64),
                             minlength=slicing.n_slices * k * k * kb).reshape(slicing.n_slices, k, k, kb)
-        slicing.__dict__["sizes"] = dense.sum(axis=(1, 2, 3)).astype(np.int64)  # no row codes on the client
+        slicing = replace(slicing, counts=dense.sum(axis=(1, 2, 3)).astype(np.int64))  # no row codes on the client
         slicings.append(slicing)
         cells.append(dense)
     return slicings, missing, cells

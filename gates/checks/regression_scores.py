@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -189,7 +189,7 @@ def count_cells(ctx: PartitionedContext, groupings: Sequence[tuple[str, ...] | N
             continue
         slicing, codes = slice_codes(cols, combos)
         m = (np.arange(slicing.n_slices)[:, None] == codes[None, :]).astype(np.float64)
-        slicing.__dict__["sizes"] = (m @ sizes).astype(np.int64)
+        slicing = replace(slicing, counts=(m @ sizes).astype(np.int64))
         slicings.append(slicing)
         members.append(m)
     clusters = None

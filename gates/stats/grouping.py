@@ -1,7 +1,7 @@
 """The one grouping type: which slice (regression) or group (fairness) every row belongs to."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +25,9 @@ class Grouping:
     columns: tuple[str, ...]
     keys: tuple[GroupKey, ...]
     codes: np.ndarray
+    #: rows per group when ``codes`` do not code the rows themselves (a client that merged partitions'
+    #: counts codes their distinct combinations); None: counted from ``codes``
+    counts: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_groups(self) -> int:
@@ -36,6 +39,8 @@ class Grouping:
 
     @cached_property
     def sizes(self) -> np.ndarray:
+        if self.counts is not None:
+            return self.counts
         return np.bincount(self.codes, minlength=self.n_groups)
 
     @cached_property
