@@ -77,6 +77,12 @@ def test_one_matrix_input_without_features_is_a_config_error(tmp_path):
 
 def save_linear_with_external_data(coef: np.ndarray, intercept: float, path: Path) -> None:
     """Save ``X @ coef + intercept`` as MatMul + Add at ``path``, its weights in weights.bin beside it."""
+    save_linear(coef, intercept, path, data="weights.bin")
+
+
+def save_linear(coef: np.ndarray, intercept: float, path: Path, data: str | None = None) -> None:
+    """Save ``X @ coef + intercept`` as MatMul + Add at ``path``; its weights in the file ``data`` beside it,
+    else inside the graph."""
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(coef.astype(np.float32).reshape(-1, 1), "W")
@@ -86,8 +92,11 @@ def save_linear_with_external_data(coef: np.ndarray, intercept: float, path: Pat
         "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, coef.size])],
         [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], initializer=[w, b])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=0)
+    if data is None:
+        onnx.save_model(proto, str(path))
+    else:
+        onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data, size_threshold=0)
 
 
 def _external(folder: Path) -> tuple[Path, object, object]:

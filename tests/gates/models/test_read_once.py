@@ -62,6 +62,20 @@ def _binary():
     return X.iloc[:, :4], y
 
 
+def _two_xgboosts():
+    """Return (X, the xgboost model to load, another whose bytes replace it)."""
+    xgb = pytest.importorskip("xgboost")
+    X, y = _binary()
+    return (X, xgb.XGBClassifier(n_estimators=3, max_depth=2, random_state=0, n_jobs=1).fit(X, y),
+            xgb.XGBClassifier(n_estimators=9, max_depth=3, random_state=0, n_jobs=1).fit(X, y))
+
+
+def _two_classifiers():
+    """Return (X, the model to load, another model whose bytes replace it)."""
+    X, y = _binary()
+    return X, LogisticRegression(C=1.0).fit(X, y), LogisticRegression(C=1e-4).fit(X, y)
+
+
 def _load(path: Path, fmt: str, **trust: object):
     return load_model(path, fmt, trust=Trust(**trust), role="candidate", where="gates.yaml:3")
 
@@ -78,8 +92,7 @@ def _check_one_file(path: Path, fmt: str, other: bytes, swap: Callable, scores: 
 
 
 def test_a_skops_file_is_hashed_and_loaded_from_one_read(tmp_path, swap):
-    X, y = _binary()
-    first, other = LogisticRegression(C=1.0).fit(X, y), LogisticRegression(C=1e-4).fit(X, y)
+    X, first, other = _two_classifiers()
     path = tmp_path / "m.skops"
     sio.dump(first, path)
     _check_one_file(path, "skops", sio.dumps(other), swap, lambda X: first.predict_proba(X)[:, 1], X)
@@ -88,8 +101,7 @@ def test_a_skops_file_is_hashed_and_loaded_from_one_read(tmp_path, swap):
 def test_the_plain_skops_loader_hashes_and_loads_one_read(tmp_path, swap):
     from gates.loading import load_model as load_plain
 
-    X, y = _binary()
-    first, other = LogisticRegression(C=1.0).fit(X, y), LogisticRegression(C=1e-4).fit(X, y)
+    X, first, other = _two_classifiers()
     path = tmp_path / "m.skops"
     sio.dump(first, path)
     original = path.read_bytes()
@@ -104,8 +116,7 @@ def test_a_pickle_is_hashed_and_loaded_from_one_read(tmp_path, swap):
 
     import joblib
 
-    X, y = _binary()
-    first, other = LogisticRegression(C=1.0).fit(X, y), LogisticRegression(C=1e-4).fit(X, y)
+    X, first, other = _two_classifiers()
     path = tmp_path / "m.joblib"
     joblib.dump(first, path)
     buf = io.BytesIO()
@@ -115,11 +126,9 @@ def test_a_pickle_is_hashed_and_loaded_from_one_read(tmp_path, swap):
 
 
 def test_boosters_are_hashed_and_loaded_from_one_read(tmp_path, swap):
-    xgb = pytest.importorskip("xgboost")
     lgb = pytest.importorskip("lightgbm")
-    X, y = _binary()
-    first = xgb.XGBClassifier(n_estimators=3, max_depth=2, random_state=0, n_jobs=1).fit(X, y)
-    other = xgb.XGBClassifier(n_estimators=9, max_depth=3, random_state=0, n_jobs=1).fit(X, y)
+    X, first, other = _two_xgboosts()
+    y = dataset("binary")[1]
     first.save_model(tmp_path / "m.ubj")
     other.save_model(tmp_path / "other.ubj")
     _check_one_file(tmp_path / "m.ubj", "xgboost", (tmp_path / "other.ubj").read_bytes(), swap,
@@ -156,11 +165,8 @@ def test_an_onnx_graph_and_its_external_data_are_hashed_and_loaded_from_one_read
 
 
 def test_an_mlflow_folder_is_hashed_and_loaded_from_one_read_of_each_file(tmp_path, swap):
-    xgb = pytest.importorskip("xgboost")
     mlflow_xgb = pytest.importorskip("mlflow.xgboost")
-    X, y = _binary()
-    first = xgb.XGBClassifier(n_estimators=3, max_depth=2, random_state=0, n_jobs=1).fit(X, y)
-    other = xgb.XGBClassifier(n_estimators=9, max_depth=3, random_state=0, n_jobs=1).fit(X, y)
+    X, first, other = _two_xgboosts()
     mlflow_xgb.save_model(first.get_booster(), str(tmp_path / "model"), pip_requirements=["xgboost"])
     mlflow_xgb.save_model(other.get_booster(), str(tmp_path / "other"), pip_requirements=["xgboost"])
     data = next(n for n, _ in folder_files(tmp_path / "model") if n.endswith((".ubj", ".json", ".xgb")))

@@ -17,30 +17,12 @@ from gates.models.bundle import archive_sha256, save_archive
 from gates.registrar import baseline_resolver
 from gates.registry import open_backend
 from tests.gates.models.helpers import TASKS, dataset
+from tests.gates.models.test_onnx import save_linear
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 F32 = {"rtol": 1e-5, "atol": 1e-5}
-
-
-def _linear(coef: np.ndarray, intercept: float, path: Path, data: str | None = None) -> None:
-    """Save ``X @ coef + intercept`` as MatMul + Add at ``path``; its weights in the file ``data`` beside it,
-    else inside the graph."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(coef.astype(np.float32).reshape(-1, 1), "W")
-    b = numpy_helper.from_array(np.array([intercept], dtype=np.float32), "B")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["XW"]), helper.make_node("Add", ["XW", "B"], ["variable"])],
-        "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, coef.size])],
-        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], initializer=[w, b])
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    if data is None:
-        onnx.save_model(proto, str(path))
-    else:
-        onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data, size_threshold=0)
 
 
 def _graphs(tmp_path: Path, n_features: int) -> tuple[list[tuple[str, Path]], dict[str, tuple[np.ndarray, float]]]:
@@ -51,8 +33,8 @@ def _graphs(tmp_path: Path, n_features: int) -> tuple[list[tuple[str, Path]], di
     other = (rng.normal(size=n_features) * 100, -40.0)
     folder = tmp_path / "files"
     folder.mkdir()
-    _linear(*gated, folder / "m.onnx", data="weights.bin")
-    _linear(*other, folder / "a.onnx")
+    save_linear(*gated, folder / "m.onnx", data="weights.bin")
+    save_linear(*other, folder / "a.onnx")
     files = [(p.name, p) for p in sorted(folder.iterdir())]
     assert [n for n, _ in files] == ["a.onnx", "m.onnx", "weights.bin"]
     return files, {"m.onnx": gated, "a.onnx": other}
@@ -87,7 +69,7 @@ def test_a_registry_baseline_loads_the_recorded_entry_when_its_data_file_is_name
     X, y = dataset("regression")
     coef, intercept = np.linspace(-2, 2, X.shape[1]), 3.0
     (tmp_path / "files").mkdir()
-    _linear(coef, intercept, tmp_path / "files" / "m.onnx", data="a.onnx")
+    save_linear(coef, intercept, tmp_path / "files" / "m.onnx", data="a.onnx")
     cfg = _project(tmp_path, "files/m.onnx")
     assert main(["register", "-c", str(cfg), "--force", "--reason", "test", "--alias", "production"]) == 0
     capsys.readouterr()
