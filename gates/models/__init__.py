@@ -90,18 +90,18 @@ def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
     from (:class:`gates.models.reads.Reads`: each file is read once), so a file replaced while it is
     loaded is never reported under a digest it does not have.
     """
-    where_from = path
     problem = extra_problem(format)
     if problem:
         raise UserError(problem, location=where)
     module = import_module(f"gates.models.{format}")
     reads = Reads()
+    source = path  # what is loaded: the file, or a private copy of a model folder's files
     try:
-        if path.is_dir():  # a model folder: loaded and hashed from a private copy of its files
+        if path.is_dir():
             from gates.models.bundle import private_copy
 
-            path = private_copy(path)
-        adapter = module.load(path, trust=trust, where=where, outputs=outputs, reads=reads)
+            source = private_copy(path)
+        adapter = module.load(source, trust=trust, where=where, outputs=outputs, reads=reads)
     except UserError as exc:
         raise UserError(_named(exc.message, role, path), location=exc.location or where) from None
     except ModuleNotFoundError as exc:  # a pickled class whose package this environment lacks
@@ -111,9 +111,9 @@ def load_model(path: Path, format: str, *, trust: Trust, role: str, where: str,
         raise UserError(MSG_LOAD_FAILED.format(role=role, name=path.name, format=format, problem=_first_line(exc)),
                         location=where) from None
     check_adapter(adapter, format)
-    files = tuple(getattr(adapter, "files", ()) or ((path.name, path),))
-    return LoadedModel(adapter=adapter, path=path, format=format, sha256=model_sha256(files, reads, path),
-                       files=files, uri=uri or str(where_from))
+    files = tuple(getattr(adapter, "files", ()) or ((source.name, source),))
+    return LoadedModel(adapter=adapter, path=source, format=format, sha256=model_sha256(files, reads, source),
+                       files=files, uri=uri or str(path))
 
 
 def model_sha256(files: tuple[tuple[str, Path], ...], reads: Reads, path: Path) -> str:
