@@ -67,6 +67,11 @@ if TYPE_CHECKING:
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
 WHAT_LEAKAGE = "leakage (a model per column)"
 WHAT_UNIQUE = "a pandera uniqueness check (duplicates can sit in different partitions)"
+WHAT_PANDERA_WHOLE = "the pandera check {name} (not judged value by value)"
+#: pandera's built-in checks that judge each value on its own, so a partition's failures are the data's
+PANDERA_ROW_WISE = frozenset({"equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
+                              "less_than_or_equal_to", "in_range", "isin", "notin", "str_matches", "str_contains",
+                              "str_startswith", "str_endswith", "str_length"})
 PANDERA_UNIQUE = ("field_uniqueness", "multiple_fields_uniqueness")
 _ROWS = re.compile(r"^\d+ rows ")
 
@@ -309,8 +314,10 @@ def distributable(section: DataPlan | Mapping[str, Any], policy: Policy) -> str 
     data_plan = as_plan(section)
     if data_plan.leakage is not None:
         return MSG_NOT_DISTRIBUTABLE.format(what=WHAT_LEAKAGE)
-    if data_plan.pandera is not None and _pandera_unique(data_plan.pandera.ref, policy.base_dir):
-        return MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE)
+    if data_plan.pandera is not None:
+        problem = _pandera_problem(data_plan.pandera.ref, policy.base_dir)
+        if problem is not None:
+            return MSG_NOT_DISTRIBUTABLE.format(what=problem)
     gx, _, problem = _gx_suite(policy.base_dir, data_plan.great_expectations)
     if problem is not None:
         return problem
@@ -323,15 +330,22 @@ def distributable(section: DataPlan | Mapping[str, Any], policy: Policy) -> str 
     return None
 
 
-def _pandera_unique(ref: str, base_dir: Path) -> bool:
-    """True when the pandera schema declares a uniqueness check (or cannot be loaded to tell)."""
+def _pandera_problem(ref: str, base_dir: Path) -> str | None:
+    """Why the pandera schema's checks cannot be judged per partition (None when they all can):
+    a uniqueness check, or a check that is neither element-wise nor one of pandera's row-wise
+    built-ins (an aggregate such as ``unique_values_eq`` or a custom check on the whole column or
+    frame). A schema that cannot be loaded cannot tell, so it is refused too."""
     from gates.checks.data.pandera_engine import load_schema
 
     try:
         schema = load_schema(ref, base_dir)
     except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the embedded gate says how
-        return True
-    return bool(schema.unique) or any(column.unique for column in schema.columns.values())
+        return f"the pandera schema {ref} (it cannot be loaded)"
+    if schema.unique or any(column.unique for column in schema.columns.values()):
+        return WHAT_UNIQUE
+    checks = [*schema.checks, *(c for column in schema.columns.values() for c in column.checks)]
+    whole = next((c for c in checks if not c.element_wise and c.name not in PANDERA_ROW_WISE), None)
+    return None if whole is None else WHAT_PANDERA_WHOLE.format(name=whole.name)
 
 
 def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[CheckResult]:

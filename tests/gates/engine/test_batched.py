@@ -266,3 +266,29 @@ def test_a_batched_context_still_gives_the_whole_frame_on_first_use(tmp_path: Pa
     np.testing.assert_array_equal(ctx.y_true, whole.y_true)
     np.testing.assert_array_equal(ctx.predictions("candidate").scores, whole.predictions("candidate").scores)
     assert ctx.frame is ctx.frame  # read once
+
+
+def test_a_pandera_check_on_the_whole_column_reads_whole(tmp_path: Path) -> None:
+    """unique_values_eq judges the column's set of values: per partition it would fail where the data passes."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y": rng.normal(size=3000), "pred": rng.normal(size=3000),
+                          "city": np.where(np.arange(3000) < 2500, "Oslo", "Bergen")})
+    write_parquet_parts(tmp_path / "eval", frame, 3, 1000)  # the last file alone holds Bergen
+    (tmp_path / "schema.yaml").write_text("schema_type: dataframe\ncolumns:\n"
+                                          "  city: {dtype: str, checks: {unique_values_eq: [Oslo, Bergen], "
+                                          "isin: [Oslo, Bergen]}}\n")
+    (tmp_path / "gates.yaml").write_text("version: 1\nmodel: {name: demo, task: regression, candidate: "
+                                         "{predictions: pred}, baseline: none}\ndata: {eval: eval, target: y}\n"
+                                         "gates:\n  data:\n    pandera: schema.yaml\n")
+    policy = load_policy(tmp_path / "gates.yaml")
+    found = whole_frame_reason(policy)
+    assert found is not None and "the pandera check unique_values_eq" in found
+    result = run_policy(policy)
+    assert type(result.context) is EvalContext
+    status = {c.id: c.status.value for c in result.verdict.checks}
+    assert status["data.pandera.unique_values_eq[city]"] == "pass" and status["data.pandera.isin[city]"] == "pass"
+    per_partition = run_policy(policy, context=BatchedContext(policy))
+    assert {c.id: c.status.value for c in per_partition.verdict.checks}["data.pandera.unique_values_eq[city]"] == "fail"
+    (tmp_path / "schema.yaml").write_text("schema_type: dataframe\ncolumns:\n  city: {dtype: str, checks: "
+                                          "{isin: [Oslo, Bergen], str_length: {min_value: 4}}}\n")
+    assert whole_frame_reason(load_policy(tmp_path / "gates.yaml")) is None  # row-wise built-ins batch
