@@ -53,6 +53,8 @@ NATIVE_FLAVOURS = {"xgboost": "xgboost", "lightgbm": "lightgbm", "onnx": "onnx"}
 NOTE_NO_SIGNATURE = "no signature: registered without a gate run's eval data"
 
 _METRIC_KEY = re.compile(r"[^\w.\- /:]")
+#: MLflow's longest metric key
+_METRIC_KEY_MAX = 250
 
 
 def bytes_path(format: str) -> str:
@@ -240,9 +242,26 @@ def write_reports(folder: Path, report: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def run_metrics(lineage: Mapping[str, Any]) -> dict[str, float]:
-    """Return the checks' observed values as MLflow metrics (keys cleaned to what MLflow accepts)."""
+    """Return the checks' observed values as MLflow metrics, one key per check id.
+
+    An id MLflow accepts as it is keeps its text. Another is cleaned (refused characters become
+    ``_``, cut to fit) and gets ``.`` plus the first hex digits of its sha256, so two ids that clean
+    alike (``max[a b]`` and ``max[a_b]``) never share a key and one value is never dropped; a key
+    that still meets one already taken gets more digits.
+    """
     out: dict[str, float] = {}
     for check_id, value in (lineage.get("metrics") or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out.setdefault(_METRIC_KEY.sub("_", str(check_id))[:250], float(value))
+            out[_metric_key(str(check_id), out)] = float(value)
     return out
+
+
+def _metric_key(check_id: str, taken: Mapping[str, float]) -> str:
+    if len(check_id) <= _METRIC_KEY_MAX and not _METRIC_KEY.search(check_id) and check_id not in taken:
+        return check_id
+    digest = hashlib.sha256(check_id.encode()).hexdigest()
+    for width in range(8, len(digest) + 1, 8):
+        key = f"{_METRIC_KEY.sub('_', check_id)[:_METRIC_KEY_MAX - width - 1]}.{digest[:width]}"
+        if key not in taken:
+            return key
+    raise ValueError(f"check id {check_id!r} appears twice in the lineage metrics")

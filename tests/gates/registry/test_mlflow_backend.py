@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from gates.errors import EnvironmentProblem, UserError
 from gates.registry import mlflow_backend, open_backend
 from gates.registry.base import Evidence, RunEntry
 from gates.registry.blobs import MSG_BLOB_CORRUPT
-from gates.registry.mlflow_artifacts import NOTE_NO_SIGNATURE, NOTE_PICKLE
+from gates.registry.mlflow_artifacts import NOTE_NO_SIGNATURE, NOTE_PICKLE, run_metrics
 from gates.registry.mlflow_audit import MAX_PARAM_CHARS, MSG_RECORD_ALTERED
 from gates.registry.mlflow_backend import (
     MSG_EXTERNAL_VERSION,
@@ -110,13 +111,24 @@ def test_a_registration_is_a_run_with_the_flavour_the_bytes_and_the_reports(reg,
     loaded = mlflow.sklearn.load_model(source)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     run = client.get_run(mv.run_id)
-    assert run.data.metrics == {"regression.roc_auc.min": 0.91, "fairness.tpr.max_sex_race_": 0.04}
+    cleaned = "fairness.tpr.max_sex_race_." + hashlib.sha256(b"fairness.tpr.max[sex&race]").hexdigest()[:8]
+    assert run.data.metrics == {"regression.roc_auc.min": 0.91, cleaned: 0.04}
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.user"] == "alice"
     reports = client.download_artifacts(mv.run_id, "model_gates", str(tmp_path / "dl"))
     assert json.loads(Path(reports, "report.json").read_text()) == REPORT
     assert REPORT["checks"][0]["id"] in Path(reports, "report.md").read_text()
     assert reg.get_version("credit", 1).lineage == LINEAGE
     assert reg.get_version("credit", 1).record()["report"] == REPORT
+
+
+def test_ids_that_clean_alike_keep_one_metric_each():
+    ids = ["fairness.tpr.max[a b]", "fairness.tpr.max[a_b]", "fairness.tpr.max_a_b_", "x" * 300, "x" * 301]
+    metrics = run_metrics({"metrics": {cid: float(i) for i, cid in enumerate(ids)}})
+    assert sorted(metrics.values()) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert metrics["fairness.tpr.max_a_b_"] == 2.0  # accepted as it is, so unchanged
+    assert all(len(key) <= 250 and not re.search(r"[^\w.\- /:]", key) for key in metrics)
+    first = next(key for key, value in metrics.items() if value == 0.0)
+    assert run_metrics({"metrics": {"fairness.tpr.max[a b]": 1.0}}) == {first: 1.0}  # the same key in any run
 
 
 def test_without_a_gate_run_a_safe_skops_gets_a_flavour_and_a_pickle_only_its_bytes(reg, uri, trained, tmp_path):
