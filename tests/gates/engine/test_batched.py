@@ -292,3 +292,17 @@ def test_a_pandera_check_on_the_whole_column_reads_whole(tmp_path: Path) -> None
     (tmp_path / "schema.yaml").write_text("schema_type: dataframe\ncolumns:\n  city: {dtype: str, checks: "
                                           "{isin: [Oslo, Bergen], str_length: {min_value: 4}}}\n")
     assert whole_frame_reason(load_policy(tmp_path / "gates.yaml")) is None  # row-wise built-ins batch
+
+
+def test_calibrate_on_a_batchable_policy_is_the_whole_frame_calibration(tmp_path: Path) -> None:
+    """The calibration resamples rows: on a batched context it reads them whole on first use, and its
+    numbers are those of the whole-frame context."""
+    path = make_project(tmp_path)
+    assert whole_frame_reason(load_policy(path)) is None
+    batched = cli("calibrate", "-c", str(path), "--simulations", "100", "--json", cwd=tmp_path)
+    path.write_text(path.read_text() + "engine: {kind: local, batches: false}\n")
+    whole = cli("calibrate", "-c", str(path), "--simulations", "100", "--json", cwd=tmp_path)
+    assert batched.returncode == whole.returncode == 0, batched.stdout + batched.stderr
+    got, want = json.loads(batched.stdout), json.loads(whole.stdout)
+    got["policy"].pop("sha256"), want["policy"].pop("sha256")  # the files differ by the engine line
+    assert got == want and got["rows"] == len(pd.read_parquet(tmp_path / "eval")) and got["checks"]
