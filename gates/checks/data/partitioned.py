@@ -11,10 +11,10 @@ worker, cuts the bins exactly as :mod:`.drift` does and counts the reference the
 partitions then count into those bins. KS and Wasserstein columns count distinct values instead
 (reference on that worker, eval per partition), added on the client: the statistics need only
 the two empirical CDFs. What has no mergeable form yet is reported as an ``error`` check with
-reason ``not_distributable``, never computed from rows on the client: pandera uniqueness checks
-(duplicates across partitions), ``leakage`` and the Great Expectations expectations that are not
+reason ``not_distributable``, never computed from rows on the client: pandera uniqueness over
+several columns, ``leakage`` and the Great Expectations expectations that are not
 judged row by row (the row-wise ones run per partition, :func:`.gx_engine.measure_gx`). Built-in ``unique``
-rules merge each partition's value counts; a second pass over the repeated values' columns finds
+rules and pandera columns declared ``unique=True`` merge each partition's value counts; a second pass over the repeated values' columns finds
 the first example rows. ``overlap`` collects the reference's distinct row hashes once and each
 eval partition counts its rows among them.
 """
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
 WHAT_LEAKAGE = "leakage (a model per column)"
-WHAT_UNIQUE = "a pandera uniqueness check (duplicates can sit in different partitions)"
+WHAT_UNIQUE = "a pandera uniqueness check over several columns (duplicates can sit in different partitions)"
 WHAT_PANDERA_WHOLE = "the pandera check {name} (not judged value by value)"
 #: pandera's built-in checks that judge each value on its own, so a partition's failures are the data's
 PANDERA_ROW_WISE = frozenset({"equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
@@ -110,6 +110,8 @@ class Plan:
     bins: Mapping[str, Bins] = field(default_factory=dict)
     #: the Great Expectations suite's expectations and the positions of the row-wise ones
     gx: tuple[list[dict[str, Any]], tuple[int, ...]] | None = None
+    #: the pandera schema's columns declared ``unique=True``: their non-null values are counted
+    pandera_unique: tuple[str, ...] = ()
 
 
 @dataclass
@@ -158,6 +160,12 @@ def measure_partition(part: Partition, plan: Plan) -> FramePartial:
         ref, blocking = plan.pandera
         out.pandera.append(run_pandera(Target(plan.target, frame), ref, plan.base_dir, blocking,
                                        Settings(max_failure_cases=plan.limit)))
+        for col in plan.pandera_unique:
+            if col in frame.columns and col not in out.distinct:
+                try:
+                    out.distinct[col] = frame[col][frame[col].notna()].value_counts(sort=False)
+                except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable ones)
+                    out.rules[(col, "unique")] = RuleCount(error=first_line(exc))
     if plan.gx is not None and plan.gx[1]:
         from gates.checks.data.gx_engine import measure_gx
 
@@ -332,20 +340,37 @@ def distributable(section: DataPlan | Mapping[str, Any], policy: Policy) -> str 
 
 def _pandera_problem(ref: str, base_dir: Path) -> str | None:
     """Why the pandera schema's checks cannot be judged per partition (None when they all can):
-    a uniqueness check, or a check that is neither element-wise nor one of pandera's row-wise
-    built-ins (an aggregate such as ``unique_values_eq`` or a custom check on the whole column or
-    frame). A schema that cannot be loaded cannot tell, so it is refused too."""
+    a uniqueness check over several columns (or on a regex column), or a check that is neither
+    element-wise nor one of pandera's row-wise built-ins (an aggregate such as ``unique_values_eq``
+    or a custom check on the whole column or frame). A schema that cannot be loaded cannot tell, so it is refused too."""
     from gates.checks.data.pandera_engine import load_schema
 
     try:
         schema = load_schema(ref, base_dir)
     except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the embedded gate says how
         return f"the pandera schema {ref} (it cannot be loaded)"
-    if schema.unique or any(column.unique for column in schema.columns.values()):
+    if schema.unique or any(column.unique and getattr(column, "regex", False) for column in schema.columns.values()):
         return WHAT_UNIQUE
     checks = [*schema.checks, *(c for column in schema.columns.values() for c in column.checks)]
     whole = next((c for c in checks if not c.element_wise and c.name not in PANDERA_ROW_WISE), None)
     return None if whole is None else WHAT_PANDERA_WHOLE.format(name=whole.name)
+
+
+def _unique_columns(schema: Any) -> tuple[str, ...]:
+    """The (not regex-matched) columns a pandera schema declares ``unique=True``."""
+    return tuple(str(col) for col, column in schema.columns.items()
+                 if column.unique and not getattr(column, "regex", False))
+
+
+def _pandera_unique_columns(ref: str, base_dir: Path) -> tuple[str, ...]:
+    """The columns whose pandera ``unique`` check is counted from merged value counts (none when
+    the schema cannot be loaded: each partition then reports the embedded error)."""
+    from gates.checks.data.pandera_engine import load_schema
+
+    try:
+        return _unique_columns(load_schema(ref, base_dir))
+    except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the partitions report it
+        return ()
 
 
 def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[CheckResult]:
@@ -359,6 +384,7 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     engine, policy = ctx.engine, ctx.policy
     pandera = None if data_plan.pandera is None else (data_plan.pandera.ref, data_plan.pandera.is_blocking)
     gx, gx_blocking, gx_problem = _gx_suite(policy.base_dir, data_plan.great_expectations)
+    unique_cols = () if pandera is None else _pandera_unique_columns(pandera[0], policy.base_dir)
     bins: dict[str, Bins] = {}
     drift_cols: list[str] = []
     has_ref = policy.data.reference is not None
@@ -371,13 +397,14 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     out: list[CheckResult] = []
     eval_total: FramePartial | None = None
     for name, parts, schema in targets:
-        plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx)
+        plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx,
+                    unique_cols)
         total = merge(engine.map(measure_partition, parts, plan=engine.share(plan)), limit)
         _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
         target = Target(name, schema)
         if pandera is not None:
-            out.extend(_pandera(total, target, pandera[1], limit))
+            out.extend(_pandera(total, target, pandera[1], limit, unique_cols))
         if data_plan.great_expectations is not None:
             from gates.checks.data import gx_engine as gxe
 
@@ -505,14 +532,28 @@ def _bins(ctx: PartitionedContext, plan: DriftPlan, columns: list[str]) -> dict[
     return found
 
 
-def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int) -> list[CheckResult]:
-    """Merge each pandera check over partitions: failing rows add, examples are the first ones."""
+def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int,
+             unique_cols: Sequence[str] = ()) -> list[CheckResult]:
+    """Merge each pandera check over partitions: failing rows add, examples are the first ones; a
+    column's ``unique`` check counts the rows holding a value repeated anywhere (merged value counts)."""
+    from gates.checks.data import pandera_engine as pe
+
     by_id: dict[CheckId, list[CheckResult]] = {}
     for results in total.pandera:
         for r in results:
             by_id.setdefault(r.key, []).append(r)
+    merged_unique = {}
+    for col in unique_cols:
+        count = total.rules.get((col, "unique"))
+        if count is not None and count.error is None:
+            found = None if count.n_bad == 0 else pe._Found(count.n_bad, list(count.examples))
+            merged_unique[target.check_id("pandera", pe.UNIQUE, col)] = (col, found)
     out = []
     for check_id, results in by_id.items():
+        if check_id in merged_unique and results[0].status is not Status.SKIPPED:
+            col, found = merged_unique[check_id]
+            out.append(pe._result(target, (pe.UNIQUE, col), (col, pe.UNIQUE, None), found, set(), blocking))
+            continue
         if any(u in str(check_id) for u in PANDERA_UNIQUE):
             out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=REASON_NOT_DISTRIBUTABLE,
                                    message=MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE)))

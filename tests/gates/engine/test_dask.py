@@ -45,8 +45,8 @@ def test_a_running_cluster_gives_the_embedded_report(project: Path, scheduler: s
     assert got["run"]["engine"] == {"kind": "dask", "address": scheduler, "workers": 2,
                                     "partitions": got["run"]["engine"]["partitions"]}
     assert got["run"]["engine"]["partitions"] >= 3  # one per file at least
-    # the pandera schema's unique check has no partials: the embedded run reads the data whole
-    assert want["run"]["engine"] == {"kind": "local", "address": None, "workers": 1, "partitions": 1}
+    # every check has partials (the pandera unique check from merged value counts): the embedded run reads batches
+    assert want["run"]["engine"]["kind"] == "local" and want["run"]["engine"]["partitions"] >= 3
     assert got["data"] == want["data"]
     compare(checks(want), checks(got))
 

@@ -163,7 +163,24 @@ def test_what_has_no_mergeable_form_is_an_error_not_a_guess(project: Path) -> No
     assert not {"data.drift.max[age]", "data.drift.max[seen]", "data.unique[code]",
                 "data.reference.unique[code]", "data.overlap.max"} & nd
     assert all(got[i]["status"] == Status.ERROR.value for i in nd)
-    assert any("field_uniqueness" in i for i in nd)
+    # a pandera column's unique check counts the rows holding a value repeated in any partition
+    policy = load_policy(project)
+    embedded = by_id(GATE.run(EvalContext(policy), policy.gates["data"]))
+    codes = pd.read_parquet(project.parent / "eval")["code"]
+    for cid in ("data.pandera.field_uniqueness[code]", "data.reference.pandera.field_uniqueness[code]"):
+        assert cid not in nd
+        assert {k: got[cid][k] for k in ("status", "observed", "message", "details")} == {
+            k: embedded[cid][k] for k in ("status", "observed", "message", "details")}, cid
+    assert got["data.pandera.field_uniqueness[code]"]["observed"] == int(codes.duplicated(keep=False).sum()) > 0
+
+
+def test_a_unique_over_several_pandera_columns_stays_not_distributable(project: Path) -> None:
+    schema = project.parent / "schema.yaml"
+    schema.write_text(PANDERA + "unique: [age, city]\n")
+    got = run_partitioned(project, LocalEngine(), 250)
+    nd = {i for i, c in got.items() if c.get("reason") == REASON_NOT_DISTRIBUTABLE}
+    assert "data.pandera.multiple_fields_uniqueness[age&city]" in nd
+    assert "data.pandera.field_uniqueness[code]" not in nd
 
 
 def test_one_partition_or_many_give_the_same_checks(project: Path) -> None:
