@@ -151,11 +151,23 @@ class PartitionedContext(EvalContext):
     @cached_property
     def data_info(self) -> dict[str, dict[str, Any]]:
         spec = self.policy.data
-        out = {"eval": {"uri": str(spec.eval), "sha256": data_sha256(spec.eval), "rows": self.n_eval_rows}}
+        out: dict[str, dict[str, Any]] = {"eval": {"uri": str(spec.eval), "sha256": data_sha256(spec.eval),
+                                                   "rows": self.n_eval_rows}}
+        if spec.cluster is not None:
+            out["eval"].update(cluster=spec.cluster, clusters=self.n_clusters)
         if spec.reference is not None:
             out["reference"] = {"uri": str(spec.reference), "sha256": data_sha256(spec.reference),
                                 "rows": sum(p.rows for p in self.reference_partitions)}
         return out
+
+    @cached_property
+    def n_clusters(self) -> int:
+        """The scored rows' clusters (``data.cluster``) as the embedded run counts them: each distinct
+        value, and each row without one alone."""
+        found = self.engine.map(cluster_values, self.eval_partitions, column=self.policy.data.cluster,
+                                policy=self.policy)
+        values = pd.unique(pd.Series([v for part, _ in found for v in part], dtype=object))
+        return len(values) + sum(n for _, n in found)
 
     def engine_info(self) -> dict[str, Any]:
         """``run.engine`` of report.json: kind, scheduler address, workers, eval partitions."""
@@ -164,6 +176,16 @@ class PartitionedContext(EvalContext):
 
     def close(self) -> None:
         self.engine.close()
+
+
+def cluster_values(part: Partition, column: str, policy: Policy) -> tuple[list[Any], int]:
+    """Return a partition's distinct cluster values among its scored rows and how many scored rows
+    have none (runs on a worker)."""
+    from gates.engine.worker import read_scored
+
+    values = read_scored(part, policy)[column]
+    missing = values.isna()
+    return pd.unique(values[~missing]).tolist(), int(missing.sum())
 
 
 class BatchedContext(PartitionedContext):

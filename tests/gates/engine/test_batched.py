@@ -134,6 +134,7 @@ VARIANTS = {
     "fairness": ("fairness", ""),
     "regression": ("regression", ""),
     "cluster": ("data", "CLUSTER"),
+    "cluster with missing keys": ("data", "CLUSTER_AGE"),
     "robustness": ("robustness", "  robustness:\n    perturbations: {gaussian_noise: {columns: [mean_radius], scale: 0.1}}\n"
                                  "    metrics: {flip_rate: {max: 0.01}, accuracy: {max_drop: 0.05}}\n"),
     "robustness nwb ap": ("robustness", "  robustness:\n    perturbations: {missing: {rate: 0.1, impute: median}}\n"
@@ -161,8 +162,9 @@ def test_the_up_front_decision_is_the_partitioned_gates_own(tmp_path: Path, vari
                                                          max_value=200)))
         (tmp_path / "rows.json").write_text(suite(expect("column_values_to_be_between", column="age", min_value=20,
                                                          max_value=80)))
-        if extra == "CLUSTER":
-            text = text.replace("reference: ref}", "reference: ref, cluster: code}")
+        if extra.startswith("CLUSTER"):  # age has nulls: each of those rows is a cluster of its own
+            column = "age" if extra == "CLUSTER_AGE" else "code"
+            text = text.replace("reference: ref}", f"reference: ref, cluster: {column}}}")
         else:
             text = text.replace("  regression:", extra + "  regression:")
     else:
@@ -181,7 +183,9 @@ def test_the_up_front_decision_is_the_partitioned_gates_own(tmp_path: Path, vari
     else:
         batched = run_policy(policy)
         assert isinstance(batched.context, BatchedContext) and batched.engine["partitions"] == 3
-        assert same_checks(whole_frame(policy), batched) > 3
+        whole = whole_frame(policy)
+        assert same_checks(whole, batched) > 3
+        assert batched.context.data_info == whole.context.data_info  # with data.cluster: its clusters too
 
 
 def test_a_gate_without_a_hook_reads_whole(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
