@@ -308,7 +308,9 @@ def main() -> None:
                 write_data(folder, rows)
             for engine in args.engines:
                 out = subprocess.run([sys.executable, __file__, "--one", str(folder), engine, args.policy],
-                                     capture_output=True, text=True, check=True)
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    sys.exit(f"{engine} on {rows:,} rows failed:\n{out.stderr}")
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(json.dumps({k: v for k, v in runs[-1].items() if k != "verdict"}), file=sys.stderr)
     print(table(runs))
