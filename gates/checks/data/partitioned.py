@@ -352,8 +352,33 @@ def _pandera_problem(ref: str, base_dir: Path) -> str | None:
     if schema.unique or any(column.unique and getattr(column, "regex", False) for column in schema.columns.values()):
         return WHAT_UNIQUE
     checks = [*schema.checks, *(c for column in schema.columns.values() for c in column.checks)]
-    whole = next((c for c in checks if not c.element_wise and c.name not in PANDERA_ROW_WISE), None)
+    whole = next((c for c in checks if _judges_whole(c)), None)
     return None if whole is None else WHAT_PANDERA_WHOLE.format(name=whole.name)
+
+
+def _judges_whole(check: Any) -> bool:
+    """True for a pandera check whose verdict on a partition is not its share of the data's verdict."""
+    return not check.element_wise and check.name not in PANDERA_ROW_WISE
+
+
+def _pandera_whole_checks(ref: str, base_dir: Path) -> list[tuple[str, str | None]]:
+    """The (report name, column) of each pandera check judged on a whole column or frame; the column
+    is None for a check on regex-matched columns, which matches that check on any column."""
+    from gates.checks.data.pandera_engine import _check_names, load_schema
+
+    try:
+        schema = load_schema(ref, base_dir)
+    except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the partitions report it
+        return []
+    out: list[tuple[str, str | None]] = []
+    owners = [(None, schema.checks, False),
+              *((str(col), column.checks, bool(getattr(column, "regex", False)))
+                for col, column in schema.columns.items())]
+    for col, checks, regex in owners:
+        for (_, _, i), (name, scope) in _check_names(col, checks).items():
+            if _judges_whole(checks[i]):
+                out.append((name, None if regex else scope))
+    return out
 
 
 def _unique_columns(schema: Any) -> tuple[str, ...]:
@@ -404,7 +429,8 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
         eval_total = eval_total or total
         target = Target(name, schema)
         if pandera is not None:
-            out.extend(_pandera(total, target, pandera[1], limit, unique_cols))
+            out.extend(_pandera(total, target, pandera[1], limit, unique_cols,
+                                _pandera_whole_checks(pandera[0], policy.base_dir)))
         if data_plan.great_expectations is not None:
             from gates.checks.data import gx_engine as gxe
 
@@ -533,10 +559,19 @@ def _bins(ctx: PartitionedContext, plan: DriftPlan, columns: list[str]) -> dict[
 
 
 def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int,
-             unique_cols: Sequence[str] = ()) -> list[CheckResult]:
+             unique_cols: Sequence[str] = (), whole: Sequence[tuple[str, str | None]] = ()) -> list[CheckResult]:
     """Merge each pandera check over partitions: failing rows add, examples are the first ones; a
-    column's ``unique`` check counts the rows holding a value repeated anywhere (merged value counts)."""
+    column's ``unique`` check counts the rows holding a value repeated anywhere (merged value counts).
+    A check in ``whole`` (judged on a whole column or frame) is a ``not_distributable`` error:
+    its partitions' verdicts do not add up to the data's."""
     from gates.checks.data import pandera_engine as pe
+
+    def judges_whole(check_id: CheckId) -> str | None:
+        for name, col in whole:
+            probe = target.check_id("pandera", name, col or "")
+            if check_id.kind == probe.kind and (col is None or check_id.scope == probe.scope):
+                return name
+        return None
 
     by_id: dict[CheckId, list[CheckResult]] = {}
     for results in total.pandera:
@@ -554,9 +589,11 @@ def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int,
             col, found = merged_unique[check_id]
             out.append(pe._result(target, (pe.UNIQUE, col), (col, pe.UNIQUE, None), found, set(), blocking))
             continue
-        if any(u in str(check_id) for u in PANDERA_UNIQUE):
+        whole_name = judges_whole(check_id)
+        if whole_name is not None or any(u in str(check_id) for u in PANDERA_UNIQUE):
+            what = WHAT_UNIQUE if whole_name is None else WHAT_PANDERA_WHOLE.format(name=whole_name)
             out.append(make_result(check_id, outcome=Outcome.ERROR, blocking=blocking, reason=REASON_NOT_DISTRIBUTABLE,
-                                   message=MSG_NOT_DISTRIBUTABLE.format(what=WHAT_UNIQUE)))
+                                   message=MSG_NOT_DISTRIBUTABLE.format(what=what)))
             continue
         out.append(_merge_results(results, limit))
     return out

@@ -291,8 +291,11 @@ def test_a_pandera_check_on_the_whole_column_reads_whole(tmp_path: Path) -> None
     assert type(result.context) is EvalContext
     status = {c.id: c.status.value for c in result.verdict.checks}
     assert status["data.pandera.unique_values_eq[city]"] == "pass" and status["data.pandera.isin[city]"] == "pass"
-    per_partition = run_policy(policy, context=BatchedContext(policy))
-    assert {c.id: c.status.value for c in per_partition.verdict.checks}["data.pandera.unique_values_eq[city]"] == "fail"
+    per_partition = {c.id: c for c in run_policy(policy, context=BatchedContext(policy)).verdict.checks}
+    forced = per_partition["data.pandera.unique_values_eq[city]"]  # partitions forced: an error, never a guess
+    assert (forced.status.value, forced.reason) == ("error", "not_distributable"), forced
+    assert "the pandera check unique_values_eq" in forced.message
+    assert per_partition["data.pandera.isin[city]"].status.value == "pass"
     (tmp_path / "schema.yaml").write_text("schema_type: dataframe\ncolumns:\n  city: {dtype: str, checks: "
                                           "{isin: [Oslo, Bergen], str_length: {min_value: 4}}}\n")
     assert whole_frame_reason(load_policy(tmp_path / "gates.yaml")) is None  # row-wise built-ins batch

@@ -369,3 +369,27 @@ def test_each_rule_severity_is_resolved_at_load_most_specific_first(tmp_path: Pa
             assert any(needle in cid for cid in blocking), needle
         assert {blocking[c] for c in blocking if ".drift." in c} == {True, False}
         assert "data.reference.required[zip]" in blocking
+
+
+@pytest.mark.parametrize("column", ["city", "'^ci.*'"])
+def test_a_pandera_check_on_the_whole_column_is_an_error_on_partitions(tmp_path: Path, column: str) -> None:
+    """unique_values_eq judges the column's set of values: a partition holding only Oslo would fail
+    it where the data passes, so on partitions it is not_distributable, named, never a guess."""
+    frame = pd.DataFrame({"y": np.arange(300.0), "pred": np.arange(300.0),
+                          "city": np.where(np.arange(300) < 200, "Oslo", "Bergen")})
+    frame.to_parquet(tmp_path / "eval.parquet", row_group_size=100)
+    regex = ", regex: true" if column.startswith("'") else ""
+    (tmp_path / "schema.yaml").write_text(f"schema_type: dataframe\ncolumns:\n  {column}: {{dtype: str{regex}, "
+                                          "checks: {unique_values_eq: [Oslo, Bergen], isin: [Oslo, Bergen]}}\n")
+    (tmp_path / "gates.yaml").write_text("version: 1\nmodel: {name: demo, task: regression, candidate: "
+                                         "{predictions: pred}, baseline: none}\ndata: {eval: eval.parquet, target: y}\n"
+                                         "gates:\n  data:\n    pandera: schema.yaml\n")
+    policy = load_policy(tmp_path / "gates.yaml")
+    whole = by_id(GATE.run(EvalContext(policy), policy.gates["data"]))
+    # the data passes (a passing check on regex-matched columns is not listed, as pandera names none)
+    assert whole.get("data.pandera.unique_values_eq[city]", {"status": "pass"})["status"] == "pass"
+    got = run_partitioned(tmp_path / "gates.yaml", LocalEngine(), 100)
+    check = got["data.pandera.unique_values_eq[city]"]
+    assert (check["status"], check["reason"]) == ("error", "not_distributable"), check
+    assert "unique_values_eq" in check["message"]
+    assert got.get("data.pandera.isin[city]", {"status": "pass"})["status"] == "pass"  # value by value: merged
