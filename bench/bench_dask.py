@@ -166,26 +166,6 @@ def write_data(folder: Path, rows: int) -> None:
     sio.dump(LogisticRegression().fit(X, ref["y"]), folder / "candidate.skops")
     sio.dump(LogisticRegression(C=1e-4).fit(X[["f0", "f1"]].assign(f2=0.0, f3=0.0), ref["y"]),
              folder / "baseline.skops")
-    (folder / "gates.yaml").write_text(POLICY)
-
-
-def write_data(folder: Path, rows: int) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import skops.io as sio
-    from sklearn.linear_model import LogisticRegression
-
-    (folder / "eval").mkdir(parents=True)
-    for i, start in enumerate(range(0, rows, FILE_ROWS)):
-        part = frame(min(FILE_ROWS, rows - start), seed=100 + i)
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), folder / "eval" / f"part-{i:03d}.parquet",
-                       row_group_size=250_000)
-    ref = frame(200_000, seed=1)
-    ref.to_parquet(folder / "reference.parquet")
-    X = ref[FEATURES]
-    sio.dump(LogisticRegression().fit(X, ref["y"]), folder / "candidate.skops")
-    sio.dump(LogisticRegression(C=1e-4).fit(X[["f0", "f1"]].assign(f2=0.0, f3=0.0), ref["y"]),
-             folder / "baseline.skops")
     (folder / "gx.json").write_text(json.dumps(GX_SUITE))
 
 

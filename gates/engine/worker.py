@@ -61,15 +61,23 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
     return plan, handles
 
 
-def predict_partition(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: bytes | None = None,
-                      baseline_bytes: bytes | None = None) -> tuple[np.ndarray, Predictions, Predictions | None]:
-    """Return the partition's target and both models' predictions (runs on a worker)."""
+def worker_context(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: bytes | None,
+                   baseline_bytes: bytes | None) -> EvalContext:
+    """Return an EvalContext on one partition's rows with the client's facts and the shipped models
+    (runs on a worker: the classes, negative label and baseline are the client's, never re-derived)."""
     ctx = EvalContext(plan.policy)
     ctx.__dict__.update(frame=frame, classes=plan.classes, negative_label=plan.negative_label,
                         resolved_baseline=plan.resolved_baseline)
     for role, data in (("candidate", candidate_bytes), ("baseline", baseline_bytes)):
         shipped = plan.models.get(role)
         ctx.__dict__[f"{role}_model"] = None if shipped is None or data is None else load_shipped(shipped, data)
+    return ctx
+
+
+def predict_partition(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: bytes | None = None,
+                      baseline_bytes: bytes | None = None) -> tuple[np.ndarray, Predictions, Predictions | None]:
+    """Return the partition's target and both models' predictions (runs on a worker)."""
+    ctx = worker_context(plan, frame, candidate_bytes, baseline_bytes)
     candidate = ctx.predictions("candidate")
     assert candidate is not None
     target = plan.policy.data.target  # per_example has none; its metrics read only scores (zeros stand in)

@@ -309,28 +309,15 @@ def summarise(part: Partition, target: str, columns: Mapping[str, bool], y_sum: 
     return len(frame), total, {c: ColumnSummary.of(frame[c], counts=want) for c, want in columns.items()}
 
 
-def _context(plan: Any, frame: pd.DataFrame, candidate_bytes: bytes | None, baseline_bytes: bytes | None) -> EvalContext:
-    """The worker's context on its partition, as :func:`gates.engine.worker.predict_partition` builds it."""
-    from gates.engine.shipping import load_shipped
-
-    ctx = EvalContext(plan.policy)
-    ctx.__dict__.update(frame=frame, classes=plan.classes, negative_label=plan.negative_label,
-                        resolved_baseline=plan.resolved_baseline)
-    for role, data in (("candidate", candidate_bytes), ("baseline", baseline_bytes)):
-        shipped = plan.models.get(role)
-        ctx.__dict__[f"{role}_model"] = None if shipped is None or data is None else load_shipped(shipped, data)
-    return ctx
-
-
 def measure_partition(part: Partition, plan: WorkPlan, candidate_bytes: bytes | None = None,
                       baseline_bytes: bytes | None = None) -> Partial | None:
     """Perturb, predict and measure one partition's scored rows; None when it has none (runs on a worker)."""
-    from gates.engine.worker import read_scored
+    from gates.engine.worker import read_scored, worker_context
 
     frame = read_scored(part, plan.predict.policy)
     if frame.empty:
         return None
-    ctx = _context(plan.predict, frame, candidate_bytes, baseline_bytes)
+    ctx = worker_context(plan.predict, frame, candidate_bytes, baseline_bytes)
     s = Scorer(ctx, offset=plan.offsets[part.offset])
     s.stats = plan.stats
     y = ctx.y_true
