@@ -31,6 +31,7 @@ from gates.estimates import Slicing, cell_estimates
 from gates.metrics import encode_labels
 from gates.clusters import NORMAL_MIN_CLUSTERS
 from gates.per_example import PER_EXAMPLE
+from gates.engine.folding import Tiered
 from gates.results import CheckResult
 from gates.stats.weights import stream_seed
 
@@ -166,8 +167,20 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
             ctx.classes if task not in (rg.REGRESSION, PER_EXAMPLE) else None, cells.y_mean, cells.offsets,
             cluster, normal)
     cell_plan = CellPlan(plan, settings.slicings, confusion, score_plan)
-    found_parts = ctx.engine.map(count_partition, ctx.eval_partitions, plan=ctx.engine.share(cell_plan), **handles)
-    parts = [p for p in found_parts if p is not None]
+    ranked: Tiered[pd.DataFrame] = Tiered(rs.merge_tables, len)
+
+    def gather(kept: list[CellPartial], part: CellPartial | None) -> list[CellPartial]:
+        """Keep a partition's partial, its score table merged into the running tables instead."""
+        if part is None:
+            return kept
+        if part.scores is not None and part.scores.table is not None:
+            ranked.add(part.scores.table)
+            part = replace(part, scores=replace(part.scores, table=None))
+        kept.append(part)
+        return kept
+
+    parts = ctx.engine.fold(count_partition, ctx.eval_partitions, gather, [], plan=ctx.engine.share(cell_plan),
+                            **handles)
     estimates: dict[tuple[int, str], Any] = {}
     problems: dict[tuple[str, str], tuple[str, str]] = {}
     if confusion:
@@ -187,7 +200,8 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
         here = {(c.slicing, c.metric.name) for c in checks}
         assert score_plan is not None
         found_estimates = rs.estimates(cells, scored, found, problems, paired,
-                                       clustered=score_plan.cluster is not None, normal=score_plan.normal)
+                                       clustered=score_plan.cluster is not None, normal=score_plan.normal,
+                                       table=ranked.result())
         estimates.update({k: v for k, v in found_estimates.items() if k in here})
     assert checks is not None
     measured = rg.Measured(settings, slicings, missing, problems, estimates, paired,

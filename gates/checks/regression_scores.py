@@ -39,6 +39,7 @@ from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
 from gates.clusters import cluster_index, normal_from_totals
 from gates.context import MSG_NO_TARGET, Predictions, target_missing
 from gates.errors import UserError
+from gates.engine.folding import Tiered
 from gates.estimates import (
     METHOD_DELONG,
     METHOD_DELTA,
@@ -444,8 +445,12 @@ def per_example_problems(policy: Any, metrics: Sequence[Metric], parts: Sequence
 
 def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePartial],
               found_problems: Mapping[tuple[str, str], tuple[str, str]], paired: bool, *,
-              clustered: bool = False, normal: bool = False) -> dict[tuple[int, str], list[SliceEstimate]]:
+              clustered: bool = False, normal: bool = False, table: pd.DataFrame | None = None
+              ) -> dict[tuple[int, str], list[SliceEstimate]]:
     """Per (slicing, metric): the embedded gate's estimates of the usable score metrics.
+
+    ``table``: the partitions' score tables already merged (:func:`merge_tables`, in partition
+    order); without it the tables of ``parts`` are merged here.
 
     ``clustered``: the Poisson weights were keyed by cluster and every cell resampled
     (``bootstrap-clusters``); ``normal``: the cluster-robust normal interval from the merged
@@ -461,8 +466,14 @@ def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePar
         out.update(_row_family(cells_, rows, with_base, row_parts, METHOD_CLUSTERS if clustered else METHOD_ROWS))
     ranks = [m for m in usable if m.family in RANKS]
     if ranks:
-        tables = [p.table for p in parts if p.table is not None]
-        out.update(_rank_family(cells_, ranks, with_base, tables))
+        if table is None:
+            merging: Tiered[pd.DataFrame] = Tiered(merge_tables, len)
+            for p in parts:
+                if p.table is not None:
+                    merging.add(p.table)
+            table = merging.result()
+        if table is not None:
+            out.update(_rank_family(cells_, ranks, with_base, table))
     by_name = {m.name: m for m in metrics}
     return {key: [_bounded(e, by_name[key[1]]) for e in found] for key, found in out.items()}
 
@@ -553,10 +564,16 @@ def shift(s: PoissonSums, centre: np.ndarray) -> np.ndarray:
     return out
 
 
+def merge_tables(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
+    """Return the score table of the rows of two tables (older first): counts of equal entries
+    added, entries in first appearance order, so merging consecutive partitions' tables in any
+    grouping gives the same table."""
+    table = pd.concat([older, newer], ignore_index=True)
+    return table.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False)[N].sum().reset_index()
+
+
 def _rank_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str, bool],
-                 tables: Sequence[pd.DataFrame]) -> dict[tuple[int, str], list[SliceEstimate]]:
-    table = pd.concat(tables, ignore_index=True).groupby([CELL, YPOS, SC, SB], dropna=False, sort=False)[N].sum()
-    table = table.reset_index()
+                 table: pd.DataFrame) -> dict[tuple[int, str], list[SliceEstimate]]:
     cell = table[CELL].to_numpy(dtype=np.int64)
     y = table[YPOS].to_numpy(dtype=bool)
     sc, sb, w = table[SC].to_numpy(), table[SB].to_numpy(), table[N].to_numpy(dtype=np.float64)
@@ -600,5 +617,5 @@ def _ap(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, w: np.ndarray) -> 
 
 
 __all__ = ["Cells", "ScorePartial", "ScorePlan", "Uniques", "cells", "estimates", "family_of", "labels_seen",
-           "measure_scores", "merged_labels", "metric_of", "needs_y_mean", "per_example_problems", "predicted",
+           "measure_scores", "merge_tables", "merged_labels", "metric_of", "needs_y_mean", "per_example_problems", "predicted",
            "problems", "row_stats"]

@@ -36,6 +36,15 @@ class Engine(Protocol):
     def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
         """Return ``[fn(item, **shared) for item in items]``, in item order, wherever it computes."""
 
+    def fold(self, fn: Callable[..., Any], items: Sequence[Any], merge: Callable[[Any, Any], Any], initial: Any,
+             **shared: Any) -> Any:
+        """Return ``initial`` merged with each ``fn(item, **shared)`` in item order (``merge(total, result)``).
+
+        The client holds one result at a time besides the total: results not yet merged wait
+        where they were computed. Use :class:`gates.engine.folding.Tiered` inside ``merge`` for
+        tables that grow with each result.
+        """
+
     def close(self) -> None:
         """Release the cluster (a LocalCluster this engine started is shut down)."""
 

@@ -59,6 +59,27 @@ class DaskEngine:
             for f in futures:
                 f.release()
 
+    def fold(self, fn: Callable[..., Any], items: Sequence[Any], merge: Callable[[Any, Any], Any], initial: Any,
+             **shared: Any) -> Any:
+        """Submit every task, then fetch and merge the results one at a time in item order,
+        releasing each once merged (later results wait on the workers)."""
+        total = initial
+        if not items:
+            return total
+        futures: list[Any] = list(self.client.map(fn, list(items), pure=False, **shared))
+        try:
+            for i, future in enumerate(futures):
+                result = future.result()
+                future.release()
+                futures[i] = None
+                total = merge(total, result)
+                del result
+        finally:
+            for f in futures:
+                if f is not None:
+                    f.release()
+        return total
+
     def close(self) -> None:
         self.client.close()
         if self._cluster is not None:

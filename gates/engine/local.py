@@ -20,5 +20,12 @@ class LocalEngine:
     def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
         return [fn(item, **shared) for item in items]
 
+    def fold(self, fn: Callable[..., Any], items: Sequence[Any], merge: Callable[[Any, Any], Any], initial: Any,
+             **shared: Any) -> Any:
+        total = initial
+        for item in items:
+            total = merge(total, fn(item, **shared))
+        return total
+
     def close(self) -> None:
         return None

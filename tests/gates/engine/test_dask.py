@@ -343,3 +343,32 @@ def test_clustered_per_example_scores_on_the_workers_give_the_embedded_checks(tm
     assert_close(by_id(embedded.verdict.checks), got)
     assert got["regression.correct.max_drop"]["ci_method"].startswith("bootstrap-clusters")
     assert got["regression.correct.max_drop"]["details"]["clusters"] == df["prompt_id"].nunique()
+
+
+def test_a_fold_on_the_cluster_merges_in_partition_order_into_the_one_shot_table(scheduler: str) -> None:
+    from gates.checks.data.drift import merge_value_counts, value_counts
+    from gates.engine.dask import DaskEngine
+    from gates.engine.folding import Tiered
+
+    rng = np.random.default_rng(19)
+    items = [np.round(rng.normal(size=int(rng.integers(1, 400))), 2) for _ in range(23)]
+    engine = DaskEngine(EngineSpec("dask", address=scheduler))
+    try:
+        order: list[int] = []
+
+        def merge(total: Tiered[Any], part: tuple[np.ndarray, np.ndarray]) -> Tiered[Any]:
+            order.append(int(part[1].sum()))
+            total.add(part)
+            return total
+
+        tiered = Tiered(lambda a, b: merge_value_counts([a, b]), lambda t: len(t[0]))
+        folded = engine.fold(value_counts, items, merge, tiered).result()
+        one_shot = merge_value_counts(engine.map(value_counts, items))
+    finally:
+        engine.close()
+    assert order == [len(v) for v in items]
+    expected_values, expected_counts = np.unique(np.concatenate(items), return_counts=True)
+    np.testing.assert_array_equal(folded[0], expected_values)
+    np.testing.assert_array_equal(folded[1], expected_counts)
+    np.testing.assert_array_equal(folded[0], one_shot[0])
+    np.testing.assert_array_equal(folded[1], one_shot[1])

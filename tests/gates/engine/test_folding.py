@@ -1,0 +1,70 @@
+"""Folding partials in partition order: tiered merges give the one-shot merge's table exactly."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gates.checks.regression_scores import CELL, N, SB, SC, YPOS, merge_tables
+from gates.engine.folding import Tiered
+from gates.engine.local import LocalEngine
+
+
+def score_table(seed: int, rows: int) -> pd.DataFrame:
+    """One partition's score table: rows counted per (cell, positive, score, baseline score)."""
+    rng = np.random.default_rng(seed)
+    t = pd.DataFrame({CELL: rng.integers(0, 3, rows), YPOS: rng.random(rows) < 0.4,
+                      SC: np.round(rng.random(rows), 2), SB: np.where(rng.random(rows) < 0.1, np.nan,
+                                                                       np.round(rng.random(rows), 1))})
+    return t.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False).size().rename(N).reset_index()
+
+
+def one_shot(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    merged = pd.concat(tables, ignore_index=True)
+    return merged.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False)[N].sum().reset_index()
+
+
+@pytest.mark.parametrize("sizes", [[50] * 37, [5, 400, 3, 3, 900, 1, 60, 60, 60, 2000, 7], [300]])
+def test_tiered_merges_of_many_partitions_give_the_one_shot_table(sizes: list[int]) -> None:
+    tables = [score_table(i, n) for i, n in enumerate(sizes)]
+    tiered: Tiered[pd.DataFrame] = Tiered(merge_tables, len)
+    for t in tables:
+        tiered.add(t)
+    pd.testing.assert_frame_equal(tiered.result(), one_shot(tables))
+
+
+def test_tiered_merges_only_neighbours_in_order_and_each_entry_about_log_p_times() -> None:
+    merged_sizes: list[int] = []
+
+    def merge(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+        merged_sizes.append(len(a) + len(b))
+        return a + b
+
+    tiered: Tiered[tuple[int, ...]] = Tiered(merge, len)
+    for i in range(64):
+        tiered.add((i,))
+    assert tiered.result() == tuple(range(64))
+    assert sum(merged_sizes) == 64 * 6  # a balanced binary tree: every item merged log2(64) times
+    empty: Tiered[tuple[int, ...]] = Tiered(merge, len)
+    assert empty.result() is None
+
+
+def count(item: int, offset: int) -> tuple[int, ...]:
+    return (item + offset,)
+
+
+def test_local_fold_computes_one_item_at_a_time_in_order() -> None:
+    live: list[int] = []
+
+    def computing(items: list[int]) -> Iterator[int]:
+        yield from items
+
+    def merge(total: list[Any], part: tuple[int, ...]) -> list[Any]:
+        live.append(len(total))
+        return [*total, *part]
+
+    assert LocalEngine().fold(count, list(computing([3, 1, 2])), merge, [], offset=10) == [13, 11, 12]
+    assert live == [0, 1, 2]
