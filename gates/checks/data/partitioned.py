@@ -54,6 +54,7 @@ from gates.checks.data._common import (
     make_result,
     mask_examples,
 )
+from gates.engine.folding import Tiered
 from gates.checks.data._plan import ChecksPlan, DataPlan, DriftPlan, EngineRef, SectionPlan, as_plan
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
@@ -254,10 +255,26 @@ def reference_bins(path: Path, columns: Sequence[str], methods: Mapping[str, str
 # ---------------------------------------------------------------- merging, in partition order
 
 
-def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
-    """Return the sum of partials taken in order (examples: the first ``limit`` rows overall)."""
-    total = FramePartial()
-    for p in parts:
+def merge_distinct(older: pd.Series, newer: pd.Series) -> pd.Series:
+    """Return the value counts of two row sets (older first): counts added, values in first appearance order."""
+    return pd.concat([older, newer]).groupby(level=0, sort=False, dropna=False).sum()
+
+
+class Merging:
+    """The running sum of partials taken in partition order (examples: the first ``limit`` rows
+    overall). The tables keyed by distinct values (ks / wasserstein value counts, the unique rules'
+    counts) are merged size-tiered (:class:`~gates.engine.folding.Tiered`), not into one growing
+    table per partial."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = FramePartial()
+        self._values: dict[str, Tiered[tuple[np.ndarray, np.ndarray]]] = {}
+        self._distinct: dict[str, Tiered[pd.Series]] = {}
+
+    def add(self, p: FramePartial) -> Merging:
+        """Add the next partition's partial; return self (a fold's merge)."""
+        total, limit = self.total, self.limit
         total.rows += p.rows
         for col, n in p.non_null.items():
             total.non_null[col] = total.non_null.get(col, 0) + n
@@ -275,11 +292,39 @@ def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
         for col, counts in p.drift.items():
             total.drift[col] = counts if col not in total.drift else total.drift[col] + counts
         for col, found in p.values.items():
-            total.values[col] = found if col not in total.values else dr.merge_value_counts([total.values[col], found])
-        for col, counts in p.distinct.items():
-            total.distinct[col] = counts if col not in total.distinct else \
-                pd.concat([total.distinct[col], counts]).groupby(level=0, sort=False, dropna=False).sum()
-    return total
+            self._values.setdefault(col, Tiered(_merge_values, _n_values)).add(found)
+        for col, distinct in p.distinct.items():
+            self._distinct.setdefault(col, Tiered(merge_distinct, len)).add(distinct)
+        return self
+
+    def result(self) -> FramePartial:
+        """Return the sum of the partials added."""
+        for col, tiers in self._values.items():
+            found = tiers.result()
+            assert found is not None
+            self.total.values[col] = found
+        for col, d in self._distinct.items():
+            counts = d.result()
+            assert counts is not None
+            self.total.distinct[col] = counts
+        return self.total
+
+
+def _merge_values(older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    return dr.merge_value_counts([older, newer])
+
+
+def _n_values(found: tuple[np.ndarray, np.ndarray]) -> int:
+    return len(found[0])
+
+
+def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
+    """Return the sum of partials taken in order (examples: the first ``limit`` rows overall)."""
+    merging = Merging(limit)
+    for p in parts:
+        merging.add(p)
+    return merging.result()
 
 
 def duplicate_examples(part: Partition, values: Mapping[str, list[Any]], limit: int) -> dict[str, list[dict[str, Any]]]:
@@ -424,7 +469,7 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     for name, parts, schema in targets:
         plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx,
                     unique_cols)
-        total = merge(engine.map(measure_partition, parts, plan=engine.share(plan)), limit)
+        total = engine.fold(measure_partition, parts, Merging.add, Merging(limit), plan=engine.share(plan)).result()
         _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
         target = Target(name, schema)

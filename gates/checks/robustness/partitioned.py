@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,6 +67,7 @@ from gates.checks.robustness._plan import (
     as_plan,
 )
 from gates.context import EvalContext, Predictions, target_missing
+from gates.engine.folding import Tiered
 from gates.contrasts import METHOD_PAIRED_NORMAL, cell_replicates, row_weight_seed
 from gates.estimates import METHOD_DELONG, METHOD_MULTINOMIAL, METHOD_ROWS, ap_influence
 from gates.intervals import Estimate
@@ -548,12 +549,13 @@ def run(ctx: PartitionedContext, section: Plan | Mapping[str, Any]) -> list[Chec
                     tuple((d.column, d.direction, step, d.tolerance) for d in plan.directional
                           for step in [steps[d.column]] if not isinstance(step, CheckResult)),
                     {i.column: i.tolerance for i in plan.invariance}, plan.n_boot, y_mean)
-    parts = [p for p in ctx.engine.map(measure_partition, ctx.eval_partitions, plan=ctx.engine.share(work), **handles)
-             if p is not None]
+    tables = ScoreTables()
+    parts = ctx.engine.fold(measure_partition, ctx.eval_partitions, tables.keep, [], plan=ctx.engine.share(work),
+                            **handles)
     failed = next((p.clean_errors["candidate"] for p in parts if "candidate" in p.clean_errors), None)
     if failed is not None:
         return clean_failed(plan, failed)
-    _merge(s, tasks, parts)
+    _merge(s, tasks, parts, tables.result())
     return results(judge, point_of=_point_of, invariance_of=_invariance_of,  # type: ignore[arg-type]
                    directional_of=lambda j, d: _directional_of(j, d, steps[d.column]))
 
@@ -621,9 +623,69 @@ def _tasks(judge: Judge, plan: Plan, columns: Mapping[str, tuple[list[str], str 
     return tuple(out)
 
 
-def _merge(s: PartitionedScorer, tasks: Sequence[PointTask], parts: Sequence[Partial]) -> None:
-    """Merge the partitions' partials in partition order into the scorer's measures."""
+class ScoreTables:
+    """A fold's merge: keeps each partition's partial with its score tables (rows per distinct
+    scores) taken out into size-tiered merges, keyed by where they sit in the partial."""
+
+    def __init__(self) -> None:
+        self._tiers: dict[tuple[Any, ...], Tiered[pd.DataFrame]] = {}
+
+    def _take(self, key: tuple[Any, ...], table: pd.DataFrame) -> pd.DataFrame:
+        self._tiers.setdefault(key, Tiered(_merge_scores, len)).add(table)
+        return table.iloc[:0]
+
+    def _metrics(self, key: tuple[Any, ...], metrics: Mapping[str, MetricPartial]) -> dict[str, MetricPartial]:
+        return {m: p if p.scores is None else replace(p, scores=self._take((*key, m), p.scores))
+                for m, p in metrics.items()}
+
+    def keep(self, kept: list[Partial], part: Partial | None) -> list[Partial]:
+        """Append ``part`` with empty score tables in place of its own (merged here instead)."""
+        if part is None:
+            return kept
+        clean = {role: self._metrics(("clean", role), found) for role, found in part.clean.items()}
+        points = []
+        for i, (sides, versus) in enumerate(part.points):
+            sides = {role: replace(side, metrics=self._metrics(("side", i, role), side.metrics))
+                     for role, side in sides.items()}
+            if versus is not None and versus.scores is not None:
+                versus = replace(versus, scores=self._take(("versus", i), versus.scores))
+            points.append((sides, versus))
+        kept.append(replace(part, clean=clean, points=tuple(points)))
+        return kept
+
+    def result(self) -> dict[tuple[Any, ...], pd.DataFrame]:
+        """Return the merged score table at each place."""
+        out = {}
+        for key, tiers in self._tiers.items():
+            table = tiers.result()
+            assert table is not None
+            out[key] = table
+        return out
+
+
+def _merge_scores(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
+    """Return the score table of two tables' rows (older first): counts of equal entries added, in
+    first appearance order, so any grouping of consecutive partitions gives the same table."""
+    cols = [c for c in older.columns if c != N]
+    return pd.concat([older, newer], ignore_index=True).groupby(cols, dropna=False, sort=False)[N].sum().reset_index()
+
+
+def _scored(partial: MetricPartial, tables: Mapping[tuple[Any, ...], pd.DataFrame], key: tuple[Any, ...]
+            ) -> MetricPartial:
+    """``partial`` with its merged score table put back (a problem or another form stays as it is)."""
+    if partial.problem is not None or partial.scores is None or key not in tables:
+        return partial
+    return replace(partial, scores=tables[key])
+
+
+def _merge(s: PartitionedScorer, tasks: Sequence[PointTask], parts: Sequence[Partial],
+           tables: Mapping[tuple[Any, ...], pd.DataFrame] | None = None) -> None:
+    """Merge the partitions' partials in partition order into the scorer's measures.
+
+    ``tables``: the score tables already merged (:class:`ScoreTables`), the partials holding
+    empty ones in their place."""
     registry = metric_registry()
+    tables = tables or {}
     for role in ("candidate", "baseline"):
         errors = [p.clean_errors[role] for p in parts if role in p.clean_errors]
         if errors:
@@ -631,7 +693,8 @@ def _merge(s: PartitionedScorer, tasks: Sequence[PointTask], parts: Sequence[Par
             continue
         found = [p.clean[role] for p in parts if role in p.clean]
         if found:
-            s.clean[role] = {m: merge_all([f[m] for f in found]) for m in found[0]}
+            s.clean[role] = {m: _scored(merge_all([f[m] for f in found]), tables, ("clean", role, m))
+                             for m in found[0]}
     for i, task in enumerate(tasks):
         sides: dict[str, Side] = {}
         for role in ("candidate", "baseline") if task.with_baseline else ("candidate",):
@@ -641,7 +704,7 @@ def _merge(s: PartitionedScorer, tasks: Sequence[PointTask], parts: Sequence[Par
                 continue
             out = Side(measured=True, problems=dict(side.problems))
             for m in task.metrics:
-                partial = side.metrics[m]
+                partial = _scored(side.metrics[m], tables, ("side", i, role, m))
                 if partial.problem is not None:
                     out.problems[m] = MSG_NOT_COMPUTABLE.format(measure=m, scope=task.scope, problem=partial.problem)
                     continue
@@ -654,6 +717,8 @@ def _merge(s: PartitionedScorer, tasks: Sequence[PointTask], parts: Sequence[Par
             sides[role] = out
         versus = [p.points[i][1] for p in parts]
         merged = merge_all([v for v in versus if v is not None]) if all(v is not None for v in versus) else None
+        if merged is not None and merged.scores is not None and ("versus", i) in tables:
+            merged = replace(merged, scores=tables[("versus", i)])
         s.points[(task.name, task.severity)] = Point(task.severity, sides["candidate"], sides.get("baseline"), merged)
     for col in {c for p in parts for c in p.invariance}:
         s.invariance[col] = _merge_counts([p.invariance[col] for p in parts])

@@ -68,3 +68,26 @@ def test_local_fold_computes_one_item_at_a_time_in_order() -> None:
 
     assert LocalEngine().fold(count, list(computing([3, 1, 2])), merge, [], offset=10) == [13, 11, 12]
     assert live == [0, 1, 2]
+
+
+def test_the_data_gates_value_counts_merged_tiered_are_those_of_all_the_rows() -> None:
+    from gates.checks.data.drift import value_counts
+    from gates.checks.data.partitioned import FramePartial, Merging
+
+    rng = np.random.default_rng(7)
+    chunks = [np.round(rng.normal(size=int(rng.integers(1, 300))), 1) for _ in range(29)]
+    words = [pd.Series(rng.choice(["a", "b", "c", "d", "e", "f"], size=len(c))) for c in chunks]
+    merging = Merging(limit=3)
+    for values, w in zip(chunks, words):
+        merging.add(FramePartial(rows=len(values), values={"x": value_counts(values)},
+                                 distinct={"w": w.value_counts(sort=False)}))
+    total = merging.result()
+    everything = np.concatenate(chunks)
+    distinct, counts = np.unique(everything, return_counts=True)
+    assert total.rows == len(everything)
+    np.testing.assert_array_equal(total.values["x"][0], distinct)
+    np.testing.assert_array_equal(total.values["x"][1], counts)
+    all_words = pd.concat(words, ignore_index=True)
+    expected = all_words.value_counts(sort=False).reindex(pd.unique(all_words))
+    assert total.distinct["w"].index.tolist() == expected.index.tolist()  # first appearance order
+    assert total.distinct["w"].tolist() == expected.tolist()
