@@ -91,3 +91,38 @@ def test_the_data_gates_value_counts_merged_tiered_are_those_of_all_the_rows() -
     expected = all_words.value_counts(sort=False).reindex(pd.unique(all_words))
     assert total.distinct["w"].index.tolist() == expected.index.tolist()  # first appearance order
     assert total.distinct["w"].tolist() == expected.tolist()
+
+
+def test_the_robustness_score_tables_merged_tiered_are_the_left_fold_of_the_partials() -> None:
+    from gates.checks.robustness.partitioned import (N as RN, SC as RSC, SETS, YPOS as RYPOS, MetricPartial,
+                                                     Partial, ScoreTables, SidePartial, VersusPartial)
+    from gates.stats import merge_all
+
+    rng = np.random.default_rng(3)
+
+    def scores(n: int) -> pd.DataFrame:
+        t = pd.DataFrame({RYPOS: rng.random(n) < 0.5, RSC: np.round(rng.random(n), 2)})
+        return t.groupby([RYPOS, RSC], dropna=False, sort=False).size().rename(RN).reset_index()
+
+    def versus(n: int) -> pd.DataFrame:
+        t = pd.DataFrame({RYPOS: rng.random(n) < 0.5, **{s: np.round(rng.random(n), 1) for s in SETS}})
+        return t.groupby([RYPOS, *SETS], dropna=False, sort=False).size().rename(RN).reset_index()
+
+    partials = []
+    for _ in range(13):
+        n = int(rng.integers(1, 200))
+        partials.append(Partial(n, {}, {"candidate": {"roc_auc": MetricPartial(scores=scores(n))}},
+                                (({"candidate": SidePartial(n, metrics={"roc_auc": MetricPartial(scores=scores(n))})},
+                                  VersusPartial(scores=versus(n))),), {}, {}))
+    tables = ScoreTables()
+    kept: list[Any] = []
+    for p in partials:
+        kept = tables.keep(kept, p)
+    merged = tables.result()
+    clean = merge_all([p.clean["candidate"]["roc_auc"] for p in partials]).scores
+    side = merge_all([p.points[0][0]["candidate"].metrics["roc_auc"] for p in partials]).scores
+    vs = merge_all([p.points[0][1] for p in partials]).scores
+    pd.testing.assert_frame_equal(merged[("clean", "candidate", "roc_auc")], clean)
+    pd.testing.assert_frame_equal(merged[("side", 0, "candidate", "roc_auc")], side)
+    pd.testing.assert_frame_equal(merged[("versus", 0)], vs)
+    assert all(len(k.clean["candidate"]["roc_auc"].scores) == 0 and len(k.points[0][1].scores) == 0 for k in kept)
