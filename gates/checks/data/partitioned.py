@@ -67,7 +67,8 @@ if TYPE_CHECKING:
 
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
 WHAT_LEAKAGE = "leakage (a model per column)"
-WHAT_UNIQUE = "a pandera uniqueness check over several columns (duplicates can sit in different partitions)"
+WHAT_UNIQUE = ("a pandera uniqueness check over several columns, on regex-matched columns or with report_duplicates "
+               "other than all (duplicates can sit in different partitions)")
 WHAT_PANDERA_WHOLE = "the pandera check {name} (not judged value by value)"
 #: pandera's built-in checks that judge each value on its own, so a partition's failures are the data's
 PANDERA_ROW_WISE = frozenset({"equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_to", "less_than",
@@ -394,7 +395,8 @@ def _pandera_problem(ref: str, base_dir: Path) -> str | None:
         schema = load_schema(ref, base_dir)
     except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the embedded gate says how
         return f"the pandera schema {ref} (it cannot be loaded)"
-    if schema.unique or any(column.unique and getattr(column, "regex", False) for column in schema.columns.values()):
+    unique = [column for column in schema.columns.values() if column.unique]
+    if schema.unique or len(unique) > len(_unique_columns(schema)):
         return WHAT_UNIQUE
     checks = [*schema.checks, *(c for column in schema.columns.values() for c in column.checks)]
     whole = next((c for c in checks if _judges_whole(c)), None)
@@ -402,8 +404,20 @@ def _pandera_problem(ref: str, base_dir: Path) -> str | None:
 
 
 def _judges_whole(check: Any) -> bool:
-    """True for a pandera check whose verdict on a partition is not its share of the data's verdict."""
-    return not check.element_wise and check.name not in PANDERA_ROW_WISE
+    """True for a pandera check whose verdict on a partition is not its share of the data's verdict.
+
+    A row-wise built-in is known by its functions, never by its name: a custom check named
+    ``in_range`` may well judge the whole column. (A schema read from YAML holds a copy of the
+    built-in's dispatcher, so the functions it dispatches to are compared, not the dispatcher.)
+    """
+    from pandera.api.base.checks import BaseCheck
+
+    if check.element_wise:
+        return False
+    name = getattr(check, "name", None)
+    built_in = BaseCheck.CHECK_FUNCTION_REGISTRY.get(name) if name in PANDERA_ROW_WISE else None
+    functions = getattr(getattr(check, "_check_fn", None), "_function_registry", None)
+    return built_in is None or functions is None or functions != built_in._function_registry
 
 
 def _pandera_whole_checks(ref: str, base_dir: Path) -> list[tuple[str, str | None]]:
@@ -427,9 +441,12 @@ def _pandera_whole_checks(ref: str, base_dir: Path) -> list[tuple[str, str | Non
 
 
 def _unique_columns(schema: Any) -> tuple[str, ...]:
-    """The (not regex-matched) columns a pandera schema declares ``unique=True``."""
+    """The columns whose ``unique=True`` merges from value counts: not regex-matched, and reporting
+    every row of a repeated value (``report_duplicates: all``, pandera's default), which is what the
+    merged counts give."""
     return tuple(str(col) for col, column in schema.columns.items()
-                 if column.unique and not getattr(column, "regex", False))
+                 if column.unique and not getattr(column, "regex", False)
+                 and getattr(column, "report_duplicates", "all") == "all")
 
 
 def _pandera_unique_columns(ref: str, base_dir: Path) -> tuple[str, ...]:
@@ -625,9 +642,14 @@ def _pandera(total: FramePartial, target: Target, blocking: bool, limit: int,
     merged_unique = {}
     for col in unique_cols:
         count = total.rules.get((col, "unique"))
-        if count is not None and count.error is None:
-            found = None if count.n_bad == 0 else pe._Found(count.n_bad, list(count.examples))
-            merged_unique[target.check_id("pandera", pe.UNIQUE, col)] = (col, found)
+        if count is None:
+            continue
+        found = None  # a partition that could not count gives its error, never a guessed count
+        if count.error is not None:
+            found = pe._Found(None, error=count.error)
+        elif count.n_bad:
+            found = pe._Found(count.n_bad, list(count.examples))
+        merged_unique[target.check_id("pandera", pe.UNIQUE, col)] = (col, found)
     out = []
     for check_id, results in by_id.items():
         if check_id in merged_unique and results[0].status is not Status.SKIPPED:

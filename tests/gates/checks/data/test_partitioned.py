@@ -183,6 +183,23 @@ def test_a_unique_over_several_pandera_columns_stays_not_distributable(project: 
     assert "data.pandera.field_uniqueness[code]" not in nd
 
 
+def test_a_unique_reporting_some_duplicates_only_stays_not_distributable(project: Path) -> None:
+    """Merged value counts give every row of a repeated value (report_duplicates: all); exclude_first
+    counts one fewer per value, so it is not merged into a wrong count."""
+    from gates.runner import whole_frame_reason
+
+    schema = project.parent / "schema.yaml"
+    schema.write_text(PANDERA.replace("code: {dtype: int64, unique: true}",
+                                      "code: {dtype: int64, unique: true, report_duplicates: exclude_first}"))
+    policy = load_policy(project)
+    embedded = by_id(GATE.run(EvalContext(policy), policy.gates["data"]))["data.pandera.field_uniqueness[code]"]
+    codes = pd.read_parquet(project.parent / "eval")["code"]
+    assert embedded["observed"] == int(codes.duplicated(keep="first").sum()) > 0
+    got = run_partitioned(project, LocalEngine(), 250)["data.pandera.field_uniqueness[code]"]
+    assert (got["status"], got["reason"]) == ("error", REASON_NOT_DISTRIBUTABLE), got
+    assert "report_duplicates" in (whole_frame_reason(policy) or "")
+
+
 def test_one_partition_or_many_give_the_same_checks(project: Path) -> None:
     one = run_partitioned(project, LocalEngine(), 10**9)
     many = run_partitioned(project, LocalEngine(), 1)
@@ -393,3 +410,24 @@ def test_a_pandera_check_on_the_whole_column_is_an_error_on_partitions(tmp_path:
     assert (check["status"], check["reason"]) == ("error", "not_distributable"), check
     assert "unique_values_eq" in check["message"]
     assert got.get("data.pandera.isin[city]", {"status": "pass"})["status"] == "pass"  # value by value: merged
+
+
+def test_a_custom_check_named_like_a_row_wise_built_in_is_still_judged_whole(tmp_path: Path) -> None:
+    """A check is row-wise by its function, not its name: a custom ``in_range`` on the column's spread
+    would pass per partition (each spans less than 10) where the data fails (it spans 39)."""
+    from gates.runner import whole_frame_reason
+
+    pd.DataFrame({"y": np.arange(40.0), "pred": np.arange(40.0), "x": np.arange(40.0)}).to_parquet(
+        tmp_path / "eval.parquet", row_group_size=8)
+    (tmp_path / "myschema.py").write_text(
+        "import pandera.pandas as pa\n"
+        "schema = pa.DataFrameSchema({'x': pa.Column(float, pa.Check(lambda s: s.max() - s.min() < 10, "
+        "name='in_range'))})\n")
+    (tmp_path / "gates.yaml").write_text("version: 1\nmodel: {name: demo, task: regression, candidate: "
+                                         "{predictions: pred}, baseline: none}\ndata: {eval: eval.parquet, target: y}\n"
+                                         "gates:\n  data:\n    pandera: myschema:schema\n")
+    policy = load_policy(tmp_path / "gates.yaml")
+    assert by_id(GATE.run(EvalContext(policy), policy.gates["data"]))["data.pandera.in_range[x]"]["status"] == "fail"
+    assert "the pandera check in_range" in (whole_frame_reason(policy) or "")  # the local engine reads whole
+    check = run_partitioned(tmp_path / "gates.yaml", LocalEngine(), 8)["data.pandera.in_range[x]"]
+    assert (check["status"], check["reason"]) == ("error", "not_distributable"), check
