@@ -38,6 +38,7 @@ from gates.stats.weights import stream_seed
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.engine.shipping import ModelHandle
     from gates.policy import Policy
 
 MERGEABLE = ("confusion", "churn")
@@ -66,8 +67,8 @@ class CellPartial:
     scores: rs.ScorePartial | None = None
 
 
-def count_partition(part: Partition, plan: CellPlan, candidate_bytes: bytes | None = None,
-                    baseline_bytes: bytes | None = None) -> CellPartial | None:
+def count_partition(part: Partition, plan: CellPlan, candidate_bytes: ModelHandle | None = None,
+                    baseline_bytes: ModelHandle | None = None) -> CellPartial | None:
     """Predict one partition's scored rows and return their joint counts per slicing, None when it
     has no row with a target (runs on a worker)."""
     found = rs.predicted(part, plan.predict, candidate_bytes, baseline_bytes)

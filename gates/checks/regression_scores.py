@@ -60,6 +60,7 @@ from gates.stats import ANALYTIC_MIN_ROWS, Moments, PoissonSums, merge_all, row_
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.engine.shipping import ModelHandle
 
 ROW_MEAN, RANKS = ("row_mean",), ("auc", "ranking")
 #: internal column names of the score tables: a NUL never starts a data column's name, so no slice column collides
@@ -234,7 +235,7 @@ def cell_codes(frame: pd.DataFrame, columns: tuple[str, ...], combos: pd.DataFra
 # --------------------------------------------------------------------------- shared by the partitioned gates
 
 
-def predicted(part: Partition, plan: Any, candidate_bytes: bytes | None, baseline_bytes: bytes | None
+def predicted(part: Partition, plan: Any, candidate_bytes: ModelHandle | None, baseline_bytes: ModelHandle | None
               ) -> tuple[pd.DataFrame, np.ndarray, Predictions, Predictions | None] | None:
     """Return one partition's scored rows, target and both models' predictions, None when no row
     has a target (runs on a worker; ``plan`` is a :class:`gates.engine.worker.PredictPlan`)."""

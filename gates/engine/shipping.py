@@ -6,7 +6,8 @@ A worker recomputes the sha256 of what arrived and refuses to load bytes that di
 loads them under the same trust rules as the client (skops' audit against ``trusted_types``,
 pickle only with ``trust_pickle``), through the same :func:`gates.models.load_model`. Loaded
 models are kept per worker process, keyed by sha256, so a worker loads each model once however
-many partitions it computes.
+many partitions it computes. The local engine computes in the client's process: it is handed the
+model the client loaded, never bytes to load a second time.
 
 A model of several files (an ONNX graph with external data, an MLflow model folder) travels as
 its deterministic archive (:mod:`gates.models.bundle`, the bytes the registry stores and whose
@@ -22,7 +23,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gates.errors import UserError
 from gates.models import LoadedModel, Trust, load_model
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 
 MSG_SHA_MISMATCH = ("the {role} model's bytes on this worker have sha256 {got}, not {want} as sent by the "
                     "client: refusing to load them")
+
+#: what a partition task receives for a model: its file's bytes (checked, then loaded, on a worker) or, with
+#: the local engine, the model the client loaded
+ModelHandle: TypeAlias = bytes | LoadedModel
 
 #: models loaded in this (worker) process, by sha256 and the trust, outputs and entry they were loaded with
 _LOADED: dict[tuple[str, ...], LoadedModel] = {}
@@ -58,7 +63,17 @@ class ShippedModel:
 def ship(engine: Engine, role: str, loaded: LoadedModel, trust: Trust,
          outputs: Mapping[str, str] | None = None) -> tuple[ShippedModel, Any]:
     """Send a loaded model's file (or its files' archive) to the workers; return its description
-    and the engine's handle to its bytes (a task argument that arrives on the worker as the bytes)."""
+    and the engine's handle to a :data:`ModelHandle` (a task argument that arrives on the worker as
+    the bytes, or with the local engine the loaded model itself)."""
+    shipped = ShippedModel(role, loaded.path.name, loaded.format, loaded.sha256, trust,
+                           dict(outputs) if outputs else None, loaded.entry)
+    if engine.kind == "local":  # the tasks run in this process: the client's model is the one they would load
+        return shipped, engine.share(loaded)
+    return shipped, engine.share(_model_bytes(role, loaded))
+
+
+def _model_bytes(role: str, loaded: LoadedModel) -> bytes:
+    """Return the bytes a loaded model was built from: its file's, or its files' deterministic archive."""
     if loaded.is_bundle:
         out = io.BytesIO()
         write_archive(loaded.files, out)
@@ -68,13 +83,14 @@ def ship(engine: Engine, role: str, loaded: LoadedModel, trust: Trust,
     got = hashlib.sha256(data).hexdigest()
     if got != loaded.sha256:  # the file changed between the client's load and now
         raise UserError(MSG_SHA_MISMATCH.format(role=role, got=got, want=loaded.sha256), location=str(loaded.path))
-    shipped = ShippedModel(role, loaded.path.name, loaded.format, loaded.sha256, trust,
-                           dict(outputs) if outputs else None, loaded.entry)
-    return shipped, engine.share(data)
+    return data
 
 
-def load_shipped(model: ShippedModel, data: bytes) -> LoadedModel:
-    """Return the model a worker received as ``data``, after checking its sha256 (runs on a worker)."""
+def load_shipped(model: ShippedModel, data: ModelHandle) -> LoadedModel:
+    """Return the model a task received as ``data``: the client's loaded model as is, or bytes loaded
+    after checking their sha256 (on a worker)."""
+    if isinstance(data, LoadedModel):
+        return data
     got = hashlib.sha256(data).hexdigest()
     if got != model.sha256:
         raise UserError(MSG_SHA_MISMATCH.format(role=model.role, got=got, want=model.sha256), location=model.name)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gates.context import EvalContext, Predictions, ResolvedModel, as_labels, target_missing
-from gates.engine.shipping import ShippedModel, load_shipped, ship
+from gates.engine.shipping import ModelHandle, ShippedModel, load_shipped, ship
 from gates.models import Trust
 from gates.policy import Policy
 
@@ -41,7 +41,8 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
     """Load each model file on the client (trust rules, identity) and send its bytes to the workers once.
 
     Returns the plan and the task arguments (``candidate_bytes``, ``baseline_bytes``) holding the
-    engine's handles to the bytes (a model of several files as its deterministic archive).
+    engine's handles to the bytes (a model of several files as its deterministic archive), or with
+    the local engine to the loaded models themselves.
     """
     spec = ctx.policy.model
     trust = Trust(trust_pickle=spec.trust_pickle, trusted_types=spec.trusted_types)
@@ -61,8 +62,8 @@ def ship_models(ctx: PartitionedContext) -> tuple[PredictPlan, dict[str, Any]]:
     return plan, handles
 
 
-def worker_context(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: bytes | None,
-                   baseline_bytes: bytes | None) -> EvalContext:
+def worker_context(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: ModelHandle | None,
+                   baseline_bytes: ModelHandle | None) -> EvalContext:
     """Return an EvalContext on one partition's rows with the client's facts and the shipped models
     (runs on a worker: the classes, negative label and baseline are the client's, never re-derived)."""
     ctx = EvalContext(plan.policy)
@@ -74,8 +75,8 @@ def worker_context(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: byte
     return ctx
 
 
-def predict_partition(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: bytes | None = None,
-                      baseline_bytes: bytes | None = None) -> tuple[np.ndarray, Predictions, Predictions | None]:
+def predict_partition(plan: PredictPlan, frame: pd.DataFrame, candidate_bytes: ModelHandle | None = None,
+                      baseline_bytes: ModelHandle | None = None) -> tuple[np.ndarray, Predictions, Predictions | None]:
     """Return the partition's target and both models' predictions (runs on a worker)."""
     ctx = worker_context(plan, frame, candidate_bytes, baseline_bytes)
     candidate = ctx.predictions("candidate")

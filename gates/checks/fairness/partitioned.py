@@ -54,6 +54,7 @@ from gates.stats.grouping import Grouping
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.engine.shipping import ModelHandle
     from gates.policy import Policy
 
 MSG_NOT_MERGEABLE = ("the fairness gate runs on the dask engine for confusion rates, counts and row-mean group "
@@ -101,8 +102,8 @@ class FairPartial:
     scored: tuple[bool, bool | None]
 
 
-def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: bytes | None = None,
-                      baseline_bytes: bytes | None = None) -> FairPartial | None:
+def measure_partition(part: Partition, plan: FairPlan, candidate_bytes: ModelHandle | None = None,
+                      baseline_bytes: ModelHandle | None = None) -> FairPartial | None:
     """Predict one partition's scored rows and return their fairness partials, None when it has no row
     with a target (runs on a worker)."""
     found = rs.predicted(part, plan.predict, candidate_bytes, baseline_bytes)

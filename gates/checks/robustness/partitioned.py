@@ -79,6 +79,7 @@ from gates.stats import Moments, PoissonSums, merge_all
 if TYPE_CHECKING:
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
+    from gates.engine.shipping import ModelHandle
     from gates.policy import Policy
 
 MSG_SHUFFLE = ("invariance method shuffle permutes '{col}' across all rows, which has no partition-local form "
@@ -310,8 +311,8 @@ def summarise(part: Partition, target: str, columns: Mapping[str, bool], y_sum: 
     return len(frame), total, {c: ColumnSummary.of(frame[c], counts=want) for c, want in columns.items()}
 
 
-def measure_partition(part: Partition, plan: WorkPlan, candidate_bytes: bytes | None = None,
-                      baseline_bytes: bytes | None = None) -> Partial | None:
+def measure_partition(part: Partition, plan: WorkPlan, candidate_bytes: ModelHandle | None = None,
+                      baseline_bytes: ModelHandle | None = None) -> Partial | None:
     """Perturb, predict and measure one partition's scored rows; None when it has none (runs on a worker)."""
     from gates.engine.worker import read_scored, worker_context
 

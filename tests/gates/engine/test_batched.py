@@ -313,3 +313,28 @@ def test_calibrate_on_a_batchable_policy_is_the_whole_frame_calibration(tmp_path
     got, want = json.loads(batched.stdout), json.loads(whole.stdout)
     got["policy"].pop("sha256"), want["policy"].pop("sha256")  # the files differ by the engine line
     assert got == want and got["rows"] == len(pd.read_parquet(tmp_path / "eval")) and got["checks"]
+
+
+def test_a_batched_run_loads_each_model_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The local engine hands its partitions the models the client loaded: no second load from bytes."""
+    import gates.context
+    import gates.engine.shipping
+    import gates.models
+
+    real = gates.models.load_model
+    loads: list[str] = []
+
+    def recorded(path: Path, *args: Any, **kwargs: Any) -> Any:
+        loads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    for module in (gates.models, gates.engine.shipping, gates.context):
+        monkeypatch.setattr(module, "load_model", recorded)
+    monkeypatch.setattr(gates.engine.shipping, "_LOADED", {})  # no model kept from an earlier run in this process
+    path = make_project(tmp_path)
+    path.write_text(path.read_text() + VARIANTS["robustness"][1])  # two partitioned gates predict with both models
+    result = run_policy(load_policy(path), options=RunOptions())
+    assert isinstance(result.context, BatchedContext) and result.engine["partitions"] == 3
+    assert {"regression", "robustness"} <= {c.gate for c in result.verdict.checks}
+    assert not any(c.status.value == "error" for c in result.verdict.checks)
+    assert sorted(loads) == ["baseline.skops", "candidate.skops"]  # loaded candidate first, once each
