@@ -274,24 +274,38 @@ def _jsonish(value: Any) -> Any:
 # ---------------------------------------------------------------- on partitions
 
 
-def row_wise(items: list[dict[str, Any]]) -> tuple[int, ...]:
-    """Return the positions of the suite's valid expectations that judge each row on its own."""
+@dataclass(frozen=True)
+class BuiltSuite:
+    """A suite's expectations built into GX objects once on the client: the objects and the problem
+    of each one GX rejects, by position, and the positions of the row-wise valid ones."""
+
+    items: list[dict[str, Any]]
+    built: dict[int, Any]
+    invalid: dict[int, str]
+    row_wise: tuple[int, ...]
+
+    def not_row_wise(self) -> list[int]:
+        """Return the positions of the valid expectations that are not judged row by row (no partials)."""
+        wise = set(self.row_wise)
+        return [i for i in self.built if i not in wise]
+
+
+def build_suite(items: list[dict[str, Any]]) -> BuiltSuite:
+    """Return the suite's expectations built once, with the positions of those judging each row on its own."""
+    built, invalid = _build(items)
+    return BuiltSuite(items, built, invalid, _row_wise(items, built))
+
+
+def _row_wise(items: list[dict[str, Any]], built: Mapping[int, Any]) -> tuple[int, ...]:
+    """Return the positions of the built expectations that judge each row on its own."""
     from great_expectations.expectations.expectation import (
         ColumnMapExpectation,
         ColumnPairMapExpectation,
         MulticolumnMapExpectation,
     )
 
-    built, _ = _build(items)
     kinds = (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
     return tuple(i for i, e in built.items() if isinstance(e, kinds) and items[i]["type"] not in _NOT_ROW_WISE)
-
-
-def not_row_wise(items: list[dict[str, Any]]) -> list[int]:
-    """Return the positions of the suite's valid expectations that are not judged row by row (no partials)."""
-    built, _ = _build(items)
-    wise = set(row_wise(items))
-    return [i for i in built if i not in wise]
 
 
 @dataclass
@@ -321,16 +335,16 @@ def measure_gx(frame: pd.DataFrame, items: list[dict[str, Any]], positions: Sequ
     return out
 
 
-def merged_gx(target: Target, items: list[dict[str, Any]], parts: Sequence[GxPartial], rows: int,
+def merged_gx(target: Target, suite: BuiltSuite, parts: Sequence[GxPartial], rows: int,
               gate_blocking: bool, settings: Settings) -> list[CheckResult]:
     """Return the suite's checks from partition results, in the embedded order; ``target.frame``
     is the schema (columns only) and ``rows`` the target's row count."""
     limit = settings.max_failure_cases
+    items, built, invalid = suite.items, suite.built, suite.invalid
     names = check_names(items)
     blocking = [is_blocking(_our_severity(item.get("severity")), "block" if gate_blocking else "warn")
                 for item in items]
-    built, invalid = _build(items)
-    wise = set(row_wise(items))
+    wise = set(suite.row_wise)
     failed = next((p.error for p in parts if p.error is not None), None)
     out = []
     for i, item in enumerate(items):

@@ -61,6 +61,7 @@ from gates.results import CheckResult, Outcome, Status
 from gates.checks import REASON_NOT_DISTRIBUTABLE
 
 if TYPE_CHECKING:
+    from gates.checks.data.gx_engine import BuiltSuite
     from gates.datasets import Partition
     from gates.engine.context import PartitionedContext
     from gates.policy import Policy
@@ -164,10 +165,7 @@ def measure_partition(part: Partition, plan: Plan) -> FramePartial:
                                        Settings(max_failure_cases=plan.limit)))
         for col in plan.pandera_unique:
             if col in frame.columns and col not in out.distinct:
-                try:
-                    out.distinct[col] = frame[col][frame[col].notna()].value_counts(sort=False)
-                except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable ones)
-                    out.rules[(col, "unique")] = RuleCount(error=first_line(exc))
+                _count_values(frame[col], col, frame[col].notna().to_numpy(), out)
     if plan.gx is not None and plan.gx[1]:
         from gates.checks.data.gx_engine import measure_gx
 
@@ -182,10 +180,7 @@ def _measure_column(series: pd.Series, col: str, rules: Mapping[str, Any], limit
         out.null_examples[col] = mask_examples(series, ~notna, limit)
     for rule in bi._rules(rules):
         if rule.name == "unique":
-            try:
-                out.distinct[col] = series[notna].value_counts(sort=False)
-            except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable ones)
-                out.rules[(col, rule.name)] = RuleCount(error=first_line(exc))
+            _count_values(series, col, notna, out)
             continue
         if rule.name in ("min", "max") and ptypes.is_datetime64_any_dtype(series.dtype):
             continue
@@ -201,6 +196,15 @@ def _measure_column(series: pd.Series, col: str, rules: Mapping[str, Any], limit
         except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data
             count.error = first_line(exc)
         out.rules[(col, rule.name)] = count
+
+
+def _count_values(series: pd.Series, col: str, notna: np.ndarray, out: FramePartial) -> None:
+    """Count each non-null value of ``col`` for its uniqueness (a built-in ``unique`` rule or a pandera
+    ``unique=True`` column); values that cannot be counted leave their error as the ``unique`` rule's."""
+    try:
+        out.distinct[col] = series[notna].value_counts(sort=False)
+    except Exception as exc:  # noqa: BLE001 -- cell values are arbitrary user data (unhashable ones)
+        out.rules[(col, "unique")] = RuleCount(error=first_line(exc))
 
 
 def _eval_counts(series: pd.Series, bins: Bins) -> np.ndarray:
@@ -369,31 +373,37 @@ def distributable(section: DataPlan | Mapping[str, Any], policy: Policy) -> str 
     if data_plan.leakage is not None:
         return MSG_NOT_DISTRIBUTABLE.format(what=WHAT_LEAKAGE)
     if data_plan.pandera is not None:
-        problem = _pandera_problem(data_plan.pandera.ref, policy.base_dir)
+        ref = data_plan.pandera.ref
+        problem = _pandera_problem(ref, _schema_or_none(ref, policy.base_dir))
         if problem is not None:
             return MSG_NOT_DISTRIBUTABLE.format(what=problem)
     gx, _, problem = _gx_suite(policy.base_dir, data_plan.great_expectations)
     if problem is not None:
         return problem
-    if gx is not None:
-        from gates.checks.data.gx_engine import not_row_wise
-
-        found = not_row_wise(gx[0])
-        if found:
-            return MSG_NOT_DISTRIBUTABLE.format(what=f"the expectation {gx[0][found[0]]['type']}")
+    found = [] if gx is None else gx.not_row_wise()
+    if gx is not None and found:
+        return MSG_NOT_DISTRIBUTABLE.format(what=f"the expectation {gx.items[found[0]]['type']}")
     return None
 
 
-def _pandera_problem(ref: str, base_dir: Path) -> str | None:
-    """Why the pandera schema's checks cannot be judged per partition (None when they all can):
-    a uniqueness check over several columns (or on a regex column), or a check that is neither
-    element-wise nor one of pandera's row-wise built-ins (an aggregate such as ``unique_values_eq``
-    or a custom check on the whole column or frame). A schema that cannot be loaded cannot tell, so it is refused too."""
+def _schema_or_none(ref: str, base_dir: Path) -> Any | None:
+    """Return the pandera schema ``ref`` names, or None when it cannot be loaded (the embedded gate,
+    and each partition, report why)."""
     from gates.checks.data.pandera_engine import load_schema
 
     try:
-        schema = load_schema(ref, base_dir)
+        return load_schema(ref, base_dir)
     except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the embedded gate says how
+        return None
+
+
+def _pandera_problem(ref: str, schema: Any | None) -> str | None:
+    """Why the pandera schema's checks cannot be judged per partition (None when they all can):
+    a uniqueness check over several columns (or on a regex column), or a check that is neither
+    element-wise nor one of pandera's row-wise built-ins (an aggregate such as ``unique_values_eq``
+    or a custom check on the whole column or frame). A schema that cannot be loaded (None) cannot
+    tell, so it is refused too."""
+    if schema is None:
         return f"the pandera schema {ref} (it cannot be loaded)"
     unique = [column for column in schema.columns.values() if column.unique]
     if schema.unique or len(unique) > len(_unique_columns(schema)):
@@ -420,15 +430,11 @@ def _judges_whole(check: Any) -> bool:
     return built_in is None or functions is None or functions != built_in._function_registry
 
 
-def _pandera_whole_checks(ref: str, base_dir: Path) -> list[tuple[str, str | None]]:
+def _pandera_whole_checks(schema: Any) -> list[tuple[str, str | None]]:
     """The (report name, column) of each pandera check judged on a whole column or frame; the column
     is None for a check on regex-matched columns, which matches that check on any column."""
-    from gates.checks.data.pandera_engine import _check_names, load_schema
+    from gates.checks.data.pandera_engine import _check_names
 
-    try:
-        schema = load_schema(ref, base_dir)
-    except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the partitions report it
-        return []
     out: list[tuple[str, str | None]] = []
     owners = [(None, schema.checks, False),
               *((str(col), column.checks, bool(getattr(column, "regex", False)))
@@ -449,17 +455,6 @@ def _unique_columns(schema: Any) -> tuple[str, ...]:
                  and getattr(column, "report_duplicates", "all") == "all")
 
 
-def _pandera_unique_columns(ref: str, base_dir: Path) -> tuple[str, ...]:
-    """The columns whose pandera ``unique`` check is counted from merged value counts (none when
-    the schema cannot be loaded: each partition then reports the embedded error)."""
-    from gates.checks.data.pandera_engine import load_schema
-
-    try:
-        return _unique_columns(load_schema(ref, base_dir))
-    except Exception:  # noqa: BLE001 -- a user's schema may fail in any way; the partitions report it
-        return ()
-
-
 def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[CheckResult]:
     """Return the data gate's checks, in the embedded gate's order, from partition partials.
 
@@ -471,7 +466,10 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     engine, policy = ctx.engine, ctx.policy
     pandera = None if data_plan.pandera is None else (data_plan.pandera.ref, data_plan.pandera.is_blocking)
     gx, gx_blocking, gx_problem = _gx_suite(policy.base_dir, data_plan.great_expectations)
-    unique_cols = () if pandera is None else _pandera_unique_columns(pandera[0], policy.base_dir)
+    # loaded once here; a schema that cannot be loaded has no merged checks: each partition reports why
+    pandera_schema = None if pandera is None else _schema_or_none(pandera[0], policy.base_dir)
+    unique_cols = () if pandera_schema is None else _unique_columns(pandera_schema)
+    whole = [] if pandera_schema is None else _pandera_whole_checks(pandera_schema)
     bins: dict[str, Bins] = {}
     drift_cols: list[str] = []
     has_ref = policy.data.reference is not None
@@ -484,15 +482,14 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     out: list[CheckResult] = []
     eval_total: FramePartial | None = None
     for name, parts, schema in targets:
-        plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {}, gx,
-                    unique_cols)
+        plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {},
+                    None if gx is None else (gx.items, gx.row_wise), unique_cols)
         total = engine.fold(measure_partition, parts, Merging.add, Merging(limit), plan=engine.share(plan)).result()
         _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
         target = Target(name, schema)
         if pandera is not None:
-            out.extend(_pandera(total, target, pandera[1], limit, unique_cols,
-                                _pandera_whole_checks(pandera[0], policy.base_dir)))
+            out.extend(_pandera(total, target, pandera[1], limit, unique_cols, whole))
         if data_plan.great_expectations is not None:
             from gates.checks.data import gx_engine as gxe
 
@@ -500,7 +497,7 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
                 out.append(make_result(target.check_id("gx", "suite"), outcome=Outcome.ERROR, blocking=gx_blocking,
                                        reason=gxe.REASON_SCHEMA_ERROR, message=str(gx_problem)))
             else:
-                out.extend(gxe.merged_gx(target, gx[0], total.gx, total.rows, gx_blocking, settings))
+                out.extend(gxe.merged_gx(target, gx, total.gx, total.rows, gx_blocking, settings))
         if data_plan.checks is not None:
             out.extend(_builtin(target, total, data_plan.checks, settings))
     if drift_cols:
@@ -513,19 +510,18 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
     return out
 
 
-def _gx_suite(base_dir: Path, suite: EngineRef | None
-              ) -> tuple[tuple[list[dict[str, Any]], tuple[int, ...]] | None, bool, str | None]:
-    """Return the suite's expectations with the positions of the row-wise ones (or None and why the
-    suite cannot be read), and whether its checks block."""
+def _gx_suite(base_dir: Path, suite: EngineRef | None) -> tuple[BuiltSuite | None, bool, str | None]:
+    """Return the suite built once, with the positions of its row-wise expectations (or None and why
+    the suite cannot be read), and whether its checks block."""
     if suite is None:
         return None, False, None
-    from gates.checks.data.gx_engine import read_suite, row_wise
+    from gates.checks.data.gx_engine import build_suite, read_suite
 
     try:
         items = read_suite(base_dir / suite.ref)
     except ValueError as exc:
         return None, suite.is_blocking, str(exc)
-    return (items, row_wise(items)), suite.is_blocking, None
+    return build_suite(items), suite.is_blocking, None
 
 
 def reference_hashes(part: Partition, columns: list[str]) -> np.ndarray | str:

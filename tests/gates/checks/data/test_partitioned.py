@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -431,3 +432,86 @@ def test_a_custom_check_named_like_a_row_wise_built_in_is_still_judged_whole(tmp
     assert "the pandera check in_range" in (whole_frame_reason(policy) or "")  # the local engine reads whole
     check = run_partitioned(tmp_path / "gates.yaml", LocalEngine(), 8)["data.pandera.in_range[x]"]
     assert (check["status"], check["reason"]) == ("error", "not_distributable"), check
+
+
+class TellingEngine(LocalEngine):
+    """The in-process engine, telling a call made inside a partition task from one on the client."""
+
+    def __init__(self) -> None:
+        self.in_task = False
+
+    def _task(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def task(*args: Any, **kwargs: Any) -> Any:
+            self.in_task = True
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.in_task = False
+        return task
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
+        return super().map(self._task(fn), items, **shared)
+
+    def fold(self, fn: Callable[..., Any], items: Sequence[Any], merge: Callable[[Any, Any], Any], initial: Any,
+             **shared: Any) -> Any:
+        return super().fold(self._task(fn), items, merge, initial, **shared)
+
+
+def record_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, engine: TellingEngine) -> list[bool]:
+    """Wrap ``module.name`` so each call appends whether it ran inside a partition task."""
+    calls: list[bool] = []
+    original = getattr(module, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(engine.in_task)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+    return calls
+
+
+def test_the_pandera_schema_is_loaded_once_on_the_client(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its unique columns and its checks judged whole are read from one load, for eval and reference
+    alike; each partition still loads it to validate its own rows."""
+    from gates.checks.data import pandera_engine
+    from gates.checks.data.partitioned import distributable
+    from gates.engine.runner import run_gate
+
+    want = run_partitioned(project, LocalEngine(), 250)
+    engine = TellingEngine()
+    loads = record_calls(monkeypatch, pandera_engine, "load_schema", engine)
+    ctx = PartitionedContext(load_policy(project), engine=engine, partition_rows=250)
+    got = by_id(run_gate(ctx, "data", ctx.policy.gates["data"]))
+    assert got == want
+    assert "data.reference.pandera.field_uniqueness[code]" in got
+    assert loads.count(False) == 1
+    assert loads.count(True) == len(ctx.eval_partitions) + len(ctx.reference_partitions) > 2
+    loads.clear()
+    assert distributable(ctx.policy.plan("data"), ctx.policy) is None
+    assert loads == [False]
+
+
+def test_the_expectation_suite_is_built_once_on_the_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its row-wise and other expectations are told apart from one build, which the merged checks
+    read too; each partition builds its own to validate its rows."""
+    pytest.importorskip("great_expectations")
+    from gates.checks.data import gx_engine
+    from gates.checks.data.partitioned import distributable
+    from gates.engine.runner import run_gate
+
+    config = gx_project(tmp_path)
+    config.write_text(config.read_text() + "\n    apply_to: [eval, reference]\n")
+    want = run_partitioned(config, LocalEngine(), 250)
+    engine = TellingEngine()
+    builds = record_calls(monkeypatch, gx_engine, "_build", engine)
+    policy = load_policy(config)
+    reason = distributable(policy.plan("data"), policy)
+    assert reason is not None and "expect_column_mean_to_be_between" in reason
+    assert builds == [False]
+    builds.clear()
+    ctx = PartitionedContext(policy, engine=engine, partition_rows=250)
+    got = by_id(run_gate(ctx, "data", policy.gates["data"]))
+    assert got == want
+    assert "data.reference.gx.expect_column_values_to_be_between[age]" in got
+    assert builds.count(False) == 1
+    assert builds.count(True) == len(ctx.eval_partitions) + len(ctx.reference_partitions) > 2
