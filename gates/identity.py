@@ -132,7 +132,8 @@ def plain_kind(text: str) -> str:
     return text.translate(_KIND_ESCAPES)
 
 
-_TEXT = re.compile(r"^(?P<gate>[^.\[\n]+)\.(?P<name>[^.\[\n]+)(?:\.(?P<kind>[^.\[\n]+))?(?:\[(?P<scope>[^\n]*)\])?$")
+#: GATE, NAME and KIND hold no ``]`` either (:class:`CheckId`): a text with one there is read whole as the name
+_TEXT = re.compile(r"^(?P<gate>[^.\[\]\n]+)\.(?P<name>[^.\[\]\n]+)(?:\.(?P<kind>[^.\[\]\n]+))?(?:\[(?P<scope>[^\n]*)\])?$")
 
 
 def untyped(gate: str, text: str) -> CheckId:

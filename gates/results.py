@@ -42,7 +42,10 @@ class CheckResult:
     ``reason`` is a stable machine code (:class:`~gates.identity.Reason`: ``threshold_breached``,
     ``no_baseline``, ...) beside the human ``message``. ``details`` holds small JSON-able tables,
     never row-level arrays. ``check_id`` is the typed identity ``id`` is the text of; gates set
-    it where they plan the check, and :attr:`key` gives it for every result.
+    it where they plan the check, and :attr:`key` gives it for every result. A result given a text
+    id only (a third-party gate's) holds its values as they are: it is written once, like every id
+    writes text (:func:`gates.identity.one_line`: a backslash ``\\\\``, a line break ``\\n``), and read
+    back as its ``check_id``, so the id round-trips through report.json and :func:`~gates.identity.untyped`.
     """
 
     id: str
@@ -65,8 +68,10 @@ class CheckResult:
     check_id: CheckId | None = None
 
     def __post_init__(self) -> None:
-        if "\n" in self.id or "\r" in self.id:  # a column name from the data: the id stays one line
-            object.__setattr__(self, "id", one_line(self.id))
+        if self.check_id is None:  # a text id holds values as they are: write it as every id writes text, once
+            text = one_line(self.id)
+            object.__setattr__(self, "id", text)
+            object.__setattr__(self, "check_id", untyped(self.gate, text))  # a copy (a waiver's) keeps this text
 
     @property
     def key(self) -> CheckId:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gates.identity import one_line
+from gates.identity import one_line, untyped
 from gates.results import CheckResult, Status
 
 GATE = "pytest"
@@ -100,9 +100,9 @@ class MarkedTests:
     def results(self) -> list[CheckResult]:
         """Return one CheckResult per marked test that reported."""
         return [
-            CheckResult(id=check_id(nodeid), gate=GATE, status=p.status, blocking=blocking,
+            CheckResult(id=text, check_id=untyped(GATE, text), gate=GATE, status=p.status, blocking=blocking,
                         message=p.message, reason=p.reason, details={"nodeid": nodeid, "when": p.when})
-            for nodeid, (blocking, p) in self._seen.items()
+            for nodeid, (blocking, p) in self._seen.items() for text in [check_id(nodeid)]  # written already
         ]
 
 
