@@ -31,7 +31,6 @@ from gates.estimates import Slicing, cell_estimates
 from gates.metrics import encode_labels
 from gates.clusters import NORMAL_MIN_CLUSTERS
 from gates.per_example import PER_EXAMPLE
-from gates.engine.folding import Tiered
 from gates.results import CheckResult
 from gates.stats.weights import stream_seed
 
@@ -168,20 +167,10 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
             ctx.classes if task not in (rg.REGRESSION, PER_EXAMPLE) else None, cells.y_mean, cells.offsets,
             cluster, normal)
     cell_plan = CellPlan(plan, settings.slicings, confusion, score_plan)
-    ranked: Tiered[pd.DataFrame] = Tiered(rs.merge_tables, len)
-
-    def gather(kept: list[CellPartial], part: CellPartial | None) -> list[CellPartial]:
-        """Keep a partition's partial, its score table merged into the running tables instead."""
-        if part is None:
-            return kept
-        if part.scores is not None and part.scores.table is not None:
-            ranked.add(part.scores.table)
-            part = replace(part, scores=replace(part.scores, table=None))
-        kept.append(part)
-        return kept
-
-    parts = ctx.engine.fold(count_partition, ctx.eval_partitions, gather, [], plan=ctx.engine.share(cell_plan),
-                            **handles)
+    everything, tables = ctx.engine.fold_keeping(count_partition, ctx.eval_partitions, _keep_table, _append, [],
+                                                 plan=ctx.engine.share(cell_plan), **handles)
+    kept = rs.KeptTables.of(ctx.engine, [None if p is None else p.scores for p in everything], tables)
+    parts = [p for p in everything if p is not None]
     estimates: dict[tuple[int, str], Any] = {}
     problems: dict[tuple[str, str], tuple[str, str]] = {}
     if confusion:
@@ -202,12 +191,25 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
         assert score_plan is not None
         found_estimates = rs.estimates(cells, scored, found, problems, paired,
                                        clustered=score_plan.cluster is not None, normal=score_plan.normal,
-                                       table=ranked.result())
+                                       kept=kept)
         estimates.update({k: v for k, v in found_estimates.items() if k in here})
     assert checks is not None
     measured = rg.Measured(settings, slicings, missing, problems, estimates, paired,
                            bool(getattr(ctx, "require_baseline", False)), n_boot)
     return rg._decide(measured, checks)
+
+
+def _keep_table(part: CellPartial | None) -> tuple[CellPartial | None, pd.DataFrame | None]:
+    """Split a partition's partial into what the client merges and its score table, which stays
+    on the worker for ranking (:func:`gates.engine.ranges.ranked`)."""
+    if part is None or part.scores is None or part.scores.table is None:
+        return part, None
+    return replace(part, scores=part.scores.without_table()), part.scores.table
+
+
+def _append(kept: list[CellPartial | None], part: CellPartial | None) -> list[CellPartial | None]:
+    kept.append(part)
+    return kept
 
 
 def _encoding(ctx: PartitionedContext, parts: Sequence[CellPartial], paired: bool) -> Any:

@@ -39,7 +39,7 @@ from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
 from gates.clusters import cluster_index, normal_from_totals
 from gates.context import MSG_NO_TARGET, Predictions, target_missing
 from gates.errors import UserError
-from gates.engine.folding import Tiered
+from gates.engine.ranges import sample
 from gates.estimates import (
     METHOD_DELONG,
     METHOD_DELTA,
@@ -49,13 +49,13 @@ from gates.estimates import (
     _Block,
     _bounded,
     _row_estimates,
-    ap_influence,
     slice_by,
 )
 from gates.intervals import Estimate
 from gates.metrics import BINARY, CENTRED_ROW_STATS, MULTICLASS, Metric
 from gates.per_example import MSG_MISSING_VALUES, PER_EXAMPLE, score_metric
 from gates.stats import ANALYTIC_MIN_ROWS, Moments, PoissonSums, merge_all, row_keys
+from gates.stats.ranks import RankSpec
 
 if TYPE_CHECKING:
     from gates.datasets import Partition
@@ -333,6 +333,14 @@ class ScorePartial:
     table: pd.DataFrame | None
     #: per_example: per (score, role), how many of the partition's values are missing (not finite)
     missing: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: per score column of ``table``, a sample of its entries' scores (:func:`gates.engine.ranges.sample`)
+    samples: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: how many entries ``table`` has (kept when the table stays on its worker)
+    entries: int = 0
+
+    def without_table(self) -> ScorePartial:
+        """This partial without its score table (which stays where it was computed)."""
+        return replace(self, table=None)
 
 
 def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: Mapping[str, Any],
@@ -390,6 +398,8 @@ def measure_scores(plan: ScorePlan, frame: pd.DataFrame, y: np.ndarray, preds: M
         t[SB] = (np.asarray(base.scores, dtype=np.float64) if base is not None and usable(rank_metric, "baseline")
                  else np.nan)
         table = t.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False).size().rename(N).reset_index()
+        samples = {c: sample(table[c].to_numpy(dtype=np.float64)) for c in (SC, SB)}
+        return ScorePartial(summaries, rows, table, _missing_scores(plan, preds), samples, len(table))
     return ScorePartial(summaries, rows, table, _missing_scores(plan, preds))
 
 
@@ -446,12 +456,13 @@ def per_example_problems(policy: Any, metrics: Sequence[Metric], parts: Sequence
 
 def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePartial],
               found_problems: Mapping[tuple[str, str], tuple[str, str]], paired: bool, *,
-              clustered: bool = False, normal: bool = False, table: pd.DataFrame | None = None
+              clustered: bool = False, normal: bool = False, kept: KeptTables | None = None
               ) -> dict[tuple[int, str], list[SliceEstimate]]:
     """Per (slicing, metric): the embedded gate's estimates of the usable score metrics.
 
-    ``table``: the partitions' score tables already merged (:func:`merge_tables`, in partition
-    order); without it the tables of ``parts`` are merged here.
+    ``kept``: the partitions' score tables, kept where they were computed, for ROC AUC and
+    average precision (:func:`gates.engine.ranges.ranked`); without it they are the tables of
+    ``parts``, ranked in this process.
 
     ``clustered``: the Poisson weights were keyed by cluster and every cell resampled
     (``bootstrap-clusters``); ``normal``: the cluster-robust normal interval from the merged
@@ -467,14 +478,12 @@ def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePar
         out.update(_row_family(cells_, rows, with_base, row_parts, METHOD_CLUSTERS if clustered else METHOD_ROWS))
     ranks = [m for m in usable if m.family in RANKS]
     if ranks:
-        if table is None:
-            merging: Tiered[pd.DataFrame] = Tiered(merge_tables, len)
-            for p in parts:
-                if p.table is not None:
-                    merging.add(p.table)
-            table = merging.result()
-        if table is not None:
-            out.update(_rank_family(cells_, ranks, with_base, table))
+        if kept is None:
+            from gates.engine.local import LocalEngine
+
+            kept = KeptTables.of(LocalEngine(), parts, [p.table for p in parts])
+        if kept.handles:
+            out.update(_rank_family(cells_, ranks, with_base, kept))
     by_name = {m.name: m for m in metrics}
     return {key: [_bounded(e, by_name[key[1]]) for e in found] for key, found in out.items()}
 
@@ -565,58 +574,81 @@ def shift(s: PoissonSums, centre: np.ndarray) -> np.ndarray:
     return out
 
 
-def merge_tables(older: pd.DataFrame, newer: pd.DataFrame) -> pd.DataFrame:
-    """Return the score table of the rows of two tables (older first): counts of equal entries
-    added, entries in first appearance order, so merging consecutive partitions' tables in any
-    grouping gives the same table."""
-    table = pd.concat([older, newer], ignore_index=True)
-    return table.groupby([CELL, YPOS, SC, SB], dropna=False, sort=False)[N].sum().reset_index()
+@dataclass(frozen=True)
+class KeptTables:
+    """The partitions' score tables where they were computed (``engine``'s handles), with each
+    one's samples of its score columns and its entry count."""
+
+    engine: Any
+    handles: list[Any]
+    samples: list[Mapping[str, np.ndarray]]
+    sizes: list[int]
+
+    @classmethod
+    def of(cls, engine: Any, parts: Sequence[ScorePartial | None], handles: Sequence[Any]) -> KeptTables:
+        """The tables of the partials that had one (``handles`` in the same order); the others' are released."""
+        has = [p is not None and p.entries > 0 for p in parts]
+        engine.drop([h for h, here in zip(handles, has) if not here])
+        chosen = [p for p, here in zip(parts, has) if here and p is not None]
+        return cls(engine, [h for h, here in zip(handles, has) if here], [p.samples for p in chosen],
+                   [p.entries for p in chosen])
+
+    def sampled(self, column: str) -> list[tuple[np.ndarray, int]]:
+        return [(s[column], n) for s, n in zip(self.samples, self.sizes)]
 
 
 def _rank_family(cells_: Cells, metrics: Sequence[Metric], with_base: Mapping[str, bool],
-                 table: pd.DataFrame) -> dict[tuple[int, str], list[SliceEstimate]]:
-    cell = table[CELL].to_numpy(dtype=np.int64)
-    y = table[YPOS].to_numpy(dtype=bool)
-    sc, sb, w = table[SC].to_numpy(), table[SB].to_numpy(), table[N].to_numpy(dtype=np.float64)
+                 kept: KeptTables) -> dict[tuple[int, str], list[SliceEstimate]]:
+    """ROC AUC and average precision per slice, ranked over the kept tables in score ranges."""
+    from gates.engine.ranges import ranked
+
+    chosen = [(i, m) for i, m in enumerate(cells_.members) if m is not None]
+    spec = RankSpec(YPOS, N, CELL, tuple((np.argmax(m, axis=0), m.shape[0]) for _, m in chosen))
+    paired = any(with_base[m.name] for m in metrics)
+    scores = [SC, SB] if paired else [SC]
+    found = ranked(kept.engine, kept.handles, scores, {c: kept.sampled(c) for c in scores}, spec,
+                   [CELL, YPOS, SC, SB], len(kept.handles), auc=any(m.family == "auc" for m in metrics),
+                   ap=any(m.family != "auc" for m in metrics))
     out: dict[tuple[int, str], list[SliceEstimate]] = {}
-    for i, members in enumerate(cells_.members):
-        if members is None:
-            continue
+    for j, (i, members) in enumerate(chosen):
         for m in metrics:
-            paired = with_base[m.name]
-            found = []
-            for s in range(members.shape[0]):
-                rows = members[s][cell] > 0
-                estimate = _auc if m.family == "auc" else _ap
-                found.append(estimate(y[rows], sc[rows], sb[rows] if paired else None, w[rows]))
-            out[(i, m.name)] = found
+            both = with_base[m.name]
+            if m.family == "auc":
+                assert found.auc is not None
+                aucs, cov = found.auc[j]
+                out[(i, m.name)] = [_auc(aucs[s], cov[s], both) for s in range(members.shape[0])]
+            else:
+                assert found.ap is not None
+                aps, second, diff = found.ap[j]
+                out[(i, m.name)] = [_ap(aps[s], second[s], diff[s], found.counts[j][s, 0], both)
+                                    for s in range(members.shape[0])]
     return out
 
 
-def _auc(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, w: np.ndarray) -> SliceEstimate:
-    from gates.stats.ranks import delong_counts
-
-    aucs, cov = delong_counts(y, sc if sb is None else np.vstack([sc, sb]), w)
-    defined = bool(np.isfinite(cov).all())
+def _auc(aucs: np.ndarray, cov: np.ndarray, paired: bool) -> SliceEstimate:
+    """A slice's estimate from its AUCs and DeLong covariance (candidate first)."""
+    defined = bool(np.isfinite(cov[:2, :2] if paired else cov[:1, :1]).all())
     observed = Estimate(float(aucs[0]), METHOD_DELONG, se=math.sqrt(max(cov[0, 0], 0.0)) if defined else None)
-    if sb is None:
+    if not paired:
         return SliceEstimate(float(aucs[0]), None, observed, None)
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
     diff = Estimate(float(aucs[0] - aucs[1]), METHOD_DELONG, se=math.sqrt(max(var, 0.0)) if defined else None)
     return SliceEstimate(float(aucs[0]), float(aucs[1]), observed, diff)
 
 
-def _ap(y: np.ndarray, sc: np.ndarray, sb: np.ndarray | None, w: np.ndarray) -> SliceEstimate:
-    n = float(w.sum())
-    ap_c, inf_c = ap_influence(y, sc, w)
-    observed = Estimate(ap_c, METHOD_DELTA, se=float(np.sqrt(np.sum(w * inf_c ** 2))) / n)
-    if sb is None:
+def _ap(aps: np.ndarray, second: np.ndarray, diff: np.ndarray, positives: float, paired: bool) -> SliceEstimate:
+    """A slice's estimate from its APs and influence sums (:class:`gates.engine.ranges.Ranked`):
+    the delta method's standard error is ``sqrt(sum(w * influence**2)) / n``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(np.r_[second, diff]) / positives if positives > 0 else np.full(len(second) + len(diff), np.nan)
+    ap_c = float(aps[0])
+    observed = Estimate(ap_c, METHOD_DELTA, se=float(se[0]))
+    if not paired:
         return SliceEstimate(ap_c, None, observed, None)
-    ap_b, inf_b = ap_influence(y, sb, w)
-    diff = Estimate(ap_c - ap_b, METHOD_DELTA, se=float(np.sqrt(np.sum(w * (inf_c - inf_b) ** 2))) / n)
-    return SliceEstimate(ap_c, ap_b, observed, diff)
+    ap_b = float(aps[1])
+    return SliceEstimate(ap_c, ap_b, observed, Estimate(ap_c - ap_b, METHOD_DELTA, se=float(se[len(second)])))
 
 
-__all__ = ["Cells", "ScorePartial", "ScorePlan", "Uniques", "cells", "estimates", "family_of", "labels_seen",
-           "measure_scores", "merge_tables", "merged_labels", "metric_of", "needs_y_mean", "per_example_problems", "predicted",
+__all__ = ["Cells", "KeptTables", "ScorePartial", "ScorePlan", "Uniques", "cells", "estimates", "family_of", "labels_seen",
+           "measure_scores", "merged_labels", "metric_of", "needs_y_mean", "per_example_problems", "predicted",
            "problems", "row_stats"]

@@ -45,6 +45,22 @@ class Engine(Protocol):
         tables that grow with each result.
         """
 
+    def fold_keeping(self, fn: Callable[..., Any], items: Sequence[Any], split: Callable[[Any], tuple[Any, Any]],
+                     merge: Callable[[Any, Any], Any], initial: Any, **shared: Any) -> tuple[Any, list[Any]]:
+        """:meth:`fold` where ``split(result)`` gives ``(merged part, kept part)``: the merged parts
+        come to the client, the kept parts stay where they were computed; return the total and
+        handles to the kept parts, in item order (see :meth:`then`)."""
+
+    def then(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` where it computes, handles among ``args`` (also inside lists)
+        given as their values, and return a handle to the result, kept there."""
+
+    def pull(self, handles: Sequence[Any]) -> list[Any]:
+        """Return the values of kept results, in order, and release them."""
+
+    def drop(self, handles: Sequence[Any]) -> None:
+        """Release kept results no task still needs."""
+
     def close(self) -> None:
         """Release the cluster (a LocalCluster this engine started is shut down)."""
 

@@ -63,25 +63,64 @@ class DaskEngine:
              **shared: Any) -> Any:
         """Submit every task, then fetch and merge the results one at a time in item order,
         releasing each once merged (later results wait on the workers)."""
-        total = initial
         if not items:
-            return total
-        futures: list[Any] = list(self.client.map(fn, list(items), pure=False, **shared))
+            return initial
+        return _merge_in_order(list(self.client.map(fn, list(items), pure=False, **shared)), merge, initial)
+
+    def fold_keeping(self, fn: Callable[..., Any], items: Sequence[Any], split: Callable[[Any], tuple[Any, Any]],
+                     merge: Callable[[Any, Any], Any], initial: Any, **shared: Any) -> tuple[Any, list[Any]]:
+        """Each result is split on its worker: the merged part is fetched and merged in item order,
+        the kept part stays there as a future."""
+        if not items:
+            return initial, []
+        whole = self.client.map(fn, list(items), pure=False, **shared)
+        kept = [self.client.submit(_second, f, split, pure=False) for f in whole]
+        light = [self.client.submit(_first, f, split, pure=False) for f in whole]
+        for f in whole:
+            f.release()  # the scheduler keeps each result until both parts are taken
+        return _merge_in_order(light, merge, initial), kept
+
+    def then(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def pull(self, handles: Sequence[Any]) -> list[Any]:
         try:
-            for i, future in enumerate(futures):
-                result = future.result()
-                future.release()
-                futures[i] = None
-                total = merge(total, result)
-                del result
+            return list(self.client.gather(list(handles)))
         finally:
-            for f in futures:
-                if f is not None:
-                    f.release()
-        return total
+            self.drop(handles)
+
+    def drop(self, handles: Sequence[Any]) -> None:
+        for f in handles:
+            f.release()
 
     def close(self) -> None:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _merge_in_order(futures: list[Any], merge: Callable[[Any, Any], Any], initial: Any) -> Any:
+    """Fetch and merge the futures' results one at a time in order, releasing each once merged
+    (later results wait on the workers)."""
+    total = initial
+    try:
+        for i, future in enumerate(futures):
+            result = future.result()
+            future.release()
+            futures[i] = None
+            total = merge(total, result)
+            del result
+    finally:
+        for f in futures:
+            if f is not None:
+                f.release()
+    return total
+
+
+def _first(result: Any, split: Callable[[Any], tuple[Any, Any]]) -> Any:
+    return split(result)[0]
+
+
+def _second(result: Any, split: Callable[[Any], tuple[Any, Any]]) -> Any:
+    return split(result)[1]

@@ -27,5 +27,23 @@ class LocalEngine:
             total = merge(total, fn(item, **shared))
         return total
 
+    def fold_keeping(self, fn: Callable[..., Any], items: Sequence[Any], split: Callable[[Any], tuple[Any, Any]],
+                     merge: Callable[[Any, Any], Any], initial: Any, **shared: Any) -> tuple[Any, list[Any]]:
+        total, kept = initial, []
+        for item in items:
+            merged, keep = split(fn(item, **shared))
+            kept.append(keep)
+            total = merge(total, merged)
+        return total, kept
+
+    def then(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    def pull(self, handles: Sequence[Any]) -> list[Any]:
+        return list(handles)
+
+    def drop(self, handles: Sequence[Any]) -> None:
+        return None
+
     def close(self) -> None:
         return None

@@ -114,20 +114,25 @@ class Moments:
     m2: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray, cells: np.ndarray | None = None, n_cells: int = 1) -> Moments:
-        """Return the moments of per-row statistics ``values`` (n, p) in each cell (codes ``cells``)."""
+    def of(cls, values: np.ndarray, cells: np.ndarray | None = None, n_cells: int = 1,
+           weights: np.ndarray | None = None) -> Moments:
+        """Return the moments of per-row statistics ``values`` (n, p) in each cell (codes ``cells``);
+        ``weights`` (n,) makes each row stand for that many rows (a table's counts)."""
         v = np.asarray(values, dtype=np.float64)
         v = v[:, None] if v.ndim == 1 else v
         codes = np.zeros(len(v), dtype=np.int64) if cells is None else np.asarray(cells, dtype=np.int64)
+        w = np.ones(len(v)) if weights is None else np.asarray(weights, dtype=np.float64)
         p = v.shape[1]
-        n = np.bincount(codes, minlength=n_cells).astype(np.float64)
-        sums = np.stack([np.bincount(codes, weights=v[:, j], minlength=n_cells) for j in range(p)], axis=1)
+        n = np.bincount(codes, weights=w, minlength=n_cells).astype(np.float64)
+        sums = np.stack([np.bincount(codes, weights=w * v[:, j], minlength=n_cells) for j in range(p)], axis=1)
+        sums = sums.astype(np.float64)
         mean = np.divide(sums, n[:, None], out=np.zeros_like(sums), where=n[:, None] > 0)
         resid = v - mean[codes]
         m2 = np.zeros((n_cells, p, p))
         for c in np.flatnonzero(n):
-            r = resid[codes == c]
-            m2[c] = r.T @ r
+            here = codes == c
+            r = resid[here]
+            m2[c] = (r * w[here, None]).T @ r
         return cls(n, mean, m2)
 
     def merge(self, other: Moments) -> Moments:

@@ -415,11 +415,14 @@ def _cdfs(ref: tuple[np.ndarray, np.ndarray], ev: tuple[np.ndarray, np.ndarray]
 
 def ks_counts(ref: tuple[np.ndarray, np.ndarray], ev: tuple[np.ndarray, np.ndarray]) -> Statistic:
     """:func:`ks` from each sample's value counts (:func:`value_counts`): the same statistic and p-value."""
+    _, cdf_r, cdf_e = _cdfs(ref, ev)
+    return ks_statistic(float(np.abs(cdf_r - cdf_e).max()), int(ref[1].sum()), int(ev[1].sum()))
+
+
+def ks_statistic(d: float, n_r: int, n_e: int) -> Statistic:
+    """The KS statistic ``d`` of samples of ``n_r`` and ``n_e`` values with its asymptotic p-value."""
     from scipy.stats import kstwo
 
-    _, cdf_r, cdf_e = _cdfs(ref, ev)
-    d = float(np.abs(cdf_r - cdf_e).max())
-    n_r, n_e = int(ref[1].sum()), int(ev[1].sum())
     en = n_r * n_e / (n_r + n_e)
     return Statistic(d, float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0)))
 
@@ -427,7 +430,11 @@ def ks_counts(ref: tuple[np.ndarray, np.ndarray], ev: tuple[np.ndarray, np.ndarr
 def wasserstein_counts(ref: tuple[np.ndarray, np.ndarray], ev: tuple[np.ndarray, np.ndarray]) -> Statistic:
     """:func:`wasserstein` from each sample's value counts: the same statistic up to float rounding."""
     points, cdf_r, cdf_e = _cdfs(ref, ev)
-    distance = float(np.sum(np.abs(cdf_r[:-1] - cdf_e[:-1]) * np.diff(points)))
+    return wasserstein_statistic(float(np.sum(np.abs(cdf_r[:-1] - cdf_e[:-1]) * np.diff(points))), ref)
+
+
+def wasserstein_statistic(distance: float, ref: tuple[np.ndarray, np.ndarray]) -> Statistic:
+    """The Wasserstein ``distance`` scaled by the reference's standard deviation (from its value counts)."""
     values, counts = ref
     n = counts.sum()
     mean = float(np.sum(values * counts) / n)
@@ -437,3 +444,60 @@ def wasserstein_counts(ref: tuple[np.ndarray, np.ndarray], ev: tuple[np.ndarray,
             return Statistic(0.0, None, {"distance": 0.0, "reference_std": 0.0})
         raise ValueError(MSG_CONSTANT)
     return Statistic(distance / scale, None, {"distance": distance, "reference_std": scale})
+
+
+# --------------------------------------------------------------------------- value counts in value ranges
+
+
+def cdf_range(table: pd.DataFrame, value: str, counts: tuple[str, str], below: np.ndarray, totals: np.ndarray
+              ) -> tuple[float, float, float, float, float] | None:
+    """One value range's part of the two CDFs' comparison (``table``: its distinct values,
+    sorted, with each sample's count; ``below``/``totals``: each sample's rows in the ranges below
+    and in all): the largest gap, the gap's integral between its values, its first and last
+    value and the gap at the last; None for an empty range (runs on a worker)."""
+    if table.empty:
+        return None
+    points = table[value].to_numpy(dtype=np.float64)
+    seen = np.cumsum(table[list(counts)].to_numpy(dtype=np.float64), axis=0) + below
+    gap = np.abs(seen[:, 0] / totals[0] - seen[:, 1] / totals[1])
+    return (float(gap.max()), float(np.sum(gap[:-1] * np.diff(points))), float(points[0]), float(points[-1]),
+            float(gap[-1]))
+
+
+def join_ranges(found: Sequence[tuple[float, float, float, float, float] | None]) -> tuple[float, float]:
+    """The largest gap and the gap's integral over every range (:func:`cdf_range`, in value order):
+    between two ranges the gap stays the one at the lower range's last value."""
+    d = distance = 0.0
+    last: tuple[float, float] | None = None
+    for part in found:
+        if part is None:
+            continue
+        top, within, first, end, gap = part
+        d = max(d, top)
+        distance += within + (0.0 if last is None else last[1] * (first - last[0]))
+        last = (end, gap)
+    return d, distance
+
+
+def ecdf_gaps(engine: Any, tables: Sequence[Any], samples: Sequence[tuple[np.ndarray, int]], value: str,
+              counts: tuple[str, str], n_ranges: int) -> tuple[float, float, np.ndarray]:
+    """The two samples' empirical CDFs compared over the kept value-count ``tables`` (column
+    ``value`` and each sample's count column ``counts``): the largest gap (the KS statistic), the
+    integral of the gap (the Wasserstein distance) and each sample's size, as
+    :func:`gates.checks.data.drift.ks_counts` and ``wasserstein_counts`` compute them from the
+    merged counts, up to float rounding. The tables handed in are released."""
+    from gates.engine.ranges import edges, offsets, spread
+
+    ranges = spread(engine, tables, value, edges(samples, n_ranges), list(counts), [value])
+    engine.drop(tables)
+    sizes = engine.pull([engine.then(_totals, t, counts) for t in ranges])
+    below, totals = offsets([[s] for s in sizes])
+    found = engine.pull([engine.then(cdf_range, t, value, counts, below[k][0], totals[0])
+                         for k, t in enumerate(ranges)])
+    engine.drop(ranges)
+    d, distance = join_ranges(found)
+    return d, distance, totals[0]
+
+
+def _totals(table: pd.DataFrame, counts: Sequence[str]) -> np.ndarray:
+    return table[list(counts)].to_numpy(dtype=np.float64).sum(axis=0)

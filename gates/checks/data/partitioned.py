@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ from gates.checks.data._common import (
     mask_examples,
 )
 from gates.engine.folding import Tiered
+from gates.engine.ranges import sample
 from gates.checks.data._plan import ChecksPlan, DataPlan, DriftPlan, EngineRef, SectionPlan, as_plan
 from gates.identity import CheckId
 from gates.results import CheckResult, Outcome, Status
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from gates.engine.context import PartitionedContext
     from gates.policy import Policy
 
+#: the value-count tables' columns (a NUL never starts a data column's name)
+VALUE, REF, EVAL = "\0value", "\0ref", "\0eval"
 MSG_NOT_DISTRIBUTABLE = "not computed on the dask engine: {what} has no mergeable form yet (docs/scale.md)"
 WHAT_LEAKAGE = "leakage (a model per column)"
 WHAT_UNIQUE = ("a pandera uniqueness check over several columns, on regex-matched columns or with report_duplicates "
@@ -135,8 +138,10 @@ class FramePartial:
     rules: dict[tuple[str, str], RuleCount] = field(default_factory=dict)
     pandera: list[list[CheckResult]] = field(default_factory=list)
     drift: dict[str, np.ndarray] = field(default_factory=dict)
-    #: ks / wasserstein columns: distinct values and their counts
+    #: ks / wasserstein columns: distinct values and their counts (kept on the worker, see :func:`_keep_values`)
     values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: ks / wasserstein columns: per partition, a sample of its distinct values and how many it has
+    samples: dict[str, list[tuple[np.ndarray, int]]] = field(default_factory=dict)
     #: unique rules: each non-null value's count
     distinct: dict[str, pd.Series] = field(default_factory=dict)
     #: the Great Expectations suite's row-wise results, one per partition
@@ -154,7 +159,8 @@ def measure_partition(part: Partition, plan: Plan) -> FramePartial:
         if col in frame.columns:
             out.non_null.setdefault(col, int(frame[col].notna().sum()))
             if plan.bins[col].values is not None:
-                out.values[col] = dr.value_counts(dr._floats(frame[col]))
+                found = out.values[col] = dr.value_counts(dr._floats(frame[col]))
+                out.samples[col] = [(sample(found[0]), len(found[0]))]
             else:
                 out.drift[col] = _eval_counts(frame[col], plan.bins[col])
     if plan.pandera is not None:
@@ -267,14 +273,13 @@ def merge_distinct(older: pd.Series, newer: pd.Series) -> pd.Series:
 
 class Merging:
     """The running sum of partials taken in partition order (examples: the first ``limit`` rows
-    overall). The tables keyed by distinct values (ks / wasserstein value counts, the unique rules'
-    counts) are merged size-tiered (:class:`~gates.engine.folding.Tiered`), not into one growing
-    table per partial."""
+    overall). The unique rules' counts, keyed by distinct values, are merged size-tiered
+    (:class:`~gates.engine.folding.Tiered`), not into one growing table per partial; the ks /
+    wasserstein value counts stay on the workers (:func:`_keep_values`)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.total = FramePartial()
-        self._values: dict[str, Tiered[tuple[np.ndarray, np.ndarray]]] = {}
         self._distinct: dict[str, Tiered[pd.Series]] = {}
 
     def add(self, p: FramePartial) -> Merging:
@@ -296,18 +301,14 @@ class Merging:
         total.gx.extend(p.gx)
         for col, counts in p.drift.items():
             total.drift[col] = counts if col not in total.drift else total.drift[col] + counts
-        for col, found in p.values.items():
-            self._values.setdefault(col, Tiered(_merge_values, _n_values)).add(found)
+        for col, found in p.samples.items():
+            total.samples.setdefault(col, []).extend(found)
         for col, distinct in p.distinct.items():
             self._distinct.setdefault(col, Tiered(merge_distinct, len)).add(distinct)
         return self
 
     def result(self) -> FramePartial:
         """Return the sum of the partials added."""
-        for col, tiers in self._values.items():
-            found = tiers.result()
-            assert found is not None
-            self.total.values[col] = found
         for col, d in self._distinct.items():
             counts = d.result()
             assert counts is not None
@@ -315,13 +316,23 @@ class Merging:
         return self.total
 
 
-def _merge_values(older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    return dr.merge_value_counts([older, newer])
+def _keep_values(p: FramePartial) -> tuple[FramePartial, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Split a partition's partial into what the client merges and its ks / wasserstein value
+    counts, which stay on the worker to be compared in value ranges (:func:`.drift.ecdf_gaps`)."""
+    return replace(p, values={}), p.values
 
 
-def _n_values(found: tuple[np.ndarray, np.ndarray]) -> int:
-    return len(found[0])
+def _value_table(values: tuple[np.ndarray, np.ndarray] | Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 col: str | None = None, reference: bool = False) -> pd.DataFrame:
+    """A value-count table of one sample: ``values`` (or a kept partition's ``values[col]``; none
+    when the partition lacks the column) counted as the reference's or the eval data's rows."""
+    if col is not None:
+        assert isinstance(values, Mapping)
+        values = values.get(col, (np.zeros(0), np.zeros(0, dtype=np.int64)))
+    assert isinstance(values, tuple)
+    counts = values[1].astype(np.float64)
+    zeros = np.zeros(len(counts))
+    return pd.DataFrame({VALUE: values[0], REF: counts if reference else zeros, EVAL: zeros if reference else counts})
 
 
 def merge(parts: Sequence[FramePartial], limit: int) -> FramePartial:
@@ -481,10 +492,17 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
         targets.append(("reference", ctx.reference_partitions, ctx.reference_schema))
     out: list[CheckResult] = []
     eval_total: FramePartial | None = None
+    kept: list[Any] = []
     for name, parts, schema in targets:
         plan = Plan(name, data_plan.checks, pandera, policy.base_dir, limit, bins if name == "eval" else {},
                     None if gx is None else (gx.items, gx.row_wise), unique_cols)
-        total = engine.fold(measure_partition, parts, Merging.add, Merging(limit), plan=engine.share(plan)).result()
+        merged, values = engine.fold_keeping(measure_partition, parts, _keep_values, Merging.add, Merging(limit),
+                                             plan=engine.share(plan))
+        total = merged.result()
+        if name == "eval":
+            kept = values
+        else:
+            engine.drop(values)
         _duplicates(engine, parts, total, limit)
         eval_total = eval_total or total
         target = Target(name, schema)
@@ -502,7 +520,8 @@ def run(ctx: PartitionedContext, section: DataPlan | Mapping[str, Any]) -> list[
             out.extend(_builtin(target, total, data_plan.checks, settings))
     if drift_cols:
         assert eval_total is not None and data_plan.drift is not None
-        out.extend(_drift(data_plan.drift, drift_cols, bins, eval_total, ctx.schema, settings))
+        out.extend(_drift(data_plan.drift, drift_cols, bins, eval_total, ctx.schema, settings, engine, kept))
+    engine.drop(kept)
     if data_plan.overlap is not None and has_ref:
         out.extend(_overlap(ctx, data_plan.overlap, settings))
     if data_plan.leakage is not None:
@@ -759,16 +778,36 @@ def _nulls(target: Target, total: FramePartial, col: str, limit: float, blocking
 
 
 def _drift(plan: DriftPlan, columns: list[str], bins: Mapping[str, Bins], total: FramePartial,
-           schema: pd.DataFrame, settings: Settings) -> list[CheckResult]:
+           schema: pd.DataFrame, settings: Settings, engine: Any, kept: Sequence[Any]) -> list[CheckResult]:
     out: list[CheckResult] = []
     for col in columns:
-        out.extend(_drift_column(plan, col, bins.get(col), total, schema, settings))
+        out.extend(_drift_column(plan, col, bins.get(col), total, schema, settings, _Compared(engine, kept)))
     return out
 
 
+@dataclass(frozen=True)
+class _Compared:
+    """The eval partitions' ks / wasserstein value counts, kept on the workers (``engine``'s handles)."""
+
+    engine: Any
+    kept: Sequence[Any]
+
+    def statistic(self, method: str, col: str, reference: tuple[np.ndarray, np.ndarray],
+                  sampled: Sequence[tuple[np.ndarray, int]]) -> dr.Statistic:
+        """``method`` (ks or wasserstein) of the reference's value counts against the eval data's."""
+        engine = self.engine
+        tables = [engine.then(_value_table, h, col) for h in self.kept]
+        tables.append(engine.then(_value_table, reference, reference=True))
+        samples = [*sampled, (sample(reference[0]), len(reference[0]))]
+        d, distance, sizes = dr.ecdf_gaps(engine, tables, samples, VALUE, (REF, EVAL), len(tables))
+        if method == "ks":
+            return dr.ks_statistic(d, int(sizes[0]), int(sizes[1]))
+        return dr.wasserstein_statistic(distance, reference)
+
+
 def _drift_column(plan: DriftPlan, col: str, b: Bins | None, total: FramePartial, schema: pd.DataFrame,
-                  settings: Settings) -> list[CheckResult]:
-    """The decisions of :func:`.drift._column`, from the merged histogram."""
+                  settings: Settings, compared: _Compared) -> list[CheckResult]:
+    """The decisions of :func:`.drift._column`, from the merged histogram or the ranged value counts."""
     min_rows = int(plan.spec.get("min_rows", dr.DEFAULT_MIN_ROWS))
     kind = b.kind if b is not None else (dr.column_kind(schema[col]) if col in schema.columns else "numeric")
     rule = dr.resolve_rule(plan, col, kind)
@@ -797,8 +836,7 @@ def _drift_column(plan: DriftPlan, col: str, b: Bins | None, total: FramePartial
     try:
         if hist is None:
             assert b.values is not None
-            found = total.values.get(col, (np.zeros(0), np.zeros(0, dtype=np.int64)))
-            stat = (dr.ks_counts if rule.method == "ks" else dr.wasserstein_counts)(b.values, found)
+            stat = compared.statistic(rule.method, col, b.values, total.samples.get(col, []))
         else:
             stat = {"psi": dr.psi, "js": dr.js, "chi2": dr.chi2}[rule.method](hist.reference, hist.eval)
     except Exception as exc:  # noqa: BLE001 -- as the embedded gate: report, never crash

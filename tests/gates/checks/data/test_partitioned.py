@@ -202,9 +202,13 @@ def test_a_unique_reporting_some_duplicates_only_stays_not_distributable(project
 
 
 def test_one_partition_or_many_give_the_same_checks(project: Path) -> None:
+    """Counts merge exactly; only a Wasserstein distance, a sum over value ranges, may round apart."""
     one = run_partitioned(project, LocalEngine(), 10**9)
     many = run_partitioned(project, LocalEngine(), 1)
-    assert one == many
+    assert list(one) == list(many)
+    differ = [cid for cid in one if one[cid] != many[cid]]
+    assert all(one[cid]["details"]["method"] == "wasserstein" for cid in differ), differ
+    compare(one, many)
 
 
 @pytest.mark.parametrize("section, needle", [
