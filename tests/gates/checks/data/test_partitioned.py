@@ -460,6 +460,13 @@ class TellingEngine(LocalEngine):
              **shared: Any) -> Any:
         return super().fold(self._task(fn), items, merge, initial, **shared)
 
+    def fold_keeping(self, fn: Callable[..., Any], items: Sequence[Any], split: Callable[[Any], tuple[Any, Any]],
+                     merge: Callable[[Any, Any], Any], initial: Any, **shared: Any) -> tuple[Any, list[Any]]:
+        return super().fold_keeping(self._task(fn), items, split, merge, initial, **shared)
+
+    def then(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return super().then(self._task(fn), *args, **kwargs)
+
 
 def record_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, engine: TellingEngine) -> list[bool]:
     """Wrap ``module.name`` so each call appends whether it ran inside a partition task."""
