@@ -59,20 +59,34 @@ def cluster_index(frame: pd.DataFrame, column: str, offset: int = 0) -> ClusterI
 
     ``keys`` are the core's row keys of the cluster values (equal within a cluster); a row with a
     missing key is keyed by its position (``offset`` plus its index: a batch's first row's position
-    among the scored rows), offset past every hash so it stays alone.
+    among the scored rows), offset past every hash so it stays alone. A whole number is keyed as the
+    integer it is, whether it came as ``3`` or ``3.0`` (and ``-0.0`` as ``0``): a batch of an integer
+    column with a missing value reaches pandas as floats, one without as integers, and one cluster
+    keeps one key across them.
     """
     values = frame[column]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     codes = np.asarray(codes, dtype=np.int64)
     missing = codes < 0
     n = len(uniques)
-    keys = row_keys(len(frame), values=values.astype(object).where(~missing, "").to_numpy())
+    keys = row_keys(len(frame), values=_key_values(values, missing))
     if missing.any():
         codes[missing] = n + np.arange(int(missing.sum()))
         n += int(missing.sum())
         keys = keys.copy()
         keys[missing] = row_keys(len(frame), offset=offset)[missing] ^ np.uint64(0xA5A5A5A5A5A5A5A5)
     return ClusterIndex(column, codes, n, keys)
+
+
+def _key_values(values: pd.Series, missing: np.ndarray) -> np.ndarray:
+    """Return the cluster values to hash: missing ones as ``""`` (keyed apart later), whole floats as integers."""
+    out = values.astype(object).where(~missing, "").to_numpy(copy=True)
+    if values.dtype.kind == "f":
+        v = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            whole = ~missing & np.isfinite(v) & (v == np.trunc(v)) & (np.abs(v) < 2.0 ** 63)
+        out[whole] = v[whole].astype(np.int64).tolist()
+    return out
 
 
 def cluster_weights(keys: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:

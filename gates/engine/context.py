@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from gates.context import MAX_MISSING_KEPT, MSG_EMPTY_EVAL, MSG_NO_TARGET, BaselineResolver, EvalContext, as_labels
+from gates.clusters import cluster_index
+from gates.context import (MAX_MISSING_KEPT, MSG_EMPTY_EVAL, MSG_NO_TARGET, BaselineResolver, EvalContext, as_labels,
+                           target_missing)
 from gates.datasets import Partition, data_sha256, empty_frame, partitions
 from gates.engine import Engine
 from gates.errors import UserError
@@ -164,10 +166,10 @@ class PartitionedContext(EvalContext):
     def n_clusters(self) -> int:
         """The scored rows' clusters (``data.cluster``) as the embedded run counts them: each distinct
         value, and each row without one alone."""
-        found = self.engine.map(cluster_values, self.eval_partitions, column=self.policy.data.cluster,
-                                policy=self.policy)
-        values = pd.unique(pd.Series([v for part, _ in found for v in part], dtype=object))
-        return len(values) + sum(n for _, n in found)
+        found = self.engine.map(cluster_keys, self.eval_partitions, column=self.policy.data.cluster,
+                                target=self.policy.data.target)
+        keys = np.unique(np.concatenate([np.empty(0, dtype=np.uint64), *(k for k, _ in found)]))
+        return int(keys.size) + sum(n for _, n in found)
 
     def engine_info(self) -> dict[str, Any]:
         """``run.engine`` of report.json: kind, scheduler address, workers, eval partitions."""
@@ -178,14 +180,18 @@ class PartitionedContext(EvalContext):
         self.engine.close()
 
 
-def cluster_values(part: Partition, column: str, policy: Policy) -> tuple[list[Any], int]:
-    """Return a partition's distinct cluster values among its scored rows and how many scored rows
-    have none (runs on a worker)."""
-    from gates.engine.worker import read_scored
+def cluster_keys(part: Partition, column: str, target: str | None) -> tuple[np.ndarray, int]:
+    """Return the distinct cluster keys (:func:`gates.clusters.cluster_index`) of a partition's scored
+    rows that have a cluster value, and how many scored rows have none (runs on a worker).
 
-    values = read_scored(part, policy)[column]
-    missing = values.isna()
-    return pd.unique(values[~missing]).tolist(), int(missing.sum())
+    Only the target and cluster columns are read; a value's key is the same in every partition, so
+    the client's union of the keys counts each cluster once.
+    """
+    frame = part.read(list(dict.fromkeys([*([target] if target is not None else []), column])))
+    if target is not None:
+        frame = frame[~target_missing(frame[target])]
+    lone = frame[column].isna().to_numpy()
+    return np.unique(cluster_index(frame, column).keys[~lone]), int(lone.sum())
 
 
 class BatchedContext(PartitionedContext):
