@@ -11,8 +11,10 @@ family uses the same machinery as :mod:`gates.estimates`, generalised from two p
 * ``auc``: DeLong's covariance of k correlated AUCs (DeLong et al. 1988) for binary tasks, its
   influence-function form for one-vs-rest averages; the contrast's variance is ``w' S w`` (``delong``);
 * ``row_mean`` and ``ranking``: Poisson(1) row weights shared by the k sets (``bootstrap-rows``),
-  hashed from each row's key (:func:`gates.stats.weights.poisson_weights`; ``keys``, default the
-  rows' positions) with a seed drawn from ``rng``, so batches of the rows weigh them the same way.
+  hashed from each row's key (:func:`gates.estimates.poisson_weights`; ``keys``, default the
+  rows' positions) with a seed drawn from ``rng``, so batches of the rows weigh them the same way;
+  cluster keys (``data.cluster``) give a cluster's rows one weight per replicate, so whole clusters
+  are resampled (``bootstrap-clusters``).
 
 :func:`paired_mean` covers per-row measures (flip indicators, score shifts): the mean of paired
 differences with its normal standard error.
@@ -20,17 +22,17 @@ differences with its normal standard error.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
 
+from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
 from gates.estimates import METHOD_DELONG, METHOD_MULTINOMIAL, METHOD_ROWS, ovr_delong, poisson_weights
 from gates.intervals import Estimate, delong_covariance
 from gates.metrics import Metric, RankedScores, encode_labels
 from gates.stats.partials import CellCounts
-from gates.stats.weights import weight_chunks
 
 if TYPE_CHECKING:
     from gates.context import Predictions
@@ -49,7 +51,8 @@ def paired_mean(diff: np.ndarray) -> Estimate:
 def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions],
                       weights: Sequence[float] | np.ndarray, *, n_boot: int, rng: np.random.Generator,
                       positive_label: Any = None, classes: tuple[Any, ...] | None = None,
-                      values: Sequence[float] | None = None, keys: np.ndarray | None = None) -> Estimate:
+                      values: Sequence[float] | None = None, keys: np.ndarray | None = None,
+                      clustered: bool = False) -> Estimate:
     """Return the paired estimate of ``sum_j weights[j] * metric(preds[j])`` over the rows of ``y``.
 
     Parameters
@@ -61,6 +64,8 @@ def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions
     n_boot, rng : replicates and generator for the resampled families.
     values : each set's metric value when the caller has them already (else computed here).
     keys : the rows' keys for the Poisson weights (:func:`gates.stats.weights.row_keys`; default positions).
+    clustered : ``keys`` are cluster keys (:func:`gates.clusters.cluster_index`): the resampled
+        families' method is ``bootstrap-clusters``.
 
     Examples
     --------
@@ -88,7 +93,7 @@ def contrast_estimate(metric: Metric, y: np.ndarray, preds: Sequence[Predictions
         return Estimate(value, METHOD_DELONG, se=_auc_contrast_se(metric, y, preds, w, positive_label, classes))
     if metric.family in ("row_mean", "ranking"):
         reps = _row_replicates(metric, y, preds, w, n_boot, rng, positive_label, classes, keys)
-        return Estimate(value, METHOD_ROWS, replicates=reps)
+        return Estimate(value, METHOD_CLUSTERS if clustered else METHOD_ROWS, replicates=reps)
     raise ValueError(f"metric '{metric.name}' ({metric.family}) has no contrast estimator")
 
 
@@ -138,16 +143,9 @@ def _auc_contrast_se(metric: Metric, y: np.ndarray, preds: Sequence[Predictions]
 
 
 def row_weight_seed(rng: np.random.Generator) -> int:
-    """Return the Poisson weights' seed a contrast draws from its generator (first and only draw)."""
+    """Return the Poisson weights' seed a contrast draws from its generator (first and only draw, as
+    :func:`gates.estimates.poisson_weights` draws it)."""
     return int(rng.integers(0, 2**63))
-
-
-def _weights(n: int, keys: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    if keys is None:
-        yield from poisson_weights(n, n_boot, rng)
-        return
-    for chunk in weight_chunks(np.asarray(keys, dtype=np.uint64), n_boot, row_weight_seed(rng)):
-        yield chunk.astype(np.float32)
 
 
 def _row_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predictions], w: np.ndarray, n_boot: int,
@@ -158,7 +156,7 @@ def _row_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predictions],
         y_pos = y == positive_label
         ranked = [RankedScores.of(y_pos, np.asarray(p.scores, dtype=np.float64)) for p in preds]
         chunks = [sum(wj * r.average_precision(weights) for wj, r in zip(w, ranked, strict=True))
-                  for weights in _weights(len(y), keys, n_boot, rng)]
+                  for weights in poisson_weights(len(y), n_boot, rng, keys=keys)]
         return np.concatenate(chunks)
     assert metric.row_stats is not None and metric.from_means is not None
     stats = [metric.row_stats(y, p, positive_label, classes) for p in preds]
@@ -167,7 +165,7 @@ def _row_replicates(metric: Metric, y: np.ndarray, preds: Sequence[Predictions],
     centre = values.mean(axis=0)
     centred = values - centre
     out = []
-    for weights in _weights(len(y), keys, n_boot, rng):
+    for weights in poisson_weights(len(y), n_boot, rng, keys=keys):
         wd = weights.astype(np.float64)
         means = centre + (wd @ centred) / wd.sum(axis=1, keepdims=True)
         out.append(sum(wj * metric.from_means(means[:, j * width:(j + 1) * width]) for j, wj in enumerate(w)))

@@ -62,13 +62,15 @@ RngFor = Callable[[str], np.random.Generator]
 
 
 def poisson_weights(n: int, n_boot: int, rng: np.random.Generator,
-                    budget: int = MEMORY_BUDGET) -> Iterator[np.ndarray]:
+                    budget: int = MEMORY_BUDGET, keys: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Yield Poisson(1) row weights in chunks of shape ``(c, n)`` (float32), ``n_boot`` rows in all.
 
-    The weights are :func:`gates.stats.weights.poisson_weights` of the rows' positions, with a seed
-    drawn from ``rng``: the one Poisson scheme of every gate.
+    The weights are :func:`gates.stats.weights.poisson_weights` of the rows' keys (``keys``:
+    :func:`gates.stats.row_keys`, cluster keys for clustered rows; default the rows' positions),
+    with a seed drawn from ``rng`` (its first draw): the one Poisson scheme of every gate.
     """
-    keys, seed = row_keys(n), int(rng.integers(0, 2**63))
+    keys = row_keys(n) if keys is None else np.asarray(keys, dtype=np.uint64)
+    seed = int(rng.integers(0, 2**63))
     step = chunk_rows(n_boot, n, budget)
     for start in range(0, n_boot, step):
         yield hashed_weights(keys, start, min(n_boot, start + step), seed).astype(np.float32)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gates.clusters import cluster_index
 from gates.context import EvalContext, Predictions, Role
 from gates.contrasts import contrast_estimate, paired_mean
 from gates.errors import UserError
@@ -108,9 +109,15 @@ class Scorer:
         self.X = ctx.frame[self.features]
         self.stats = ColumnStats(self.X)
         key_column = getattr(ctx.policy.data, "id", None)
-        #: the rows' keys for perturbation draws: the regression gate's Poisson keys (``data.id`` or position)
+        #: the rows' keys for perturbation draws, one draw per row: ``data.id``, else the position
         self.keys = row_keys(len(self.X), offset=offset,
                              values=None if key_column is None else ctx.frame[key_column].to_numpy())
+        #: the cluster column (``data.cluster``: the resampling unit of every interval), None when rows are independent
+        self.cluster: str | None = getattr(ctx.policy.data, "cluster", None)
+        #: the rows' keys for the Poisson weights: the cluster's (a cluster's rows share every
+        #: replicate's weight, as in the regression gate), else the draws' keys
+        self.weight_keys = self.keys if self.cluster is None else cluster_index(ctx.frame, self.cluster,
+                                                                                offset=offset).keys
         self.clean: dict[Role, Predictions | None] = {}
         self.clean_errors: dict[Role, str] = {}
         self._clean_values: dict[tuple[Role, str], float] = {}
@@ -173,7 +180,7 @@ class Scorer:
         assert cand.pred is not None and base.pred is not None
         return contrast_estimate(metric, self.ctx.y_true, [clean_c, cand.pred, clean_b, base.pred], weights,
                                  n_boot=n_boot, rng=rng, positive_label=self.positive_label, classes=self.classes,
-                                 values=values, keys=self.keys)
+                                 values=values, keys=self.weight_keys, clustered=self.cluster is not None)
 
     def draws(self, *names: str) -> Draws:
         """Return the row-keyed draws of one copy, named by gate, perturbation and severity (or column)."""

@@ -14,7 +14,7 @@ model, and returns partials:
 * for ``no_worse_than_baseline``: the joint cells over (y, clean and perturbed candidate, clean and
   perturbed baseline) for confusion metrics, drawn on the client with the embedded contrast's
   generator (identical replicates); the moments of the per-row differences of flips or shifts
-  (the paired normal interval); Poisson sums under the embedded contrast's row-keyed weights for
+  (the paired normal interval); Poisson sums under the embedded contrast's row- or cluster-keyed weights for
   row means (the same replicates up to float rounding); for binary ROC AUC a table of rows per
   distinct (label, the four sets' scores), whose DeLong covariance is the embedded one;
 * invariance ``method: replace`` and directional counts (the step: the merged std).
@@ -66,6 +66,7 @@ from gates.checks.robustness._plan import (
     Threshold,
     as_plan,
 )
+from gates.clusters import METHOD_BOOTSTRAP as METHOD_CLUSTERS
 from gates.context import EvalContext, Predictions, target_missing
 from gates.engine.folding import Tiered
 from gates.contrasts import METHOD_PAIRED_NORMAL, cell_replicates, row_weight_seed
@@ -249,8 +250,8 @@ class VersusPartial:
 
 
 def _add_sums(a: PoissonSums, b: PoissonSums) -> PoissonSums:
-    """Add two batches' Poisson sums taken about their own centres, about the first's centre (exact)."""
-    return PoissonSums(a.sums + shift(b, a.centre), a.centre)
+    """Merge two batches' Poisson sums taken about their own centres, about the first's centre (exact)."""
+    return a.merge(PoissonSums(shift(b, a.centre), a.centre))
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,7 @@ def _point(s: Scorer, y: np.ndarray, task: PointTask, n_boot: int, y_mean: float
             values = np.hstack([row_stats(metric, y, p, s.positive_label, s.classes, y_mean) for p in sets])
         except Exception:  # noqa: BLE001 -- the check is an error from the side's problems
             continue
-        sums[name] = PoissonSums.of(s.keys, values, n_boot=n_boot, seed=seed, centre=values.mean(axis=0))
+        sums[name] = PoissonSums.of(s.weight_keys, values, n_boot=n_boot, seed=seed, centre=values.mean(axis=0))
     scores = None
     if task.ranked and all(p.scores is not None for p in sets):
         table = pd.DataFrame({YPOS: np.asarray(y) == s.positive_label,
@@ -409,7 +410,10 @@ class PartitionedScorer:
         self.X = ctx.schema[self.features]
         self.stats = ColumnStats(summaries={})
         self.rows = 0
+        #: the cluster column (``data.cluster``): the workers key the Poisson weights by it (``bootstrap-clusters``)
+        self.cluster: str | None = getattr(ctx.policy.data, "cluster", None)
         self.clean: dict[str, dict[str, MetricPartial]] = {}
+        self._clean_values: dict[tuple[str, str], float] = {}
         self.clean_errors: dict[str, str] = {}
         self.points: dict[tuple[str, float], Point] = {}
         self.invariance: dict[str, InvarianceCounts | tuple[str, str]] = {}
@@ -428,6 +432,13 @@ class PartitionedScorer:
         return None if self.task == "regression" else self.ctx.classes
 
     def clean_value(self, role: str, name: str) -> float:
+        """Return ``role``'s metric from the merged clean partials (computed once, as embedded)."""
+        key = (role, name)
+        if key not in self._clean_values:
+            self._clean_values[key] = self._clean_value(role, name)
+        return self._clean_values[key]
+
+    def _clean_value(self, role: str, name: str) -> float:
         partial = self.clean.get(role, {}).get(name)
         if partial is None:
             return float("nan")
@@ -478,7 +489,8 @@ class PartitionedScorer:
         width = means.shape[1] // 4
         reps = sum(wj * np.asarray(metric.from_means(means[:, j * width:(j + 1) * width]))
                    for j, wj in enumerate(weights))
-        return Estimate(value, METHOD_ROWS, replicates=np.asarray(reps, dtype=np.float64))
+        return Estimate(value, METHOD_CLUSTERS if self.cluster is not None else METHOD_ROWS,
+                        replicates=np.asarray(reps, dtype=np.float64))
 
 
 def _features(ctx: PartitionedContext) -> list[str]:
@@ -575,8 +587,6 @@ def _needs(s: PartitionedScorer, plan: Plan, columns: Mapping[str, tuple[list[st
         for col in cols:
             if p.name in _COUNTS and p.name != "scale_shift":
                 want(col, _COUNTS[p.name])
-            elif p.name == "missing":
-                want(col, True)
     for inv in plan.invariance:
         if inv.method != "shuffle" and inv.column in s.X.columns:
             want(inv.column, True)

@@ -43,11 +43,12 @@ from gates.checks.robustness import (
     MSG_NOT_FEATURE,
 )
 from gates.config import load_policy
-from gates.context import EvalContext, Predictions
+from gates.context import EvalContext, Predictions, make_rng
 from gates.errors import UserError
 from gates.reporters.json_report import build_report, dumps, report_schema
 from gates.results import CheckResult, Status
 from gates.runner import run_policy
+from gates.stats.weights import poisson_weights, row_keys
 from tests.conftest import count_calls, trusted_types_for
 from tests.row_draws import normals, uniforms
 
@@ -517,6 +518,41 @@ def test_no_worse_than_baseline_is_paired_on_the_same_perturbation(write: Policy
     assert acc.observed == pytest.approx(acc_drop, abs=1e-12)
     assert acc.ci_method == "bootstrap-multinomial" and acc.ci[0] <= acc.delta <= acc.ci[1]
     assert auc.details["curve"][0]["baseline"]["metric"] == pytest.approx(roc_auc_score(y, b1), abs=1e-12)
+
+
+def test_no_worse_than_baseline_on_a_row_mean_resamples_whole_clusters(write: PolicyWriter, models: dict[str, Path],
+                                                                       frame: pd.DataFrame) -> None:
+    """With data.cluster the log loss comparison's replicates are a cluster bootstrap: one Poisson(1)
+    count per household per replicate, given to each of its rows (here, household by household)."""
+    section = """\
+    multiple_testing: none
+    perturbations:
+      gaussian_noise: {scale: 0.3}
+    metrics:
+      log_loss: {no_worse_than_baseline: true, margin: 0.05}
+    """
+    households = np.random.default_rng(3).permutation(N) // 6  # 500 households of 6 rows
+    data = frame.assign(household=[f"h{h}" for h in households])
+    path = write(section, candidate="hgb", baseline="lr", models=models, data=data)
+    path.write_text(path.read_text().replace("  target: label\n", "  target: label\n  cluster: household\n"))
+    results, _ = run_gate(path)
+    cid = "robustness.log_loss.no_worse_than_baseline[gaussian_noise=0.3]"
+    got = results[cid]
+    X, y = frame[FEATURES], frame["label"].to_numpy()
+    Xn = noisy(X, ["customer_id", "age", "income"], 0.3)  # draws stay per row (keyed by position)
+    cand, base = load(models["hgb"]), load(models["lr"])
+    probs = [positive_proba(m, x) for m, x in ((cand, X), (cand, Xn), (base, X), (base, Xn))]
+    losses = np.array([-np.log(np.where(y == 1, p, 1 - p)) for p in probs])  # (4, N) per-row log loss
+    w = np.array([-1.0, 1.0, 1.0, -1.0])  # the candidate's rise in log loss minus the baseline's
+    assert got.delta == pytest.approx(float(w @ [log_loss(y, p) for p in probs]), abs=1e-12)
+    n_boot = got.details["replicates"]
+    seed = int(make_rng(SEED, cid).integers(0, 2**63))  # the contrast's first draw from its stream
+    codes, names = pd.factorize(data["household"])
+    counts = poisson_weights(row_keys(len(names), values=np.asarray(names, dtype=object)), 0, n_boot, seed)
+    rows = counts.astype(np.float64)[:, codes]  # every row weighs what its household weighs
+    reps = ((rows @ losses.T) / rows.sum(axis=1, keepdims=True)) @ w
+    assert got.ci_method == "bootstrap-clusters" and n_boot >= 2000
+    assert got.ci == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])), rel=1e-9)
 
 
 def test_no_worse_than_baseline_without_baseline_is_skipped(write: PolicyWriter, models: dict[str, Path]) -> None:

@@ -301,3 +301,27 @@ def test_rows_without_a_target_are_left_out_and_keys_count_scored_rows(tmp_path:
     embedded, (many,) = runs(path, (50,))
     assert_close(embedded, many)
     assert many["robustness.directional[bmi]"]["details"]["rows"] == int(holed["target"].notna().sum())
+
+
+def test_clustered_rows_share_their_weights_in_every_partition(tmp_path: Path) -> None:
+    """data.cluster: the row-mean comparisons resample whole clusters on partitions as embedded (clusters
+    spanning partitions; a row without a cluster value is a cluster of its own, keyed by its position)."""
+    import shutil
+
+    path, frame, features = regression_project(tmp_path)
+    policy = load_policy(path)
+    rowwise = by_id(GATE.run(EvalContext(policy), policy.plan("robustness")))
+    family = pd.Series([f"f{v}" for v in np.random.default_rng(8).integers(0, 60, len(frame))], dtype=object)
+    family[::23] = None
+    shutil.rmtree(tmp_path / "eval")
+    write_parquet_parts(tmp_path / "eval", frame[features + ["target"]].assign(family=family.to_numpy()), 4, 50)
+    path.write_text(path.read_text().replace("target: target}", "target: target, cluster: family}"))
+    embedded, (one, many) = runs(path, (10_000, 50))
+    assert_close(embedded, one)
+    assert_close(embedded, many)
+    versus = [k for k in many if k.startswith("robustness.mae.no_worse_than_baseline")]
+    assert versus and {many[k]["ci_method"] for k in versus} == {"bootstrap-clusters"}
+    for k in versus:  # the same point values, other replicates than the rows' own
+        assert many[k]["delta"] == pytest.approx(rowwise[k]["delta"], rel=1e-12)
+        assert many[k]["ci"] != pytest.approx(rowwise[k]["ci"], rel=1e-6)
+
