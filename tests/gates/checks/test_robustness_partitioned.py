@@ -325,3 +325,16 @@ def test_clustered_rows_share_their_weights_in_every_partition(tmp_path: Path) -
         assert many[k]["delta"] == pytest.approx(rowwise[k]["delta"], rel=1e-12)
         assert many[k]["ci"] != pytest.approx(rowwise[k]["ci"], rel=1e-6)
 
+
+def test_a_partition_without_scored_rows_adds_nothing(tmp_path: Path) -> None:
+    """A partition whose rows all lack a target summarises no values (empty moments), as if it were absent."""
+    import shutil
+
+    path, frame, _ = regression_project(tmp_path)
+    holed = frame.copy()
+    holed.loc[holed.index[50:100], "target"] = np.nan  # the whole second partition
+    shutil.rmtree(tmp_path / "eval")
+    write_parquet_parts(tmp_path / "eval", holed, 4, 50)
+    embedded, (many,) = runs(path, (50,))
+    assert_close(embedded, many)
+    assert many["robustness.directional[bmi]"]["details"]["rows"] == len(frame) - 50

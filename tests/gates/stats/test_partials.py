@@ -110,6 +110,11 @@ def test_moments_merge_to_the_whole(rows):
         np.testing.assert_allclose(whole.m2[c] / (whole.n[c] - 1), np.cov(values[region == c].T), rtol=1e-12)
     all_rows = whole.combine(np.ones((1, 3)))
     np.testing.assert_allclose(all_rows.m2[0] / (len(y) - 1), np.cov(values.T), rtol=1e-12)
+    empty = Moments.of(values[:0], region[:0], 3)  # a batch without rows (a partition whose column is all missing)
+    assert empty.mean.dtype == np.float64 and not empty.n.any() and not empty.mean.any()
+    again = empty.merge(whole).merge(empty)
+    np.testing.assert_allclose(again.mean, whole.mean, rtol=1e-15)
+    np.testing.assert_allclose(again.m2, whole.m2, rtol=1e-15)
 
 
 def test_paired_normal_interval_of_a_mean_difference(rows):
