@@ -22,10 +22,16 @@ work done). Wall-clock seconds are printed too.
 
     python bench/bench_robustness.py                 # prints a Markdown table
     python bench/bench_robustness.py --rows 20000 --repeat 1
+    python bench/bench_robustness.py --summaries 64 --rows 20000   # the dask client's column-summary merge
+
+``--summaries P`` times only the partitioned gate's first-pass merge on the client: P partitions'
+summaries of one float column (``--rows`` rows each, nearly all values distinct, value counts kept
+for the median), merged by a left fold (``merge_all``) and size-tiered (``merge_summaries``).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -43,8 +49,11 @@ from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from gates.checks.robustness import GATE
+from gates.checks.robustness.partitioned import merge_summaries
 from gates.config import load_policy
 from gates.context import EvalContext, Predictions
+from gates.perturbations import ColumnSummary
+from gates.stats import merge_all
 
 FLOATS = [f"x{i}" for i in range(9)] + ["income"]
 CATS = ["region", "channel", "plan"]
@@ -175,12 +184,31 @@ def scenario(path: Path, roles: tuple[str, ...], repeat: int) -> dict[str, Any]:
     return out
 
 
+def summary_merges(partitions: int, rows: int, repeat: int) -> tuple[float, float, int]:
+    """Return the best CPU seconds of merging ``partitions`` column summaries by a left fold and
+    size-tiered, and the merged summary's distinct values (both merges give the same statistics)."""
+    found = [ColumnSummary.of(make_frame(rows, seed=i)["income"]) for i in range(partitions)]
+    folded, tiered = merge_all(found), merge_summaries(found)
+    assert (folded.median, folded.mode) == (tiered.median, tiered.mode)
+    assert math.isclose(folded.std, tiered.std, rel_tol=1e-12)  # Chan's merge, grouped otherwise
+    fold_s = min(timed(lambda: merge_all(found)) for _ in range(repeat))
+    tiered_s = min(timed(lambda: merge_summaries(found)) for _ in range(repeat))
+    return fold_s, tiered_s, 0 if tiered.counts is None else len(tiered.counts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--summaries", type=int, default=0, metavar="P",
+                        help="time only the client's merge of P partitions' column summaries of --rows rows each")
     args = parser.parse_args(argv)
+    if args.summaries:
+        fold_s, tiered_s, distinct = summary_merges(args.summaries, args.rows, args.repeat)
+        print(f"{args.summaries} partitions x {args.rows} rows, {distinct} distinct values (CPU seconds, best of "
+              f"{args.repeat}): left fold (merge_all) {fold_s:.3f}, size-tiered (merge_summaries) {tiered_s:.3f}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
         folder = Path(tmp)
         frame = make_frame(args.rows)

@@ -2,7 +2,7 @@
 
 A first pass reads the scored rows' perturbed columns and counts them: the clean columns'
 :class:`~gates.perturbations.ColumnSummary` s (moments, range, value counts where a median, mode or
-levels are needed), merged in partition order, and each partition's first scored row (the row
+levels are needed), merged size-tiered in partition order, and each partition's first scored row (the row
 keys' offset). The client settles the statistics (median, mode, levels) and ships them with the
 models. Each worker then perturbs its rows with the row-keyed draws an embedded run makes for
 those rows (:class:`~gates.perturbations.Draws`), predicts the clean rows and every copy once per
@@ -545,7 +545,7 @@ def run(ctx: PartitionedContext, section: Plan | Mapping[str, Any]) -> list[Chec
     s.rows = sum(scored)
     y_mean = sum(t for _, t, _ in found) / s.rows if s.rows else 0.0
     offsets = dict(zip((p.offset for p in ctx.eval_partitions), np.r_[0, np.cumsum(scored)[:-1]].tolist()))
-    summaries = {c: merge_all([f[c] for n, _, f in found if n]) for c in needs} if s.rows else {}
+    summaries = {c: merge_summaries([f[c] for n, _, f in found if n]) for c in needs} if s.rows else {}
     s.stats = ColumnStats(summaries=summaries)
     steps = {d.column: directional_step(judge, d) for d in plan.directional}
     settled = ColumnStats(summaries={c: _settle(c, v, plan, columns) for c, v in summaries.items()})
@@ -594,6 +594,24 @@ def _needs(s: PartitionedScorer, plan: Plan, columns: Mapping[str, tuple[list[st
         if d.step is None and d.column in s.X.columns and is_numeric(s.X[d.column]):
             want(d.column, False)
     return needs
+
+
+def merge_summaries(found: Sequence[ColumnSummary]) -> ColumnSummary:
+    """Return the merged summary of one column's partition summaries (in partition order), merged
+    size-tiered (:class:`~gates.engine.folding.Tiered`): a running total of the value counts would
+    re-merge every distinct value seen so far with each partition, O(P^2) over P partitions."""
+    tiers: Tiered[ColumnSummary] = Tiered(ColumnSummary.merge, _n_entries)
+    for summary in found:
+        tiers.add(summary)
+    merged = tiers.result()
+    if merged is None:
+        raise ValueError("nothing to merge")
+    return merged
+
+
+def _n_entries(summary: ColumnSummary) -> int:
+    """A summary's size for :class:`Tiered`: its distinct values (1 without value counts)."""
+    return 1 if summary.counts is None else max(len(summary.counts), 1)
 
 
 def _settle(column: str, summary: ColumnSummary, plan: Plan, columns: Mapping[str, tuple[list[str], str | None]]

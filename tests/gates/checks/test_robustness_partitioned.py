@@ -326,6 +326,26 @@ def test_clustered_rows_share_their_weights_in_every_partition(tmp_path: Path) -
         assert many[k]["ci"] != pytest.approx(rowwise[k]["ci"], rel=1e-6)
 
 
+def test_column_summaries_merged_size_tiered_equal_the_summary_of_all_rows() -> None:
+    """The first pass's summaries of 13 partitions (value counts in first-appearance order) merge into the
+    summary of the concatenated column, whichever partitions the size-tiered merge groups together."""
+    from gates.checks.robustness.partitioned import merge_summaries
+    from gates.perturbations import ColumnSummary
+
+    rng = np.random.default_rng(2)
+    column = pd.Series(np.round(rng.normal(0, 1, 3000), 2)).where(rng.random(3000) > 0.05)
+    sizes = rng.integers(1, 500, 13)
+    bounds = np.r_[0, np.cumsum(sizes)[:-1], 3000]
+    found = [ColumnSummary.of(column.iloc[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    merged, whole = merge_summaries(found), ColumnSummary.of(column)
+    assert merged.counts is not None and whole.counts is not None
+    pd.testing.assert_series_equal(merged.counts, whole.counts, check_names=False)
+    values = column.dropna()
+    assert merged.median == values.median() and merged.mode == whole.mode
+    assert merged.std == pytest.approx(values.std(ddof=1), rel=1e-12)
+    assert (merged.lo, merged.hi) == (values.min(), values.max())
+
+
 def test_a_partition_without_scored_rows_adds_nothing(tmp_path: Path) -> None:
     """A partition whose rows all lack a target summarises no values (empty moments), as if it were absent."""
     import shutil
