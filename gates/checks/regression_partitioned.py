@@ -189,9 +189,8 @@ def run(ctx: PartitionedContext, section: rg.RegressionPlan | Mapping[str, Any])
                     else rs.problems(scored, found, task, cells.n_scored, n_classes, roles))
         here = {(c.slicing, c.metric.name) for c in checks}
         assert score_plan is not None
-        found_estimates = rs.estimates(cells, scored, found, problems, paired,
-                                       clustered=score_plan.cluster is not None, normal=score_plan.normal,
-                                       kept=kept)
+        found_estimates = rs.estimates(cells, scored, found, problems, paired, kept=kept,
+                                       clustered=score_plan.cluster is not None, normal=score_plan.normal)
         estimates.update({k: v for k, v in found_estimates.items() if k in here})
     assert checks is not None
     measured = rg.Measured(settings, slicings, missing, problems, estimates, paired,

@@ -456,13 +456,12 @@ def per_example_problems(policy: Any, metrics: Sequence[Metric], parts: Sequence
 
 def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePartial],
               found_problems: Mapping[tuple[str, str], tuple[str, str]], paired: bool, *,
-              clustered: bool = False, normal: bool = False, kept: KeptTables | None = None
+              kept: KeptTables, clustered: bool = False, normal: bool = False
               ) -> dict[tuple[int, str], list[SliceEstimate]]:
     """Per (slicing, metric): the embedded gate's estimates of the usable score metrics.
 
     ``kept``: the partitions' score tables, kept where they were computed, for ROC AUC and
-    average precision (:func:`gates.engine.ranges.ranked`); without it they are the tables of
-    ``parts``, ranked in this process.
+    average precision (:func:`gates.engine.ranges.ranked`).
 
     ``clustered``: the Poisson weights were keyed by cluster and every cell resampled
     (``bootstrap-clusters``); ``normal``: the cluster-robust normal interval from the merged
@@ -477,13 +476,8 @@ def estimates(cells_: Cells, metrics: Sequence[Metric], parts: Sequence[ScorePar
     if rows:
         out.update(_row_family(cells_, rows, with_base, row_parts, METHOD_CLUSTERS if clustered else METHOD_ROWS))
     ranks = [m for m in usable if m.family in RANKS]
-    if ranks:
-        if kept is None:
-            from gates.engine.local import LocalEngine
-
-            kept = KeptTables.of(LocalEngine(), parts, [p.table for p in parts])
-        if kept.handles:
-            out.update(_rank_family(cells_, ranks, with_base, kept))
+    if ranks and kept.handles:
+        out.update(_rank_family(cells_, ranks, with_base, kept))
     by_name = {m.name: m for m in metrics}
     return {key: [_bounded(e, by_name[key[1]]) for e in found] for key, found in out.items()}
 

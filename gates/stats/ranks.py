@@ -10,7 +10,7 @@ once scores repeat.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +84,13 @@ class RankSpec:
                  else table[self.cell].to_numpy(dtype=np.int64))
         return table[self.y].to_numpy(dtype=bool), table[self.n].to_numpy(dtype=np.float64), cells
 
+    def grouped(self, table: pd.DataFrame, score: str) -> Iterator[tuple[int, int, _Groups]]:
+        """Per slicing: its index, its number of slices and the entries grouped by (slice, ``score``)."""
+        y, w, cells = self.columns(table)
+        values = table[score].to_numpy(dtype=np.float64)
+        for i, (slice_of, n_slices) in enumerate(self.slices):
+            yield i, n_slices, _Groups.of(values, slice_of[cells], y, w)
+
 
 def range_counts(table: pd.DataFrame, spec: RankSpec) -> list[np.ndarray]:
     """Per slicing, the rows ``(S, 2)`` of each slice in this range: positives, negatives."""
@@ -112,15 +119,16 @@ class _Groups:
     def of(cls, values: np.ndarray, s: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Groups:
         order = np.lexsort((values, s))
         ss, vs, ys, ws = s[order], values[order], y[order], w[order]
-        size = len(order)
-        starts = np.flatnonzero(np.r_[True, (ss[1:] != ss[:-1]) | (vs[1:] != vs[:-1])]) if size else np.zeros(0, np.int64)
-        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, size]))
-        pos = np.add.reduceat(ws * ys, starts) if size else np.zeros(0)
-        neg = np.add.reduceat(ws * ~ys, starts) if size else np.zeros(0)
+        if len(order) == 0:
+            none = np.zeros(0, dtype=np.int64)
+            return cls(order, none, np.zeros(0), np.zeros(0), none, none, ys)
+        starts = np.flatnonzero(np.r_[True, (ss[1:] != ss[:-1]) | (vs[1:] != vs[:-1])])
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
         g_slice = ss[starts]
-        first = np.flatnonzero(np.r_[True, g_slice[1:] != g_slice[:-1]]) if size else np.zeros(0, np.int64)
-        start = first[np.searchsorted(first, np.arange(len(starts)), side="right") - 1] if size else first
-        return cls(order, group, pos, neg, g_slice, start, ys)
+        first = np.flatnonzero(np.r_[True, g_slice[1:] != g_slice[:-1]])
+        start = first[np.searchsorted(first, np.arange(len(starts)), side="right") - 1]
+        return cls(order, group, np.add.reduceat(ws * ys, starts), np.add.reduceat(ws * ~ys, starts), g_slice,
+                   start, ys)
 
     def upto(self, x: np.ndarray) -> np.ndarray:
         """Per group, the sum of ``x`` over its slice's groups up to and including it."""
@@ -143,11 +151,8 @@ def placements(table: pd.DataFrame, score: str, into: str, spec: RankSpec, below
     ``below[i]`` and ``totals[i]`` are slicing ``i``'s ``(S, 2)`` counts (positives, negatives)
     in the ranges below this one and in all ranges.
     """
-    y, w, cells = spec.columns(table)
-    values = table[score].to_numpy(dtype=np.float64)
     added = {}
-    for i, (slice_of, _) in enumerate(spec.slices):
-        g = _Groups.of(values, slice_of[cells], y, w)
+    for i, _, g in spec.grouped(table, score):
         s = g.slice
         pos_upto = below[i][s, 0] + g.upto(g.pos)
         neg_before = below[i][s, 1] + g.upto(g.neg) - g.neg
@@ -174,11 +179,8 @@ def ap_sums(table: pd.DataFrame, score: str, spec: RankSpec, below: Sequence[np.
     """Per slicing, this range's ``(S, 3)`` sums over groups of ``pos * prec``, ``pos / b`` and
     ``pos * prec / b`` (see :func:`gates.estimates.ap_influence`; ``below``/``totals`` as in
     :func:`placements`)."""
-    y, w, cells = spec.columns(table)
-    values = table[score].to_numpy(dtype=np.float64)
     out = []
-    for i, (slice_of, n_slices) in enumerate(spec.slices):
-        g = _Groups.of(values, slice_of[cells], y, w)
+    for i, n_slices, g in spec.grouped(table, score):
         prec, b = _precision(g, below[i], totals[i])
         terms = [g.pos * prec, g.pos / b, g.pos * prec / b]
         out.append(np.stack([np.bincount(g.slice, weights=t, minlength=n_slices) for t in terms], axis=1))
@@ -192,11 +194,8 @@ def ap_components(table: pd.DataFrame, score: str, into: str, spec: RankSpec, be
     share, per slicing ``i`` in column ``f"{into}.{i}"``: ``y prec + y c1 - c2 - AP y`` of
     :func:`gates.estimates.ap_influence` (its ``- N + AP pi`` cancels). ``lower[i]``: the
     :func:`ap_sums` of the ranges below, ``ap[i]`` each slice's AP."""
-    y, w, cells = spec.columns(table)
-    values = table[score].to_numpy(dtype=np.float64)
     added = {}
-    for i, (slice_of, _) in enumerate(spec.slices):
-        g = _Groups.of(values, slice_of[cells], y, w)
+    for i, _, g in spec.grouped(table, score):
         s = g.slice
         prec, b = _precision(g, below[i], totals[i])
         rows = totals[i][s].sum(axis=1)
